@@ -334,6 +334,7 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
         wanted = {
             f"{prefix}reservations": cfg.reservations_partitions,
             f"{prefix}booking.events": cfg.events_partitions,
+            f"{prefix}booking.events.dlq": 1,
         }
         existing = set(await admin.list_topics())
         new = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]

@@ -1,0 +1,61 @@
+"""Run the gateway as N processes sharing one listening port (SO_REUSEPORT), each on uvloop.
+
+Usage: python -m gateway   (BR_GATEWAY_PROCESSES, default one per core)
+Each process has its own reply channel; SIGTERM drains in-flight requests and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.settings import ConfigError, GatewaySettings
+
+
+def serve(settings: GatewaySettings) -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    uvloop.install()
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                reuse_port=True, access_log=None, print=None, shutdown_timeout=10,
+                handle_signals=True)
+
+
+def main() -> int:
+    try:
+        settings = GatewaySettings.from_env()
+    except (ConfigError, ValueError) as exc:
+        print(f"gateway: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    if settings.processes <= 1:
+        serve(settings)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    children = [ctx.Process(target=serve, args=(settings,), name=f"gateway-{i}")
+                for i in range(settings.processes)]
+    for child in children:
+        child.start()
+    print(f"gateway: {len(children)} processes on http://{settings.host}:{settings.port}",
+          flush=True)
+
+    def forward(signum, _frame):
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each child drains and exits
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    return max((c.exitcode or 0) for c in children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

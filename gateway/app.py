@@ -1,0 +1,29 @@
+"""The gateway's app factory: the only way to build the gateway, for `python -m gateway` and tests."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import appkeys, bookings, health
+from gateway.auth import TokenVerifier
+from gateway.catalog import Catalog
+from gateway.clients import pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
+from gateway.middlewares import add_security_headers, request_id_and_errors
+from gateway.settings import GatewaySettings, new_gateway_id
+
+
+def create_app(settings: GatewaySettings, gateway_id: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[request_id_and_errors],
+                          client_max_size=settings.max_body_bytes)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
+    app[appkeys.CATALOG] = Catalog()
+    app[appkeys.TOKENS] = TokenVerifier(settings.jwt_secret, settings.jwt_issuer,
+                                        settings.jwt_audience, settings.token_cache_size)
+    app.cleanup_ctx.extend([sale_redis_ctx, producer_ctx, pg_ctx, replies_ctx])
+    app.on_response_prepare.append(add_security_headers)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_post("/api/v1/bookings/reserve", bookings.reserve)
+    app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
+    return app

@@ -1,0 +1,24 @@
+"""Every typed key stored on the gateway's web.Application, in one place."""
+
+from __future__ import annotations
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from gateway.auth import TokenVerifier
+from gateway.catalog import Catalog
+from gateway.replies import ReplyRouter
+from gateway.settings import GatewaySettings
+from lua import SaleScripts
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+GATEWAY_ID = web.AppKey("gateway_id", str)
+SALE_REDIS = web.AppKey("sale_redis", aioredis.Redis)
+SCRIPTS = web.AppKey("scripts", SaleScripts)
+PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+CATALOG = web.AppKey("catalog", Catalog)
+REPLIES = web.AppKey("replies", ReplyRouter)
+TOKENS = web.AppKey("tokens", TokenVerifier)

@@ -1,0 +1,86 @@
+"""Bearer JWT access tokens: issuing (for ops and, later, /auth) and verifying with a cache.
+
+Verified tokens are cached per process, keyed by the token string and bounded in size; expiry is
+still checked on every use, so a cached token never outlives its `exp`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from gateway.errors import Unauthorized
+
+ALGORITHM = "HS256"
+ACCESS_TOKEN_TTL_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    role: str
+    tenant_id: str | None
+    exp: float
+
+
+def issue_access_token(secret: str, *, user_id: str, role: str = "user",
+                       tenant_id: str | None = None, email: str | None = None,
+                       ttl_s: int = ACCESS_TOKEN_TTL_S, issuer: str = "booking-rush",
+                       audience: str = "booking-rush") -> str:
+    now = int(time.time())
+    claims = {"sub": user_id, "role": role, "tenant_id": tenant_id, "email": email,
+              "iat": now, "exp": now + ttl_s, "iss": issuer, "aud": audience,
+              "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+class TokenVerifier:
+    """Verifies signature, issuer, audience, subject and expiry; caches what it verified."""
+
+    def __init__(self, secret: str, issuer: str, audience: str, cache_size: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self._cache_size = cache_size
+        self._cache: dict[str, Principal] = {}
+
+    def verify(self, token: str) -> Principal:
+        principal = self._cache.get(token)
+        if principal is None:
+            principal = self._decode(token)
+            if len(self._cache) >= self._cache_size:
+                # Insertion-ordered dict: dropping the oldest entry is O(1).
+                del self._cache[next(iter(self._cache))]
+            self._cache[token] = principal
+        if principal.exp <= time.time():
+            self._cache.pop(token, None)
+            raise Unauthorized("token expired")
+        return principal
+
+    def _decode(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
+                                issuer=self._issuer, audience=self._audience,
+                                options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("invalid token") from exc
+        try:
+            user_id = str(uuid.UUID(claims["sub"]))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise Unauthorized("invalid token subject") from exc
+        return Principal(user_id=user_id, role=str(claims.get("role", "user")),
+                         tenant_id=claims.get("tenant_id"), exp=float(claims["exp"]))
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token")
+    return token.strip()

@@ -1,0 +1,168 @@
+"""Booking routes: reserve (through Kafka to a worker and back) and the 202 poll."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from gateway import appkeys, errors
+from gateway.auth import bearer_token
+from gateway.responses import ok
+from lua import keys
+from workers import messages
+
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class ReserveRequest:
+    event_id: str
+    show_id: str
+    zone_id: str
+    quantity: int
+    idempotency_key: str | None
+
+
+def _uuid_field(body: dict[str, Any], name: str, problems: dict[str, str]) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        problems[name] = "required, a UUID string"
+        return ""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        problems[name] = "must be a UUID"
+        return ""
+
+
+def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
+    """Validate a reserve body's shape (the catalog checks existence and limits next)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.ValidationError("request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise errors.ValidationError("request body must be a JSON object")
+    problems: dict[str, str] = {}
+    event_id = _uuid_field(body, "event_id", problems)
+    show_id = _uuid_field(body, "show_id", problems)
+    zone_id = _uuid_field(body, "zone_id", problems)
+    quantity = body.get("quantity")
+    if type(quantity) is not int:  # bool is an int subclass: refuse true/false too
+        problems["quantity"] = "required, an integer"
+    body_key = body.get("idempotency_key")
+    key = body_key if body_key is not None else header_key
+    if body_key is not None and header_key is not None and body_key != header_key:
+        problems["idempotency_key"] = "differs from the Idempotency-Key header"
+    elif key is not None and (not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key)):
+        problems["idempotency_key"] = "1-128 characters of A-Z a-z 0-9 . _ : -"
+    if problems:
+        raise errors.ValidationError("invalid reservation request", details=problems)
+    return ReserveRequest(event_id, show_id, zone_id, quantity, key)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def render_result(result: dict[str, Any], created_status: int) -> web.Response:
+    """A worker's result, as the HTTP answer the client gets (also used by the poll)."""
+    status = result["status"]
+    if status == "reserved":
+        return ok({
+            "booking_id": result["booking_id"],
+            "status": "reserved",
+            "show_id": result["show_id"],
+            "zone_id": result["zone_id"],
+            "quantity": result["quantity"],
+            "expires_at": _iso(result["expires_at"]),
+            "total_price": f"{result['total_cents'] / 100:.2f}",
+            "remaining": result["remaining"],
+        }, status=created_status)
+    if status == "insufficient_stock":
+        raise errors.InsufficientStock(details={"remaining": result["remaining"]})
+    if status == "max_per_user_exceeded":
+        raise errors.MaxPerUserExceeded(
+            f"at most {result['max_per_user']} seats per user for this event",
+            details={"held": result["held"], "max_per_user": result["max_per_user"]})
+    if status == "idempotency_key_reused":
+        raise errors.IdempotencyKeyReused()
+    if status == "unknown_zone":
+        raise errors.NotFound("zone has no inventory on sale")
+    if status == "expired":
+        raise errors.RequestExpired()
+    raise errors.ApiError(f"unexpected worker result {status!r}")
+
+
+async def reserve(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[appkeys.SETTINGS]
+    principal = app[appkeys.TOKENS].verify(bearer_token(request))
+    req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
+
+    show = app[appkeys.CATALOG].show(req.show_id)
+    if show is None or show.event_id != req.event_id or show.event_status != "published":
+        raise errors.NotFound("show not found for this event")
+    if req.zone_id not in show.zones:
+        raise errors.NotFound("zone not found in this show")
+    if not 1 <= req.quantity <= show.max_per_user:
+        raise errors.ValidationError(
+            f"quantity must be between 1 and {show.max_per_user}",
+            details={"quantity": f"1..{show.max_per_user}"})
+
+    replies = app[appkeys.REPLIES]
+    if not replies.connected.is_set():
+        raise errors.RedisUnavailable()
+    request_id = messages.new_public_id(req.event_id)
+    command = messages.reserve_command(
+        request_id=request_id,
+        booking_id=messages.new_public_id(req.event_id),
+        event_id=req.event_id, show_id=req.show_id, zone_id=req.zone_id,
+        user_id=principal.user_id, quantity=req.quantity,
+        idempotency_key=req.idempotency_key,
+        body_hash=messages.body_hash({"event_id": req.event_id, "show_id": req.show_id,
+                                      "zone_id": req.zone_id, "quantity": req.quantity}),
+        deadline_ms=int((time.time() + settings.command_deadline_s) * 1000),
+        reply_to=app[appkeys.GATEWAY_ID],
+    )
+    answer = replies.expect(request_id)
+    try:
+        await app[appkeys.PRODUCER].send_and_wait(
+            settings.reservations_topic, messages.encode(command), key=req.show_id.encode())
+    except KafkaError as exc:
+        replies.forget(request_id)
+        raise errors.KafkaUnavailable(details={"request_id": request_id}) from exc
+    try:
+        reply = await asyncio.wait_for(answer, settings.reply_timeout_s)
+    except TimeoutError:
+        replies.forget(request_id)
+        return ok({"request_id": request_id, "status": "pending",
+                   "poll": f"/api/v1/bookings/requests/{request_id}"}, status=202)
+    return render_result(reply["result"], created_status=201)
+
+
+async def request_status(request: web.Request) -> web.Response:
+    """GET /api/v1/bookings/requests/{id}: the final answer of a reserve that got a 202."""
+    app = request.app
+    principal = app[appkeys.TOKENS].verify(bearer_token(request))
+    request_id = request.match_info["request_id"]
+    event_id = messages.event_of(request_id)
+    if event_id is None:
+        raise errors.NotFound("no such request")
+    raw = await app[appkeys.SALE_REDIS].get(keys.request_result(event_id, request_id))
+    if raw is None:
+        return ok({"request_id": request_id, "status": "pending"}, status=202)
+    reply = messages.decode(raw)
+    if reply["user_id"] != principal.user_id:
+        raise errors.NotFound("no such request")  # not 403: do not confirm the id exists
+    return render_result(reply["result"], created_status=200)

@@ -1,0 +1,80 @@
+"""The per-process catalog cache: show -> event, zones, prices, per-user limit.
+
+Loaded from PostgreSQL at start and reloaded when the database announces a catalog change
+(LISTEN catalog_changed), so validating a reservation costs no round trip to anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+log = logging.getLogger("gateway.catalog")
+
+CATALOG_QUERY = """
+SELECT e.id AS event_id, e.status, e.max_tickets_per_user, s.id AS show_id,
+       z.id AS zone_id, z.name AS zone_name, (z.price * 100)::bigint AS price_cents
+FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
+"""
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    price_cents: int
+
+
+@dataclass(frozen=True)
+class Show:
+    id: str
+    event_id: str
+    event_status: str
+    max_per_user: int
+    zones: dict[str, Zone] = field(default_factory=dict)
+
+
+class Catalog:
+    """Read-mostly: `shows` is swapped whole on reload, never mutated in place."""
+
+    def __init__(self) -> None:
+        self.shows: dict[str, Show] = {}
+        self._reloading: asyncio.Task | None = None
+        self._dirty = False
+
+    async def load(self, pool: asyncpg.Pool) -> None:
+        rows = await pool.fetch(CATALOG_QUERY)
+        shows: dict[str, Show] = {}
+        for r in rows:
+            show_id = str(r["show_id"])
+            show = shows.get(show_id)
+            if show is None:
+                show = shows[show_id] = Show(show_id, str(r["event_id"]), r["status"],
+                                             r["max_tickets_per_user"])
+            zone_id = str(r["zone_id"])
+            show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
+        self.shows = shows
+        log.debug("catalog loaded: %d shows", len(shows))
+
+    def request_reload(self, pool: asyncpg.Pool) -> None:
+        """Coalesce a burst of change notifications into at most one reload in flight + one."""
+        if self._reloading and not self._reloading.done():
+            self._dirty = True
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload(pool))
+
+    async def _reload(self, pool: asyncpg.Pool) -> None:
+        while True:
+            self._dirty = False
+            try:
+                await self.load(pool)
+            except (OSError, asyncpg.PostgresError):
+                log.exception("catalog reload failed; keeping the previous catalog")
+            if not self._dirty:
+                return
+
+    def show(self, show_id: str) -> Show | None:
+        return self.shows.get(show_id)

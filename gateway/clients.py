@@ -1,0 +1,66 @@
+"""One cleanup context per external client: create, check, yield, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from gateway import appkeys
+from gateway.replies import ReplyRouter
+from lua import keys, load_scripts
+
+log = logging.getLogger("gateway")
+
+
+async def sale_redis_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    client = aioredis.from_url(settings.sale_redis_url, decode_responses=False,
+                               socket_connect_timeout=2, health_check_interval=15)
+    await client.ping()
+    app[appkeys.SALE_REDIS] = client
+    app[appkeys.SCRIPTS] = await load_scripts(client)
+    yield
+    await client.aclose()
+
+
+async def producer_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    # Idempotent, acks=all: an acknowledged command is on every in-sync replica exactly once.
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
+                                enable_idempotence=True, acks="all", linger_ms=1,
+                                request_timeout_ms=5000)
+    await producer.start()
+    app[appkeys.PRODUCER] = producer
+    yield
+    await producer.stop()
+
+
+async def pg_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    app[appkeys.PG_POOL] = pool
+    catalog = app[appkeys.CATALOG]
+    await catalog.load(pool)
+    listener = await asyncpg.connect(settings.database_url)
+    await listener.add_listener("catalog_changed", lambda *_: catalog.request_reload(pool))
+    yield
+    await listener.close()
+    await pool.close()
+
+
+async def replies_ctx(app: web.Application):
+    router = ReplyRouter(app[appkeys.SALE_REDIS], keys.reply_channel(app[appkeys.GATEWAY_ID]))
+    app[appkeys.REPLIES] = router
+    task = asyncio.create_task(router.run(), name="reply-listener")
+    # Subscribed before the first request is accepted, so no answer can be missed.
+    await asyncio.wait_for(router.connected.wait(), 10)
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,74 @@
+"""The API's error hierarchy: each error carries its HTTP status and the spec's error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+    message = "internal server error"
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+
+
+class ValidationError(ApiError):
+    status, code, message = 400, "VALIDATION_ERROR", "invalid input"
+
+
+class Unauthorized(ApiError):
+    status, code, message = 401, "UNAUTHORIZED", "invalid or missing token"
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "FORBIDDEN", "no permission"
+
+
+class NotFound(ApiError):
+    status, code, message = 404, "NOT_FOUND", "resource not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "method not allowed"
+
+
+class InsufficientStock(ApiError):
+    status, code, message = 409, "INSUFFICIENT_STOCK", "not enough seats"
+
+
+class MaxPerUserExceeded(ApiError):
+    status, code, message = 409, "MAX_PER_USER_EXCEEDED", "user limit reached"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "expected application/json"
+
+
+class IdempotencyKeyReused(ApiError):
+    status, code = 422, "IDEMPOTENCY_KEY_REUSED"
+    message = "this idempotency key was used with a different request body"
+
+
+class ServiceUnavailable(ApiError):
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "service unavailable"
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    code, message = "QUEUE_UNAVAILABLE", "the reservation queue is unavailable; nothing was accepted"
+
+
+class RedisUnavailable(ServiceUnavailable):
+    code, message = "STORE_UNAVAILABLE", "the sale store is unavailable; nothing was accepted"
+
+
+class RequestExpired(ServiceUnavailable):
+    code = "REQUEST_EXPIRED"
+    message = "the request was not processed before its deadline and was not applied; retry"

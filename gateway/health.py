@@ -1,0 +1,36 @@
+"""Liveness (/healthz: the process answers) and readiness (/readyz: every service reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from gateway import appkeys
+from gateway.responses import error, ok
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return ok({"status": "alive"})
+
+
+async def _check(coro) -> str:
+    try:
+        await asyncio.wait_for(coro, 2.0)
+        return "ok"
+    except Exception as exc:  # any failure means "not ready"; the reason is reported
+        return f"unavailable: {type(exc).__name__}"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[appkeys.SETTINGS]
+    checks = dict(zip(("redis", "kafka", "postgres", "reply_channel"), await asyncio.gather(
+        _check(app[appkeys.SALE_REDIS].ping()),
+        _check(app[appkeys.PRODUCER].partitions_for(settings.reservations_topic)),
+        _check(app[appkeys.PG_POOL].fetchval("SELECT 1")),
+        _check(app[appkeys.REPLIES].connected.wait()),
+    ), strict=True))
+    if all(v == "ok" for v in checks.values()):
+        return ok({"status": "ready", "checks": checks})
+    return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)

@@ -1,0 +1,62 @@
+"""Cross-cutting HTTP concerns: request ids, the one place errors become responses, headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+
+from gateway import errors
+from gateway.responses import error
+
+log = logging.getLogger("gateway.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-XSS-Protection": "1; mode=block",
+    "Content-Security-Policy": "default-src 'self'",
+}
+
+# aiohttp's own HTTP errors (no route, wrong method, body too large) in the spec's envelope.
+_HTTP_CODES = {
+    400: errors.ValidationError,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+@web.middleware
+async def request_id_and_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Accept or mint X-Request-ID, echo it, and render every error in the spec's envelope."""
+    rid = request.headers.get(REQUEST_ID_HEADER, "")
+    if not _CLIENT_REQUEST_ID.match(rid):
+        rid = uuid.uuid4().hex
+    request["request_id"] = rid
+    try:
+        response = await handler(request)
+    except errors.ApiError as exc:
+        response = error(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = _HTTP_CODES.get(exc.status, errors.ApiError)
+        response = error(exc.status, kind.code, kind.message if kind is not errors.ApiError
+                         else exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, rid)
+        response = error(500, "INTERNAL_ERROR", "internal server error")
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, streamed ones included, carries spec §8.6 headers."""
+    response.headers.update(SECURITY_HEADERS)

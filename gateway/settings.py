@@ -1,0 +1,66 @@
+"""Gateway settings, read once from the environment (a missing or bad value fails at start-up)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from workers.settings import WorkerSettings, env_float, env_int, env_str
+
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a gateway that can start."""
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    jwt_secret: str
+    sale_redis_url: str
+    database_url: str
+    kafka_bootstrap: str
+    topic_prefix: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    processes: int = 1
+    jwt_issuer: str = "booking-rush"
+    jwt_audience: str = "booking-rush"
+    reply_timeout_s: float = 5.0
+    command_deadline_s: float = 30.0
+    max_body_bytes: int = 16 * 1024
+    token_cache_size: int = 100_000
+
+    @classmethod
+    def from_env(cls) -> GatewaySettings:
+        secret = os.environ.get("BR_JWT_SECRET", "")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"BR_JWT_SECRET must be set to a secret of at least {MIN_SECRET_LENGTH} characters"
+            )
+        services = WorkerSettings.from_env()
+        return cls(
+            jwt_secret=secret,
+            sale_redis_url=services.sale_redis_url,
+            database_url=services.database_url,
+            kafka_bootstrap=services.kafka_bootstrap,
+            topic_prefix=services.topic_prefix,
+            host=env_str("BR_GATEWAY_HOST", "127.0.0.1"),
+            port=env_int("BR_GATEWAY_PORT", 8080),
+            processes=env_int("BR_GATEWAY_PROCESSES", os.cpu_count() or 1),
+            reply_timeout_s=env_float("BR_REPLY_TIMEOUT_SECONDS", 5.0),
+            command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),
+            max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
+            token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
+        )
+
+    @property
+    def reservations_topic(self) -> str:
+        return f"{self.topic_prefix}reservations"
+
+
+def new_gateway_id() -> str:
+    """One per gateway process: names its reply channel."""
+    return f"gw-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

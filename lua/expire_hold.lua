@@ -1,0 +1,63 @@
+--[[
+expire_hold.lua: release one expired hold, returning its seats and the user's count exactly once.
+
+Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
+The caller reads user/show/zone from the hold to name KEYS[2..3]; the script checks they match.
+
+KEYS[1]  hold            {ev:E}:hold:<booking id>   hash  status, user_id, show_id, zone_id,
+                                                          quantity, expires_at, [expired_at]
+KEYS[2]  zone            {ev:E}:zone:<show>:<zone>  hash  available, ...
+KEYS[3]  per-user count  {ev:E}:user:<user>         string
+KEYS[4]  expiry index    {ev:E}:expiry              zset  booking id -> expires_at (ms)
+
+ARGV[1]  booking id      ARGV[2]  now (ms)
+ARGV[3]  user id, ARGV[4] show id, ARGV[5] zone id: what the caller named KEYS[2..3] after
+
+Returns {code, result_json}:
+   1  expired now: seats returned, count lowered
+   2  already expired earlier: nothing changed; the same result, so the event can be re-emitted
+   0  nothing to expire (no such hold, or it was confirmed or cancelled); removed from the index
+  -1  not due yet (expires_at is still ahead of now)
+  -2  KEYS do not match the hold (caller bug); nothing changed
+]]
+
+local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
+                        'quantity', 'expires_at', 'expired_at', 'remaining_after')
+local status = hold[1]
+if not status then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return {0, '{}'}
+end
+if hold[2] ~= ARGV[3] or hold[3] ~= ARGV[4] or hold[4] ~= ARGV[5] then
+  return {-2, '{}'}
+end
+
+local function result(expired_at, remaining)
+  return cjson.encode({
+    booking_id = ARGV[1], user_id = hold[2], show_id = hold[3], zone_id = hold[4],
+    quantity = tonumber(hold[5]), expired_at = tonumber(expired_at), remaining = tonumber(remaining),
+  })
+end
+
+if status == 'expired' then
+  return {2, result(hold[7], hold[8])}
+end
+if status ~= 'reserved' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return {0, '{}'}
+end
+
+local now = tonumber(ARGV[2])
+if tonumber(hold[6]) > now then
+  return {-1, '{}'}
+end
+
+local quantity = tonumber(hold[5])
+local remaining = redis.call('HINCRBY', KEYS[2], 'available', quantity)
+local count = redis.call('DECRBY', KEYS[3], quantity)
+if count <= 0 then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HSET', KEYS[1], 'status', 'expired', 'expired_at', now, 'remaining_after', remaining)
+redis.call('ZREM', KEYS[4], ARGV[1])
+return {1, result(now, remaining)}

@@ -1,0 +1,73 @@
+"""Run one worker process: the command consumer, the sweeper and the persistence consumer.
+
+Usage: python -m workers   (roles from BR_WORKER_ROLES, default all three)
+SIGTERM/SIGINT: stop fetching, finish the batch in hand, commit, close, within a time bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import uvloop
+
+from lua import load_scripts
+from workers.clients import idempotent_producer, pg_pool, sale_redis
+from workers.commands import CommandConsumer
+from workers.persistence import PersistenceConsumer
+from workers.settings import WorkerSettings
+from workers.sweeper import Sweeper
+
+log = logging.getLogger("workers")
+
+
+async def serve(settings: WorkerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        redis = await stack.enter_async_context(sale_redis(settings.sale_redis_url))
+        producer = await stack.enter_async_context(idempotent_producer(settings.kafka_bootstrap))
+        tasks = []
+        if "commands" in settings.roles:
+            scripts = await load_scripts(redis)
+            consumer = CommandConsumer(redis, scripts, producer, settings)
+            tasks.append(asyncio.create_task(consumer.run(stop), name="commands"))
+        if "sweeper" in settings.roles:
+            tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop),
+                                             name="sweeper"))
+        if "persistence" in settings.roles:
+            pool = await stack.enter_async_context(pg_pool(settings.database_url))
+            persistence = PersistenceConsumer(pool, producer, settings)
+            tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
+        log.info("worker %s running roles %s", settings.instance_id, ",".join(settings.roles))
+        print(f"worker {settings.instance_id} ready", flush=True)
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        # Each role finishes its batch and commits; bounded so a stuck broker cannot hang us.
+        finished, unfinished = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_s + 5)
+        for task in unfinished:
+            task.cancel()
+        for task in finished:
+            if not task.cancelled() and task.exception():
+                log.error("role %s failed", task.get_name(), exc_info=task.exception())
+                raise SystemExit(1)
+    log.info("worker %s stopped", settings.instance_id)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = WorkerSettings.from_env()
+    uvloop.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

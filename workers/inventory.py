@@ -1,0 +1,35 @@
+"""Loading a published event's zones from PostgreSQL into the sale Redis.
+
+A counter that already exists is never overwritten (HSETNX): re-loading during a sale must not
+resurrect sold seats. Prices and the per-user limit are refreshed, since they are not counters.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from lua import keys
+
+ZONES_OF_EVENT = """
+SELECT e.id AS event_id, e.max_tickets_per_user, s.id AS show_id, z.id AS zone_id,
+       z.total_seats, (z.price * 100)::bigint AS price_cents
+FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
+WHERE e.id = $1
+"""
+
+
+async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -> int:
+    """Copy one event's zones into Redis; return how many zone counters were created."""
+    rows = await conn.fetch(ZONES_OF_EVENT, event_id)
+    if not rows:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for r in rows:
+            zone_key = keys.zone(event_id, str(r["show_id"]), str(r["zone_id"]))
+            pipe.hsetnx(zone_key, "available", r["total_seats"])
+            pipe.hset(zone_key, mapping={"total": r["total_seats"],
+                                         "price_cents": r["price_cents"]})
+        pipe.hset(keys.event_meta(event_id), "max_per_user", rows[0]["max_tickets_per_user"])
+        pipe.sadd(keys.LIVE_EVENTS, event_id)
+        results = await pipe.execute()
+    return sum(results[0:2 * len(rows):2])

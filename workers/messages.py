@@ -1,0 +1,142 @@
+"""The message schema shared by gateway and workers: ids, commands, events and replies.
+
+Commands travel on the `reservations` topic (key = show id); events on `booking.events`;
+replies on each gateway process's Redis pub/sub channel, one message per worker batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any
+
+import orjson
+
+RESERVE = "reserve"
+EXPIRE = "expire"
+BOOKING_CREATED = "booking.created"
+BOOKING_EXPIRED = "booking.expired"
+
+_PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def new_public_id(event_id: str) -> str:
+    """An id handed to clients (booking id, request id): the event's uuid, then a random one.
+
+    The server finds the event (and so every key of it) from the id alone, with no lookup.
+    """
+    return uuid.UUID(event_id).hex + uuid.uuid4().hex
+
+
+def event_of(public_id: str) -> str | None:
+    """The event id inside a public id, or None when the string is not one of ours."""
+    if not _PUBLIC_ID.match(public_id):
+        return None
+    return str(uuid.UUID(public_id[:32]))
+
+
+def row_id(public_id: str) -> str:
+    """The booking's primary key in PostgreSQL: the random half of its public id."""
+    return str(uuid.UUID(public_id[32:]))
+
+
+def body_hash(fields: dict[str, Any]) -> str:
+    """A stable hash of a request body's meaningful fields (same key + other body -> 422)."""
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def idempotency_scope(idempotency_key: str | None, request_id: str) -> str:
+    return f"k:{idempotency_key}" if idempotency_key else f"r:{request_id}"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    return orjson.loads(raw)
+
+
+def reserve_command(
+    *,
+    request_id: str,
+    booking_id: str,
+    event_id: str,
+    show_id: str,
+    zone_id: str,
+    user_id: str,
+    quantity: int,
+    idempotency_key: str | None,
+    body_hash: str,
+    deadline_ms: int,
+    reply_to: str,
+) -> dict[str, Any]:
+    return {
+        "type": RESERVE,
+        "request_id": request_id,
+        "booking_id": booking_id,
+        "event_id": event_id,
+        "show_id": show_id,
+        "zone_id": zone_id,
+        "user_id": user_id,
+        "quantity": quantity,
+        "idempotency_key": idempotency_key,
+        "body_hash": body_hash,
+        "deadline_ms": deadline_ms,
+        "reply_to": reply_to,
+    }
+
+
+def expire_command(*, event_id: str, booking_id: str, user_id: str, show_id: str, zone_id: str
+                   ) -> dict[str, Any]:
+    """A system command: no deadline, retried until it applies."""
+    return {
+        "type": EXPIRE,
+        "event_id": event_id,
+        "booking_id": booking_id,
+        "user_id": user_id,
+        "show_id": show_id,
+        "zone_id": zone_id,
+    }
+
+
+def booking_created_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The durable record of a reservation: enough to rebuild the booking and its idempotency."""
+    return {
+        "type": BOOKING_CREATED,
+        "event_id": command["event_id"],
+        "booking_id": result["booking_id"],
+        "user_id": result["user_id"],
+        "show_id": result["show_id"],
+        "zone_id": result["zone_id"],
+        "quantity": result["quantity"],
+        "total_cents": result["total_cents"],
+        "remaining": result["remaining"],
+        "created_at": result["created_at"],
+        "expires_at": result["expires_at"],
+        # The first request's id; a same-key retry is answered from this record.
+        "request_id": result["request_id"],
+        "idempotency_scope": idempotency_scope(command.get("idempotency_key"),
+                                               result["request_id"]),
+        "body_hash": command["body_hash"],
+    }
+
+
+def booking_expired_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": BOOKING_EXPIRED,
+        "event_id": command["event_id"],
+        "booking_id": result["booking_id"],
+        "user_id": result["user_id"],
+        "show_id": result["show_id"],
+        "zone_id": result["zone_id"],
+        "quantity": result["quantity"],
+        "remaining": result["remaining"],
+        "expired_at": result["expired_at"],
+    }
+
+
+def reply(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """What a gateway is told about one request (also stored under the request's result key)."""
+    return {"request_id": command["request_id"], "user_id": command["user_id"], "result": result}

@@ -1,0 +1,93 @@
+"""Worker settings, read once from the environment (a missing or bad value fails at start-up)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ops.config import StackConfig
+
+_STACK = StackConfig.from_env()
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+def env_bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker process needs: services, topics, business timings and batch sizes."""
+
+    sale_redis_url: str = _STACK.sale_redis_url
+    database_url: str = _STACK.database_url
+    kafka_bootstrap: str = _STACK.kafka_bootstrap
+    topic_prefix: str = ""
+    command_group: str = "booking-workers"
+    persistence_group: str = "booking-persistence"
+    instance_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
+    roles: tuple[str, ...] = ("commands", "sweeper", "persistence")
+    hold_ms: int = 600_000
+    idempotency_ttl_s: int = 86_400
+    result_ttl_s: int = 900
+    default_max_per_user: int = 4
+    batch_size: int = 500
+    sweep_interval_s: float = 1.0
+    sweep_reissue_ms: int = 30_000
+    shutdown_timeout_s: float = 10.0
+    session_timeout_ms: int = 10_000
+    # Test hook for the crash scenario: SIGKILL this process right after a Lua batch ran.
+    crash_after_lua: bool = False
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        roles = tuple(r for r in env_str("BR_WORKER_ROLES", "commands,sweeper,persistence")
+                      .split(",") if r)
+        unknown = set(roles) - {"commands", "sweeper", "persistence"}
+        if unknown:
+            raise ValueError(f"BR_WORKER_ROLES has unknown roles: {sorted(unknown)}")
+        defaults = cls()
+        return cls(
+            sale_redis_url=env_str("BR_SALE_REDIS_URL", defaults.sale_redis_url),
+            database_url=env_str("BR_DATABASE_URL", defaults.database_url),
+            kafka_bootstrap=env_str("BR_KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
+            topic_prefix=env_str("BR_TOPIC_PREFIX", ""),
+            command_group=env_str("BR_COMMAND_GROUP", defaults.command_group),
+            persistence_group=env_str("BR_PERSISTENCE_GROUP", defaults.persistence_group),
+            instance_id=env_str("BR_WORKER_ID", defaults.instance_id),
+            roles=roles,
+            hold_ms=int(env_float("BR_HOLD_SECONDS", 600) * 1000),
+            idempotency_ttl_s=env_int("BR_IDEMPOTENCY_TTL_SECONDS", 86_400),
+            result_ttl_s=env_int("BR_RESULT_TTL_SECONDS", 900),
+            default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", 4),
+            batch_size=env_int("BR_WORKER_BATCH_SIZE", 500),
+            sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", 1.0),
+            shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", 10.0),
+            crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
+        )
+
+    @property
+    def reservations_topic(self) -> str:
+        return f"{self.topic_prefix}reservations"
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}booking.events"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}booking.events.dlq"

@@ -1,0 +1,91 @@
+"""The sweeper: finds holds past their expiry in each event's index and issues expire commands.
+
+It never changes a seat itself. The expire command goes through the command consumer like any
+other, so expiry is applied once by `lua/expire_hold.lua` and emits `booking.expired`. Two
+sweepers at once only produce duplicate commands, which the script turns into no-ops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+
+from lua import keys
+from workers import messages
+from workers.commands import now_ms
+from workers.settings import WorkerSettings
+
+log = logging.getLogger("workers.sweeper")
+
+
+class Sweeper:
+    """Scans expiry indexes; one `sweep_once` per tick."""
+
+    def __init__(self, redis, producer: AIOKafkaProducer, settings: WorkerSettings,
+                 per_event_limit: int = 1000) -> None:
+        self.redis = redis
+        self.producer = producer
+        self.settings = settings
+        self.per_event_limit = per_event_limit
+
+    async def sweep_once(self, as_of_ms: int | None = None,
+                         event_ids: Iterable[str] | None = None) -> int:
+        """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""
+        as_of = now_ms() if as_of_ms is None else as_of_ms
+        if event_ids is None:
+            event_ids = [e.decode() if isinstance(e, bytes) else e
+                         for e in await self.redis.smembers(keys.LIVE_EVENTS)]
+        issued = 0
+        for event_id in event_ids:
+            issued += await self._sweep_event(event_id, as_of)
+        return issued
+
+    async def _sweep_event(self, event_id: str, as_of: int) -> int:
+        index = keys.expiry_index(event_id)
+        due = await self.redis.zrangebyscore(index, "-inf", as_of, start=0,
+                                             num=self.per_event_limit)
+        if not due:
+            return 0
+        booking_ids = [b.decode() if isinstance(b, bytes) else b for b in due]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for booking_id in booking_ids:
+                pipe.hmget(keys.hold(event_id, booking_id), "user_id", "show_id", "zone_id")
+            holds = await pipe.execute()
+        sends = []
+        for booking_id, (user_id, show_id, zone_id) in zip(booking_ids, holds, strict=True):
+            if show_id is None:
+                # An index entry without its hold: let the script clean it up.
+                user_id = show_id = zone_id = b""
+            command = messages.expire_command(
+                event_id=event_id, booking_id=booking_id, user_id=_s(user_id),
+                show_id=_s(show_id), zone_id=_s(zone_id),
+            )
+            command["as_of_ms"] = as_of
+            sends.append(await self.producer.send(
+                self.settings.reservations_topic, messages.encode(command),
+                key=_s(show_id).encode()))
+        await asyncio.gather(*sends)
+        # Acked: look again only if the command has not been applied in a while.
+        retry_at = as_of + self.settings.sweep_reissue_ms
+        await self.redis.zadd(index, {b: retry_at for b in booking_ids}, xx=True)
+        return len(booking_ids)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                issued = await self.sweep_once()
+                if issued:
+                    log.info("issued %d expire commands", issued)
+            except Exception:
+                log.exception("sweep failed; will retry next tick")
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.sweep_interval_s)
+            except TimeoutError:
+                pass
+
+
+def _s(value) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
