@@ -8,7 +8,7 @@ import uuid
 
 from aiohttp import web
 
-from gateway import errors
+from gateway import appkeys, errors
 from gateway.responses import error
 
 log = logging.getLogger("gateway.http")
@@ -39,7 +39,7 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
     rid = request.headers.get(REQUEST_ID_HEADER, "")
     if not _CLIENT_REQUEST_ID.match(rid):
         rid = uuid.uuid4().hex
-    request["request_id"] = rid
+    request[appkeys.REQUEST_ID] = rid
     try:
         response = await handler(request)
     except errors.ApiError as exc:

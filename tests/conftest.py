@@ -1,0 +1,140 @@
+"""Fixtures on the real services: the stack is started (idempotently) by the test session.
+
+Each session gets its own topic prefix and consumer groups, so it never meets a running demo.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+import aiohttp
+import asyncpg
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+
+from gateway.auth import issue_access_token
+from lua import load_scripts
+from ops import stack
+from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.migrate import migrate
+from tests.support import Topics, WorkerProcess, gateway_settings, running_gateway, unique, worker_env
+from workers.inventory import load_event_inventory
+
+session_fixture = pytest_asyncio.fixture(scope="session", loop_scope="session")
+
+
+@pytest.fixture(scope="session")
+def stack_cfg():
+    cfg = stack.up()
+    return cfg
+
+
+@session_fixture
+async def schema(stack_cfg):
+    await migrate(stack_cfg.database_url)
+    return stack_cfg
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_hex(32)
+
+
+@session_fixture
+async def pg(schema):
+    pool = await asyncpg.create_pool(schema.database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@session_fixture
+async def sale_redis(stack_cfg):
+    client = aioredis.from_url(stack_cfg.sale_redis_url)
+    yield client
+    await client.aclose()
+
+
+@session_fixture
+async def scripts(sale_redis):
+    return await load_scripts(sale_redis)
+
+
+@session_fixture
+async def tenant(pg):
+    async with pg.acquire() as conn:
+        tenant_id = await ensure_tenant(conn, unique("test-"), "Test Tenant")
+        (organizer,) = await ensure_users(conn, tenant_id, ["organizer@test.test"], "organizer")
+    return {"tenant_id": tenant_id, "organizer_id": organizer}
+
+
+@pytest.fixture
+def make_users(pg, tenant):
+    async def make(n: int) -> list[str]:
+        async with pg.acquire() as conn:
+            return await ensure_users(conn, tenant["tenant_id"],
+                                      [f"{unique('u')}@test.test" for _ in range(n)])
+    return make
+
+
+@pytest.fixture
+def token_for(jwt_secret, tenant):
+    def make(user_id: str, **kw) -> str:
+        return issue_access_token(jwt_secret, user_id=user_id, tenant_id=tenant["tenant_id"], **kw)
+    return make
+
+
+@pytest.fixture
+def make_event(pg, sale_redis, tenant):
+    """A published event with its inventory loaded into the sale Redis."""
+    async def make(zones: list[tuple[str, int]], shows: int = 2, max_per_user: int = 4,
+                   price: str = "100.00") -> CreatedEvent:
+        async with pg.acquire() as conn:
+            event = await create_event(
+                conn, tenant_id=tenant["tenant_id"], organizer_id=tenant["organizer_id"],
+                title=unique("Event "), shows=shows, max_per_user=max_per_user,
+                zones=[ZoneSpec(name, Decimal(price), seats) for name, seats in zones])
+            await load_event_inventory(sale_redis, conn, event.event_id)
+        return event
+    return make
+
+
+async def _topics(cfg, name: str) -> Topics:
+    topics = Topics(unique(f"t-{name}-") + ".")
+    await stack.ensure_topics(cfg, topics.prefix)
+    return topics
+
+
+@session_fixture
+async def topics(schema) -> Topics:
+    return await _topics(schema, "main")
+
+
+@pytest.fixture
+def new_topics(schema):
+    async def make(name: str) -> Topics:
+        return await _topics(schema, name)
+    return make
+
+
+@session_fixture
+async def workers(schema, topics):
+    """Two worker processes sharing the session's consumer groups."""
+    procs = [await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w{i}")).start()
+             for i in range(2)]
+    yield procs
+    for p in procs:
+        await p.stop()
+
+
+@session_fixture
+async def gateway_url(schema, topics, jwt_secret, workers):
+    async with running_gateway(gateway_settings(schema, topics, jwt_secret)) as url:
+        yield url
+
+
+@session_fixture
+async def http():
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+        yield session

@@ -1,0 +1,210 @@
+"""Test helpers: worker processes, gateways on real services, reading Kafka, reserving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from ops.config import REPO_ROOT, StackConfig
+from workers import messages
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0,
+                     what: str = "condition") -> None:
+    """Poll an observable condition until it holds (bounded); fail with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Topics:
+    prefix: str
+
+    @property
+    def reservations(self) -> str:
+        return f"{self.prefix}reservations"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}booking.events"
+
+
+class WorkerProcess:
+    """`python -m workers` as a child process, with its own environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> WorkerProcess:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers", cwd=REPO_ROOT, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        ready = asyncio.get_running_loop().create_future()
+
+        async def read() -> None:
+            assert self.proc and self.proc.stdout
+            async for line in self.proc.stdout:
+                text = line.decode(errors="replace").rstrip()
+                self.output.append(text)
+                if "ready" in text and not ready.done():
+                    ready.set_result(True)
+            if not ready.done():
+                ready.set_exception(RuntimeError("worker exited:\n" + "\n".join(self.output)))
+
+        self._reader = asyncio.create_task(read())
+        await asyncio.wait_for(ready, 30)
+        return self
+
+    async def wait_exit(self, timeout: float = 30) -> int:
+        assert self.proc
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader:
+            await self._reader
+        return code
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await self.wait_exit(30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BR_")}
+    env.update(cfg.service_env())
+    env.update({
+        "BR_STATE_DIR": str(cfg.state_dir),
+        "BR_TOPIC_PREFIX": topics.prefix,
+        "BR_COMMAND_GROUP": f"{topics.prefix}commands",
+        "BR_PERSISTENCE_GROUP": f"{topics.prefix}persistence",
+        "BR_WORKER_ID": instance,
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides: Any
+                     ) -> GatewaySettings:
+    values: dict[str, Any] = dict(
+        jwt_secret=secret, sale_redis_url=cfg.sale_redis_url, database_url=cfg.database_url,
+        kafka_bootstrap=cfg.kafka_bootstrap, topic_prefix=topics.prefix, processes=1)
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: GatewaySettings):
+    """The real app (create_app) on a loopback port; yields its base URL."""
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+async def read_topic(bootstrap: str, topic: str, match: Callable[[dict], bool]) -> list[dict]:
+    """Every message on `topic` (from the start up to its current end) that `match` accepts."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)
+                      or await _partitions(consumer, topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        found: list[dict] = []
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for r in records:
+                    if r.offset < end[TopicPartition(r.topic, r.partition)]:
+                        value = messages.decode(r.value)
+                        if match(value):
+                            found.append(value)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - first use of the topic
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """How many messages `topic` holds now (sum of end offsets; topics are never compacted)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict
+    user_id: str
+    quantity: int
+    final_status: int | None = None  # after polling a 202
+
+
+async def reserve(session: aiohttp.ClientSession, base: str, token: str,
+                  body: dict | bytes | str, headers: dict | None = None) -> tuple[int, dict]:
+    h = {"Authorization": f"Bearer {token}"} if token else {}
+    h.update(headers or {})
+    if isinstance(body, dict):
+        async with session.post(f"{base}/api/v1/bookings/reserve", json=body, headers=h) as r:
+            return r.status, await r.json()
+    async with session.post(f"{base}/api/v1/bookings/reserve", data=body, headers=h) as r:
+        return r.status, await r.json()
+
+
+async def final_answer(session: aiohttp.ClientSession, base: str, token: str, status: int,
+                       body: dict, timeout: float = 60) -> tuple[int, dict]:
+    """Follow a 202 to its final answer by polling the request's result (bounded)."""
+    if status != 202:
+        return status, body
+    url = f"{base}{body['data']['poll']}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+            if r.status != 202:
+                return (201 if r.status == 200 else r.status), await r.json()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"request {body['data']['request_id']} never got a final answer")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
