@@ -22,6 +22,7 @@ from workers import messages
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+ACCEPT_SKEW_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ async def reserve(request: web.Request) -> web.Response:
     if not replies.connected.is_set():
         raise errors.RedisUnavailable()
     request_id = messages.new_public_id(req.event_id)
+    now = time.time()
     command = messages.reserve_command(
         request_id=request_id,
         booking_id=messages.new_public_id(req.event_id),
@@ -132,16 +134,23 @@ async def reserve(request: web.Request) -> web.Response:
         idempotency_key=req.idempotency_key,
         body_hash=messages.body_hash({"event_id": req.event_id, "show_id": req.show_id,
                                       "zone_id": req.zone_id, "quantity": req.quantity}),
-        deadline_ms=int((time.time() + settings.command_deadline_s) * 1000),
+        deadline_ms=int((now + settings.command_deadline_s) * 1000),
+        accept_by_ms=int((now + settings.accept_timeout_s) * 1000),
         reply_to=app[appkeys.GATEWAY_ID],
     )
     answer = replies.expect(request_id)
     try:
-        await app[appkeys.PRODUCER].send_and_wait(
-            settings.reservations_topic, messages.encode(command), key=req.show_id.encode())
-    except KafkaError as exc:
+        # Past accept_by the broker's append time makes a worker refuse the command, so after
+        # waiting that long (plus a margin for clock skew) "nothing was accepted" is true even
+        # if the producer still delivers it later.
+        await asyncio.wait_for(
+            app[appkeys.PRODUCER].send_and_wait(settings.reservations_topic,
+                                                messages.encode(command),
+                                                key=req.show_id.encode()),
+            settings.accept_timeout_s + ACCEPT_SKEW_MARGIN_S)
+    except (KafkaError, TimeoutError) as exc:
         replies.forget(request_id)
-        raise errors.KafkaUnavailable(details={"request_id": request_id}) from exc
+        raise errors.KafkaUnavailable() from exc
     try:
         reply = await asyncio.wait_for(answer, settings.reply_timeout_s)
     except TimeoutError:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from gateway import appkeys
 from gateway.replies import ReplyRouter
 from lua import keys, load_scripts
+from workers.clients import stop_producer
 
 log = logging.getLogger("gateway")
 
@@ -38,7 +39,7 @@ async def producer_ctx(app: web.Application):
     await producer.start()
     app[appkeys.PRODUCER] = producer
     yield
-    await producer.stop()
+    await stop_producer(producer)
 
 
 async def pg_ctx(app: web.Application):

@@ -29,6 +29,8 @@ class GatewaySettings:
     jwt_issuer: str = "booking-rush"
     jwt_audience: str = "booking-rush"
     reply_timeout_s: float = 5.0
+    # A command must reach Kafka within this window, or the worker refuses it (see bookings.py).
+    accept_timeout_s: float = 3.0
     command_deadline_s: float = 30.0
     max_body_bytes: int = 16 * 1024
     token_cache_size: int = 100_000
@@ -51,6 +53,7 @@ class GatewaySettings:
             port=env_int("BR_GATEWAY_PORT", 8080),
             processes=env_int("BR_GATEWAY_PROCESSES", os.cpu_count() or 1),
             reply_timeout_s=env_float("BR_REPLY_TIMEOUT_SECONDS", 5.0),
+            accept_timeout_s=env_float("BR_ACCEPT_TIMEOUT_SECONDS", 3.0),
             command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),
             max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),

@@ -313,12 +313,12 @@ def start_kafka(cfg: StackConfig) -> None:
 
         wait_for(ready, f"kafka on :{cfg.kafka_port}", 90, logfile)
         log(f"kafka started on :{cfg.kafka_port}")
-    asyncio.run(ensure_topics(cfg))
 
 
 async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
     """Create the reservation and event topics if they are missing (idempotent)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap)
     deadline = time.monotonic() + 60
@@ -331,41 +331,62 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
                 raise StackError(f"kafka metadata did not answer: {exc}") from exc
             await asyncio.sleep(0.5)
     try:
+        commands = f"{prefix}reservations"
         wanted = {
-            f"{prefix}reservations": cfg.reservations_partitions,
+            commands: cfg.reservations_partitions,
             f"{prefix}booking.events": cfg.events_partitions,
             f"{prefix}booking.events.dlq": 1,
         }
+        # The broker stamps each command with its append time: a worker refuses a command that
+        # landed after the gateway stopped waiting for it (the client was told 503).
+        commands_config = {"message.timestamp.type": "LogAppendTime"}
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
+        new = [NewTopic(name, n, 1, topic_configs=commands_config if name == commands else {})
+               for name, n in wanted.items() if name not in existing]
         if new:
             await admin.create_topics(new)
             log("created topics: " + ", ".join(f"{t.name}({t.num_partitions})" for t in new))
+        if commands in existing:
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, commands, commands_config)])
     finally:
         await admin.close()
 
 
-def stop_kafka(cfg: StackConfig) -> None:
+def stop_kafka(cfg: StackConfig, grace_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL after `grace_s` (0: kill at once, as a crash would)."""
     pidfile = cfg.state_dir / "kafka" / "kafka.pid"
     if not pidfile.exists():
         return
     pid = int(pidfile.read_text())
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
     except ProcessLookupError:
         pidfile.unlink()
         return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
+    deadline = time.monotonic() + grace_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
         os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
     pidfile.unlink(missing_ok=True)
     log("kafka stopped")
+
+
+def _alive(pid: int) -> bool:
+    try:  # our own child (a test started it): reap it, or it lingers as a zombie
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -380,6 +401,7 @@ def up(cfg: StackConfig | None = None) -> StackConfig:
     start_redis(cfg, "aux", cfg.aux_redis_port)
     start_postgres(cfg)
     start_kafka(cfg)
+    asyncio.run(ensure_topics(cfg))
     log(f"stack up in {time.monotonic() - started:.1f}s (state in {cfg.state_dir})")
     return cfg
 

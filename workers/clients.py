@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+
+log = logging.getLogger("workers.clients")
 
 
 @contextlib.asynccontextmanager
@@ -29,7 +33,16 @@ async def idempotent_producer(bootstrap: str, **options) -> AsyncIterator[AIOKaf
     try:
         yield producer
     finally:
-        await producer.stop()
+        await stop_producer(producer)
+
+
+async def stop_producer(producer: AIOKafkaProducer, timeout_s: float = 10.0) -> None:
+    """Flush and stop, but never hang on a broker that is gone."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout_s)
+    except TimeoutError:
+        log.warning("kafka producer did not flush within %.0fs; unsent messages dropped",
+                    timeout_s)
 
 
 @contextlib.asynccontextmanager

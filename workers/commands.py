@@ -26,8 +26,17 @@ from workers.settings import WorkerSettings
 log = logging.getLogger("workers.commands")
 
 
+# Shaped like reserve_seats' own answer for a command past its deadline.
+LATE_COMMAND_OUTPUT = [messages.encode({"status": "expired"}), 0]
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _accepted_too_late(cmd: dict[str, Any]) -> bool:
+    appended, accept_by = cmd.get("appended_ms"), cmd.get("accept_by_ms")
+    return appended is not None and accept_by is not None and appended > accept_by
 
 
 class CommandProcessor:
@@ -53,9 +62,13 @@ class CommandProcessor:
     async def _run_scripts(self, commands: list[dict[str, Any]]) -> list[Any]:
         s = self.settings
         now = now_ms()
+        # The gateway told these clients 503 "nothing accepted": keep that true.
+        late = [cmd["type"] == messages.RESERVE and _accepted_too_late(cmd) for cmd in commands]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for cmd in commands:
+            for cmd, is_late in zip(commands, late, strict=True):
                 ev = cmd["event_id"]
+                if is_late:
+                    continue
                 if cmd["type"] == messages.RESERVE:
                     scope = messages.idempotency_scope(cmd.get("idempotency_key"),
                                                        cmd["request_id"])
@@ -89,7 +102,8 @@ class CommandProcessor:
                               cmd["show_id"], cmd["zone_id"]],
                         client=pipe,
                     )
-            return await pipe.execute()
+            outputs = iter(await pipe.execute())
+        return [LATE_COMMAND_OUTPUT if is_late else next(outputs) for is_late in late]
 
     @staticmethod
     def _outcomes(commands, outputs):
@@ -166,10 +180,15 @@ class CommandConsumer:
         for records in batches.values():
             for record in records:
                 try:
-                    commands.append(messages.decode(record.value))
+                    command = messages.decode(record.value)
                 except ValueError:
                     log.error("skipping undecodable command at %s:%s", record.partition,
                               record.offset)
+                    continue
+                # The broker's append time (LogAppendTime topic); fixed per record, so every
+                # redelivery of a late command is refused the same way.
+                command["appended_ms"] = record.timestamp
+                commands.append(command)
         try:
             await self.processor.handle(commands)
         except Exception:

@@ -70,8 +70,10 @@ def reserve_command(
     idempotency_key: str | None,
     body_hash: str,
     deadline_ms: int,
+    accept_by_ms: int,
     reply_to: str,
 ) -> dict[str, Any]:
+    """`accept_by_ms`: the broker must append it by then; `deadline_ms`: a worker must apply it."""
     return {
         "type": RESERVE,
         "request_id": request_id,
@@ -84,6 +86,7 @@ def reserve_command(
         "idempotency_key": idempotency_key,
         "body_hash": body_hash,
         "deadline_ms": deadline_ms,
+        "accept_by_ms": accept_by_ms,
         "reply_to": reply_to,
     }
 

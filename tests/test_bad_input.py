@@ -1,0 +1,182 @@
+"""Malformed requests get the spec's envelope and codes, and never reach Kafka."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+import pytest_asyncio
+
+from tests.support import gateway_settings, reserve, running_gateway, topic_size
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def idle_gateway(schema, new_topics, jwt_secret):
+    """A gateway whose topics no worker reads: whatever it produced stays countable."""
+    topics = await new_topics("bad")
+    async with running_gateway(gateway_settings(schema, topics, jwt_secret)) as url:
+        yield url, topics
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def sale(make_event, make_users, token_for):
+    event = await make_event([("VIP", 10)], shows=2)
+    other = await make_event([("VIP", 10)], shows=1)
+    (user,) = await make_users(1)
+    show = list(event.shows)[0]
+    good = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"],
+            "quantity": 1}
+    other_show = list(other.shows)[0]
+    return {"good": good, "token": token_for(user), "user": user, "event": event,
+            "other_show": other_show, "other_zone": other.shows[other_show]["VIP"],
+            "second_show": list(event.shows)[1]}
+
+
+def _without(body, field):
+    return {k: v for k, v in body.items() if k != field}
+
+
+BAD_BODIES = {
+    "not json": (b"{nope", "VALIDATION_ERROR", 400),
+    "json array": (b"[1, 2]", "VALIDATION_ERROR", 400),
+    "empty": (b"", "VALIDATION_ERROR", 400),
+}
+
+BAD_FIELDS = [
+    ("missing event_id", lambda b, s: _without(b, "event_id")),
+    ("missing show_id", lambda b, s: _without(b, "show_id")),
+    ("missing zone_id", lambda b, s: _without(b, "zone_id")),
+    ("missing quantity", lambda b, s: _without(b, "quantity")),
+    ("quantity zero", lambda b, s: {**b, "quantity": 0}),
+    ("quantity negative", lambda b, s: {**b, "quantity": -1}),
+    ("quantity above the per-user limit", lambda b, s: {**b, "quantity": 5}),
+    ("quantity as a string", lambda b, s: {**b, "quantity": "2"}),
+    ("quantity as a boolean", lambda b, s: {**b, "quantity": True}),
+    ("quantity as a float", lambda b, s: {**b, "quantity": 1.5}),
+    ("event_id not a uuid", lambda b, s: {**b, "event_id": "'; DROP TABLE bookings; --"}),
+    ("show_id a number", lambda b, s: {**b, "show_id": 12}),
+    ("idempotency key with spaces", lambda b, s: {**b, "idempotency_key": "a b"}),
+    ("idempotency key too long", lambda b, s: {**b, "idempotency_key": "k" * 129}),
+    ("idempotency key not a string", lambda b, s: {**b, "idempotency_key": 7}),
+]
+
+NOT_FOUND = [
+    ("unknown show", lambda b, s: {**b, "show_id": "00000000-0000-4000-8000-000000000000"}),
+    ("show of another event", lambda b, s: {**b, "show_id": s["other_show"],
+                                            "zone_id": s["other_zone"]}),
+    ("zone of another show", lambda b, s: {**b, "zone_id": s["other_zone"]}),
+    ("zone of the event's other show", lambda b, s: {**b, "show_id": s["second_show"]}),
+    ("unknown event", lambda b, s: {**b, "event_id": "00000000-0000-4000-8000-000000000000"}),
+]
+
+
+async def _assert_refused(http, url, topics, schema, token, body, code, status, headers=None):
+    before = await topic_size(schema.kafka_bootstrap, topics.reservations)
+    got_status, answer = await reserve(http, url, token, body, headers)
+    assert got_status == status, answer
+    assert answer["success"] is False
+    assert answer["error"]["code"] == code
+    assert isinstance(answer["error"]["message"], str) and answer["error"]["message"]
+    assert await topic_size(schema.kafka_bootstrap, topics.reservations) == before
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+async def test_malformed_bodies(case, idle_gateway, http, sale, schema):
+    url, topics = idle_gateway
+    raw, code, status = BAD_BODIES[case]
+    await _assert_refused(http, url, topics, schema, sale["token"], raw, code, status,
+                          {"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("case", [c for c, _ in BAD_FIELDS])
+async def test_invalid_fields(case, idle_gateway, http, sale, schema):
+    url, topics = idle_gateway
+    body = dict(BAD_FIELDS)[case](sale["good"], sale)
+    await _assert_refused(http, url, topics, schema, sale["token"], body, "VALIDATION_ERROR", 400)
+
+
+async def test_idempotency_key_header_and_body_must_agree(idle_gateway, http, sale, schema):
+    url, topics = idle_gateway
+    body = {**sale["good"], "idempotency_key": "one"}
+    await _assert_refused(http, url, topics, schema, sale["token"], body, "VALIDATION_ERROR", 400,
+                          {"Idempotency-Key": "two"})
+
+
+@pytest.mark.parametrize("case", [c for c, _ in NOT_FOUND])
+async def test_unknown_catalog_entries(case, idle_gateway, http, sale, schema):
+    url, topics = idle_gateway
+    body = dict(NOT_FOUND)[case](sale["good"], sale)
+    await _assert_refused(http, url, topics, schema, sale["token"], body, "NOT_FOUND", 404)
+
+
+def _token(secret, user, **override):
+    now = int(time.time())
+    claims = {"sub": user, "iat": now, "exp": now + 600, "iss": "booking-rush",
+              "aud": "booking-rush", "role": "user"}
+    claims.update(override)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "wrong secret", "expired",
+                                  "wrong audience", "wrong issuer", "no subject",
+                                  "subject not a uuid", "alg none"])
+async def test_bad_tokens_are_unauthorized(case, idle_gateway, http, sale, schema, jwt_secret):
+    url, topics = idle_gateway
+    user = sale["user"]
+    token = {
+        "missing": "",
+        "garbage": "not.a.jwt",
+        "wrong secret": _token("x" * 64, user),
+        "expired": _token(jwt_secret, user, exp=int(time.time()) - 5),
+        "wrong audience": _token(jwt_secret, user, aud="someone-else"),
+        "wrong issuer": _token(jwt_secret, user, iss="evil"),
+        "no subject": _token(jwt_secret, user, sub=None),
+        "subject not a uuid": _token(jwt_secret, user, sub="admin"),
+        "alg none": jwt.encode({"sub": user, "exp": int(time.time()) + 600, "iat": 0,
+                                "iss": "booking-rush", "aud": "booking-rush"}, None, "none"),
+    }[case]
+    await _assert_refused(http, url, topics, schema, token, sale["good"], "UNAUTHORIZED", 401)
+
+
+async def test_oversized_body_is_refused(idle_gateway, http, sale, schema):
+    url, topics = idle_gateway
+    body = {**sale["good"], "padding": "x" * 20_000}
+    await _assert_refused(http, url, topics, schema, sale["token"], body, "PAYLOAD_TOO_LARGE", 413)
+
+
+async def test_unknown_route_and_method_use_the_envelope(idle_gateway, http):
+    url, _ = idle_gateway
+    async with http.get(f"{url}/api/v1/nowhere") as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "NOT_FOUND"
+    async with http.get(f"{url}/api/v1/bookings/reserve") as r:
+        assert r.status == 405
+        assert (await r.json())["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_request_id_is_echoed_or_minted_and_security_headers_set(idle_gateway, http):
+    url, _ = idle_gateway
+    async with http.get(f"{url}/healthz", headers={"X-Request-ID": "trace-123"}) as r:
+        assert r.headers["X-Request-ID"] == "trace-123"
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Content-Security-Policy"] == "default-src 'self'"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    async with http.get(f"{url}/healthz", headers={"X-Request-ID": "bad id\u00e9"}) as r:
+        minted = r.headers["X-Request-ID"]
+        assert minted != "bad id\u00e9" and len(minted) == 32
+    async with http.get(f"{url}/api/v1/nowhere") as r:
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "X-Request-ID" in r.headers
+
+
+async def test_poll_of_unknown_or_foreign_request(idle_gateway, http, sale):
+    url, _ = idle_gateway
+    auth = {"Authorization": f"Bearer {sale['token']}"}
+    async with http.get(f"{url}/api/v1/bookings/requests/not-an-id", headers=auth) as r:
+        assert r.status == 404
+    async with http.get(f"{url}/api/v1/bookings/requests/{'a' * 64}") as r:
+        assert r.status == 401
