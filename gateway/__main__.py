@@ -6,26 +6,12 @@ Each process has its own reply channel; SIGTERM drains in-flight requests and st
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import signal
 import sys
 
-import uvloop
-from aiohttp import web
-
-from gateway.app import create_app
+from gateway.server import serve
 from gateway.settings import ConfigError, GatewaySettings
-
-
-def serve(settings: GatewaySettings) -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    uvloop.install()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                reuse_port=True, access_log=None, print=None, shutdown_timeout=10,
-                handle_signals=True)
 
 
 def main() -> int:
@@ -38,12 +24,12 @@ def main() -> int:
         serve(settings)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=serve, args=(settings,), name=f"gateway-{i}")
-                for i in range(settings.processes)]
+    children = [
+        ctx.Process(target=serve, args=(settings,), name=f"gateway-{i}") for i in range(settings.processes)
+    ]
     for child in children:
         child.start()
-    print(f"gateway: {len(children)} processes on http://{settings.host}:{settings.port}",
-          flush=True)
+    print(f"gateway: {len(children)} processes on http://{settings.host}:{settings.port}", flush=True)
 
     def forward(signum, _frame):
         for child in children:

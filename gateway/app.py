@@ -13,13 +13,13 @@ from gateway.settings import GatewaySettings, new_gateway_id
 
 
 def create_app(settings: GatewaySettings, gateway_id: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_id_and_errors],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_id_and_errors], client_max_size=settings.max_body_bytes)
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
     app[appkeys.CATALOG] = Catalog()
-    app[appkeys.TOKENS] = TokenVerifier(settings.jwt_secret, settings.jwt_issuer,
-                                        settings.jwt_audience, settings.token_cache_size)
+    app[appkeys.TOKENS] = TokenVerifier(
+        settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
+    )
     app.cleanup_ctx.extend([sale_redis_ctx, producer_ctx, pg_ctx, replies_ctx])
     app.on_response_prepare.append(add_security_headers)
     app.router.add_get("/healthz", health.healthz)

@@ -27,14 +27,29 @@ class Principal:
     exp: float
 
 
-def issue_access_token(secret: str, *, user_id: str, role: str = "user",
-                       tenant_id: str | None = None, email: str | None = None,
-                       ttl_s: int = ACCESS_TOKEN_TTL_S, issuer: str = "booking-rush",
-                       audience: str = "booking-rush") -> str:
+def issue_access_token(
+    secret: str,
+    *,
+    user_id: str,
+    role: str = "user",
+    tenant_id: str | None = None,
+    email: str | None = None,
+    ttl_s: int = ACCESS_TOKEN_TTL_S,
+    issuer: str = "booking-rush",
+    audience: str = "booking-rush",
+) -> str:
     now = int(time.time())
-    claims = {"sub": user_id, "role": role, "tenant_id": tenant_id, "email": email,
-              "iat": now, "exp": now + ttl_s, "iss": issuer, "aud": audience,
-              "jti": uuid.uuid4().hex}
+    claims = {
+        "sub": user_id,
+        "role": role,
+        "tenant_id": tenant_id,
+        "email": email,
+        "iat": now,
+        "exp": now + ttl_s,
+        "iss": issuer,
+        "aud": audience,
+        "jti": uuid.uuid4().hex,
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -63,9 +78,14 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> Principal:
         try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
-                                issuer=self._issuer, audience=self._audience,
-                                options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
@@ -74,8 +94,12 @@ class TokenVerifier:
             user_id = str(uuid.UUID(claims["sub"]))
         except (ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized("invalid token subject") from exc
-        return Principal(user_id=user_id, role=str(claims.get("role", "user")),
-                         tenant_id=claims.get("tenant_id"), exp=float(claims["exp"]))
+        return Principal(
+            user_id=user_id,
+            role=str(claims.get("role", "user")),
+            tenant_id=claims.get("tenant_id"),
+            exp=float(claims["exp"]),
+        )
 
 
 def bearer_token(request: web.Request) -> str:

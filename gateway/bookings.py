@@ -80,22 +80,26 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
     """A worker's result, as the HTTP answer the client gets (also used by the poll)."""
     status = result["status"]
     if status == "reserved":
-        return ok({
-            "booking_id": result["booking_id"],
-            "status": "reserved",
-            "show_id": result["show_id"],
-            "zone_id": result["zone_id"],
-            "quantity": result["quantity"],
-            "expires_at": _iso(result["expires_at"]),
-            "total_price": f"{result['total_cents'] / 100:.2f}",
-            "remaining": result["remaining"],
-        }, status=created_status)
+        return ok(
+            {
+                "booking_id": result["booking_id"],
+                "status": "reserved",
+                "show_id": result["show_id"],
+                "zone_id": result["zone_id"],
+                "quantity": result["quantity"],
+                "expires_at": _iso(result["expires_at"]),
+                "total_price": f"{result['total_cents'] / 100:.2f}",
+                "remaining": result["remaining"],
+            },
+            status=created_status,
+        )
     if status == "insufficient_stock":
         raise errors.InsufficientStock(details={"remaining": result["remaining"]})
     if status == "max_per_user_exceeded":
         raise errors.MaxPerUserExceeded(
             f"at most {result['max_per_user']} seats per user for this event",
-            details={"held": result["held"], "max_per_user": result["max_per_user"]})
+            details={"held": result["held"], "max_per_user": result["max_per_user"]},
+        )
     if status == "idempotency_key_reused":
         raise errors.IdempotencyKeyReused()
     if status == "unknown_zone":
@@ -119,7 +123,8 @@ async def reserve(request: web.Request) -> web.Response:
     if not 1 <= req.quantity <= show.max_per_user:
         raise errors.ValidationError(
             f"quantity must be between 1 and {show.max_per_user}",
-            details={"quantity": f"1..{show.max_per_user}"})
+            details={"quantity": f"1..{show.max_per_user}"},
+        )
 
     replies = app[appkeys.REPLIES]
     if not replies.connected.is_set():
@@ -129,11 +134,20 @@ async def reserve(request: web.Request) -> web.Response:
     command = messages.reserve_command(
         request_id=request_id,
         booking_id=messages.new_public_id(req.event_id),
-        event_id=req.event_id, show_id=req.show_id, zone_id=req.zone_id,
-        user_id=principal.user_id, quantity=req.quantity,
+        event_id=req.event_id,
+        show_id=req.show_id,
+        zone_id=req.zone_id,
+        user_id=principal.user_id,
+        quantity=req.quantity,
         idempotency_key=req.idempotency_key,
-        body_hash=messages.body_hash({"event_id": req.event_id, "show_id": req.show_id,
-                                      "zone_id": req.zone_id, "quantity": req.quantity}),
+        body_hash=messages.body_hash(
+            {
+                "event_id": req.event_id,
+                "show_id": req.show_id,
+                "zone_id": req.zone_id,
+                "quantity": req.quantity,
+            }
+        ),
         deadline_ms=int((now + settings.command_deadline_s) * 1000),
         accept_by_ms=int((now + settings.accept_timeout_s) * 1000),
         reply_to=app[appkeys.GATEWAY_ID],
@@ -144,10 +158,11 @@ async def reserve(request: web.Request) -> web.Response:
         # waiting that long (plus a margin for clock skew) "nothing was accepted" is true even
         # if the producer still delivers it later.
         await asyncio.wait_for(
-            app[appkeys.PRODUCER].send_and_wait(settings.reservations_topic,
-                                                messages.encode(command),
-                                                key=req.show_id.encode()),
-            settings.accept_timeout_s + ACCEPT_SKEW_MARGIN_S)
+            app[appkeys.PRODUCER].send_and_wait(
+                settings.reservations_topic, messages.encode(command), key=req.show_id.encode()
+            ),
+            settings.accept_timeout_s + ACCEPT_SKEW_MARGIN_S,
+        )
     except (KafkaError, TimeoutError) as exc:
         replies.forget(request_id)
         raise errors.KafkaUnavailable() from exc
@@ -155,8 +170,14 @@ async def reserve(request: web.Request) -> web.Response:
         reply = await asyncio.wait_for(answer, settings.reply_timeout_s)
     except TimeoutError:
         replies.forget(request_id)
-        return ok({"request_id": request_id, "status": "pending",
-                   "poll": f"/api/v1/bookings/requests/{request_id}"}, status=202)
+        return ok(
+            {
+                "request_id": request_id,
+                "status": "pending",
+                "poll": f"/api/v1/bookings/requests/{request_id}",
+            },
+            status=202,
+        )
     return render_result(reply["result"], created_status=201)
 
 

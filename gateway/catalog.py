@@ -52,8 +52,9 @@ class Catalog:
             show_id = str(r["show_id"])
             show = shows.get(show_id)
             if show is None:
-                show = shows[show_id] = Show(show_id, str(r["event_id"]), r["status"],
-                                             r["max_tickets_per_user"])
+                show = shows[show_id] = Show(
+                    show_id, str(r["event_id"]), r["status"], r["max_tickets_per_user"]
+                )
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
         self.shows = shows

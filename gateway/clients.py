@@ -21,8 +21,9 @@ log = logging.getLogger("gateway")
 
 async def sale_redis_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
-    client = aioredis.from_url(settings.sale_redis_url, decode_responses=False,
-                               socket_connect_timeout=2, health_check_interval=15)
+    client = aioredis.from_url(
+        settings.sale_redis_url, decode_responses=False, socket_connect_timeout=2, health_check_interval=15
+    )
     await client.ping()
     app[appkeys.SALE_REDIS] = client
     app[appkeys.SCRIPTS] = await load_scripts(client)
@@ -33,9 +34,13 @@ async def sale_redis_ctx(app: web.Application):
 async def producer_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     # Idempotent, acks=all: an acknowledged command is on every in-sync replica exactly once.
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
-                                enable_idempotence=True, acks="all", linger_ms=1,
-                                request_timeout_ms=5000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=1,
+        request_timeout_ms=5000,
+    )
     await producer.start()
     app[appkeys.PRODUCER] = producer
     yield

@@ -24,13 +24,19 @@ async def _check(coro) -> str:
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
-    checks = dict(zip(("redis", "kafka", "postgres", "reply_channel"), await asyncio.gather(
-        _check(app[appkeys.SALE_REDIS].ping()),
-        # A fresh metadata round trip: cached metadata would still look fine with Kafka down.
-        _check(app[appkeys.PRODUCER].client.fetch_all_metadata()),
-        _check(app[appkeys.PG_POOL].fetchval("SELECT 1")),
-        _check(app[appkeys.REPLIES].connected.wait()),
-    ), strict=True))
+    checks = dict(
+        zip(
+            ("redis", "kafka", "postgres", "reply_channel"),
+            await asyncio.gather(
+                _check(app[appkeys.SALE_REDIS].ping()),
+                # A fresh metadata round trip: cached metadata would still look fine with Kafka down.
+                _check(app[appkeys.PRODUCER].client.fetch_all_metadata()),
+                _check(app[appkeys.PG_POOL].fetchval("SELECT 1")),
+                _check(app[appkeys.REPLIES].connected.wait()),
+            ),
+            strict=True,
+        )
+    )
     if all(v == "ok" for v in checks.values()):
         return ok({"status": "ready", "checks": checks})
     return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)

@@ -48,8 +48,7 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
         if exc.status < 400:
             raise
         kind = _HTTP_CODES.get(exc.status, errors.ApiError)
-        response = error(exc.status, kind.code, kind.message if kind is not errors.ApiError
-                         else exc.reason)
+        response = error(exc.status, kind.code, kind.message if kind is not errors.ApiError else exc.reason)
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, rid)
         response = error(500, "INTERNAL_ERROR", "internal server error")

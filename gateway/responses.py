@@ -22,5 +22,6 @@ def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.
 def error(status: int, code: str, message: str, details: Any = None) -> web.Response:
     return web.json_response(
         {"success": False, "error": {"code": code, "message": message, "details": details}},
-        status=status, dumps=_dumps,
+        status=status,
+        dumps=_dumps,
     )

@@ -24,8 +24,10 @@ DEMO_TENANT = "demo-live"
 
 def demo_zones(seats_per_show: int) -> list[ZoneSpec]:
     vip = seats_per_show // 5
-    return [ZoneSpec("VIP", Decimal("4500.00"), vip),
-            ZoneSpec("Regular", Decimal("1500.00"), seats_per_show - vip)]
+    return [
+        ZoneSpec("VIP", Decimal("4500.00"), vip),
+        ZoneSpec("Regular", Decimal("1500.00"), seats_per_show - vip),
+    ]
 
 
 async def seed(cfg: StackConfig, buyers: int, seats_per_show: int, title: str) -> dict:
@@ -34,13 +36,23 @@ async def seed(cfg: StackConfig, buyers: int, seats_per_show: int, title: str) -
     try:
         tenant_id = await ensure_tenant(conn, DEMO_TENANT, "Demo Live Entertainment")
         (organizer_id,) = await ensure_users(conn, tenant_id, ["organizer@demo.test"], "organizer")
-        buyer_ids = await ensure_users(
-            conn, tenant_id, [f"buyer{i:06d}@demo.test" for i in range(buyers)])
-        event = await create_event(conn, tenant_id=tenant_id, organizer_id=organizer_id,
-                                   title=title, shows=2, zones=demo_zones(seats_per_show))
+        buyer_ids = await ensure_users(conn, tenant_id, [f"buyer{i:06d}@demo.test" for i in range(buyers)])
+        event = await create_event(
+            conn,
+            tenant_id=tenant_id,
+            organizer_id=organizer_id,
+            title=title,
+            shows=2,
+            zones=demo_zones(seats_per_show),
+        )
         created = await load_event_inventory(redis, conn, event.event_id)
-        return {"tenant_id": tenant_id, "event_id": event.event_id, "shows": event.shows,
-                "buyers": buyer_ids, "zone_counters_created": created}
+        return {
+            "tenant_id": tenant_id,
+            "event_id": event.event_id,
+            "shows": event.shows,
+            "buyers": buyer_ids,
+            "zone_counters_created": created,
+        }
     finally:
         await conn.close()
         await redis.aclose()

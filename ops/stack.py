@@ -1,6 +1,6 @@
 """Start, stop and report the real services on loopback: two Redis, PostgreSQL and Kafka (KRaft).
 
-Usage: python -m ops.stack up|down|status
+Usage: python -m ops.stack up|down|status|packages
 
 Redis and PostgreSQL come from Debian packages (installed with apt-get when missing); Kafka is
 assembled from Maven Central jars. Everything keeps its data under one state folder. `up` is
@@ -25,8 +25,13 @@ from pathlib import Path
 
 from ops.config import KAFKA_VERSION, REPO_ROOT, StackConfig
 
-APT_PACKAGES = {"redis-server": "redis-server", "postgresql": "initdb"}
-PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+# command that must exist -> Debian package that brings it
+APT_PACKAGES = {
+    "redis-server": "redis-server",
+    "initdb": "postgresql",
+    "java": "openjdk-17-jre-headless",
+    "mvn": "maven",
+}
 
 
 class StackError(RuntimeError):
@@ -65,20 +70,26 @@ def pg_bin() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
-def ensure_packages() -> None:
-    missing = []
-    if shutil.which("redis-server") is None:
-        missing.append("redis-server")
-    if pg_bin() is None:
-        missing.append("postgresql")
+def _has(command: str) -> bool:
+    if command == "initdb":  # not on PATH: Debian keeps it under the versioned folder
+        return pg_bin() is not None
+    return shutil.which(command) is not None
+
+
+def ensure_packages(extra: dict[str, str] | None = None) -> None:
+    """apt-get install whatever is missing (the Debian package also starts its own default
+    instances; ours run on other ports and folders)."""
+    wanted = {**APT_PACKAGES, **(extra or {})}
+    missing = sorted({pkg for command, pkg in wanted.items() if not _has(command)})
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     log(f"installing Debian packages: {' '.join(missing)} (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
-    # The Debian package starts its own default instances; ours run on other ports and folders.
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env
+    )
 
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -104,17 +115,28 @@ def start_redis(cfg: StackConfig, role: str, port: int) -> None:
     run(
         [
             "redis-server",
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data),
-            "--daemonize", "yes",
-            "--pidfile", str(cfg.state_dir / f"redis-{role}.pid"),
-            "--logfile", str(logfile),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction",
-            "--save", "",
-            "--maxclients", "10000",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(cfg.state_dir / f"redis-{role}.pid"),
+            "--logfile",
+            str(logfile),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+            "--save",
+            "",
+            "--maxclients",
+            "10000",
         ]
     )
     wait_for(lambda: redis_ping(port), f"redis-{role} on :{port}", 15, logfile)
@@ -168,8 +190,21 @@ def start_postgres(cfg: StackConfig) -> None:
             data.mkdir(parents=True, exist_ok=True)
             _chown_postgres(data)
             log(f"initialising PostgreSQL cluster in {data}")
-            run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                              "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"]))
+            run(
+                _as_postgres(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(data),
+                        "-U",
+                        "postgres",
+                        "--auth-local=trust",
+                        "--auth-host=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                    ]
+                )
+            )
         if not logfile.exists():
             logfile.touch()
         _chown_postgres(logfile)
@@ -178,9 +213,23 @@ def start_postgres(cfg: StackConfig) -> None:
             "-c max_connections=200 -c shared_buffers=128MB -c fsync=on"
         )
         proc = subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile),
-                          "-o", opts, "-w", "-t", "60", "start"]),
-            capture_output=True, text=True,
+            _as_postgres(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(logfile),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise StackError(f"postgres failed to start: {proc.stderr.strip()}; its log is {logfile}")
@@ -189,8 +238,11 @@ def start_postgres(cfg: StackConfig) -> None:
 
 
 def _psql(bindir: Path, sock: Path, port: int, sql: str, db: str = "postgres") -> str:
-    out = run(_as_postgres([str(bindir / "psql"), "-h", str(sock), "-p", str(port), "-U",
-                            "postgres", "-d", db, "-tAc", sql]))
+    out = run(
+        _as_postgres(
+            [str(bindir / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-d", db, "-tAc", sql]
+        )
+    )
     return out.stdout.strip()
 
 
@@ -208,8 +260,10 @@ def stop_postgres(cfg: StackConfig) -> None:
     bindir = pg_bin()
     data = pg_dir(cfg)
     if bindir and (data / "postmaster.pid").exists():
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                     "-w", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+        )
         log("postgres stopped")
 
 
@@ -226,9 +280,18 @@ def kafka_libs(cfg: StackConfig) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     cfg.kafka_cache.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        ["mvn", "-B", "-q", "-f", str(REPO_ROOT / "ops" / "kafka" / "pom.xml"),
-         "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"],
-        text=True, capture_output=True,
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(REPO_ROOT / "ops" / "kafka" / "pom.xml"),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+        ],
+        text=True,
+        capture_output=True,
     )
     if proc.returncode != 0:
         raise StackError(f"maven could not resolve Kafka:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -288,19 +351,40 @@ def start_kafka(cfg: StackConfig) -> None:
         if not (data / "meta.properties").exists():
             cluster_id_file = home / "cluster.id"
             if not cluster_id_file.exists():
-                cluster_id_file.write_text(
-                    base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-                )
+                cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
             # Static voters: format without --standalone.
-            run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t",
-                 cluster_id_file.read_text().strip(), "-c", str(props), "--ignore-formatted"])
+            run(
+                [
+                    "java",
+                    "-cp",
+                    cp,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id_file.read_text().strip(),
+                    "-c",
+                    str(props),
+                    "--ignore-formatted",
+                ]
+            )
         logfile = home / "kafka.log"
         heap = os.environ.get("BR_KAFKA_HEAP", "512m")
         with open(logfile, "ab") as out:
             proc = subprocess.Popen(
-                ["java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                 "-cp", cp, "kafka.Kafka", str(props)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    "java",
+                    f"-Xmx{heap}",
+                    f"-Xms{heap}",
+                    "-XX:+UseG1GC",
+                    "-Djava.awt.headless=true",
+                    "-cp",
+                    cp,
+                    "kafka.Kafka",
+                    str(props),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         (home / "kafka.pid").write_text(str(proc.pid))
@@ -341,14 +425,16 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
         # landed after the gateway stopped waiting for it (the client was told 503).
         commands_config = {"message.timestamp.type": "LogAppendTime"}
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, n, 1, topic_configs=commands_config if name == commands else {})
-               for name, n in wanted.items() if name not in existing]
+        new = [
+            NewTopic(name, n, 1, topic_configs=commands_config if name == commands else {})
+            for name, n in wanted.items()
+            if name not in existing
+        ]
         if new:
             await admin.create_topics(new)
             log("created topics: " + ", ".join(f"{t.name}({t.num_partitions})" for t in new))
         if commands in existing:
-            await admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, commands, commands_config)])
+            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, commands, commands_config)])
     finally:
         await admin.close()
 
@@ -431,7 +517,9 @@ def status(cfg: StackConfig | None = None) -> bool:
 def main(argv: list[str]) -> int:
     verb = argv[0] if argv else "status"
     try:
-        if verb == "up":
+        if verb == "packages":
+            ensure_packages()
+        elif verb == "up":
             up()
         elif verb == "down":
             down()

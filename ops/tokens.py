@@ -20,8 +20,7 @@ from ops.config import StackConfig
 async def lookup(dsn: str, email: str) -> asyncpg.Record | None:
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchrow(
-            "SELECT id, role, tenant_id, email FROM users WHERE email = $1", email)
+        return await conn.fetchrow("SELECT id, role, tenant_id, email FROM users WHERE email = $1", email)
     finally:
         await conn.close()
 
@@ -40,9 +39,16 @@ def main() -> int:
     if user is None:
         print(f"no user {args.email}", file=sys.stderr)
         return 1
-    print(issue_access_token(secret, user_id=str(user["id"]), role=user["role"],
-                             tenant_id=str(user["tenant_id"]), email=user["email"],
-                             ttl_s=args.ttl))
+    print(
+        issue_access_token(
+            secret,
+            user_id=str(user["id"]),
+            role=user["role"],
+            tenant_id=str(user["tenant_id"]),
+            email=user["email"],
+            ttl_s=args.ttl,
+        )
+    )
     return 0
 
 

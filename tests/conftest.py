@@ -19,7 +19,14 @@ from lua import load_scripts
 from ops import stack
 from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.migrate import migrate
-from tests.support import Topics, WorkerProcess, gateway_settings, running_gateway, unique, worker_env
+from tests.support import (
+    Topics,
+    WorkerProcess,
+    gateway_settings,
+    running_gateway,
+    unique,
+    worker_env,
+)
 from workers.inventory import load_event_inventory
 
 session_fixture = pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -73,8 +80,10 @@ async def tenant(pg):
 def make_users(pg, tenant):
     async def make(n: int) -> list[str]:
         async with pg.acquire() as conn:
-            return await ensure_users(conn, tenant["tenant_id"],
-                                      [f"{unique('u')}@test.test" for _ in range(n)])
+            return await ensure_users(
+                conn, tenant["tenant_id"], [f"{unique('u')}@test.test" for _ in range(n)]
+            )
+
     return make
 
 
@@ -82,21 +91,30 @@ def make_users(pg, tenant):
 def token_for(jwt_secret, tenant):
     def make(user_id: str, **kw) -> str:
         return issue_access_token(jwt_secret, user_id=user_id, tenant_id=tenant["tenant_id"], **kw)
+
     return make
 
 
 @pytest.fixture
 def make_event(pg, sale_redis, tenant):
     """A published event with its inventory loaded into the sale Redis."""
-    async def make(zones: list[tuple[str, int]], shows: int = 2, max_per_user: int = 4,
-                   price: str = "100.00") -> CreatedEvent:
+
+    async def make(
+        zones: list[tuple[str, int]], shows: int = 2, max_per_user: int = 4, price: str = "100.00"
+    ) -> CreatedEvent:
         async with pg.acquire() as conn:
             event = await create_event(
-                conn, tenant_id=tenant["tenant_id"], organizer_id=tenant["organizer_id"],
-                title=unique("Event "), shows=shows, max_per_user=max_per_user,
-                zones=[ZoneSpec(name, Decimal(price), seats) for name, seats in zones])
+                conn,
+                tenant_id=tenant["tenant_id"],
+                organizer_id=tenant["organizer_id"],
+                title=unique("Event "),
+                shows=shows,
+                max_per_user=max_per_user,
+                zones=[ZoneSpec(name, Decimal(price), seats) for name, seats in zones],
+            )
             await load_event_inventory(sale_redis, conn, event.event_id)
         return event
+
     return make
 
 
@@ -115,14 +133,16 @@ async def topics(schema) -> Topics:
 def new_topics(schema):
     async def make(name: str) -> Topics:
         return await _topics(schema, name)
+
     return make
 
 
 @session_fixture
 async def workers(schema, topics):
     """Two worker processes sharing the session's consumer groups."""
-    procs = [await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w{i}")).start()
-             for i in range(2)]
+    procs = [
+        await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w{i}")).start() for i in range(2)
+    ]
     yield procs
     for p in procs:
         await p.stop()

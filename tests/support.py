@@ -23,8 +23,9 @@ from ops.config import REPO_ROOT, StackConfig
 from workers import messages
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0,
-                     what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+) -> None:
     """Poll an observable condition until it holds (bounded); fail with `what` otherwise."""
     deadline = time.monotonic() + timeout
     while True:
@@ -59,8 +60,14 @@ class WorkerProcess:
 
     async def start(self) -> WorkerProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers", cwd=REPO_ROOT, env=self.env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            sys.executable,
+            "-m",
+            "workers",
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         ready = asyncio.get_running_loop().create_future()
 
         async def read() -> None:
@@ -97,23 +104,29 @@ class WorkerProcess:
 def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BR_")}
     env.update(cfg.service_env())
-    env.update({
-        "BR_STATE_DIR": str(cfg.state_dir),
-        "BR_TOPIC_PREFIX": topics.prefix,
-        "BR_COMMAND_GROUP": f"{topics.prefix}commands",
-        "BR_PERSISTENCE_GROUP": f"{topics.prefix}persistence",
-        "BR_WORKER_ID": instance,
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "BR_STATE_DIR": str(cfg.state_dir),
+            "BR_TOPIC_PREFIX": topics.prefix,
+            "BR_COMMAND_GROUP": f"{topics.prefix}commands",
+            "BR_PERSISTENCE_GROUP": f"{topics.prefix}persistence",
+            "BR_WORKER_ID": instance,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra)
     return env
 
 
-def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides: Any
-                     ) -> GatewaySettings:
+def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = dict(
-        jwt_secret=secret, sale_redis_url=cfg.sale_redis_url, database_url=cfg.database_url,
-        kafka_bootstrap=cfg.kafka_bootstrap, topic_prefix=topics.prefix, processes=1)
+        jwt_secret=secret,
+        sale_redis_url=cfg.sale_redis_url,
+        database_url=cfg.database_url,
+        kafka_bootstrap=cfg.kafka_bootstrap,
+        topic_prefix=topics.prefix,
+        processes=1,
+    )
     values.update(overrides)
     return GatewaySettings(**values)
 
@@ -131,12 +144,15 @@ async def running_gateway(settings: GatewaySettings):
 
 async def read_topic(bootstrap: str, topic: str, match: Callable[[dict], bool]) -> list[dict]:
     """Every message on `topic` (from the start up to its current end) that `match` accepts."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)
-                      or await _partitions(consumer, topic)]
+        partitions = [
+            TopicPartition(topic, p)
+            for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
@@ -180,8 +196,13 @@ class Answer:
     final_status: int | None = None  # after polling a 202
 
 
-async def reserve(session: aiohttp.ClientSession, base: str, token: str,
-                  body: dict | bytes | str, headers: dict | None = None) -> tuple[int, dict]:
+async def reserve(
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    body: dict | bytes | str,
+    headers: dict | None = None,
+) -> tuple[int, dict]:
     h = {"Authorization": f"Bearer {token}"} if token else {}
     h.update(headers or {})
     if isinstance(body, dict):
@@ -191,8 +212,9 @@ async def reserve(session: aiohttp.ClientSession, base: str, token: str,
         return r.status, await r.json()
 
 
-async def final_answer(session: aiohttp.ClientSession, base: str, token: str, status: int,
-                       body: dict, timeout: float = 60) -> tuple[int, dict]:
+async def final_answer(
+    session: aiohttp.ClientSession, base: str, token: str, status: int, body: dict, timeout: float = 60
+) -> tuple[int, dict]:
     """Follow a 202 to its final answer by polling the request's result (bounded)."""
     if status != 202:
         return status, body

@@ -27,12 +27,17 @@ async def sale(make_event, make_users, token_for):
     other = await make_event([("VIP", 10)], shows=1)
     (user,) = await make_users(1)
     show = list(event.shows)[0]
-    good = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"],
-            "quantity": 1}
+    good = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"], "quantity": 1}
     other_show = list(other.shows)[0]
-    return {"good": good, "token": token_for(user), "user": user, "event": event,
-            "other_show": other_show, "other_zone": other.shows[other_show]["VIP"],
-            "second_show": list(event.shows)[1]}
+    return {
+        "good": good,
+        "token": token_for(user),
+        "user": user,
+        "event": event,
+        "other_show": other_show,
+        "other_zone": other.shows[other_show]["VIP"],
+        "second_show": list(event.shows)[1],
+    }
 
 
 def _without(body, field):
@@ -65,8 +70,7 @@ BAD_FIELDS = [
 
 NOT_FOUND = [
     ("unknown show", lambda b, s: {**b, "show_id": "00000000-0000-4000-8000-000000000000"}),
-    ("show of another event", lambda b, s: {**b, "show_id": s["other_show"],
-                                            "zone_id": s["other_zone"]}),
+    ("show of another event", lambda b, s: {**b, "show_id": s["other_show"], "zone_id": s["other_zone"]}),
     ("zone of another show", lambda b, s: {**b, "zone_id": s["other_zone"]}),
     ("zone of the event's other show", lambda b, s: {**b, "show_id": s["second_show"]}),
     ("unknown event", lambda b, s: {**b, "event_id": "00000000-0000-4000-8000-000000000000"}),
@@ -87,8 +91,9 @@ async def _assert_refused(http, url, topics, schema, token, body, code, status, 
 async def test_malformed_bodies(case, idle_gateway, http, sale, schema):
     url, topics = idle_gateway
     raw, code, status = BAD_BODIES[case]
-    await _assert_refused(http, url, topics, schema, sale["token"], raw, code, status,
-                          {"Content-Type": "application/json"})
+    await _assert_refused(
+        http, url, topics, schema, sale["token"], raw, code, status, {"Content-Type": "application/json"}
+    )
 
 
 @pytest.mark.parametrize("case", [c for c, _ in BAD_FIELDS])
@@ -101,8 +106,9 @@ async def test_invalid_fields(case, idle_gateway, http, sale, schema):
 async def test_idempotency_key_header_and_body_must_agree(idle_gateway, http, sale, schema):
     url, topics = idle_gateway
     body = {**sale["good"], "idempotency_key": "one"}
-    await _assert_refused(http, url, topics, schema, sale["token"], body, "VALIDATION_ERROR", 400,
-                          {"Idempotency-Key": "two"})
+    await _assert_refused(
+        http, url, topics, schema, sale["token"], body, "VALIDATION_ERROR", 400, {"Idempotency-Key": "two"}
+    )
 
 
 @pytest.mark.parametrize("case", [c for c, _ in NOT_FOUND])
@@ -114,15 +120,32 @@ async def test_unknown_catalog_entries(case, idle_gateway, http, sale, schema):
 
 def _token(secret, user, **override):
     now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + 600, "iss": "booking-rush",
-              "aud": "booking-rush", "role": "user"}
+    claims = {
+        "sub": user,
+        "iat": now,
+        "exp": now + 600,
+        "iss": "booking-rush",
+        "aud": "booking-rush",
+        "role": "user",
+    }
     claims.update(override)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
 
 
-@pytest.mark.parametrize("case", ["missing", "garbage", "wrong secret", "expired",
-                                  "wrong audience", "wrong issuer", "no subject",
-                                  "subject not a uuid", "alg none"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "garbage",
+        "wrong secret",
+        "expired",
+        "wrong audience",
+        "wrong issuer",
+        "no subject",
+        "subject not a uuid",
+        "alg none",
+    ],
+)
 async def test_bad_tokens_are_unauthorized(case, idle_gateway, http, sale, schema, jwt_secret):
     url, topics = idle_gateway
     user = sale["user"]
@@ -135,8 +158,17 @@ async def test_bad_tokens_are_unauthorized(case, idle_gateway, http, sale, schem
         "wrong issuer": _token(jwt_secret, user, iss="evil"),
         "no subject": _token(jwt_secret, user, sub=None),
         "subject not a uuid": _token(jwt_secret, user, sub="admin"),
-        "alg none": jwt.encode({"sub": user, "exp": int(time.time()) + 600, "iat": 0,
-                                "iss": "booking-rush", "aud": "booking-rush"}, None, "none"),
+        "alg none": jwt.encode(
+            {
+                "sub": user,
+                "exp": int(time.time()) + 600,
+                "iat": 0,
+                "iss": "booking-rush",
+                "aud": "booking-rush",
+            },
+            None,
+            "none",
+        ),
     }[case]
     await _assert_refused(http, url, topics, schema, token, sale["good"], "UNAUTHORIZED", 401)
 

@@ -10,8 +10,7 @@ from tests.support import final_answer, reserve
 
 def _body(event, show_index=0, zone="Regular", qty=2, key=None):
     show = list(event.shows)[show_index]
-    body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show][zone],
-            "quantity": qty}
+    body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show][zone], "quantity": qty}
     if key:
         body["idempotency_key"] = key
     return body
@@ -22,8 +21,9 @@ async def _final(http, url, token, body, headers=None):
     return await final_answer(http, url, token, status, answer)
 
 
-async def test_retries_with_one_key_make_one_booking(gateway_url, http, make_event, make_users,
-                                                     token_for, sale_redis):
+async def test_retries_with_one_key_make_one_booking(
+    gateway_url, http, make_event, make_users, token_for, sale_redis
+):
     event = await make_event([("Regular", 50)])
     (user,) = await make_users(1)
     token = token_for(user)
@@ -42,8 +42,9 @@ async def test_retries_with_one_key_make_one_booking(gateway_url, http, make_eve
     assert int(await sale_redis.hget(zone, "available")) == 48
 
 
-async def test_concurrent_first_use_of_a_key_makes_one_booking(gateway_url, http, make_event,
-                                                               make_users, token_for, sale_redis):
+async def test_concurrent_first_use_of_a_key_makes_one_booking(
+    gateway_url, http, make_event, make_users, token_for, sale_redis
+):
     event = await make_event([("Regular", 50)])
     (user,) = await make_users(1)
     token = token_for(user)
@@ -54,8 +55,7 @@ async def test_concurrent_first_use_of_a_key_makes_one_booking(gateway_url, http
     assert int(await sale_redis.get(keys.user_count(event.event_id, user))) == 1
 
 
-async def test_header_key_works_like_body_key(gateway_url, http, make_event, make_users,
-                                              token_for):
+async def test_header_key_works_like_body_key(gateway_url, http, make_event, make_users, token_for):
     event = await make_event([("Regular", 50)])
     (user,) = await make_users(1)
     token = token_for(user)
@@ -66,8 +66,9 @@ async def test_header_key_works_like_body_key(gateway_url, http, make_event, mak
     assert a1["data"]["booking_id"] == a2["data"]["booking_id"]
 
 
-async def test_same_key_with_another_body_is_refused(gateway_url, http, make_event, make_users,
-                                                     token_for, sale_redis):
+async def test_same_key_with_another_body_is_refused(
+    gateway_url, http, make_event, make_users, token_for, sale_redis
+):
     event = await make_event([("Regular", 50)])
     (user,) = await make_users(1)
     token = token_for(user)
@@ -78,8 +79,9 @@ async def test_same_key_with_another_body_is_refused(gateway_url, http, make_eve
     assert int(await sale_redis.get(keys.user_count(event.event_id, user))) == 1
 
 
-async def test_another_users_identical_key_is_independent(gateway_url, http, make_event,
-                                                          make_users, token_for):
+async def test_another_users_identical_key_is_independent(
+    gateway_url, http, make_event, make_users, token_for
+):
     event = await make_event([("Regular", 50)])
     alice, bob = await make_users(2)
     body = _body(event, qty=1, key="shared-key")
@@ -89,8 +91,9 @@ async def test_another_users_identical_key_is_independent(gateway_url, http, mak
     assert aa["data"]["booking_id"] != ab["data"]["booking_id"]
 
 
-async def test_requests_without_a_key_are_separate_bookings(gateway_url, http, make_event,
-                                                            make_users, token_for):
+async def test_requests_without_a_key_are_separate_bookings(
+    gateway_url, http, make_event, make_users, token_for
+):
     event = await make_event([("Regular", 50)])
     (user,) = await make_users(1)
     token = token_for(user)

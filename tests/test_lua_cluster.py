@@ -22,8 +22,9 @@ PORTS = (17101, 17102, 17103)
 
 
 def _cluster_ok(port: int) -> bool:
-    out = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True
+    ).stdout
     return "cluster_state:ok" in out
 
 
@@ -35,17 +36,47 @@ def cluster_nodes(tmp_path_factory, stack_cfg):
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
         d = base / str(port)
         d.mkdir()
-        subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                        "--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"),
-                        "--dir", str(d), "--daemonize", "yes", "--save", "",
-                        "--appendonly", "no", "--logfile", str(d / "redis.log")], check=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(d / "nodes.conf"),
+                "--dir",
+                str(d),
+                "--daemonize",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(d / "redis.log"),
+            ],
+            check=True,
+        )
     deadline = time.monotonic() + 15
     while not all(redis_ping(p) for p in PORTS):
         assert time.monotonic() < deadline, "cluster nodes did not start"
         time.sleep(0.1)
-    subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in PORTS],
-                    "--cluster-replicas", "0", "--cluster-yes"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "redis-cli",
+            "--cluster",
+            "create",
+            *[f"127.0.0.1:{p}" for p in PORTS],
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ],
+        check=True,
+        capture_output=True,
+    )
     deadline = time.monotonic() + 30
     while not all(_cluster_ok(p) for p in PORTS):
         assert time.monotonic() < deadline, "cluster did not reach cluster_state:ok"
@@ -64,9 +95,14 @@ async def cluster(cluster_nodes):
 
 
 def _event_keys(event, show, zone, user, booking, scope):
-    return [keys.idempotency(event, user, scope), keys.zone(event, show, zone),
-            keys.user_count(event, user), keys.hold(event, booking), keys.expiry_index(event),
-            keys.event_meta(event)]
+    return [
+        keys.idempotency(event, user, scope),
+        keys.zone(event, show, zone),
+        keys.user_count(event, user),
+        keys.hold(event, booking),
+        keys.expiry_index(event),
+        keys.event_meta(event),
+    ]
 
 
 async def test_scripts_run_on_every_node_without_crossslot(cluster):
@@ -83,13 +119,13 @@ async def test_scripts_run_on_every_node_without_crossslot(cluster):
         await cluster.hset(ks[1], mapping={"available": 5, "total": 5, "price_cents": 100})
         now = int(time.time() * 1000)
         out = await scripts.reserve_seats(
-            keys=ks, args=["h", now, now + 30_000, 2, booking, user, show, zone, 1000, 60,
-                           request, 4])
+            keys=ks, args=["h", now, now + 30_000, 2, booking, user, show, zone, 1000, 60, request, 4]
+        )
         result = orjson.loads(out[0])
         assert result["status"] == "reserved" and result["remaining"] == 3
         code, _ = await scripts.expire_hold(
-            keys=[ks[3], ks[1], ks[2], ks[4]],
-            args=[booking, result["expires_at"], user, show, zone])
+            keys=[ks[3], ks[1], ks[2], ks[4]], args=[booking, result["expires_at"], user, show, zone]
+        )
         assert code == 1
         assert int(await cluster.hget(ks[1], "available")) == 5
     assert nodes == set(PORTS)
@@ -105,7 +141,6 @@ async def test_concurrent_scripts_across_slots(cluster):
         ks = _event_keys(event, show, zone, user, booking, f"r:{request}")
         await cluster.hset(ks[1], mapping={"available": 1, "total": 1, "price_cents": 100})
         now = int(time.time() * 1000)
-        calls.append((ks, ["h", now, now + 30_000, 1, booking, user, show, zone, 1000, 60,
-                           request, 4]))
+        calls.append((ks, ["h", now, now + 30_000, 1, booking, user, show, zone, 1000, 60, request, 4]))
     results = await asyncio.gather(*(scripts.reserve_seats(keys=k, args=a) for k, a in calls))
     assert [orjson.loads(r[0])["status"] for r in results] == ["reserved"] * 9

@@ -28,17 +28,22 @@ class Sale:
         self.seats, self.price_cents, self.max_per_user = seats, price_cents, max_per_user
 
     async def seed(self):
-        await self.redis.hset(keys.zone(self.event, self.show, self.zone),
-                              mapping={"available": self.seats, "total": self.seats,
-                                       "price_cents": self.price_cents})
+        await self.redis.hset(
+            keys.zone(self.event, self.show, self.zone),
+            mapping={"available": self.seats, "total": self.seats, "price_cents": self.price_cents},
+        )
         await self.redis.hset(keys.event_meta(self.event), "max_per_user", self.max_per_user)
         return self
 
     def reserve_keys(self, user, scope, booking):
-        return [keys.idempotency(self.event, user, scope),
-                keys.zone(self.event, self.show, self.zone), keys.user_count(self.event, user),
-                keys.hold(self.event, booking), keys.expiry_index(self.event),
-                keys.event_meta(self.event)]
+        return [
+            keys.idempotency(self.event, user, scope),
+            keys.zone(self.event, self.show, self.zone),
+            keys.user_count(self.event, user),
+            keys.hold(self.event, booking),
+            keys.expiry_index(self.event),
+            keys.event_meta(self.event),
+        ]
 
     async def reserve(self, user, qty, *, scope=None, body="h1", deadline=None, now=None):
         booking = messages.new_public_id(self.event)
@@ -46,15 +51,33 @@ class Sale:
         now = now or now_ms()
         out = await self.scripts.reserve_seats(
             keys=self.reserve_keys(user, scope or f"r:{request}", booking),
-            args=[body, now, deadline or now + 30_000, qty, booking, user, self.show, self.zone,
-                  HOLD_MS, 3600, request, 4])
+            args=[
+                body,
+                now,
+                deadline or now + 30_000,
+                qty,
+                booking,
+                user,
+                self.show,
+                self.zone,
+                HOLD_MS,
+                3600,
+                request,
+                4,
+            ],
+        )
         return orjson.loads(out[0]), int(out[1])
 
     async def expire(self, booking, user, as_of):
         out = await self.scripts.expire_hold(
-            keys=[keys.hold(self.event, booking), keys.zone(self.event, self.show, self.zone),
-                  keys.user_count(self.event, user), keys.expiry_index(self.event)],
-            args=[booking, as_of, user, self.show, self.zone])
+            keys=[
+                keys.hold(self.event, booking),
+                keys.zone(self.event, self.show, self.zone),
+                keys.user_count(self.event, user),
+                keys.expiry_index(self.event),
+            ],
+            args=[booking, as_of, user, self.show, self.zone],
+        )
         return int(out[0]), orjson.loads(out[1])
 
     async def available(self):

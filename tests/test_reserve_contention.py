@@ -15,15 +15,15 @@ USERS = 500
 REQUESTS_PER_USER = 4  # 2,000 requests for 400 seats; at most 4 seats per user per event
 
 
-async def test_flash_sale_sells_every_seat_once(gateway_url, http, make_event, make_users,
-                                                token_for, sale_redis, pg, schema, workers):
+async def test_flash_sale_sells_every_seat_once(
+    gateway_url, http, make_event, make_users, token_for, sale_redis, pg, schema, workers
+):
     event = await make_event(ZONES, shows=2)
     users = await make_users(USERS)
     tokens = {u: token_for(u) for u in users}
     targets = [(show, zone) for show, zones in event.shows.items() for zone in zones.values()]
     rng = random.Random(7)
-    jobs = [(u, *rng.choice(targets), rng.randint(1, 3))
-            for u in users for _ in range(REQUESTS_PER_USER)]
+    jobs = [(u, *rng.choice(targets), rng.randint(1, 3)) for u in users for _ in range(REQUESTS_PER_USER)]
     rng.shuffle(jobs)
 
     async def one(user, show, zone, qty):
@@ -58,9 +58,11 @@ async def test_flash_sale_sells_every_seat_once(gateway_url, http, make_event, m
         assert int(raw or 0) == per_user[user]
 
     # Kafka has one booking.created per 201 (re-emits would repeat an id, never add seats).
-    created = await read_topic(schema.kafka_bootstrap, f"{_prefix(workers)}booking.events",
-                               lambda e: e["event_id"] == event.event_id
-                               and e["type"] == messages.BOOKING_CREATED)
+    created = await read_topic(
+        schema.kafka_bootstrap,
+        f"{_prefix(workers)}booking.events",
+        lambda e: e["event_id"] == event.event_id and e["type"] == messages.BOOKING_CREATED,
+    )
     by_id = {e["booking_id"]: e["quantity"] for e in created}
     assert by_id == {b["booking_id"]: q for _, q, b in booked}
 
@@ -68,10 +70,13 @@ async def test_flash_sale_sells_every_seat_once(gateway_url, http, make_event, m
     async def persisted() -> bool:
         n = await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event.event_id)
         return n == len(booked)
+
     await wait_until(persisted, 60, "bookings persisted")
     seats_left = await pg.fetchval(
         "SELECT sum(z.available_seats) FROM seat_zones z JOIN shows s ON s.id = z.show_id "
-        "WHERE s.event_id = $1", event.event_id)
+        "WHERE s.event_id = $1",
+        event.event_id,
+    )
     assert seats_left == 0
 
 

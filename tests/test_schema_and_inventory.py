@@ -16,29 +16,46 @@ async def test_rerunning_migrations_is_a_no_op(schema, pg):
 
 
 async def test_schema_has_the_spec_tables(pg):
-    tables = {r["tablename"] for r in await pg.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert {"tenants", "users", "categories", "events", "shows", "seat_zones", "bookings",
-            "payments", "audit_logs"} <= tables
+    tables = {
+        r["tablename"] for r in await pg.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+    assert {
+        "tenants",
+        "users",
+        "categories",
+        "events",
+        "shows",
+        "seat_zones",
+        "bookings",
+        "payments",
+        "audit_logs",
+    } <= tables
     partitioned = await pg.fetchval(
         "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent "
-        "WHERE c.relname = 'audit_logs'")
+        "WHERE c.relname = 'audit_logs'"
+    )
     assert partitioned >= 72  # monthly partitions
-    index = await pg.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = "
-                              "'bookings_expiry_idx'")
+    index = await pg.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'bookings_expiry_idx'")
     assert "WHERE" in index and "reserved" in index
     for table in ("tenants", "users", "events", "shows", "seat_zones", "bookings", "payments"):
-        cols = {r["column_name"] for r in await pg.fetch(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1",
-            table)}
+        cols = {
+            r["column_name"]
+            for r in await pg.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $1", table
+            )
+        }
         assert {"id", "created_at", "updated_at"} <= cols, table
 
 
 async def test_audit_log_rows_land_in_their_month(pg):
-    await pg.execute("INSERT INTO audit_logs (action, entity_type, entity_id, created_at) "
-                     "VALUES ('test', 'event', $1, '2026-03-15')", str(uuid.uuid4()))
-    part = await pg.fetchval("SELECT tableoid::regclass::text FROM audit_logs "
-                             "WHERE created_at = '2026-03-15'")
+    await pg.execute(
+        "INSERT INTO audit_logs (action, entity_type, entity_id, created_at) "
+        "VALUES ('test', 'event', $1, '2026-03-15')",
+        str(uuid.uuid4()),
+    )
+    part = await pg.fetchval(
+        "SELECT tableoid::regclass::text FROM audit_logs WHERE created_at = '2026-03-15'"
+    )
     assert part == "audit_logs_2026_03"
 
 

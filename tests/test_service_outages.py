@@ -29,21 +29,42 @@ async def sale(make_event, make_users, token_for):
     event = await make_event([("VIP", 10)], shows=1)
     (user,) = await make_users(1)
     show = next(iter(event.shows))
-    return {"token": token_for(user), "body": {
-        "event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"],
-        "quantity": 1}}
+    return {
+        "token": token_for(user),
+        "body": {
+            "event_id": event.event_id,
+            "show_id": show,
+            "zone_id": event.shows[show]["VIP"],
+            "quantity": 1,
+        },
+    }
 
 
-async def test_sale_redis_down_means_503_and_nothing_queued(schema, new_topics, jwt_secret,
-                                                            http, sale, tmp_path):
+async def test_sale_redis_down_means_503_and_nothing_queued(
+    schema, new_topics, jwt_secret, http, sale, tmp_path
+):
     port = _free_port()
-    subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize",
-                    "yes", "--dir", str(tmp_path), "--save", "", "--logfile",
-                    str(tmp_path / "r.log")], check=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(tmp_path),
+            "--save",
+            "",
+            "--logfile",
+            str(tmp_path / "r.log"),
+        ],
+        check=True,
+    )
     await wait_until(lambda: _async(stack.redis_ping(port)), 10, "temporary redis")
     topics = await new_topics("noredis")
-    settings = gateway_settings(schema, topics, jwt_secret,
-                                sale_redis_url=f"redis://127.0.0.1:{port}/0")
+    settings = gateway_settings(schema, topics, jwt_secret, sale_redis_url=f"redis://127.0.0.1:{port}/0")
     async with running_gateway(settings) as url:
         async with http.get(f"{url}/readyz") as r:
             assert r.status == 200
@@ -52,6 +73,7 @@ async def test_sale_redis_down_means_503_and_nothing_queued(schema, new_topics, 
         async def noticed() -> bool:
             async with http.get(f"{url}/readyz") as r:
                 return r.status == 503 and (await r.json())["error"]["details"]["redis"] != "ok"
+
         await wait_until(noticed, 10, "readiness to report the outage")
         before = await topic_size(schema.kafka_bootstrap, topics.reservations)
         status, answer = await reserve(http, url, sale["token"], sale["body"])
@@ -62,15 +84,22 @@ async def test_sale_redis_down_means_503_and_nothing_queued(schema, new_topics, 
 async def test_kafka_down_means_503(schema, jwt_secret, http, sale, tmp_path):
     """A second, throwaway Kafka broker (same jars, own ports and folder), stopped mid-flight."""
     kafka_cfg = dataclasses.replace(
-        StackConfig.from_env(), state_dir=tmp_path / "state", kafka_port=_free_port(),
-        kafka_controller_port=_free_port())
+        StackConfig.from_env(),
+        state_dir=tmp_path / "state",
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+    )
     assert shutil.which("java")
     stack.start_kafka(kafka_cfg)
     topics_prefix = "outage."
     await stack.ensure_topics(kafka_cfg, topics_prefix)
     try:
-        settings = gateway_settings(schema, type("T", (), {"prefix": topics_prefix})(),
-                                    jwt_secret, kafka_bootstrap=kafka_cfg.kafka_bootstrap)
+        settings = gateway_settings(
+            schema,
+            type("T", (), {"prefix": topics_prefix})(),
+            jwt_secret,
+            kafka_bootstrap=kafka_cfg.kafka_bootstrap,
+        )
         async with running_gateway(settings) as url:
             stack.stop_kafka(kafka_cfg, grace_s=0)  # as a crash would
             status, answer = await reserve(http, url, sale["token"], sale["body"])
@@ -83,9 +112,9 @@ async def test_kafka_down_means_503(schema, jwt_secret, http, sale, tmp_path):
         stack.stop_kafka(kafka_cfg, grace_s=0)
 
 
-async def test_a_command_that_reached_kafka_too_late_is_refused(schema, topics, workers,
-                                                                 sale_redis, make_event,
-                                                                 make_users):
+async def test_a_command_that_reached_kafka_too_late_is_refused(
+    schema, topics, workers, sale_redis, make_event, make_users
+):
     """The gateway gave up on it (503); if the producer delivers it later, it must not apply."""
     event = await make_event([("VIP", 10)], shows=1)
     (user,) = await make_users(1)
@@ -94,17 +123,28 @@ async def test_a_command_that_reached_kafka_too_late_is_refused(schema, topics, 
     now = int(time.time() * 1000)
     request_id = messages.new_public_id(event.event_id)
     command = messages.reserve_command(
-        request_id=request_id, booking_id=messages.new_public_id(event.event_id),
-        event_id=event.event_id, show_id=show, zone_id=zone, user_id=user, quantity=2,
-        idempotency_key=None, body_hash="h", deadline_ms=now + 30_000,
-        accept_by_ms=now - 1_000, reply_to="late-test")
+        request_id=request_id,
+        booking_id=messages.new_public_id(event.event_id),
+        event_id=event.event_id,
+        show_id=show,
+        zone_id=zone,
+        user_id=user,
+        quantity=2,
+        idempotency_key=None,
+        body_hash="h",
+        deadline_ms=now + 30_000,
+        accept_by_ms=now - 1_000,
+        reply_to="late-test",
+    )
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         # Stamped as if sent in time: only the broker's append time can tell it arrived late.
-        await producer.send_and_wait(topics.reservations, messages.encode(command),
-                                     key=show.encode(), timestamp_ms=now - 5_000)
+        await producer.send_and_wait(
+            topics.reservations, messages.encode(command), key=show.encode(), timestamp_ms=now - 5_000
+        )
 
     async def answered() -> bool:
         return await sale_redis.exists(keys.request_result(event.event_id, request_id)) == 1
+
     await wait_until(answered, 30, "the worker's answer")
     reply = messages.decode(await sale_redis.get(keys.request_result(event.event_id, request_id)))
     assert reply["result"] == {"status": "expired"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+
 from lua import keys
 from tests.support import (
     WorkerProcess,
@@ -18,13 +19,20 @@ from tests.support import (
 from workers import messages
 
 
-async def test_crash_after_lua_then_restart(schema, new_topics, jwt_secret, make_event,
-                                            make_users, token_for, sale_redis, http):
+async def test_crash_after_lua_then_restart(
+    schema, new_topics, jwt_secret, make_event, make_users, token_for, sale_redis, http
+):
     topics = await new_topics("crash")
     instance = f"{topics.prefix}worker"
-    crashing = await WorkerProcess(worker_env(
-        schema, topics, instance, BR_WORKER_ROLES="commands", BR_FAULT_CRASH_AFTER_LUA="1",
-    )).start()
+    crashing = await WorkerProcess(
+        worker_env(
+            schema,
+            topics,
+            instance,
+            BR_WORKER_ROLES="commands",
+            BR_FAULT_CRASH_AFTER_LUA="1",
+        )
+    ).start()
     event = await make_event([("VIP", 30)], shows=2)
     users = await make_users(40)
     tokens = {u: token_for(u) for u in users}
@@ -34,9 +42,15 @@ async def test_crash_after_lua_then_restart(schema, new_topics, jwt_secret, make
 
     settings = gateway_settings(schema, topics, jwt_secret, reply_timeout_s=1.0)
     async with running_gateway(settings) as url:
+
         async def one(user, show, zone, qty):
-            body = {"event_id": event.event_id, "show_id": show, "zone_id": zone,
-                    "quantity": qty, "idempotency_key": f"crash-{user}"}
+            body = {
+                "event_id": event.event_id,
+                "show_id": show,
+                "zone_id": zone,
+                "quantity": qty,
+                "idempotency_key": f"crash-{user}",
+            }
             status, answer = await reserve(http, url, tokens[user], body)
             return user, qty, *(await final_answer(http, url, tokens[user], status, answer))
 
@@ -46,14 +60,14 @@ async def test_crash_after_lua_then_restart(schema, new_topics, jwt_secret, make
         # The fault hit where intended: seats were taken in Redis, no event was produced.
         taken = 0
         for show, zone in targets:
-            taken += 30 - int(await sale_redis.hget(keys.zone(event.event_id, show, zone),
-                                                    "available"))
+            taken += 30 - int(await sale_redis.hget(keys.zone(event.event_id, show, zone), "available"))
         assert taken > 0
         assert await topic_size(schema.kafka_bootstrap, topics.events) == 0
 
         # Same static member id: it takes its partitions straight back and redelivers.
-        restarted = await WorkerProcess(worker_env(schema, topics, instance,
-                                                   BR_WORKER_ROLES="commands")).start()
+        restarted = await WorkerProcess(
+            worker_env(schema, topics, instance, BR_WORKER_ROLES="commands")
+        ).start()
         try:
             results = await asyncio.wait_for(asyncio.gather(*clients), 90)
         finally:
@@ -67,6 +81,7 @@ async def test_crash_after_lua_then_restart(schema, new_topics, jwt_secret, make
     for user, qty, _, _ in results:
         assert int(await sale_redis.get(keys.user_count(event.event_id, user))) == qty
 
-    created = await read_topic(schema.kafka_bootstrap, topics.events,
-                               lambda e: e["type"] == messages.BOOKING_CREATED)
+    created = await read_topic(
+        schema.kafka_bootstrap, topics.events, lambda e: e["type"] == messages.BOOKING_CREATED
+    )
     assert {e["booking_id"]: e["quantity"] for e in created} == booked

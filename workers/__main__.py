@@ -38,8 +38,7 @@ async def serve(settings: WorkerSettings) -> None:
             consumer = CommandConsumer(redis, scripts, producer, settings)
             tasks.append(asyncio.create_task(consumer.run(stop), name="commands"))
         if "sweeper" in settings.roles:
-            tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop),
-                                             name="sweeper"))
+            tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop), name="sweeper"))
         if "persistence" in settings.roles:
             pool = await stack.enter_async_context(pg_pool(settings.database_url))
             persistence = PersistenceConsumer(pool, producer, settings)
@@ -61,8 +60,7 @@ async def serve(settings: WorkerSettings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     settings = WorkerSettings.from_env()
     uvloop.run(serve(settings))

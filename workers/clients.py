@@ -27,8 +27,13 @@ async def sale_redis(url: str) -> AsyncIterator[aioredis.Redis]:
 @contextlib.asynccontextmanager
 async def idempotent_producer(bootstrap: str, **options) -> AsyncIterator[AIOKafkaProducer]:
     """acks=all and idempotence: a retried send never duplicates, an ack means replicated."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
-                                acks="all", linger_ms=options.pop("linger_ms", 2), **options)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=options.pop("linger_ms", 2),
+        **options,
+    )
     await producer.start()
     try:
         yield producer
@@ -41,8 +46,7 @@ async def stop_producer(producer: AIOKafkaProducer, timeout_s: float = 10.0) -> 
     try:
         await asyncio.wait_for(producer.stop(), timeout_s)
     except TimeoutError:
-        log.warning("kafka producer did not flush within %.0fs; unsent messages dropped",
-                    timeout_s)
+        log.warning("kafka producer did not flush within %.0fs; unsent messages dropped", timeout_s)
 
 
 @contextlib.asynccontextmanager

@@ -42,8 +42,9 @@ def _accepted_too_late(cmd: dict[str, Any]) -> bool:
 class CommandProcessor:
     """Applies one batch of commands: Lua, then events, then replies (no offsets here)."""
 
-    def __init__(self, redis, scripts: SaleScripts, producer: AIOKafkaProducer,
-                 settings: WorkerSettings) -> None:
+    def __init__(
+        self, redis, scripts: SaleScripts, producer: AIOKafkaProducer, settings: WorkerSettings
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.producer = producer
@@ -70,8 +71,7 @@ class CommandProcessor:
                 if is_late:
                     continue
                 if cmd["type"] == messages.RESERVE:
-                    scope = messages.idempotency_scope(cmd.get("idempotency_key"),
-                                                       cmd["request_id"])
+                    scope = messages.idempotency_scope(cmd.get("idempotency_key"), cmd["request_id"])
                     await self.scripts.reserve_seats(
                         keys=[
                             keys.idempotency(ev, cmd["user_id"], scope),
@@ -82,9 +82,17 @@ class CommandProcessor:
                             keys.event_meta(ev),
                         ],
                         args=[
-                            cmd["body_hash"], now, cmd["deadline_ms"], cmd["quantity"],
-                            cmd["booking_id"], cmd["user_id"], cmd["show_id"], cmd["zone_id"],
-                            s.hold_ms, s.idempotency_ttl_s, cmd["request_id"],
+                            cmd["body_hash"],
+                            now,
+                            cmd["deadline_ms"],
+                            cmd["quantity"],
+                            cmd["booking_id"],
+                            cmd["user_id"],
+                            cmd["show_id"],
+                            cmd["zone_id"],
+                            s.hold_ms,
+                            s.idempotency_ttl_s,
+                            cmd["request_id"],
                             s.default_max_per_user,
                         ],
                         client=pipe,
@@ -98,8 +106,13 @@ class CommandProcessor:
                             keys.expiry_index(ev),
                         ],
                         # The sweeper judged the hold due as of its clock; the script re-checks.
-                        args=[cmd["booking_id"], cmd.get("as_of_ms", now), cmd["user_id"],
-                              cmd["show_id"], cmd["zone_id"]],
+                        args=[
+                            cmd["booking_id"],
+                            cmd.get("as_of_ms", now),
+                            cmd["user_id"],
+                            cmd["show_id"],
+                            cmd["zone_id"],
+                        ],
                         client=pipe,
                     )
             outputs = iter(await pipe.execute())
@@ -127,8 +140,7 @@ class CommandProcessor:
     async def _produce(self, events: list[dict[str, Any]]) -> None:
         topic = self.settings.events_topic
         pending = [
-            await self.producer.send(topic, messages.encode(e), key=e["show_id"].encode())
-            for e in events
+            await self.producer.send(topic, messages.encode(e), key=e["show_id"].encode()) for e in events
         ]
         await asyncio.gather(*pending)
 
@@ -139,8 +151,11 @@ class CommandProcessor:
             for channel, r in replies:
                 by_channel[channel].append(r)
                 event_id = messages.event_of(r["request_id"])
-                pipe.set(keys.request_result(event_id, r["request_id"]), messages.encode(r),
-                         ex=self.settings.result_ttl_s)
+                pipe.set(
+                    keys.request_result(event_id, r["request_id"]),
+                    messages.encode(r),
+                    ex=self.settings.result_ttl_s,
+                )
             for channel, batch in by_channel.items():
                 pipe.publish(keys.reply_channel(channel), messages.encode(batch))
             await pipe.execute()
@@ -149,8 +164,9 @@ class CommandProcessor:
 class CommandConsumer:
     """An aiokafka group member on `reservations` (static membership: a restart does not stall)."""
 
-    def __init__(self, redis, scripts: SaleScripts, producer: AIOKafkaProducer,
-                 settings: WorkerSettings) -> None:
+    def __init__(
+        self, redis, scripts: SaleScripts, producer: AIOKafkaProducer, settings: WorkerSettings
+    ) -> None:
         self.settings = settings
         self.processor = CommandProcessor(redis, scripts, producer, settings)
         self.consumer = AIOKafkaConsumer(
@@ -168,8 +184,7 @@ class CommandConsumer:
         await self.consumer.start()
         try:
             while not stop.is_set():
-                batches = await self.consumer.getmany(timeout_ms=200,
-                                                      max_records=self.settings.batch_size)
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
                 if batches:
                     await self._apply(batches)
         finally:
@@ -182,8 +197,7 @@ class CommandConsumer:
                 try:
                     command = messages.decode(record.value)
                 except ValueError:
-                    log.error("skipping undecodable command at %s:%s", record.partition,
-                              record.offset)
+                    log.error("skipping undecodable command at %s:%s", record.partition, record.offset)
                     continue
                 # The broker's append time (LogAppendTime topic); fixed per record, so every
                 # redelivery of a late command is refused the same way.

@@ -27,9 +27,8 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
         for r in rows:
             zone_key = keys.zone(event_id, str(r["show_id"]), str(r["zone_id"]))
             pipe.hsetnx(zone_key, "available", r["total_seats"])
-            pipe.hset(zone_key, mapping={"total": r["total_seats"],
-                                         "price_cents": r["price_cents"]})
+            pipe.hset(zone_key, mapping={"total": r["total_seats"], "price_cents": r["price_cents"]})
         pipe.hset(keys.event_meta(event_id), "max_per_user", rows[0]["max_tickets_per_user"])
         pipe.sadd(keys.LIVE_EVENTS, event_id)
         results = await pipe.execute()
-    return sum(results[0:2 * len(rows):2])
+    return sum(results[0 : 2 * len(rows) : 2])

@@ -91,8 +91,9 @@ def reserve_command(
     }
 
 
-def expire_command(*, event_id: str, booking_id: str, user_id: str, show_id: str, zone_id: str
-                   ) -> dict[str, Any]:
+def expire_command(
+    *, event_id: str, booking_id: str, user_id: str, show_id: str, zone_id: str
+) -> dict[str, Any]:
     """A system command: no deadline, retried until it applies."""
     return {
         "type": EXPIRE,
@@ -120,8 +121,7 @@ def booking_created_event(command: dict[str, Any], result: dict[str, Any]) -> di
         "expires_at": result["expires_at"],
         # The first request's id; a same-key retry is answered from this record.
         "request_id": result["request_id"],
-        "idempotency_scope": idempotency_scope(command.get("idempotency_key"),
-                                               result["request_id"]),
+        "idempotency_scope": idempotency_scope(command.get("idempotency_key"), result["request_id"]),
         "body_hash": command["body_hash"],
     }
 

@@ -74,16 +74,29 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
     expired = [e["booking_id"] for e in events if e["type"] == messages.BOOKING_EXPIRED]
     deltas: list[asyncpg.Record] = []
     if created:
-        columns = list(zip(*[
-            (
-                messages.row_id(e["booking_id"]), e["booking_id"],
-                f"{e['event_id']}:{e['user_id']}:{e['idempotency_scope']}",
-                e["user_id"], e["event_id"], e["show_id"], e["zone_id"], e["quantity"],
-                Decimal(e["total_cents"]) / 100, e["request_id"], e["body_hash"],
-                _ts(e["created_at"]), _ts(e["expires_at"]),
+        columns = list(
+            zip(
+                *[
+                    (
+                        messages.row_id(e["booking_id"]),
+                        e["booking_id"],
+                        f"{e['event_id']}:{e['user_id']}:{e['idempotency_scope']}",
+                        e["user_id"],
+                        e["event_id"],
+                        e["show_id"],
+                        e["zone_id"],
+                        e["quantity"],
+                        Decimal(e["total_cents"]) / 100,
+                        e["request_id"],
+                        e["body_hash"],
+                        _ts(e["created_at"]),
+                        _ts(e["expires_at"]),
+                    )
+                    for e in created
+                ],
+                strict=True,
             )
-            for e in created
-        ], strict=True))
+        )
         deltas += await conn.fetch(INSERT_CREATED, *columns)
     if expired:
         deltas += await conn.fetch(MARK_EXPIRED, [messages.row_id(b) for b in expired])
@@ -98,8 +111,7 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
 class PersistenceConsumer:
     """Consumes `booking.events`; commits offsets only after the transaction commits."""
 
-    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer,
-                 settings: WorkerSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: WorkerSettings) -> None:
         self.pool = pool
         self.producer = producer
         self.settings = settings
@@ -118,15 +130,17 @@ class PersistenceConsumer:
         await self.consumer.start()
         try:
             while not stop.is_set():
-                batches = await self.consumer.getmany(timeout_ms=500,
-                                                      max_records=self.settings.batch_size)
+                batches = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 if not batches:
                     continue
                 records = [r for rs in batches.values() for r in rs]
                 try:
                     await self._write(records)
-                except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                        asyncpg.exceptions.CannotConnectNowError):
+                except (
+                    OSError,
+                    asyncpg.exceptions.ConnectionDoesNotExistError,
+                    asyncpg.exceptions.CannotConnectNowError,
+                ):
                     log.exception("PostgreSQL unavailable; retrying the batch")
                     for tp, rs in batches.items():
                         self.consumer.seek(tp, rs[0].offset)
@@ -161,7 +175,11 @@ class PersistenceConsumer:
     async def _dead_letter(self, record, exc: Exception) -> None:
         log.error("dead-lettering event at %s:%s: %s", record.partition, record.offset, exc)
         await self.producer.send_and_wait(
-            self.settings.dead_letter_topic, record.value, key=record.key,
-            headers=[("error", str(exc).encode()[:1000]),
-                     ("source", f"{record.topic}:{record.partition}:{record.offset}".encode())],
+            self.settings.dead_letter_topic,
+            record.value,
+            key=record.key,
+            headers=[
+                ("error", str(exc).encode()[:1000]),
+                ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
+            ],
         )

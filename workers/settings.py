@@ -55,8 +55,7 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        roles = tuple(r for r in env_str("BR_WORKER_ROLES", "commands,sweeper,persistence")
-                      .split(",") if r)
+        roles = tuple(r for r in env_str("BR_WORKER_ROLES", "commands,sweeper,persistence").split(",") if r)
         unknown = set(roles) - {"commands", "sweeper", "persistence"}
         if unknown:
             raise ValueError(f"BR_WORKER_ROLES has unknown roles: {sorted(unknown)}")

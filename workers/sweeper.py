@@ -24,20 +24,21 @@ log = logging.getLogger("workers.sweeper")
 class Sweeper:
     """Scans expiry indexes; one `sweep_once` per tick."""
 
-    def __init__(self, redis, producer: AIOKafkaProducer, settings: WorkerSettings,
-                 per_event_limit: int = 1000) -> None:
+    def __init__(
+        self, redis, producer: AIOKafkaProducer, settings: WorkerSettings, per_event_limit: int = 1000
+    ) -> None:
         self.redis = redis
         self.producer = producer
         self.settings = settings
         self.per_event_limit = per_event_limit
 
-    async def sweep_once(self, as_of_ms: int | None = None,
-                         event_ids: Iterable[str] | None = None) -> int:
+    async def sweep_once(self, as_of_ms: int | None = None, event_ids: Iterable[str] | None = None) -> int:
         """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""
         as_of = now_ms() if as_of_ms is None else as_of_ms
         if event_ids is None:
-            event_ids = [e.decode() if isinstance(e, bytes) else e
-                         for e in await self.redis.smembers(keys.LIVE_EVENTS)]
+            event_ids = [
+                e.decode() if isinstance(e, bytes) else e for e in await self.redis.smembers(keys.LIVE_EVENTS)
+            ]
         issued = 0
         for event_id in event_ids:
             issued += await self._sweep_event(event_id, as_of)
@@ -45,8 +46,7 @@ class Sweeper:
 
     async def _sweep_event(self, event_id: str, as_of: int) -> int:
         index = keys.expiry_index(event_id)
-        due = await self.redis.zrangebyscore(index, "-inf", as_of, start=0,
-                                             num=self.per_event_limit)
+        due = await self.redis.zrangebyscore(index, "-inf", as_of, start=0, num=self.per_event_limit)
         if not due:
             return 0
         booking_ids = [b.decode() if isinstance(b, bytes) else b for b in due]
@@ -60,13 +60,18 @@ class Sweeper:
                 # An index entry without its hold: let the script clean it up.
                 user_id = show_id = zone_id = b""
             command = messages.expire_command(
-                event_id=event_id, booking_id=booking_id, user_id=_s(user_id),
-                show_id=_s(show_id), zone_id=_s(zone_id),
+                event_id=event_id,
+                booking_id=booking_id,
+                user_id=_s(user_id),
+                show_id=_s(show_id),
+                zone_id=_s(zone_id),
             )
             command["as_of_ms"] = as_of
-            sends.append(await self.producer.send(
-                self.settings.reservations_topic, messages.encode(command),
-                key=_s(show_id).encode()))
+            sends.append(
+                await self.producer.send(
+                    self.settings.reservations_topic, messages.encode(command), key=_s(show_id).encode()
+                )
+            )
         await asyncio.gather(*sends)
         # Acked: look again only if the command has not been applied in a while.
         retry_at = as_of + self.settings.sweep_reissue_ms

@@ -1,0 +1,205 @@
+"""The flash-sale demo: the whole stack on loopback, then thousands of buyers rush 2,000 seats.
+
+Usage: python -m ops.demo [--buyers 5000] [--requests-per-buyer 2] [--seats-per-show 1000]
+
+Starts the services (ops.stack), applies migrations, seeds an event with two shows, runs the
+gateway (one process per core) and two workers, fires the rush over HTTP, waits for PostgreSQL
+to catch up, and checks every count three ways (answers, Redis, PostgreSQL). The last line it
+prints is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import sys
+import time
+from collections import Counter
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+
+from gateway.auth import issue_access_token
+from lua import keys
+from ops import stack
+from ops.config import StackConfig
+from ops.migrate import migrate
+from ops.processes import service_env, start_gateway, start_worker
+from ops.seed import seed
+
+
+def say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def rush(
+    base: str, event_id: str, shows: dict, tokens: list[str], per_buyer: int, concurrency: int
+) -> tuple[list[tuple[int, float, int]], float]:
+    """Every buyer asks `per_buyer` times for 1-2 seats somewhere; returns (status, ms, qty)."""
+    rng = random.Random(2026)
+    targets = [(s, z) for s, zones in shows.items() for z in zones.values()]
+    jobs = [(t, *rng.choice(targets), rng.randint(1, 2)) for t in tokens for _ in range(per_buyer)]
+    rng.shuffle(jobs)
+    results: list[tuple[int, float, int]] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    done_count = 0
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal done_count
+        while not queue.empty():
+            token, show, zone, qty = queue.get_nowait()
+            body = {"event_id": event_id, "show_id": show, "zone_id": zone, "quantity": qty}
+            started = time.perf_counter()
+            async with session.post(
+                f"{base}/api/v1/bookings/reserve", json=body, headers={"Authorization": f"Bearer {token}"}
+            ) as r:
+                payload = await r.json()
+                status = r.status
+            while status == 202:  # late answer: poll the request until it is final
+                poll = f"{base}{payload['data']['poll']}"
+                async with session.get(poll, headers={"Authorization": f"Bearer {token}"}) as r:
+                    status, payload = r.status, await r.json()
+                    status = 201 if status == 200 else status
+                if status == 202:
+                    await asyncio.sleep(0.05)
+            results.append((status, (time.perf_counter() - started) * 1000, qty))
+            done_count += 1
+            if done_count % 2000 == 0:
+                say(f"  {done_count}/{len(jobs)} answered")
+
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return results, time.perf_counter() - started
+
+
+async def verify(
+    cfg: StackConfig, event_id: str, shows: dict, booked: int, seats: int, timeout: float = 120
+) -> dict:
+    """Redis and PostgreSQL counts, once the persistence consumer has caught up."""
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    conn = await asyncpg.connect(cfg.database_url)
+    try:
+        available = [
+            int(await redis.hget(keys.zone(event_id, s, z), "available"))
+            for s, zones in shows.items()
+            for z in zones.values()
+        ]
+        deadline = time.monotonic() + timeout
+        while True:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, coalesce(sum(quantity), 0) AS seats FROM bookings WHERE event_id = $1",
+                event_id,
+            )
+            if row["n"] >= booked or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        return {
+            "redis_available": sum(available),
+            "redis_min_counter": min(available),
+            "redis_sold": seats - sum(available),
+            "pg_bookings": row["n"],
+            "pg_seats": int(row["seats"]),
+        }
+    finally:
+        await redis.aclose()
+        await conn.close()
+
+
+async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
+    await migrate(cfg.database_url)
+    say(f"seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats")
+    seeded = await seed(cfg, args.buyers, args.seats_per_show, "Flash Sale Live (demo)")
+    seats = 2 * args.seats_per_show
+    secret = os.environ.get("BR_JWT_SECRET") or secrets.token_hex(32)
+    env = service_env(cfg.service_env(), BR_JWT_SECRET=secret)
+    log_dir = cfg.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    say("starting 2 workers and the gateway")
+    procs = [start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2)]
+    try:
+        procs.append(start_gateway(env, log_dir, args.port))
+        base = f"http://127.0.0.1:{args.port}"
+        tokens = [
+            issue_access_token(secret, user_id=u, tenant_id=seeded["tenant_id"]) for u in seeded["buyers"]
+        ]
+        total = len(tokens) * args.requests_per_buyer
+        say(f"the rush: {total} reservation requests from {len(tokens)} buyers for {seats} seats")
+        results, elapsed = await rush(
+            base, seeded["event_id"], seeded["shows"], tokens, args.requests_per_buyer, args.concurrency
+        )
+    finally:
+        say("stopping gateway and workers (the services keep running)")
+        for p in reversed(procs):
+            p.stop()
+    statuses = Counter(s for s, _, _ in results)
+    sold = sum(q for s, _, q in results if s == 201)
+    checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
+    latencies = sorted(ms for _, ms, _ in results)
+    oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
+    return {
+        "seats": seats,
+        "sold": sold,
+        "oversold": oversold,
+        "requests": len(results),
+        "answers": {str(k): v for k, v in sorted(statuses.items())},
+        "throughput_rps": round(len(results) / elapsed, 1),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+        },
+        "consistent": sold == checks["redis_sold"] == checks["pg_seats"]
+        and statuses[201] == checks["pg_bookings"],
+        **checks,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--buyers", type=int, default=5000)
+    parser.add_argument("--requests-per-buyer", type=int, default=2)
+    parser.add_argument("--seats-per-show", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BR_GATEWAY_PORT", 8080)))
+    args = parser.parse_args()
+    try:
+        cfg = stack.up()
+    except stack.StackError as exc:
+        print(f"[demo] the stack did not start: {exc}", file=sys.stderr)
+        return 1
+    summary = asyncio.run(run_demo(cfg, args))
+    print()
+    print(f"  seats      {summary['seats']}")
+    print(
+        f"  sold       {summary['sold']}  (Redis says {summary['redis_sold']}, "
+        f"PostgreSQL {summary['pg_seats']} in {summary['pg_bookings']} bookings)"
+    )
+    print(f"  oversold   {summary['oversold']}")
+    print(f"  answers    {summary['answers']}  (201 booked, 409 sold out or over the limit)")
+    print(f"  throughput {summary['throughput_rps']} req/s over {summary['requests']} requests")
+    print(f"  latency    p50 {summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
+    print(f"  verdict    {'OK' if summary['consistent'] and not summary['oversold'] else 'FAILED'}")
+    print("  stop everything with: .venv/bin/python -m ops.stack down")
+    print(json.dumps(summary))
+    return 0 if summary["consistent"] and not summary["oversold"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

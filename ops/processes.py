@@ -1,0 +1,110 @@
+"""Starting and stopping gateway and worker processes for the demo and the benchmark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from ops.config import REPO_ROOT
+
+
+class Managed:
+    """A child process with its output in a log file."""
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, cpus: str | None = None
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        prefix = ["taskset", "-c", cpus] if cpus else []
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*prefix, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_path.read_text(errors="replace"):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not say {needle!r}; see {self.log_path}")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def service_env(base: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {**os.environ, **base, "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+def start_worker(name: str, env: dict[str, str], log_dir: Path, cpus: str | None = None) -> Managed:
+    worker = Managed(name, [sys.executable, "-m", "workers"], {**env, "BR_WORKER_ID": name}, log_dir, cpus)
+    worker.wait_for_line("ready")
+    return worker
+
+
+def start_gateway(env: dict[str, str], log_dir: Path, port: int, cpus: str | None = None) -> Managed:
+    gateway = Managed(
+        "gateway", [sys.executable, "-m", "gateway"], {**env, "BR_GATEWAY_PORT": str(port)}, log_dir, cpus
+    )
+    wait_ready(f"http://127.0.0.1:{port}/readyz", gateway)
+    return gateway
+
+
+def wait_ready(url: str, owner: Managed, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if owner.proc.poll() is not None:
+            raise RuntimeError(f"{owner.name} exited; see {owner.log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready in {timeout}s; see {owner.log_path}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live descendants (the gateway forks one per core)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            total += cpu_seconds(p)
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending.extend(int(c) for c in children)
+    return total
