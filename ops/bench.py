@@ -1,0 +1,315 @@
+"""The benchmark: how much of a bare aiohttp core the full reservation path keeps.
+
+Usage: python -m ops.bench [--duration 10] [--connections 64] [--commands 30000]
+
+In one run, on this 2-core machine:
+  (a) a bare aiohttp + uvloop JSON endpoint under wrk: requests per server CPU-second;
+  (b) POST /api/v1/bookings/reserve through the whole path (gateway -> Kafka -> worker -> Lua
+      -> Kafka event -> reply) under wrk: requests per gateway CPU-second, with the share of 201s;
+  (c) worker reservations per worker CPU-second, from a backlog of commands on Kafka;
+  (d) p50/p99 of (b) at a fixed offered rate of 70 % of (b)'s measured maximum (hey -q).
+The server under test is pinned to core 0; load generators, workers and services to core 1.
+It prints the ratio (b)/(a), and last one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from gateway.auth import issue_access_token
+from lua import keys
+from ops import stack
+from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.config import REPO_ROOT, StackConfig
+from ops.migrate import migrate
+from ops.processes import Managed, cpu_seconds, service_env, start_gateway, start_worker, wait_ready
+from workers import messages
+from workers.clients import idempotent_producer
+from workers.inventory import load_event_inventory
+
+SERVER_CORE, LOAD_CORE = "0", "1"
+BENCH_TOOLS = {"wrk": "wrk", "hey": "hey"}
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def core_busy_ticks(core: str) -> tuple[int, int]:
+    """(busy, total) jiffies of one core, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            values = [int(v) for v in line.split()[1:]]
+            idle = values[3] + values[4]  # idle + iowait
+            return sum(values) - idle, sum(values)
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
+class Measured:
+    """CPU seconds of one process and the busy share of its core over a block of work."""
+
+    def __init__(self, pid: int, core: str) -> None:
+        self.pid, self.core = pid, core
+
+    def __enter__(self) -> Measured:
+        self.cpu0 = cpu_seconds(self.pid)
+        self.busy0 = core_busy_ticks(self.core)
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cpu = cpu_seconds(self.pid) - self.cpu0
+        self.wall = time.monotonic() - self.t0
+        busy1 = core_busy_ticks(self.core)
+        self.core_busy = (busy1[0] - self.busy0[0]) / max(1, busy1[1] - self.busy0[1])
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None = None,
+        env: dict[str, str] | None = None) -> dict:
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+           "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    statuses = {int(c): int(n) for c, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": total, "statuses": statuses, "non2xx": int(errors.group(1)) if errors else 0,
+            "raw": out}
+
+
+def pin_services(cfg: StackConfig, cores: str) -> None:
+    """Move the already running services (every thread) onto `cores`."""
+    pids = []
+    for role in ("sale", "aux"):
+        pidfile = cfg.state_dir / f"redis-{role}.pid"
+        if pidfile.exists():
+            pids.append(pidfile.read_text().strip())
+    kafka = cfg.state_dir / "kafka" / "kafka.pid"
+    if kafka.exists():
+        pids.append(kafka.read_text().strip())
+    postmaster = stack.pg_dir(cfg) / "postmaster.pid"
+    if postmaster.exists():
+        pids.append(postmaster.read_text().splitlines()[0])
+        children = subprocess.run(["pgrep", "-P", pids[-1]], capture_output=True, text=True)
+        pids += children.stdout.split()
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], capture_output=True)
+
+
+async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
+    """An event with seats enough that nearly every request is a 201, and many buyers."""
+    conn = await asyncpg.connect(cfg.database_url)
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        tenant = await ensure_tenant(conn, "bench", "Benchmark")
+        (organizer,) = await ensure_users(conn, tenant, ["organizer@bench.test"], "organizer")
+        buyers = await ensure_users(conn, tenant, [f"b{i:06d}@bench.test" for i in range(users)])
+        event = await create_event(conn, tenant_id=tenant, organizer_id=organizer,
+                                   title=f"Benchmark {uuid.uuid4().hex[:6]}", shows=1,
+                                   zones=[ZoneSpec("GA", Decimal("10.00"), 50_000_000)],
+                                   max_per_user=1_000_000_000)
+        await load_event_inventory(redis, conn, event.event_id)
+        show = next(iter(event.shows))
+        return {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["GA"],
+                "tenant_id": tenant, "buyers": buyers}
+    finally:
+        await conn.close()
+        await redis.aclose()
+
+
+async def backlog(cfg: StackConfig, prefix: str, sale: dict, count: int) -> None:
+    """`count` reserve commands on a fresh topic, as gateways would have produced them."""
+    await stack.ensure_topics(cfg, prefix)
+    far = int((time.time() + 3600) * 1000)
+    body_hash = messages.body_hash({"bench": True})
+    async with idempotent_producer(cfg.kafka_bootstrap, linger_ms=20) as producer:
+        sends = []
+        for i in range(count):
+            command = messages.reserve_command(
+                request_id=messages.new_public_id(sale["event_id"]),
+                booking_id=messages.new_public_id(sale["event_id"]),
+                event_id=sale["event_id"], show_id=sale["show_id"], zone_id=sale["zone_id"],
+                user_id=sale["buyers"][i % len(sale["buyers"])], quantity=1,
+                idempotency_key=None, body_hash=body_hash, deadline_ms=far, accept_by_ms=far,
+                reply_to="bench-nobody")
+            sends.append(await producer.send(f"{prefix}reservations", messages.encode(command),
+                                             key=sale["show_id"].encode()))
+        await asyncio.gather(*sends)
+
+
+async def zone_available(cfg: StackConfig, sale: dict) -> int:
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        return int(await redis.hget(keys.zone(sale["event_id"], sale["show_id"], sale["zone_id"]),
+                                    "available"))
+    finally:
+        await redis.aclose()
+
+
+def measure_worker(cfg: StackConfig, env: dict, log_dir: Path, sale: dict, count: int) -> dict:
+    """(c): one worker, pinned to the load core, drains a backlog of `count` commands."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    say(f"(c) producing a backlog of {count} reserve commands")
+    asyncio.run(backlog(cfg, prefix, sale, count))
+    before = asyncio.run(zone_available(cfg, sale))
+    worker_env = {**env, "BR_TOPIC_PREFIX": prefix, "BR_WORKER_ROLES": "commands",
+                  "BR_COMMAND_GROUP": f"{prefix}commands"}
+    worker = start_worker(f"bench-worker-{prefix[6:14]}", worker_env, log_dir, cpus=LOAD_CORE)
+    try:
+        with Measured(worker.proc.pid, LOAD_CORE) as m:
+            deadline = time.monotonic() + 300
+            while before - asyncio.run(zone_available(cfg, sale)) < count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("worker did not drain the backlog in 300 s")
+                time.sleep(0.05)
+    finally:
+        worker.stop()
+    return {"commands": count, "worker_cpu_s": round(m.cpu, 3), "wall_s": round(m.wall, 3),
+            "per_cpu_second": round(count / m.cpu, 1), "per_wall_second": round(count / m.wall, 1)}
+
+
+def hey_fixed_rate(url: str, token: str, body: str, rate: float, duration: int) -> dict:
+    workers = 50
+    per_worker = max(1, round(rate / workers, 1))
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CORE, "hey", "-z", f"{duration}s", "-c", str(workers), "-q",
+         str(per_worker), "-m", "POST", "-T", "application/json", "-H",
+         f"Authorization: Bearer {token}", "-d", body, url],
+        capture_output=True, text=True, check=True).stdout
+    pct = {p: float(v) * 1000 for p, v in re.findall(r"(\d+)%% in ([\d.]+) secs", out)}
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"offered_rps": round(per_worker * workers, 1), "achieved_rps": round(rps, 1),
+            "p50_ms": round(pct.get("50", 0.0), 2), "p99_ms": round(pct.get("99", 0.0), 2),
+            "statuses": codes}
+
+
+def run(args: argparse.Namespace) -> dict:
+    stack.ensure_packages(BENCH_TOOLS)
+    cfg = stack.up()
+    asyncio.run(migrate(cfg.database_url))
+    log_dir = cfg.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    env = service_env(cfg.service_env(), BR_JWT_SECRET=secret, BR_GATEWAY_PROCESSES="1")
+    pin_services(cfg, LOAD_CORE)
+    procs: list[Managed] = []
+    try:
+        # (a) the baseline
+        say(f"(a) bare aiohttp + uvloop JSON endpoint, {args.duration}s of wrk -c{args.connections}")
+        hello = Managed("bench-hello", [sys.executable, "-m", "ops.bench_hello", "--port",
+                                        str(args.port + 1)], env, log_dir, cpus=SERVER_CORE)
+        procs.append(hello)
+        wait_ready(f"http://127.0.0.1:{args.port + 1}/", hello)
+        wrk(f"http://127.0.0.1:{args.port + 1}/", 2, args.connections)  # warm-up
+        with Measured(hello.proc.pid, SERVER_CORE) as ma:
+            a = wrk(f"http://127.0.0.1:{args.port + 1}/", args.duration, args.connections)
+        hello.stop()
+        procs.remove(hello)
+
+        # (b) the full reservation path
+        sale = asyncio.run(seed_bench_event(cfg, args.users))
+        procs += [start_worker(f"bench-worker-{i}", {**env, "BR_WORKER_ROLES": "commands"},
+                               log_dir, cpus=LOAD_CORE) for i in range(2)]
+        gateway = start_gateway(env, log_dir, args.port, cpus=SERVER_CORE)
+        procs.append(gateway)
+        tokens = [issue_access_token(secret, user_id=u, tenant_id=sale["tenant_id"], ttl_s=3600)
+                  for u in sale["buyers"]]
+        body = json.dumps({"event_id": sale["event_id"], "show_id": sale["show_id"],
+                           "zone_id": sale["zone_id"], "quantity": 1})
+        with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+            f.write("\n".join(tokens))
+        script_env = {"BENCH_TOKENS": f.name, "BENCH_BODY": body}
+        url = f"http://127.0.0.1:{args.port}/api/v1/bookings/reserve"
+        script = REPO_ROOT / "ops" / "bench_reserve.lua"
+        say(f"(b) POST /bookings/reserve through the full path, {args.duration}s")
+        wrk(url, 2, args.connections, script, script_env)  # warm-up: token cache, connections
+        with Measured(gateway.proc.pid, SERVER_CORE) as mb:
+            b = wrk(url, args.duration, args.connections, script, script_env)
+        os.unlink(f.name)
+        created = b["statuses"].get(201, 0)
+
+        # (d) latency at 70 % of (b)'s maximum, offered at a fixed rate
+        max_rps = b["requests"] / mb.wall
+        say(f"(d) fixed rate {0.7 * max_rps:.0f} req/s (70 % of {max_rps:.0f}) for "
+            f"{args.duration}s with hey")
+        d = hey_fixed_rate(url, tokens[0], body, 0.7 * max_rps, args.duration)
+    finally:
+        for p in procs:
+            p.stop()
+
+    # (c) worker throughput, alone on the load core
+    c = measure_worker(cfg, env, log_dir, sale, args.commands)
+    pin_services(cfg, f"0-{os.cpu_count() - 1}")
+
+    a_rate = a["requests"] / ma.cpu
+    b_rate = b["requests"] / mb.cpu
+    return {
+        "a_hello_per_cpu_s": round(a_rate, 1),
+        "a_hello_rps": round(a["requests"] / ma.wall, 1),
+        "a_core_busy": round(ma.core_busy, 3),
+        "b_reserve_per_cpu_s": round(b_rate, 1),
+        "b_reserve_rps": round(b["requests"] / mb.wall, 1),
+        "b_core_busy": round(mb.core_busy, 3),
+        "b_gateway_cpu_share": round(mb.cpu / mb.wall, 3),
+        "b_201_share": round(created / max(1, b["requests"]), 4),
+        "b_statuses": {str(k): v for k, v in sorted(b["statuses"].items())},
+        "ratio_b_over_a": round(b_rate / a_rate, 3),
+        "c_worker_per_cpu_s": c["per_cpu_second"],
+        "c_worker_per_wall_s": c["per_wall_second"],
+        "d_offered_rps": d["offered_rps"],
+        "d_achieved_rps": d["achieved_rps"],
+        "d_p50_ms": d["p50_ms"],
+        "d_p99_ms": d["p99_ms"],
+        "d_statuses": {str(k): v for k, v in sorted(d["statuses"].items())},
+        "targets": {"ratio_b_over_a": 0.35, "c_worker_per_cpu_s": 20000, "d_p99_ms": 50},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--commands", type=int, default=30000)
+    parser.add_argument("--port", type=int, default=18090)
+    args = parser.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        print("[bench] needs at least 2 cores (server on one, load on the other)", file=sys.stderr)
+        return 2
+    r = run(args)
+    print()
+    print(f"  (a) bare aiohttp      {r['a_hello_per_cpu_s']:>9} req per CPU-s "
+          f"({r['a_hello_rps']} req/s, core 0 busy {r['a_core_busy']:.0%})")
+    print(f"  (b) reserve, full     {r['b_reserve_per_cpu_s']:>9} req per gateway CPU-s "
+          f"({r['b_reserve_rps']} req/s, core 0 busy {r['b_core_busy']:.0%}, "
+          f"201s {r['b_201_share']:.1%})")
+    print(f"      ratio (b)/(a)     {r['ratio_b_over_a']:>9}   target >= 0.35")
+    print(f"  (c) worker            {r['c_worker_per_cpu_s']:>9} reservations per worker CPU-s "
+          f"  target >= 20000")
+    print(f"  (d) at {r['d_offered_rps']} req/s   p50 {r['d_p50_ms']} ms, p99 {r['d_p99_ms']} ms"
+          f"   target p99 < 50 ms")
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
