@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -16,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from gateway import appkeys, errors
 from gateway.auth import bearer_token
+from gateway.replies import NotAccepted
 from gateway.responses import ok
 from lua import keys
 from workers import messages
@@ -34,11 +34,16 @@ class ReserveRequest:
     idempotency_key: str | None
 
 
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def _uuid_field(body: dict[str, Any], name: str, problems: dict[str, str]) -> str:
     value = body.get(name)
     if not isinstance(value, str):
         problems[name] = "required, a UUID string"
         return ""
+    if _CANONICAL_UUID.match(value):  # the common case, without building a UUID object
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -154,22 +159,23 @@ async def reserve(request: web.Request) -> web.Response:
     )
     answer = replies.expect(request_id)
     try:
+        ack = await app[appkeys.PRODUCER].send(
+            settings.reservations_topic, messages.encode(command), key=req.show_id.encode()
+        )
         # Past accept_by the broker's append time makes a worker refuse the command, so after
         # waiting that long (plus a margin for clock skew) "nothing was accepted" is true even
         # if the producer still delivers it later.
-        await asyncio.wait_for(
-            app[appkeys.PRODUCER].send_and_wait(
-                settings.reservations_topic, messages.encode(command), key=req.show_id.encode()
-            ),
+        reply = await replies.wait(
+            request_id,
+            answer,
+            ack,
             settings.accept_timeout_s + ACCEPT_SKEW_MARGIN_S,
+            settings.reply_timeout_s,
         )
-    except (KafkaError, TimeoutError) as exc:
+    except (KafkaError, NotAccepted) as exc:
         replies.forget(request_id)
         raise errors.KafkaUnavailable() from exc
-    try:
-        reply = await asyncio.wait_for(answer, settings.reply_timeout_s)
-    except TimeoutError:
-        replies.forget(request_id)
+    if reply is None:
         return ok(
             {
                 "request_id": request_id,

@@ -9,12 +9,11 @@ import logging
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from gateway import appkeys
 from gateway.replies import ReplyRouter
 from lua import keys, load_scripts
-from workers.clients import stop_producer
+from workers.clients import new_idempotent_producer, stop_producer
 
 log = logging.getLogger("gateway")
 
@@ -34,13 +33,7 @@ async def sale_redis_ctx(app: web.Application):
 async def producer_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     # Idempotent, acks=all: an acknowledged command is on every in-sync replica exactly once.
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=1,
-        request_timeout_ms=5000,
-    )
+    producer = new_idempotent_producer(settings.kafka_bootstrap, linger_ms=1, request_timeout_ms=5000)
     await producer.start()
     app[appkeys.PRODUCER] = producer
     yield

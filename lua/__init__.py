@@ -8,7 +8,7 @@ from pathlib import Path
 from redis.commands.core import AsyncScript
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
-SCRIPT_NAMES = ("reserve_seats", "expire_hold")
+SCRIPT_NAMES = ("reserve_seats", "expire_hold", "store_results")
 
 
 def source(name: str) -> str:
@@ -21,6 +21,7 @@ class SaleScripts:
 
     reserve_seats: AsyncScript
     expire_hold: AsyncScript
+    store_results: AsyncScript
 
 
 async def load_scripts(client) -> SaleScripts:

@@ -10,13 +10,21 @@ from collections.abc import AsyncIterator
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger("workers.clients")
 
 
 @contextlib.asynccontextmanager
 async def sale_redis(url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(url, decode_responses=False, health_check_interval=30)
+    """No per-read socket timeout: callers bound whole pipelines (WorkerSettings.redis_timeout_s)."""
+    client = aioredis.from_url(
+        url,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=None,
+        socket_connect_timeout=5,
+    )
     try:
         await client.ping()
         yield client
@@ -24,16 +32,48 @@ async def sale_redis(url: str) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-@contextlib.asynccontextmanager
-async def idempotent_producer(bootstrap: str, **options) -> AsyncIterator[AIOKafkaProducer]:
+class CachedKeyPartitioner:
+    """Kafka's murmur2 key partitioning, remembered per key.
+
+    aiokafka hashes in pure Python on every send; our keys are show ids, a small set, so the
+    gateway and workers hash each one once.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._default = DefaultPartitioner()
+        self._cache: dict[tuple[bytes, int], int] = {}
+        self._max_keys = max_keys
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return self._default(key, all_partitions, available)
+        slot = (key, len(all_partitions))
+        partition = self._cache.get(slot)
+        if partition is None:
+            if len(self._cache) >= self._max_keys:
+                self._cache.clear()
+            partition = self._cache[slot] = self._default(key, all_partitions, available)
+        return partition
+
+
+def new_idempotent_producer(bootstrap: str, **options) -> AIOKafkaProducer:
     """acks=all and idempotence: a retried send never duplicates, an ack means replicated."""
-    producer = AIOKafkaProducer(
+    return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         enable_idempotence=True,
         acks="all",
         linger_ms=options.pop("linger_ms", 2),
+        # A hot show is one partition, and an idempotent producer has one batch in flight per
+        # partition: 16 KiB batches (the default) made senders wait for room under load.
+        max_batch_size=options.pop("max_batch_size", 512 * 1024),
+        partitioner=CachedKeyPartitioner(),
         **options,
     )
+
+
+@contextlib.asynccontextmanager
+async def idempotent_producer(bootstrap: str, **options) -> AsyncIterator[AIOKafkaProducer]:
+    producer = new_idempotent_producer(bootstrap, **options)
     await producer.start()
     try:
         yield producer

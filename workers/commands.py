@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from lua import SaleScripts, keys
 from workers import messages
@@ -50,12 +51,17 @@ class CommandProcessor:
         self.producer = producer
         self.settings = settings
 
-    async def handle(self, commands: list[dict[str, Any]]) -> None:
+    async def apply(self, commands: list[dict[str, Any]]) -> list[Any]:
+        """Stage 1: every command's script, in one pipeline. Safe to repeat (idempotent)."""
         if not commands:
-            return
+            return []
         outputs = await self._run_scripts(commands)
         if self.settings.crash_after_lua:
             os.kill(os.getpid(), signal.SIGKILL)
+        return outputs
+
+    async def publish(self, commands: list[dict[str, Any]], outputs: list[Any]) -> None:
+        """Stage 2: the events, acknowledged by Kafka; only then the answers to the gateways."""
         events, replies = self._outcomes(commands, outputs)
         await self._produce(events)
         await self._answer(replies)
@@ -115,7 +121,8 @@ class CommandProcessor:
                         ],
                         client=pipe,
                     )
-            outputs = iter(await pipe.execute())
+            async with asyncio.timeout(s.redis_timeout_s):
+                outputs = iter(await pipe.execute())
         return [LATE_COMMAND_OUTPUT if is_late else next(outputs) for is_late in late]
 
     @staticmethod
@@ -145,24 +152,62 @@ class CommandProcessor:
         await asyncio.gather(*pending)
 
     async def _answer(self, replies: list[tuple[str, dict[str, Any]]]) -> None:
-        """One pub/sub message per gateway for the whole batch, plus a result key per request."""
+        """One pub/sub message per gateway for the whole batch, and the results for the poll."""
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_event: dict[str, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
+        for channel, r in replies:
+            by_channel[channel].append(r)
+            event_id = messages.event_of(r["request_id"])
+            result_keys, values = by_event[event_id]
+            result_keys.append(keys.request_result(event_id, r["request_id"]))
+            values.append(messages.encode(r))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for channel, r in replies:
-                by_channel[channel].append(r)
-                event_id = messages.event_of(r["request_id"])
-                pipe.set(
-                    keys.request_result(event_id, r["request_id"]),
-                    messages.encode(r),
-                    ex=self.settings.result_ttl_s,
+            for result_keys, values in by_event.values():
+                await self.scripts.store_results(
+                    keys=result_keys, args=[self.settings.result_ttl_s, *values], client=pipe
                 )
             for channel, batch in by_channel.items():
                 pipe.publish(keys.reply_channel(channel), messages.encode(batch))
-            await pipe.execute()
+            async with asyncio.timeout(self.settings.redis_timeout_s):
+                await pipe.execute()
+
+
+class BatchStats:
+    """Commands and batches since the last report, logged at most every `every_s` seconds."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 10.0) -> None:
+        self.logger, self.every_s = logger, every_s
+        self.commands = self.batches = 0
+        self.since = time.monotonic()
+
+    def add(self, commands: int) -> None:
+        self.commands += commands
+        self.batches += 1
+
+    def maybe_log(self) -> None:
+        elapsed = time.monotonic() - self.since
+        if elapsed < self.every_s:
+            return
+        if self.batches:
+            self.logger.info(
+                "%d commands in %d batches (%.1f per batch, %.0f/s)",
+                self.commands,
+                self.batches,
+                self.commands / self.batches,
+                self.commands / elapsed,
+            )
+        self.commands = self.batches = 0
+        self.since = time.monotonic()
 
 
 class CommandConsumer:
-    """An aiokafka group member on `reservations` (static membership: a restart does not stall)."""
+    """An aiokafka group member on `reservations` (static membership: a restart does not stall).
+
+    Two stages overlap: while batch N's events wait for Kafka's acknowledgement and its answers
+    go out, batch N+1 is fetched and its scripts run. Stage 2 runs one batch at a time, in
+    order, and each batch's offsets are committed only after its own stage 2, so a crash or a
+    failure anywhere redelivers every batch not yet answered, and the replay is idempotent.
+    """
 
     def __init__(
         self, redis, scripts: SaleScripts, producer: AIOKafkaProducer, settings: WorkerSettings
@@ -179,6 +224,8 @@ class CommandConsumer:
             session_timeout_ms=settings.session_timeout_ms,
             max_poll_records=settings.batch_size,
         )
+        self.stats = BatchStats(log)
+        self._finishing: asyncio.Task | None = None  # stage 2 of the previous batch
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.consumer.start()
@@ -187,10 +234,15 @@ class CommandConsumer:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
                 if batches:
                     await self._apply(batches)
+                elif self._finishing is not None and self._finishing.done():
+                    await self._settle()
+                self.stats.maybe_log()
+            await self._settle()
         finally:
             await asyncio.wait_for(self.consumer.stop(), self.settings.shutdown_timeout_s)
 
-    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+    @staticmethod
+    def _decode(batches: dict[TopicPartition, list]) -> list[dict[str, Any]]:
         commands = []
         for records in batches.values():
             for record in records:
@@ -203,13 +255,42 @@ class CommandConsumer:
                 # redelivery of a late command is refused the same way.
                 command["appended_ms"] = record.timestamp
                 commands.append(command)
+        return commands
+
+    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        commands = self._decode(batches)
         try:
-            await self.processor.handle(commands)
+            outputs = await self.processor.apply(commands)
+            await self._settle()  # stage 2 of the batch before, so answers stay in order
         except Exception:
-            # Not committed: rewind and retry the whole batch; replays are idempotent.
-            log.exception("batch of %d commands failed; retrying", len(commands))
-            for tp, records in batches.items():
-                self.consumer.seek(tp, records[0].offset)
-            await asyncio.sleep(0.5)  # back off before refetching (retry pacing, not sync)
+            await self._rewind(len(commands))
             return
-        await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        self._finishing = asyncio.create_task(self._finish(commands, outputs, offsets))
+
+    async def _finish(self, commands, outputs, offsets: dict[TopicPartition, int]) -> None:
+        await self.processor.publish(commands, outputs)
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. a rebalance: those records come again and replay
+            log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+        self.stats.add(len(commands))
+
+    async def _settle(self) -> None:
+        """Wait for the previous batch's stage 2; re-raise its failure."""
+        task, self._finishing = self._finishing, None
+        if task is not None:
+            await task
+
+    async def _rewind(self, count: int) -> None:
+        """Nothing past the last committed batch counts: fetch it all again and replay it."""
+        log.exception("a batch of %d commands failed; rewinding to retry", count)
+        if self._finishing is not None:  # its outcome no longer matters: it is rewound too
+            self._finishing.cancel()
+            await asyncio.gather(self._finishing, return_exceptions=True)
+            self._finishing = None
+        committed = await self.consumer.seek_to_committed()
+        never = [tp for tp, offset in committed.items() if not offset]
+        if never:  # no commit yet in this group: the reset policy's start, the beginning
+            await self.consumer.seek_to_beginning(*never)
+        await asyncio.sleep(0.5)  # back off before refetching (retry pacing, not sync)

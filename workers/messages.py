@@ -7,6 +7,7 @@ replies on each gateway process's Redis pub/sub channel, one message per worker 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from typing import Any
@@ -22,11 +23,12 @@ _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def new_public_id(event_id: str) -> str:
-    """An id handed to clients (booking id, request id): the event's uuid, then a random one.
+    """An id handed to clients (booking id, request id): the event's uuid, then 128 random bits.
 
     The server finds the event (and so every key of it) from the id alone, with no lookup.
+    `event_id` is a canonical (lower-case, hyphenated) UUID string.
     """
-    return uuid.UUID(event_id).hex + uuid.uuid4().hex
+    return event_id.replace("-", "") + os.urandom(16).hex()
 
 
 def event_of(public_id: str) -> str | None:

@@ -49,6 +49,9 @@ class WorkerSettings:
     sweep_interval_s: float = 1.0
     sweep_reissue_ms: int = 30_000
     shutdown_timeout_s: float = 10.0
+    # One bound per pipeline instead of a socket timeout per reply (redis-py's per-read timer
+    # was a tenth of the worker's CPU).
+    redis_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
     # Test hook for the crash scenario: SIGKILL this process right after a Lua batch ran.
     crash_after_lua: bool = False

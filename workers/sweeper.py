@@ -81,7 +81,8 @@ class Sweeper:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                issued = await self.sweep_once()
+                async with asyncio.timeout(self.settings.redis_timeout_s):
+                    issued = await self.sweep_once()
                 if issued:
                     log.info("issued %d expire commands", issued)
             except Exception:
