@@ -8,20 +8,17 @@ import orjson
 from aiohttp import web
 
 
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+def _json(body: dict[str, Any], status: int) -> web.Response:
+    # Bytes straight from orjson: json_response would encode a str once more.
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.Response:
     body: dict[str, Any] = {"success": True, "data": data}
     if meta is not None:
         body["meta"] = meta
-    return web.json_response(body, status=status, dumps=_dumps)
+    return _json(body, status)
 
 
 def error(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response(
-        {"success": False, "error": {"code": code, "message": message, "details": details}},
-        status=status,
-        dumps=_dumps,
-    )
+    return _json({"success": False, "error": {"code": code, "message": message, "details": details}}, status)

@@ -31,7 +31,8 @@ async def serve(settings: WorkerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         redis = await stack.enter_async_context(sale_redis(settings.sale_redis_url))
-        producer = await stack.enter_async_context(idempotent_producer(settings.kafka_bootstrap))
+        # linger 0: a worker sends a whole batch's events at once and then waits for the ack.
+        producer = await stack.enter_async_context(idempotent_producer(settings.kafka_bootstrap, linger_ms=0))
         tasks = []
         if "commands" in settings.roles:
             scripts = await load_scripts(redis)

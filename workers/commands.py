@@ -226,6 +226,8 @@ class CommandConsumer:
         )
         self.stats = BatchStats(log)
         self._finishing: asyncio.Task | None = None  # stage 2 of the previous batch
+        self._committing: asyncio.Task | None = None  # the offset commit in flight
+        self._pending_offsets: dict[TopicPartition, int] = {}  # answered, not yet committed
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.consumer.start()
@@ -238,6 +240,7 @@ class CommandConsumer:
                     await self._settle()
                 self.stats.maybe_log()
             await self._settle()
+            await self._drain_commits()
         finally:
             await asyncio.wait_for(self.consumer.stop(), self.settings.shutdown_timeout_s)
 
@@ -270,15 +273,29 @@ class CommandConsumer:
 
     async def _finish(self, commands, outputs, offsets: dict[TopicPartition, int]) -> None:
         await self.processor.publish(commands, outputs)
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:  # e.g. a rebalance: those records come again and replay
-            log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+        # The batch is answered; its commit need not delay the next batch's answers.
+        self._pending_offsets.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_pending())
         self.stats.add(len(commands))
+
+    async def _commit_pending(self) -> None:
+        """One commit at a time; offsets that arrive meanwhile go in the next (later wins)."""
+        while self._pending_offsets:
+            offsets, self._pending_offsets = self._pending_offsets, {}
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:  # e.g. a rebalance: those records come again and replay
+                log.warning("offset commit failed (%s); the batch will be redelivered", exc)
 
     async def _settle(self) -> None:
         """Wait for the previous batch's stage 2; re-raise its failure."""
         task, self._finishing = self._finishing, None
+        if task is not None:
+            await task
+
+    async def _drain_commits(self) -> None:
+        task, self._committing = self._committing, None
         if task is not None:
             await task
 
@@ -289,6 +306,7 @@ class CommandConsumer:
             self._finishing.cancel()
             await asyncio.gather(self._finishing, return_exceptions=True)
             self._finishing = None
+        await self._drain_commits()  # seek to what is really committed
         committed = await self.consumer.seek_to_committed()
         never = [tp for tp, offset in committed.items() if not offset]
         if never:  # no commit yet in this group: the reset policy's start, the beginning
