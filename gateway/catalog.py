@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -40,10 +41,12 @@ class Show:
 class Catalog:
     """Read-mostly: `shows` is swapped whole on reload, never mutated in place."""
 
-    def __init__(self) -> None:
+    def __init__(self, miss_reload_interval_s: float = 1.0) -> None:
         self.shows: dict[str, Show] = {}
         self._reloading: asyncio.Task | None = None
         self._dirty = False
+        self._loaded_at = 0.0
+        self._miss_reload_interval_s = miss_reload_interval_s
 
     async def load(self, pool: asyncpg.Pool) -> None:
         rows = await pool.fetch(CATALOG_QUERY)
@@ -58,6 +61,7 @@ class Catalog:
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
         self.shows = shows
+        self._loaded_at = time.monotonic()
         log.debug("catalog loaded: %d shows", len(shows))
 
     def request_reload(self, pool: asyncpg.Pool) -> None:
@@ -78,4 +82,14 @@ class Catalog:
                 return
 
     def show(self, show_id: str) -> Show | None:
+        return self.shows.get(show_id)
+
+    async def show_after_reload(self, show_id: str, pool: asyncpg.Pool) -> Show | None:
+        """A miss may be a show published a moment ago, before its change notice arrived:
+        reload once and look again. At most one miss-driven reload per interval, shared by
+        every request, so unknown ids cannot turn into a query each."""
+        if time.monotonic() - self._loaded_at >= self._miss_reload_interval_s:
+            self.request_reload(pool)
+        if self._reloading is not None and not self._reloading.done():
+            await asyncio.shield(self._reloading)
         return self.shows.get(show_id)

@@ -79,6 +79,7 @@ class WorkerSettings:
             batch_size=env_int("BR_WORKER_BATCH_SIZE", 500),
             sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", 1.0),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", 10.0),
+            redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", 10.0),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
         )
 

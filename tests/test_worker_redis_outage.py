@@ -1,0 +1,126 @@
+"""A worker whose sale Redis goes away mid-sale rewinds to its last commit and replays when back."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import redis.asyncio as aioredis
+
+from lua import keys
+from ops.stack import redis_ping
+from tests.support import WorkerProcess, read_topic, wait_until, worker_env
+from workers import messages
+from workers.clients import idempotent_producer
+from workers.inventory import load_event_inventory
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_redis(port: int, folder) -> None:
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--logfile",
+            str(folder / "redis.log"),
+        ],
+        check=True,
+    )
+
+
+async def _ready(port: int) -> bool:
+    return redis_ping(port)
+
+
+async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event, make_users, pg, tmp_path):
+    port = _free_port()
+    _start_redis(port, tmp_path)
+    await wait_until(lambda: _ready(port), 10, "temporary sale redis")
+    sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    event = await make_event([("VIP", 20)], shows=1)
+    async with pg.acquire() as conn:
+        await load_event_inventory(sale, conn, event.event_id)
+    show = next(iter(event.shows))
+    zone = event.shows[show]["VIP"]
+    users = await make_users(10)
+    topics = await new_topics("redisdown")
+    worker = await WorkerProcess(
+        worker_env(
+            schema,
+            topics,
+            f"{topics.prefix}w",
+            BR_WORKER_ROLES="commands",
+            BR_SALE_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+            BR_REDIS_TIMEOUT_SECONDS="2",
+        )
+    ).start()
+    try:
+        # Redis goes away (its AOF keeps what it had), then commands arrive.
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown"], capture_output=True)
+        now = int(time.time() * 1000)
+        commands = [
+            messages.reserve_command(
+                request_id=messages.new_public_id(event.event_id),
+                booking_id=messages.new_public_id(event.event_id),
+                event_id=event.event_id,
+                show_id=show,
+                zone_id=zone,
+                user_id=u,
+                quantity=2,
+                idempotency_key=None,
+                body_hash="h",
+                deadline_ms=now + 120_000,
+                accept_by_ms=now + 120_000,
+                reply_to="nobody",
+            )
+            for u in users
+        ]
+        async with idempotent_producer(schema.kafka_bootstrap) as producer:
+            for c in commands:
+                await producer.send_and_wait(topics.reservations, messages.encode(c), key=show.encode())
+
+        async def rewound() -> bool:
+            return any("rewinding" in line for line in worker.output)
+
+        await wait_until(rewound, 30, "the worker to fail a batch and rewind")
+
+        _start_redis(port, tmp_path)
+        await wait_until(lambda: _ready(port), 10, "sale redis back")
+        await sale.aclose()  # its pooled connection died with the server
+        sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+
+        async def all_answered() -> bool:
+            found = [
+                await sale.exists(keys.request_result(event.event_id, c["request_id"])) for c in commands
+            ]
+            return all(found)
+
+        await wait_until(all_answered, 60, "every command answered after the restart")
+    finally:
+        await worker.stop()
+    assert int(await sale.hget(keys.zone(event.event_id, show, zone), "available")) == 0
+    for user in users:
+        assert int(await sale.get(keys.user_count(event.event_id, user))) == 2
+    created = await read_topic(
+        schema.kafka_bootstrap, topics.events, lambda e: e["type"] == messages.BOOKING_CREATED
+    )
+    assert sorted(e["booking_id"] for e in created) == sorted(c["booking_id"] for c in commands)
+    await sale.aclose()
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
