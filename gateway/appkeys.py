@@ -8,6 +8,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from gateway.auth import TokenVerifier
+from gateway.batcher import CommandBatcher
 from gateway.catalog import Catalog
 from gateway.replies import ReplyRouter
 from gateway.settings import GatewaySettings
@@ -18,6 +19,7 @@ GATEWAY_ID = web.AppKey("gateway_id", str)
 SALE_REDIS = web.AppKey("sale_redis", aioredis.Redis)
 SCRIPTS = web.AppKey("scripts", SaleScripts)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+BATCHER = web.AppKey("batcher", CommandBatcher)
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 CATALOG = web.AppKey("catalog", Catalog)
 REPLIES = web.AppKey("replies", ReplyRouter)

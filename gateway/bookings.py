@@ -135,11 +135,11 @@ async def reserve(request: web.Request) -> web.Response:
     replies = app[appkeys.REPLIES]
     if not replies.connected.is_set():
         raise errors.RedisUnavailable()
-    request_id = messages.new_public_id(req.event_id)
+    request_id, booking_id = messages.new_public_ids(req.event_id)
     now = time.time()
     command = messages.reserve_command(
         request_id=request_id,
-        booking_id=messages.new_public_id(req.event_id),
+        booking_id=booking_id,
         event_id=req.event_id,
         show_id=req.show_id,
         zone_id=req.zone_id,
@@ -160,9 +160,7 @@ async def reserve(request: web.Request) -> web.Response:
     )
     answer = replies.expect(request_id)
     try:
-        ack = await app[appkeys.PRODUCER].send(
-            settings.reservations_topic, messages.encode(command), key=req.show_id.encode()
-        )
+        ack = app[appkeys.BATCHER].submit(req.show_id, command)
         # Past accept_by the broker's append time makes a worker refuse the command, so after
         # waiting that long (plus a margin for clock skew) "nothing was accepted" is true even
         # if the producer still delivers it later.

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.batcher import CommandBatcher
 from gateway.replies import ReplyRouter
 from lua import keys, load_scripts
 from workers.clients import new_idempotent_producer, stop_producer
@@ -36,6 +37,7 @@ async def producer_ctx(app: web.Application):
     producer = new_idempotent_producer(settings.kafka_bootstrap, linger_ms=1, request_timeout_ms=5000)
     await producer.start()
     app[appkeys.PRODUCER] = producer
+    app[appkeys.BATCHER] = CommandBatcher(producer, settings.reservations_topic)
     yield
     await stop_producer(producer)
 

@@ -250,14 +250,16 @@ class CommandConsumer:
         for records in batches.values():
             for record in records:
                 try:
-                    command = messages.decode(record.value)
+                    decoded = messages.decode(record.value)
                 except ValueError:
                     log.error("skipping undecodable command at %s:%s", record.partition, record.offset)
                     continue
-                # The broker's append time (LogAppendTime topic); fixed per record, so every
-                # redelivery of a late command is refused the same way.
-                command["appended_ms"] = record.timestamp
-                commands.append(command)
+                # A gateway batches one loop iteration's commands for a show into one record.
+                for command in decoded if isinstance(decoded, list) else [decoded]:
+                    # The broker's append time (LogAppendTime topic); fixed per record, so
+                    # every redelivery of a late command is refused the same way.
+                    command["appended_ms"] = record.timestamp
+                    commands.append(command)
         return commands
 
     async def _apply(self, batches: dict[TopicPartition, list]) -> None:

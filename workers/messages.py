@@ -22,6 +22,13 @@ BOOKING_EXPIRED = "booking.expired"
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
+def new_public_ids(event_id: str) -> tuple[str, str]:
+    """Two public ids of one event (a request and its booking) from one read of the OS's RNG."""
+    prefix = event_id.replace("-", "")
+    random = os.urandom(32).hex()
+    return prefix + random[:32], prefix + random[32:]
+
+
 def new_public_id(event_id: str) -> str:
     """An id handed to clients (booking id, request id): the event's uuid, then 128 random bits.
 
