@@ -34,7 +34,8 @@ async def sale_redis_ctx(app: web.Application):
 async def producer_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     # Idempotent, acks=all: an acknowledged command is on every in-sync replica exactly once.
-    producer = new_idempotent_producer(settings.kafka_bootstrap, linger_ms=1, request_timeout_ms=5000)
+    # linger 0: CommandBatcher already batches a loop iteration per show.
+    producer = new_idempotent_producer(settings.kafka_bootstrap, linger_ms=0, request_timeout_ms=5000)
     await producer.start()
     app[appkeys.PRODUCER] = producer
     app[appkeys.BATCHER] = CommandBatcher(producer, settings.reservations_topic)

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
+from ops.stack import redis_ping
 from workers import messages
 
 
@@ -230,3 +234,40 @@ async def final_answer(
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port: int, folder: Path, *options: str) -> None:
+    """A throwaway redis-server (daemonized) with its files in `folder`."""
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--logfile",
+            str(folder / "redis.log"),
+            *options,
+        ],
+        check=True,
+    )
+
+
+def stop_redis(port: int, *how: str) -> None:
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", *how], capture_output=True)
+
+
+async def redis_answers(port: int) -> bool:
+    return redis_ping(port)

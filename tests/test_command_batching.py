@@ -7,19 +7,31 @@ import asyncio
 from tests.support import gateway_settings, read_topic, reserve, running_gateway
 
 
-async def test_one_record_per_show_per_loop_iteration(schema, new_topics, jwt_secret, make_event,
-                                                      make_users, token_for, http):
+async def test_one_record_per_show_per_loop_iteration(
+    schema, new_topics, jwt_secret, make_event, make_users, token_for, http
+):
     topics = await new_topics("batch")  # no worker reads it: everything produced stays
     event = await make_event([("VIP", 100)], shows=2)
     users = await make_users(60)
     shows = list(event.shows)
     settings = gateway_settings(schema, topics, jwt_secret, reply_timeout_s=0.2)
     async with running_gateway(settings) as url:
-        answers = await asyncio.gather(*(
-            reserve(http, url, token_for(u), {
-                "event_id": event.event_id, "show_id": shows[i % 2],
-                "zone_id": event.shows[shows[i % 2]]["VIP"], "quantity": 1})
-            for i, u in enumerate(users)))
+        answers = await asyncio.gather(
+            *(
+                reserve(
+                    http,
+                    url,
+                    token_for(u),
+                    {
+                        "event_id": event.event_id,
+                        "show_id": shows[i % 2],
+                        "zone_id": event.shows[shows[i % 2]]["VIP"],
+                        "quantity": 1,
+                    },
+                )
+                for i, u in enumerate(users)
+            )
+        )
     assert {status for status, _ in answers} == {202}
     request_ids = {a["data"]["request_id"] for _, a in answers}
 

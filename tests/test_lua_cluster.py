@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from lua import keys, load_scripts
 from ops.stack import redis_ping
+from tests.support import start_redis, stop_redis
 from workers import messages
 
 PORTS = (17101, 17102, 17103)
@@ -33,33 +34,10 @@ def cluster_nodes(tmp_path_factory, stack_cfg):
     assert shutil.which("redis-server"), "the stack installs redis-server"
     base = tmp_path_factory.mktemp("cluster")
     for port in PORTS:
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
+        stop_redis(port, "nosave")  # a node left over from an interrupted run
         d = base / str(port)
         d.mkdir()
-        subprocess.run(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(d / "nodes.conf"),
-                "--dir",
-                str(d),
-                "--daemonize",
-                "yes",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                str(d / "redis.log"),
-            ],
-            check=True,
-        )
+        start_redis(port, d, "--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"))
     deadline = time.monotonic() + 15
     while not all(redis_ping(p) for p in PORTS):
         assert time.monotonic() < deadline, "cluster nodes did not start"
@@ -83,7 +61,7 @@ def cluster_nodes(tmp_path_factory, stack_cfg):
         time.sleep(0.2)
     yield PORTS
     for port in PORTS:
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
+        stop_redis(port, "nosave")
 
 
 @pytest_asyncio.fixture(loop_scope="session")

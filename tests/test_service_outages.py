@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
-import subprocess
 import time
 
 import pytest_asyncio
@@ -13,15 +11,19 @@ import pytest_asyncio
 from lua import keys
 from ops import stack
 from ops.config import StackConfig
-from tests.support import gateway_settings, reserve, running_gateway, topic_size, wait_until
+from tests.support import (
+    free_port,
+    gateway_settings,
+    redis_answers,
+    reserve,
+    running_gateway,
+    start_redis,
+    stop_redis,
+    topic_size,
+    wait_until,
+)
 from workers import messages
 from workers.clients import idempotent_producer
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -43,32 +45,15 @@ async def sale(make_event, make_users, token_for):
 async def test_sale_redis_down_means_503_and_nothing_queued(
     schema, new_topics, jwt_secret, http, sale, tmp_path
 ):
-    port = _free_port()
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(tmp_path),
-            "--save",
-            "",
-            "--logfile",
-            str(tmp_path / "r.log"),
-        ],
-        check=True,
-    )
-    await wait_until(lambda: _async(stack.redis_ping(port)), 10, "temporary redis")
+    port = free_port()
+    start_redis(port, tmp_path)
+    await wait_until(lambda: redis_answers(port), 10, "temporary redis")
     topics = await new_topics("noredis")
     settings = gateway_settings(schema, topics, jwt_secret, sale_redis_url=f"redis://127.0.0.1:{port}/0")
     async with running_gateway(settings) as url:
         async with http.get(f"{url}/readyz") as r:
             assert r.status == 200
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
+        stop_redis(port, "nosave")
 
         async def noticed() -> bool:
             async with http.get(f"{url}/readyz") as r:
@@ -86,8 +71,8 @@ async def test_kafka_down_means_503(schema, jwt_secret, http, sale, tmp_path):
     kafka_cfg = dataclasses.replace(
         StackConfig.from_env(),
         state_dir=tmp_path / "state",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
     )
     assert shutil.which("java")
     stack.start_kafka(kafka_cfg)
@@ -149,7 +134,3 @@ async def test_a_command_that_reached_kafka_too_late_is_refused(
     reply = messages.decode(await sale_redis.get(keys.request_result(event.event_id, request_id)))
     assert reply["result"] == {"status": "expired"}
     assert int(await sale_redis.hget(keys.zone(event.event_id, show, zone), "available")) == 10
-
-
-async def _async(value):
-    return value

@@ -2,57 +2,30 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 
 import redis.asyncio as aioredis
 
 from lua import keys
-from ops.stack import redis_ping
-from tests.support import WorkerProcess, read_topic, wait_until, worker_env
+from tests.support import (
+    WorkerProcess,
+    free_port,
+    read_topic,
+    redis_answers,
+    start_redis,
+    stop_redis,
+    wait_until,
+    worker_env,
+)
 from workers import messages
 from workers.clients import idempotent_producer
 from workers.inventory import load_event_inventory
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_redis(port: int, folder) -> None:
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(folder),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--logfile",
-            str(folder / "redis.log"),
-        ],
-        check=True,
-    )
-
-
-async def _ready(port: int) -> bool:
-    return redis_ping(port)
-
-
 async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event, make_users, pg, tmp_path):
-    port = _free_port()
-    _start_redis(port, tmp_path)
-    await wait_until(lambda: _ready(port), 10, "temporary sale redis")
+    port = free_port()
+    start_redis(port, tmp_path, "--appendonly", "yes")
+    await wait_until(lambda: redis_answers(port), 10, "temporary sale redis")
     sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
     event = await make_event([("VIP", 20)], shows=1)
     async with pg.acquire() as conn:
@@ -73,7 +46,7 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
     ).start()
     try:
         # Redis goes away (its AOF keeps what it had), then commands arrive.
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown"], capture_output=True)
+        stop_redis(port)
         now = int(time.time() * 1000)
         commands = [
             messages.reserve_command(
@@ -101,8 +74,8 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
 
         await wait_until(rewound, 30, "the worker to fail a batch and rewind")
 
-        _start_redis(port, tmp_path)
-        await wait_until(lambda: _ready(port), 10, "sale redis back")
+        start_redis(port, tmp_path, "--appendonly", "yes")
+        await wait_until(lambda: redis_answers(port), 10, "sale redis back")
         await sale.aclose()  # its pooled connection died with the server
         sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
 
@@ -123,4 +96,4 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
     )
     assert sorted(e["booking_id"] for e in created) == sorted(c["booking_id"] for c in commands)
     await sale.aclose()
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
+    stop_redis(port, "nosave")

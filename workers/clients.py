@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger("workers.clients")
@@ -96,3 +96,17 @@ async def pg_pool(dsn: str, **options) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+def group_consumer(topic: str, group: str, member: str, settings) -> AIOKafkaConsumer:
+    """A static group member (`member` survives restarts) that commits only by hand."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        group_instance_id=f"{settings.instance_id}-{member}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        max_poll_records=settings.batch_size,
+    )

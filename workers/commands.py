@@ -17,11 +17,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from lua import SaleScripts, keys
 from workers import messages
+from workers.clients import group_consumer
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.commands")
@@ -214,15 +215,8 @@ class CommandConsumer:
     ) -> None:
         self.settings = settings
         self.processor = CommandProcessor(redis, scripts, producer, settings)
-        self.consumer = AIOKafkaConsumer(
-            settings.reservations_topic,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=settings.command_group,
-            group_instance_id=f"{settings.instance_id}-commands",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            max_poll_records=settings.batch_size,
+        self.consumer = group_consumer(
+            settings.reservations_topic, settings.command_group, "commands", settings
         )
         self.stats = BatchStats(log)
         self._finishing: asyncio.Task | None = None  # stage 2 of the previous batch

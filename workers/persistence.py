@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from workers import messages
+from workers.clients import group_consumer
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
@@ -115,15 +116,8 @@ class PersistenceConsumer:
         self.pool = pool
         self.producer = producer
         self.settings = settings
-        self.consumer = AIOKafkaConsumer(
-            settings.events_topic,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=settings.persistence_group,
-            group_instance_id=f"{settings.instance_id}-persistence",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            max_poll_records=settings.batch_size,
+        self.consumer = group_consumer(
+            settings.events_topic, settings.persistence_group, "persistence", settings
         )
 
     async def run(self, stop: asyncio.Event) -> None:
