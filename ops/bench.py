@@ -40,7 +40,7 @@ from ops.migrate import migrate
 from ops.processes import Managed, cpu_seconds, service_env, start_gateway, start_worker, wait_ready
 from workers import messages
 from workers.clients import idempotent_producer
-from workers.inventory import load_event_inventory
+from workers.inventory import load_event_inventory, unload_event
 
 SERVER_CORE, LOAD_CORE = "0", "1"
 BENCH_TOOLS = {"wrk": "wrk", "hey": "hey"}
@@ -177,6 +177,14 @@ async def backlog(cfg: StackConfig, prefix: str, sale: dict, count: int) -> None
                 )
             )
         await asyncio.gather(*sends)
+
+
+async def forget(cfg: StackConfig, event_id: str) -> int:
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        return await unload_event(redis, event_id)
+    finally:
+        await redis.aclose()
 
 
 async def zone_available(cfg: StackConfig, sale: dict) -> int:
@@ -331,8 +339,12 @@ def run(args: argparse.Namespace) -> dict:
             p.stop()
 
     # (c) worker throughput, alone on the load core
-    c = measure_worker(cfg, env, log_dir, sale, args.commands)
-    pin_services(cfg, f"0-{os.cpu_count() - 1}")
+    try:
+        c = measure_worker(cfg, env, log_dir, sale, args.commands)
+    finally:
+        pin_services(cfg, f"0-{os.cpu_count() - 1}")
+        removed = asyncio.run(forget(cfg, sale["event_id"]))
+        say(f"removed the benchmark event's {removed} keys from the sale Redis")
 
     a_rate = a["requests"] / ma.cpu
     b_rate = b["requests"] / mb.cpu

@@ -48,11 +48,18 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float, log_path: Path | None) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for(
+    check: Callable[[], bool], what: str, timeout: float, log_path: Path | None, waiting: str | None = None
+) -> None:
+    started = time.monotonic()
+    deadline = started + timeout
+    next_note = started + 10
     while time.monotonic() < deadline:
         if check():
             return
+        if waiting and time.monotonic() > next_note:
+            log(f"still waiting: {waiting} ({time.monotonic() - started:.0f}s)")
+            next_note += 10
         time.sleep(0.2)
     where = f"; its log is {log_path}" if log_path else ""
     raise StackError(f"{what} did not become ready within {timeout:.0f}s{where}")
@@ -139,7 +146,14 @@ def start_redis(cfg: StackConfig, role: str, port: int) -> None:
             "10000",
         ]
     )
-    wait_for(lambda: redis_ping(port), f"redis-{role} on :{port}", 15, logfile)
+    # A large append-only file takes a while to load (PING answers -LOADING meanwhile).
+    wait_for(
+        lambda: redis_ping(port),
+        f"redis-{role} on :{port}",
+        300,
+        logfile,
+        waiting=f"redis-{role} loading its data",
+    )
     log(f"redis-{role} started on :{port}")
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from lua import keys
 from ops.migrate import migrate
-from workers.inventory import load_event_inventory
+from workers.inventory import load_event_inventory, unload_event
 
 
 async def test_rerunning_migrations_is_a_no_op(schema, pg):
@@ -69,3 +69,12 @@ async def test_reloading_inventory_never_overwrites_a_live_counter(make_event, p
     assert int(await sale_redis.hget(vip, "available")) == 3
     assert await sale_redis.sismember(keys.LIVE_EVENTS, event.event_id)
     assert int(await sale_redis.hget(keys.event_meta(event.event_id), "max_per_user")) == 4
+
+
+async def test_unloading_an_event_drops_only_its_keys(make_event, pg, sale_redis):
+    gone, kept = await make_event([("VIP", 3)], shows=2), await make_event([("VIP", 3)], shows=1)
+    assert await unload_event(sale_redis, gone.event_id, batch=2) == 3  # 2 zones + meta
+    assert [k async for k in sale_redis.scan_iter(match=f"{keys.tag(gone.event_id)}:*")] == []
+    assert not await sale_redis.sismember(keys.LIVE_EVENTS, gone.event_id)
+    show = next(iter(kept.shows))
+    assert await sale_redis.exists(keys.zone(kept.event_id, show, kept.shows[show]["VIP"]))

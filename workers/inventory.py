@@ -32,3 +32,21 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
         pipe.sadd(keys.LIVE_EVENTS, event_id)
         results = await pipe.execute()
     return sum(results[0 : 2 * len(rows) : 2])
+
+
+async def unload_event(redis, event_id: str, batch: int = 1000) -> int:
+    """Drop every sale key of an event (one that is over, or a benchmark's); return how many.
+
+    Never for an event on sale: its holds and counters are the live truth.
+    """
+    removed = 0
+    found: list = []
+    async for key in redis.scan_iter(match=f"{keys.tag(event_id)}:*", count=batch):
+        found.append(key)
+        if len(found) >= batch:
+            removed += await redis.unlink(*found)
+            found.clear()
+    if found:
+        removed += await redis.unlink(*found)
+    await redis.srem(keys.LIVE_EVENTS, event_id)
+    return removed
