@@ -95,7 +95,8 @@ class WorkerProcess:
             await self._reader
         return code
 
-    async def stop(self) -> None:
+    async def stop(self) -> int | None:
+        """SIGTERM (drain, commit, close), SIGKILL if that takes over 30 s; the exit code."""
         if self.proc and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -103,6 +104,7 @@ class WorkerProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        return self.proc.returncode if self.proc else None
 
 
 def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) -> dict[str, str]:
