@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from gateway import appkeys, bookings, health
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
-from gateway.clients import pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
-from gateway.middlewares import add_security_headers, request_id_and_errors
+from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
+from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
 from gateway.settings import GatewaySettings, new_gateway_id
 
 
@@ -21,19 +23,25 @@ async def freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
-def create_app(settings: GatewaySettings, gateway_id: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_id_and_errors], client_max_size=settings.max_body_bytes)
+def create_app(
+    settings: GatewaySettings, gateway_id: str | None = None, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """`clock` is what the rate limiter reads; tests pass one they can move."""
+    app = web.Application(
+        middlewares=[request_id_and_errors, rate_limit], client_max_size=settings.max_body_bytes
+    )
+    app[appkeys.CLOCK] = clock
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
     app[appkeys.CATALOG] = Catalog()
     app[appkeys.TOKENS] = TokenVerifier(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
     )
-    app.cleanup_ctx.extend([sale_redis_ctx, producer_ctx, pg_ctx, replies_ctx])
+    app.cleanup_ctx.extend([sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx])
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(freeze_startup_objects)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_post("/api/v1/bookings/reserve", bookings.reserve)
+    app.router.add_get("/healthz", health.healthz, name="healthz")
+    app.router.add_get("/readyz", health.readyz, name="readyz")
+    app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     return app

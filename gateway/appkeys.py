@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from gateway.auth import TokenVerifier
+from gateway import auth
 from gateway.batcher import CommandBatcher
 from gateway.catalog import Catalog
+from gateway.ratelimit import RateLimiter
 from gateway.replies import ReplyRouter
 from gateway.settings import GatewaySettings
 from lua import SaleScripts
@@ -23,5 +26,9 @@ BATCHER = web.AppKey("batcher", CommandBatcher)
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 CATALOG = web.AppKey("catalog", Catalog)
 REPLIES = web.AppKey("replies", ReplyRouter)
-TOKENS = web.AppKey("tokens", TokenVerifier)
+TOKENS = auth.TOKENS  # declared beside the verifier, which reads it
+PRINCIPAL = auth.PRINCIPAL
+AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
+LIMITER = web.AppKey("limiter", RateLimiter)
+CLOCK = web.AppKey("clock", Callable[[], float])
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -102,6 +102,18 @@ class TokenVerifier:
         )
 
 
+TOKENS = web.AppKey("tokens", TokenVerifier)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def current_principal(request: web.Request) -> Principal:
+    """The caller, verified once per request (the rate limiter may have done it already)."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        principal = request[PRINCIPAL] = request.app[TOKENS].verify(bearer_token(request))
+    return principal
+
+
 def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from gateway import appkeys, errors
-from gateway.auth import bearer_token
+from gateway.auth import current_principal
 from gateway.replies import NotAccepted
 from gateway.responses import ok
 from lua import keys
@@ -117,7 +117,7 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
 async def reserve(request: web.Request) -> web.Response:
     app = request.app
     settings = app[appkeys.SETTINGS]
-    principal = app[appkeys.TOKENS].verify(bearer_token(request))
+    principal = current_principal(request)
     req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
 
     catalog = app[appkeys.CATALOG]
@@ -189,7 +189,7 @@ async def reserve(request: web.Request) -> web.Response:
 async def request_status(request: web.Request) -> web.Response:
     """GET /api/v1/bookings/requests/{id}: the final answer of a reserve that got a 202."""
     app = request.app
-    principal = app[appkeys.TOKENS].verify(bearer_token(request))
+    principal = current_principal(request)
     request_id = request.match_info["request_id"]
     event_id = messages.event_of(request_id)
     if event_id is None:

@@ -12,8 +12,9 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.batcher import CommandBatcher
+from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.replies import ReplyRouter
-from lua import keys, load_scripts
+from lua import keys, load_aux_scripts, load_scripts
 from workers.clients import new_idempotent_producer, stop_producer
 
 log = logging.getLogger("gateway")
@@ -27,6 +28,25 @@ async def sale_redis_ctx(app: web.Application):
     await client.ping()
     app[appkeys.SALE_REDIS] = client
     app[appkeys.SCRIPTS] = await load_scripts(client)
+    yield
+    await client.aclose()
+
+
+async def aux_redis_ctx(app: web.Application):
+    """Caches and the rate limiter. Not needed to sell seats: the limiter fails open without it."""
+    settings = app[appkeys.SETTINGS]
+    client = aioredis.from_url(
+        settings.aux_redis_url, decode_responses=False, socket_connect_timeout=2, socket_timeout=2
+    )
+    await client.ping()
+    app[appkeys.AUX_REDIS] = client
+    app[appkeys.LIMITER] = RateLimiter(
+        client,
+        await load_aux_scripts(client),
+        parse_policies(settings.rate_limits),
+        settings.rate_limit_namespace,
+        app[appkeys.CLOCK],
+    )
     yield
     await client.aclose()
 

@@ -10,10 +10,13 @@ class ApiError(Exception):
     code = "INTERNAL_ERROR"
     message = "internal server error"
 
-    def __init__(self, message: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self, message: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
+        self.headers = headers
 
 
 class ValidationError(ApiError):
@@ -55,6 +58,10 @@ class UnsupportedMediaType(ApiError):
 class IdempotencyKeyReused(ApiError):
     status, code = 422, "IDEMPOTENCY_KEY_REUSED"
     message = "this idempotency key was used with a different request body"
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "RATE_LIMITED", "too many requests; retry after the Retry-After seconds"
 
 
 class ServiceUnavailable(ApiError):

@@ -9,6 +9,7 @@ import re
 from aiohttp import web
 
 from gateway import appkeys, errors
+from gateway.auth import current_principal
 from gateway.responses import error
 
 log = logging.getLogger("gateway.http")
@@ -44,6 +45,8 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
         response = await handler(request)
     except errors.ApiError as exc:
         response = error(exc.status, exc.code, exc.message, exc.details)
+        if exc.headers:
+            response.headers.update(exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -59,3 +62,26 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response, streamed ones included, carries spec §8.6 headers."""
     response.headers.update(SECURITY_HEADERS)
+
+
+# Route name -> policy; every other /api route is "general"; these are not limited at all.
+ROUTE_POLICIES = {"reserve": "reserve", "login": "login", "register": "register"}
+UNLIMITED_ROUTES = {"healthz", "readyz"}
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
+    """Spec §8.4 per user when the bearer token is valid, per client address otherwise."""
+    name = request.match_info.route.name
+    if name in UNLIMITED_ROUTES or not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        subject = "user:" + current_principal(request).user_id
+    except errors.Unauthorized:
+        subject = "ip:" + (request.remote or "unknown")
+    decision = await request.app[appkeys.LIMITER].check(ROUTE_POLICIES.get(name, "general"), subject)
+    if not decision.allowed:
+        raise errors.RateLimited(headers=decision.headers())
+    response = await handler(request)
+    response.headers.update(decision.headers())
+    return response

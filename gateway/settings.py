@@ -7,7 +7,11 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from gateway.ratelimit import parse_policies
+from ops.config import StackConfig
 from workers.settings import WorkerSettings, env_float, env_int, env_str
+
+_STACK = StackConfig.from_env()
 
 MIN_SECRET_LENGTH = 32
 
@@ -22,6 +26,10 @@ class GatewaySettings:
     sale_redis_url: str
     database_url: str
     kafka_bootstrap: str
+    aux_redis_url: str = _STACK.aux_redis_url
+    # "name=rate/burst,..." over spec §8.4's defaults; load tests raise them (many users, one address).
+    rate_limits: str = ""
+    rate_limit_namespace: str = "rl"
     topic_prefix: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -43,7 +51,12 @@ class GatewaySettings:
                 f"BR_JWT_SECRET must be set to a secret of at least {MIN_SECRET_LENGTH} characters"
             )
         services = WorkerSettings.from_env()
+        rate_limits = os.environ.get("BR_RATE_LIMITS", "")
+        parse_policies(rate_limits)  # a bad value fails here, at start-up
         return cls(
+            aux_redis_url=env_str("BR_AUX_REDIS_URL", _STACK.aux_redis_url),
+            rate_limits=rate_limits,
+            rate_limit_namespace=env_str("BR_RATE_LIMIT_NAMESPACE", "rl"),
             jwt_secret=secret,
             sale_redis_url=services.sale_redis_url,
             database_url=services.database_url,

@@ -1,14 +1,16 @@
-"""The sale Redis scripts (one documented .lua file each) and the key names they take."""
+"""The Redis scripts (one documented .lua file each) and the key names they take.
+
+Sale scripts run on the sale Redis; `rate_limit` runs on the aux Redis.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from redis.commands.core import AsyncScript
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
-SCRIPT_NAMES = ("reserve_seats", "expire_hold", "store_results")
 
 
 def source(name: str) -> str:
@@ -24,9 +26,22 @@ class SaleScripts:
     store_results: AsyncScript
 
 
-async def load_scripts(client) -> SaleScripts:
-    """Register every script and load it now, so a syntax error fails start-up, not a request."""
-    scripts = {name: client.register_script(source(name)) for name in SCRIPT_NAMES}
-    for name in SCRIPT_NAMES:
+@dataclass(frozen=True)
+class AuxScripts:
+    rate_limit: AsyncScript
+
+
+async def _load(client, kind):
+    """Register every script of `kind` and load it now, so a syntax error fails start-up."""
+    names = [f.name for f in fields(kind)]
+    for name in names:
         await client.script_load(source(name))
-    return SaleScripts(**scripts)
+    return kind(**{name: client.register_script(source(name)) for name in names})
+
+
+async def load_scripts(client) -> SaleScripts:
+    return await _load(client, SaleScripts)
+
+
+async def load_aux_scripts(client) -> AuxScripts:
+    return await _load(client, AuxScripts)

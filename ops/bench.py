@@ -43,6 +43,9 @@ from workers.clients import idempotent_producer
 from workers.inventory import load_event_inventory, unload_event
 
 SERVER_CORE, LOAD_CORE = "0", "1"
+UNREACHABLE_LIMITS = ",".join(
+    f"{p}=1000000000/1000000000" for p in ("reserve", "general", "login", "register")
+)
 BENCH_TOOLS = {"wrk": "wrk", "hey": "hey"}
 
 
@@ -201,7 +204,7 @@ def measure_worker(cfg: StackConfig, env: dict, log_dir: Path, sale: dict, count
     """(c): one worker, pinned to the load core, drains a backlog of `count` commands."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     say(f"(c) producing a backlog of {count} reserve commands")
-    asyncio.run(backlog(cfg, prefix, sale, count))
+    asyncio.run(backlog(cfg, prefix, sale, count))  # 12 partitions, as in production
     before = asyncio.run(zone_available(cfg, sale))
     worker_env = {
         **env,
@@ -277,7 +280,10 @@ def run(args: argparse.Namespace) -> dict:
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32)
-    env = service_env(cfg.service_env(), BR_JWT_SECRET=secret, BR_GATEWAY_PROCESSES="1")
+    # The limiter stays in the path, with limits no single load-test user can reach.
+    env = service_env(
+        cfg.service_env(), BR_JWT_SECRET=secret, BR_GATEWAY_PROCESSES="1", BR_RATE_LIMITS=UNREACHABLE_LIMITS
+    )
     pin_services(cfg, LOAD_CORE)
     procs: list[Managed] = []
     try:

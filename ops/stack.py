@@ -413,8 +413,11 @@ def start_kafka(cfg: StackConfig) -> None:
         log(f"kafka started on :{cfg.kafka_port}")
 
 
-async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
-    """Create the reservation and event topics if they are missing (idempotent)."""
+async def ensure_topics(cfg: StackConfig, prefix: str = "", partitions: int | None = None) -> None:
+    """Create the reservation and event topics if they are missing (idempotent).
+
+    `partitions` overrides the configured counts (tests and benchmarks make many small sets).
+    """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -431,8 +434,8 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
     try:
         commands = f"{prefix}reservations"
         wanted = {
-            commands: cfg.reservations_partitions,
-            f"{prefix}booking.events": cfg.events_partitions,
+            commands: partitions or cfg.reservations_partitions,
+            f"{prefix}booking.events": partitions or cfg.events_partitions,
             f"{prefix}booking.events.dlq": 1,
         }
         # The broker stamps each command with its append time: a worker refuses a command that
@@ -449,6 +452,24 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "") -> None:
             log("created topics: " + ", ".join(f"{t.name}({t.num_partitions})" for t in new))
         if commands in existing:
             await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, commands, commands_config)])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(cfg: StackConfig, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test's or a benchmark's set):
+    each partition holds open files in the broker, and they add up run after run."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not prefix:
+        raise ValueError("refusing to delete every topic")
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
     finally:
         await admin.close()
 

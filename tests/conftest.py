@@ -118,21 +118,31 @@ def make_event(pg, sale_redis, tenant):
     return make
 
 
-async def _topics(cfg, name: str) -> Topics:
-    topics = Topics(unique(f"t-{name}-") + ".")
-    await stack.ensure_topics(cfg, topics.prefix)
+SESSION_PREFIX = unique("t-") + "-"
+
+
+async def _topics(cfg, name: str, partitions: int) -> Topics:
+    topics = Topics(f"{SESSION_PREFIX}{unique(name + '-')}.")
+    await stack.ensure_topics(cfg, topics.prefix, partitions=partitions)
     return topics
 
 
 @session_fixture
-async def topics(schema) -> Topics:
-    return await _topics(schema, "main")
+async def kafka_topics_cleanup(schema):
+    """Every topic this session made goes at its end: partitions hold files open in the broker."""
+    yield
+    await stack.delete_topics(schema, SESSION_PREFIX)
 
 
-@pytest.fixture
-def new_topics(schema):
+@session_fixture
+async def topics(schema, kafka_topics_cleanup) -> Topics:
+    return await _topics(schema, "main", partitions=4)
+
+
+@pytest.fixture(scope="session")
+def new_topics(schema, kafka_topics_cleanup):
     async def make(name: str) -> Topics:
-        return await _topics(schema, name)
+        return await _topics(schema, name, partitions=2)
 
     return make
 

@@ -132,15 +132,16 @@ def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides:
         kafka_bootstrap=cfg.kafka_bootstrap,
         topic_prefix=topics.prefix,
         processes=1,
+        rate_limit_namespace=unique("rl-"),  # each gateway its own buckets
     )
     values.update(overrides)
     return GatewaySettings(**values)
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: GatewaySettings):
+async def running_gateway(settings: GatewaySettings, **app_options: Any):
     """The real app (create_app) on a loopback port; yields its base URL."""
-    server = TestServer(create_app(settings), host="127.0.0.1")
+    server = TestServer(create_app(settings, **app_options), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")
@@ -228,9 +229,12 @@ async def final_answer(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as r:
+            if r.status == 429:  # a polite client: wait as told, then poll again
+                await asyncio.sleep(int(r.headers["Retry-After"]))
+                continue
             if r.status != 202:
                 return (201 if r.status == 200 else r.status), await r.json()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     raise AssertionError(f"request {body['data']['request_id']} never got a final answer")
 
 

@@ -13,7 +13,7 @@ from tests.support import gateway_settings, reserve, running_gateway, topic_size
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def idle_gateway(schema, new_topics, jwt_secret):
     """A gateway whose topics no worker reads: whatever it produced stays countable."""
     topics = await new_topics("bad")

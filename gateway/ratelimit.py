@@ -1,0 +1,131 @@
+"""Token-bucket rate limiting with burst (spec §8.4), one Lua script on the aux Redis.
+
+Checks are not awaited one Redis round trip each: every check made in one event-loop iteration
+goes to Redis in one pipeline. If the aux Redis is unreachable the limiter lets requests through
+(and says so in the log): rate limiting protects the site, it must not take it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from lua import AuxScripts
+
+log = logging.getLogger("gateway.ratelimit")
+
+WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Policy:
+    """`rate` tokens per minute, at most `burst` at once."""
+
+    name: str
+    rate: int
+    burst: int
+
+
+# Spec §8.4.
+DEFAULT_POLICIES = {
+    "login": Policy("login", 5, 3),
+    "register": Policy("register", 3, 2),
+    "reserve": Policy("reserve", 20, 10),
+    "general": Policy("general", 100, 20),
+}
+
+
+def parse_policies(spec: str) -> dict[str, Policy]:
+    """DEFAULT_POLICIES with overrides from "name=rate/burst,..." (e.g. "reserve=1000/500")."""
+    policies = dict(DEFAULT_POLICIES)
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, numbers = item.partition("=")
+        rate, _, burst = numbers.partition("/")
+        if name not in DEFAULT_POLICIES or not rate.isdigit() or not burst.isdigit():
+            raise ValueError(f"rate limit {item!r}: expected one of {sorted(DEFAULT_POLICIES)}=RATE/BURST")
+        if int(rate) < 1 or int(burst) < 1:
+            raise ValueError(f"rate limit {item!r}: rate and burst must be at least 1")
+        policies[name] = Policy(name, int(rate), int(burst))
+    return policies
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_ms: int
+    reset_ms: int
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(-(-self.reset_ms // 1000)),  # seconds until full, rounded up
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, -(-self.retry_after_ms // 1000)))
+        return headers
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        redis,
+        scripts: AuxScripts,
+        policies: dict[str, Policy],
+        namespace: str = "rl",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.scripts = scripts
+        self.policies = policies
+        self.namespace = namespace
+        self.clock = clock  # injectable: tests move time instead of sleeping
+        self.flushes = 0
+        self._pending: list[tuple[Policy, str, asyncio.Future]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    def check(self, policy_name: str, subject: str) -> asyncio.Future:
+        """Take a token for `subject` under `policy_name`; resolves to a Decision."""
+        policy = self.policies[policy_name]
+        future = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._start_flush)
+        self._pending.append((policy, subject, future))
+        return future
+
+    def _start_flush(self) -> None:
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self.flushes += 1
+        now = int(self.clock() * 1000)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for policy, subject, _ in batch:
+                    await self.scripts.rate_limit(
+                        keys=[f"{self.namespace}:{policy.name}:{subject}"],
+                        args=[policy.burst, policy.rate, WINDOW_MS, now],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable (%s): letting %d requests through", exc, len(batch))
+            results = [None] * len(batch)
+        for (policy, _, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if result is None:
+                future.set_result(Decision(True, policy.rate, policy.burst, 0, 0))
+            else:
+                allowed, remaining, retry_after, reset = (int(v) for v in result)
+                future.set_result(Decision(bool(allowed), policy.rate, remaining, retry_after, reset))
