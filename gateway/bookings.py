@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
@@ -194,7 +195,10 @@ async def request_status(request: web.Request) -> web.Response:
     event_id = messages.event_of(request_id)
     if event_id is None:
         raise errors.NotFound("no such request")
-    raw = await app[appkeys.SALE_REDIS].get(keys.request_result(event_id, request_id))
+    try:
+        raw = await app[appkeys.SALE_REDIS].get(keys.request_result(event_id, request_id))
+    except RedisError as exc:
+        raise errors.RedisUnavailable("the sale store is unavailable; poll again shortly") from exc
     if raw is None:
         return ok({"request_id": request_id, "status": "pending"}, status=202)
     reply = messages.decode(raw)

@@ -22,9 +22,15 @@ log = logging.getLogger("gateway")
 
 async def sale_redis_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
-    client = aioredis.from_url(
-        settings.sale_redis_url, decode_responses=False, socket_connect_timeout=2, health_check_interval=15
+    # A blocking pool: a burst of polls waits briefly for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.sale_redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=15,
     )
+    client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it too
     await client.ping()
     app[appkeys.SALE_REDIS] = client
     app[appkeys.SCRIPTS] = await load_scripts(client)

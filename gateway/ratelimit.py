@@ -1,7 +1,7 @@
 """Token-bucket rate limiting with burst (spec §8.4), one Lua script on the aux Redis.
 
 Checks are not awaited one Redis round trip each: every check made in one event-loop iteration
-goes to Redis in one pipeline. If the aux Redis is unreachable the limiter lets requests through
+goes to Redis in one script call. If the aux Redis is unreachable the limiter lets requests through
 (and says so in the log): rate limiting protects the site, it must not take it down.
 """
 
@@ -109,15 +109,15 @@ class RateLimiter:
         batch, self._pending = self._pending, []
         self.flushes += 1
         now = int(self.clock() * 1000)
+        args: list[int] = [now, WINDOW_MS]
+        for policy, _, _ in batch:
+            args += (policy.burst, policy.rate)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for policy, subject, _ in batch:
-                    await self.scripts.rate_limit(
-                        keys=[f"{self.namespace}:{policy.name}:{subject}"],
-                        args=[policy.burst, policy.rate, WINDOW_MS, now],
-                        client=pipe,
-                    )
-                results = await pipe.execute()
+            flat = await self.scripts.rate_limit(
+                keys=[f"{self.namespace}:{policy.name}:{subject}" for policy, subject, _ in batch],
+                args=args,
+            )
+            results = [flat[i : i + 4] for i in range(0, len(flat), 4)]
         except (RedisError, OSError) as exc:
             log.warning("rate limiter unavailable (%s): letting %d requests through", exc, len(batch))
             results = [None] * len(batch)

@@ -42,6 +42,7 @@ class GatewaySettings:
     command_deadline_s: float = 30.0
     max_body_bytes: int = 16 * 1024
     token_cache_size: int = 100_000
+    redis_max_connections: int = 64
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -70,6 +71,7 @@ class GatewaySettings:
             command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),
             max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
+            redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
         )
 
     @property

@@ -222,6 +222,7 @@ def measure_worker(cfg: StackConfig, env: dict, log_dir: Path, sale: dict, count
                 time.sleep(0.05)
     finally:
         worker.stop()
+        asyncio.run(stack.delete_topics(cfg, prefix))
     return {
         "commands": count,
         "worker_cpu_s": round(m.cpu, 3),
@@ -280,9 +281,18 @@ def run(args: argparse.Namespace) -> dict:
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32)
-    # The limiter stays in the path, with limits no single load-test user can reach.
+    # Topics and consumer groups of its own (deleted at the end): the benchmark's events must
+    # not become a backlog for the real persistence consumers. The limiter stays in the path,
+    # with limits no single load-test user can reach.
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    asyncio.run(stack.ensure_topics(cfg, prefix))
     env = service_env(
-        cfg.service_env(), BR_JWT_SECRET=secret, BR_GATEWAY_PROCESSES="1", BR_RATE_LIMITS=UNREACHABLE_LIMITS
+        cfg.service_env(),
+        BR_JWT_SECRET=secret,
+        BR_GATEWAY_PROCESSES="1",
+        BR_RATE_LIMITS=UNREACHABLE_LIMITS,
+        BR_TOPIC_PREFIX=prefix,
+        BR_COMMAND_GROUP=f"{prefix}commands",
     )
     pin_services(cfg, LOAD_CORE)
     procs: list[Managed] = []
@@ -343,6 +353,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for p in procs:
             p.stop()
+        asyncio.run(stack.delete_topics(cfg, prefix))
 
     # (c) worker throughput, alone on the load core
     try:

@@ -68,13 +68,15 @@ async def rush(
             ) as r:
                 payload = await r.json()
                 status = r.status
-            while status == 202:  # late answer: poll the request until it is final
+            if status == 202:  # late answer: poll the request until it is final
                 poll = f"{base}{payload['data']['poll']}"
-                async with session.get(poll, headers={"Authorization": f"Bearer {token}"}) as r:
-                    status, payload = r.status, await r.json()
-                    status = 201 if status == 200 else status
-                if status == 202:
-                    await asyncio.sleep(0.05)
+                wait = 0.1
+                while status in (202, 429):
+                    await asyncio.sleep(wait)
+                    async with session.get(poll, headers={"Authorization": f"Bearer {token}"}) as r:
+                        status = 201 if r.status == 200 else r.status
+                        # a polite client: as often as the rate limiter allows
+                        wait = int(r.headers.get("Retry-After", 0)) or 0.25
             results.append((status, (time.perf_counter() - started) * 1000, qty))
             done_count += 1
             if done_count % 2000 == 0:
@@ -133,6 +135,8 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
     say("starting 2 workers and the gateway")
     procs = [start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2)]
     try:
+        for worker in procs:  # the group has settled: every worker holds partitions
+            worker.wait_for_line("assigned")
         procs.append(start_gateway(env, log_dir, args.port))
         base = f"http://127.0.0.1:{args.port}"
         tokens = [
@@ -143,13 +147,14 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
         results, elapsed = await rush(
             base, seeded["event_id"], seeded["shows"], tokens, args.requests_per_buyer, args.concurrency
         )
+        statuses = Counter(s for s, _, _ in results)
+        sold = sum(q for s, _, q in results if s == 201)
+        say("waiting for PostgreSQL to hold every booking (the workers' persistence consumers)")
+        checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
     finally:
         say("stopping gateway and workers (the services keep running)")
         for p in reversed(procs):
             p.stop()
-    statuses = Counter(s for s, _, _ in results)
-    sold = sum(q for s, _, q in results if s == 201)
-    checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
     latencies = sorted(ms for _, ms, _ in results)
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
     return {

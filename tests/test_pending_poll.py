@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.support import (
     WorkerProcess,
     final_answer,
@@ -10,6 +12,7 @@ from tests.support import (
     running_gateway,
     worker_env,
 )
+from workers import messages
 
 
 async def test_202_then_poll_until_the_worker_answers(
@@ -50,3 +53,26 @@ async def test_202_then_poll_until_the_worker_answers(
         assert (await get(token_for(stranger)))[0] == 404  # not the owner: no such request
         again_status, again = await get(token_for(owner))
         assert (again_status, again["data"]["booking_id"]) == (200, final["data"]["booking_id"])
+
+
+async def test_a_burst_of_polls_waits_for_connections_instead_of_failing(
+    schema, new_topics, jwt_secret, make_event, make_users, token_for, http
+):
+    topics = await new_topics("pollburst")
+    event = await make_event([("VIP", 5)], shows=1)
+    (user,) = await make_users(1)
+    token = token_for(user)
+    settings = gateway_settings(
+        schema, topics, jwt_secret, redis_max_connections=4, rate_limits="general=1000000/1000000"
+    )
+    unknown = messages.new_public_id(event.event_id)
+
+    async def poll() -> int:
+        async with http.get(
+            f"{url}/api/v1/bookings/requests/{unknown}", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            return r.status
+
+    async with running_gateway(settings) as url:
+        statuses = await asyncio.gather(*(poll() for _ in range(300)))
+    assert set(statuses) == {202}

@@ -57,7 +57,7 @@ async def test_refill_is_gradual_and_subjects_are_independent(aux):
     assert (await limiter.check("login", "ip:1.2.3.4")).allowed
 
 
-async def test_checks_of_one_loop_iteration_share_one_pipeline(aux):
+async def test_checks_of_one_loop_iteration_share_one_call(aux):
     limiter = RateLimiter(aux, await load_aux_scripts(aux), DEFAULT_POLICIES, unique("rl-"), Clock())
     decisions = await asyncio.gather(*(limiter.check("general", f"user:{i}") for i in range(50)))
     assert all(d.allowed for d in decisions)

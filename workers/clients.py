@@ -98,10 +98,11 @@ async def pg_pool(dsn: str, **options) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def group_consumer(topic: str, group: str, member: str, settings) -> AIOKafkaConsumer:
-    """A static group member (`member` survives restarts) that commits only by hand."""
+def group_consumer(topic: str | None, group: str, member: str, settings) -> AIOKafkaConsumer:
+    """A static group member (`member` survives restarts) that commits only by hand.
+    With `topic` None the caller subscribes itself (to pass a rebalance listener)."""
     return AIOKafkaConsumer(
-        topic,
+        *([topic] if topic else []),
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         group_instance_id=f"{settings.instance_id}-{member}",

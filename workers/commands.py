@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from lua import SaleScripts, keys
@@ -173,11 +173,22 @@ class CommandProcessor:
                 await pipe.execute()
 
 
+class AssignmentLog(ConsumerRebalanceListener):
+    """Says which partitions this worker took (the demo waits for every worker to have some)."""
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        log.info("command partitions revoked: %d", len(revoked))
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        log.info("command partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        print(f"assigned {len(assigned)} command partitions", flush=True)
+
+
 class BatchStats:
     """Commands and batches since the last report, logged at most every `every_s` seconds."""
 
-    def __init__(self, logger: logging.Logger, every_s: float = 10.0) -> None:
-        self.logger, self.every_s = logger, every_s
+    def __init__(self, logger: logging.Logger, what: str = "commands", every_s: float = 10.0) -> None:
+        self.logger, self.what, self.every_s = logger, what, every_s
         self.commands = self.batches = 0
         self.since = time.monotonic()
 
@@ -191,8 +202,9 @@ class BatchStats:
             return
         if self.batches:
             self.logger.info(
-                "%d commands in %d batches (%.1f per batch, %.0f/s)",
+                "%d %s in %d batches (%.1f per batch, %.0f/s)",
                 self.commands,
+                self.what,
                 self.batches,
                 self.commands / self.batches,
                 self.commands / elapsed,
@@ -215,15 +227,15 @@ class CommandConsumer:
     ) -> None:
         self.settings = settings
         self.processor = CommandProcessor(redis, scripts, producer, settings)
-        self.consumer = group_consumer(
-            settings.reservations_topic, settings.command_group, "commands", settings
-        )
+        # Subscribed in run(), with a listener that reports each assignment.
+        self.consumer = group_consumer(None, settings.command_group, "commands", settings)
         self.stats = BatchStats(log)
         self._finishing: asyncio.Task | None = None  # stage 2 of the previous batch
         self._committing: asyncio.Task | None = None  # the offset commit in flight
         self._pending_offsets: dict[TopicPartition, int] = {}  # answered, not yet committed
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.consumer.subscribe([self.settings.reservations_topic], listener=AssignmentLog())
         await self.consumer.start()
         try:
             while not stop.is_set():

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from workers import messages
 from workers.clients import group_consumer
+from workers.commands import BatchStats
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
@@ -116,6 +117,7 @@ class PersistenceConsumer:
         self.pool = pool
         self.producer = producer
         self.settings = settings
+        self.stats = BatchStats(log, "events")
         self.consumer = group_consumer(
             settings.events_topic, settings.persistence_group, "persistence", settings
         )
@@ -141,6 +143,8 @@ class PersistenceConsumer:
                     await asyncio.sleep(1.0)  # back off before refetching (retry pacing)
                     continue
                 await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                self.stats.add(len(records))
+                self.stats.maybe_log()
         finally:
             await asyncio.wait_for(self.consumer.stop(), self.settings.shutdown_timeout_s)
 
