@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
+from gateway.payloads import json_object
 from gateway.replies import NotAccepted
 from gateway.responses import ok
 from lua import keys
@@ -54,12 +54,7 @@ def _uuid_field(body: dict[str, Any], name: str, problems: dict[str, str]) -> st
 
 def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     """Validate a reserve body's shape (the catalog checks existence and limits next)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise errors.ValidationError("request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise errors.ValidationError("request body must be a JSON object")
+    body = json_object(raw)
     problems: dict[str, str] = {}
     event_id = _uuid_field(body, "event_id", problems)
     show_id = _uuid_field(body, "show_id", problems)

@@ -47,6 +47,10 @@ class MaxPerUserExceeded(ApiError):
     status, code, message = 409, "MAX_PER_USER_EXCEEDED", "user limit reached"
 
 
+class EmailTaken(ApiError):
+    status, code, message = 409, "EMAIL_ALREADY_REGISTERED", "an account with this email already exists"
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 

@@ -6,7 +6,10 @@ import logging
 import os
 import re
 
+import asyncpg
 from aiohttp import web
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
@@ -52,6 +55,10 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
             raise
         kind = _HTTP_CODES.get(exc.status, errors.ApiError)
         response = error(exc.status, kind.code, kind.message if kind is not errors.ApiError else exc.reason)
+    except (RedisError, KafkaError, asyncpg.PostgresError, OSError) as exc:
+        # A service we depend on failed where no handler expected it: unavailable, not a bug.
+        log.warning("%s %s (request %s): backing service error %r", request.method, request.path, rid, exc)
+        response = error(503, "SERVICE_UNAVAILABLE", "a backing service is unavailable; retry shortly")
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, rid)
         response = error(500, "INTERNAL_ERROR", "internal server error")

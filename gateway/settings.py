@@ -43,6 +43,7 @@ class GatewaySettings:
     max_body_bytes: int = 16 * 1024
     token_cache_size: int = 100_000
     redis_max_connections: int = 64
+    bcrypt_cost: int = 12  # spec §8.1; tests and load tests lower it
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -72,11 +73,18 @@ class GatewaySettings:
             max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
+            bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
         )
 
     @property
     def reservations_topic(self) -> str:
         return f"{self.topic_prefix}reservations"
+
+
+def _bcrypt_cost(cost: int) -> int:
+    if not 4 <= cost <= 16:
+        raise ConfigError("BR_BCRYPT_COST must be between 4 and 16")
+    return cost
 
 
 def new_gateway_id() -> str:

@@ -1,0 +1,228 @@
+"""Accounts: registration, password login, refresh-token rotation with reuse detection, logout.
+
+Passwords are hashed with bcrypt in a worker thread (a hash takes ~0.3 s at cost 12 and must
+not stall the event loop). Refresh tokens are random, stored as their sha256 only, and rotate:
+each use issues a new one in the same family and marks the old one used; presenting a used
+token again means it was stolen or replayed, so the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import bcrypt
+
+from gateway import errors
+
+REFRESH_TOKEN_TTL = timedelta(days=7)
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
+# A valid bcrypt hash of a random secret: login of an unknown email costs the same time.
+_TIMING_DUMMY = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    tenant_id: str
+    email: str
+    full_name: str
+    role: str
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Account:
+        return cls(str(row["id"]), str(row["tenant_id"]), row["email"], row["full_name"], row["role"])
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "email": self.email,
+            "full_name": self.full_name,
+            "role": self.role,
+        }
+
+
+def validate_email(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+        raise errors.ValidationError("invalid email", details={"email": "a valid email address"})
+    return value.strip().lower()
+
+
+def validate_password(value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not 8 <= len(value) <= 128
+        or not re.search(r"[A-Za-z]", value)
+        or not re.search(r"\d", value)
+    ):
+        raise errors.ValidationError(
+            "weak password", details={"password": "8-128 characters with letters and digits"}
+        )
+    return value
+
+
+async def hash_password(password: str, cost: int) -> str:
+    return (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(cost))).decode()
+
+
+async def check_password(password: str, hashed: str | None) -> bool:
+    target = hashed.encode() if hashed and hashed.startswith("$2") else _TIMING_DUMMY
+    ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), target)
+    return ok and target is not _TIMING_DUMMY
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def tenant_id_of(conn: asyncpg.Connection, slug: Any) -> str:
+    if not isinstance(slug, str) or not slug or len(slug) > 100:
+        raise errors.ValidationError("tenant is required", details={"tenant": "the tenant's slug"})
+    tenant = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1 AND status = 'active'", slug)
+    if tenant is None:
+        raise errors.NotFound("tenant not found")
+    return str(tenant)
+
+
+async def register(
+    pool: asyncpg.Pool, *, tenant: Any, email: Any, password: Any, full_name: Any, bcrypt_cost: int
+) -> Account:
+    email = validate_email(email)
+    password = validate_password(password)
+    if full_name is None:
+        full_name = ""
+    if not isinstance(full_name, str) or len(full_name) > 200:
+        raise errors.ValidationError("invalid full name", details={"full_name": "up to 200 characters"})
+    async with pool.acquire() as conn:
+        tenant_id = await tenant_id_of(conn, tenant)
+        hashed = await hash_password(password, bcrypt_cost)
+        row = await conn.fetchrow(
+            "INSERT INTO users (tenant_id, email, password_hash, full_name, role) "
+            "VALUES ($1, $2, $3, $4, 'user') ON CONFLICT (tenant_id, email) DO NOTHING "
+            "RETURNING id, tenant_id, email, full_name, role",
+            tenant_id,
+            email,
+            hashed,
+            full_name.strip(),
+        )
+    if row is None:
+        raise errors.EmailTaken()
+    return Account.from_row(row)
+
+
+async def login(pool: asyncpg.Pool, *, tenant: Any, email: Any, password: Any) -> Account:
+    if not isinstance(password, str) or not password or len(password) > 128:
+        raise errors.ValidationError("password is required", details={"password": "required"})
+    email = validate_email(email)
+    async with pool.acquire() as conn:
+        tenant_id = await tenant_id_of(conn, tenant)
+        row = await conn.fetchrow(
+            "SELECT id, tenant_id, email, full_name, role, password_hash, disabled_at FROM users "
+            "WHERE tenant_id = $1 AND email = $2",
+            tenant_id,
+            email,
+        )
+    if not await check_password(password, row["password_hash"] if row else None):
+        raise errors.Unauthorized("invalid email or password")
+    if row["disabled_at"] is not None:
+        raise errors.Forbidden("this account is disabled")
+    return Account.from_row(row)
+
+
+async def new_refresh_token(conn: asyncpg.Connection, user_id: str, family_id: str | None = None) -> str:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) "
+        "VALUES ($1, coalesce($2, gen_random_uuid()), $3, $4)",
+        user_id,
+        family_id,
+        _digest(token),
+        datetime.now(UTC) + REFRESH_TOKEN_TTL,
+    )
+    return token
+
+
+async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
+    """Use a refresh token once: the account and a new refresh token of the same family."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 200:
+        raise errors.ValidationError("refresh_token is required", details={"refresh_token": "required"})
+    refusal: errors.ApiError | None = None
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT r.id, r.family_id, r.expires_at, r.used_at, r.revoked_at, u.id AS user_id, "
+            "u.tenant_id, u.email, u.full_name, u.role, u.disabled_at "
+            "FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1 "
+            "FOR UPDATE OF r",
+            _digest(token),
+        )
+        if row is None or row["revoked_at"] is not None:
+            refusal = errors.Unauthorized("invalid refresh token")
+        elif row["used_at"] is not None:
+            # Committed before the refusal is raised: a stolen token ends the whole session.
+            await revoke_family(conn, row["family_id"])
+            refusal = errors.Unauthorized("refresh token reused: this session is revoked; log in again")
+        elif row["expires_at"] <= datetime.now(UTC):
+            refusal = errors.Unauthorized("refresh token expired")
+        elif row["disabled_at"] is not None:
+            refusal = errors.Forbidden("this account is disabled")
+        else:
+            await conn.execute(
+                "UPDATE refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1", row["id"]
+            )
+            fresh = await new_refresh_token(conn, str(row["user_id"]), str(row["family_id"]))
+    if refusal is not None:
+        raise refusal
+    account = Account(str(row["user_id"]), str(row["tenant_id"]), row["email"], row["full_name"], row["role"])
+    return account, fresh
+
+
+async def revoke_family(conn: asyncpg.Connection, family_id) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() "
+        "WHERE family_id = $1 AND revoked_at IS NULL",
+        family_id,
+    )
+
+
+async def logout(pool: asyncpg.Pool, user_id: str, token: Any) -> bool:
+    """Revoke the session (token family) that `token` belongs to, if it is this user's."""
+    if not isinstance(token, str) or not token:
+        raise errors.ValidationError("refresh_token is required", details={"refresh_token": "required"})
+    async with pool.acquire() as conn:
+        result = await conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() WHERE revoked_at IS NULL "
+            "AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+            _digest(token),
+            user_id,
+        )
+    return result != "UPDATE 0"
+
+
+async def profile(pool: asyncpg.Pool, user_id: str) -> Account:
+    row = await pool.fetchrow(
+        "SELECT id, tenant_id, email, full_name, role FROM users WHERE id = $1", user_id
+    )
+    if row is None:
+        raise errors.NotFound("user not found")
+    return Account.from_row(row)
+
+
+async def update_profile(pool: asyncpg.Pool, user_id: str, full_name: Any) -> Account:
+    if not isinstance(full_name, str) or len(full_name) > 200:
+        raise errors.ValidationError("invalid full name", details={"full_name": "up to 200 characters"})
+    row = await pool.fetchrow(
+        "UPDATE users SET full_name = $2, updated_at = now() WHERE id = $1 "
+        "RETURNING id, tenant_id, email, full_name, role",
+        user_id,
+        full_name.strip(),
+    )
+    if row is None:
+        raise errors.NotFound("user not found")
+    return Account.from_row(row)

@@ -1,0 +1,96 @@
+"""Auth endpoints (spec §4.2, §6.3): register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import accounts, appkeys
+from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_token
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+
+
+def _session(request: web.Request, account: accounts.Account, refresh_token: str) -> web.Response:
+    settings = request.app[appkeys.SETTINGS]
+    access = issue_access_token(
+        settings.jwt_secret,
+        user_id=account.id,
+        role=account.role,
+        tenant_id=account.tenant_id,
+        email=account.email,
+        ttl_s=ACCESS_TOKEN_TTL_S,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    return ok(
+        {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL_S,
+            "refresh_token": refresh_token,
+            "user": account.public(),
+        }
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    account = await accounts.register(
+        request.app[appkeys.PG_POOL],
+        tenant=body.get("tenant"),
+        email=body.get("email"),
+        password=body.get("password"),
+        full_name=body.get("full_name"),
+        bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
+    )
+    return ok({"user": account.public()}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    pool = request.app[appkeys.PG_POOL]
+    account = await accounts.login(
+        pool, tenant=body.get("tenant"), email=body.get("email"), password=body.get("password")
+    )
+    async with pool.acquire() as conn:
+        refresh = await accounts.new_refresh_token(conn, account.id)
+    return _session(request, account, refresh)
+
+
+async def refresh(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    account, fresh = await accounts.rotate(request.app[appkeys.PG_POOL], body.get("refresh_token"))
+    return _session(request, account, fresh)
+
+
+async def logout(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await read_json_object(request)
+    revoked = await accounts.logout(
+        request.app[appkeys.PG_POOL], principal.user_id, body.get("refresh_token")
+    )
+    return ok({"revoked": revoked})
+
+
+async def me(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    account = await accounts.profile(request.app[appkeys.PG_POOL], principal.user_id)
+    return ok({"user": account.public()})
+
+
+async def update_me(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await read_json_object(request)
+    account = await accounts.update_profile(
+        request.app[appkeys.PG_POOL], principal.user_id, body.get("full_name")
+    )
+    return ok({"user": account.public()})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/register", register, name="register")
+    app.router.add_post("/api/v1/auth/login", login, name="login")
+    app.router.add_post("/api/v1/auth/refresh", refresh, name="refresh")
+    app.router.add_post("/api/v1/auth/logout", logout, name="logout")
+    app.router.add_get("/api/v1/auth/me", me, name="me")
+    app.router.add_put("/api/v1/auth/me", update_me, name="update_me")
