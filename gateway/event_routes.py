@@ -1,0 +1,101 @@
+"""Catalog endpoints for everyone (spec §4.3, §6.3): events, their shows, zones with live seats."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from gateway import appkeys, errors, event_store
+from gateway.responses import ok
+from lua import keys
+
+
+def _uuid(request: web.Request, name: str) -> str:
+    try:
+        return str(uuid.UUID(request.match_info[name]))
+    except ValueError as exc:
+        raise errors.NotFound(f"no such {name.removesuffix('_id')}") from exc
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise errors.ValidationError(
+            f"{name} must be an integer in {low}..{high}", details={name: f"{low}..{high}"}
+        )
+    return int(raw)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    page = _int_query(request, "page", 1, 1, 100_000)
+    per_page = _int_query(request, "per_page", 20, 1, 100)
+    status = request.query.get("status", "published")
+    if status not in event_store.PUBLIC_STATUSES:
+        raise errors.ValidationError(
+            "status must be published or cancelled", details={"status": list(event_store.PUBLIC_STATUSES)}
+        )
+    category = request.query.get("category") or None
+    if category is not None and len(category) > 100:
+        raise errors.ValidationError("category too long", details={"category": "a category slug"})
+    events, total = await event_store.list_events(
+        request.app[appkeys.PG_POOL], statuses=(status,), category=category, page=page, per_page=per_page
+    )
+    return ok(events, meta={"page": page, "per_page": per_page, "total": total})
+
+
+async def _public_event(request: web.Request):
+    row = await event_store.get_event(request.app[appkeys.PG_POOL], _uuid(request, "event_id"))
+    if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
+        raise errors.NotFound("no such event")
+    return row
+
+
+async def get_event(request: web.Request) -> web.Response:
+    row = await _public_event(request)
+    event = event_store.event_json(row)
+    event["shows"] = await event_store.shows_of(request.app[appkeys.PG_POOL], event["id"])
+    return ok(event)
+
+
+async def event_shows(request: web.Request) -> web.Response:
+    row = await _public_event(request)
+    return ok(await event_store.shows_of(request.app[appkeys.PG_POOL], str(row["id"])))
+
+
+async def show_zones(request: web.Request) -> web.Response:
+    """Zones with availability read live from the sale Redis (the truth during a sale)."""
+    show, zones = await event_store.show_with_zones(request.app[appkeys.PG_POOL], _uuid(request, "show_id"))
+    if show is None or show["status"] not in event_store.PUBLIC_STATUSES:
+        raise errors.NotFound("no such show")
+    event_id, show_id = str(show["event_id"]), str(show["id"])
+    async with request.app[appkeys.SALE_REDIS].pipeline(transaction=False) as pipe:
+        for z in zones:
+            pipe.hget(keys.zone(event_id, show_id, str(z["id"])), "available")
+        live = await pipe.execute()
+    return ok(
+        {
+            "show_id": show_id,
+            "event_id": event_id,
+            "zones": [
+                {
+                    "id": str(z["id"]),
+                    "name": z["name"],
+                    "price": f"{z['price']:.2f}",
+                    "total_seats": z["total_seats"],
+                    # Not loaded into Redis yet (not on sale): the durable count.
+                    "available_seats": int(seats) if seats is not None else z["available_seats"],
+                }
+                for z, seats in zip(zones, live, strict=True)
+            ],
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/events", list_events, name="list_events")
+    app.router.add_get("/api/v1/events/{event_id}", get_event, name="get_event")
+    app.router.add_get("/api/v1/events/{event_id}/shows", event_shows, name="event_shows")
+    app.router.add_get("/api/v1/shows/{show_id}/zones", show_zones, name="show_zones")

@@ -1,0 +1,98 @@
+"""Reading the event catalog from PostgreSQL (parameterised SQL only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+PUBLIC_STATUSES = ("published", "cancelled")
+
+EVENT_COLUMNS = """
+    e.id, e.tenant_id, e.title, e.description, e.venue, e.status, e.max_tickets_per_user,
+    c.slug AS category, e.created_at, e.updated_at,
+    (SELECT count(*) FROM shows s WHERE s.event_id = e.id) AS shows_count,
+    (SELECT min(s.show_date) FROM shows s WHERE s.event_id = e.id AND s.show_date > now()) AS next_show
+"""
+
+
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def event_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "tenant_id": str(row["tenant_id"]),
+        "title": row["title"],
+        "description": row["description"],
+        "venue": row["venue"],
+        "status": row["status"],
+        "category": row["category"],
+        "max_tickets_per_user": row["max_tickets_per_user"],
+        "shows_count": row["shows_count"],
+        "next_show": _iso(row["next_show"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def show_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "event_id": str(row["event_id"]),
+        "show_date": _iso(row["show_date"]),
+        "total_seats": row["total_seats"],
+    }
+
+
+async def list_events(
+    pool: asyncpg.Pool, *, statuses: tuple[str, ...], category: str | None, page: int, per_page: int
+) -> tuple[list[dict[str, Any]], int]:
+    where = "e.status = ANY($1::text[]) AND ($2::text IS NULL OR c.slug = $2)"
+    total = await pool.fetchval(
+        f"SELECT count(*) FROM events e LEFT JOIN categories c ON c.id = e.category_id WHERE {where}",
+        list(statuses),
+        category,
+    )
+    rows = await pool.fetch(
+        f"SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN categories c ON c.id = e.category_id "
+        f"WHERE {where} ORDER BY e.created_at DESC, e.id LIMIT $3 OFFSET $4",
+        list(statuses),
+        category,
+        per_page,
+        (page - 1) * per_page,
+    )
+    return [event_json(r) for r in rows], total
+
+
+async def get_event(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        f"SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN categories c ON c.id = e.category_id "
+        "WHERE e.id = $1",
+        event_id,
+    )
+
+
+async def shows_of(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, event_id, show_date, total_seats FROM shows WHERE event_id = $1 ORDER BY show_date",
+        event_id,
+    )
+    return [show_json(r) for r in rows]
+
+
+async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Record | None, list]:
+    show = await pool.fetchrow(
+        "SELECT s.id, s.event_id, s.show_date, s.total_seats, e.status FROM shows s "
+        "JOIN events e ON e.id = s.event_id WHERE s.id = $1",
+        show_id,
+    )
+    if show is None:
+        return None, []
+    zones = await pool.fetch(
+        "SELECT id, name, price, total_seats, available_seats FROM seat_zones WHERE show_id = $1 "
+        "ORDER BY price DESC, name",
+        show_id,
+    )
+    return show, zones
