@@ -51,6 +51,10 @@ class EmailTaken(ApiError):
     status, code, message = 409, "EMAIL_ALREADY_REGISTERED", "an account with this email already exists"
 
 
+class InvalidTransition(ApiError):
+    status, code, message = 409, "INVALID_STATUS_TRANSITION", "that status change is not allowed"
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 

@@ -11,7 +11,7 @@ from gateway.responses import ok
 from lua import keys
 
 
-def _uuid(request: web.Request, name: str) -> str:
+def path_uuid(request: web.Request, name: str) -> str:
     try:
         return str(uuid.UUID(request.match_info[name]))
     except ValueError as exc:
@@ -47,7 +47,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def _public_event(request: web.Request):
-    row = await event_store.get_event(request.app[appkeys.PG_POOL], _uuid(request, "event_id"))
+    row = await event_store.get_event(request.app[appkeys.PG_POOL], path_uuid(request, "event_id"))
     if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
         raise errors.NotFound("no such event")
     return row
@@ -67,7 +67,9 @@ async def event_shows(request: web.Request) -> web.Response:
 
 async def show_zones(request: web.Request) -> web.Response:
     """Zones with availability read live from the sale Redis (the truth during a sale)."""
-    show, zones = await event_store.show_with_zones(request.app[appkeys.PG_POOL], _uuid(request, "show_id"))
+    show, zones = await event_store.show_with_zones(
+        request.app[appkeys.PG_POOL], path_uuid(request, "show_id")
+    )
     if show is None or show["status"] not in event_store.PUBLIC_STATUSES:
         raise errors.NotFound("no such show")
     event_id, show_id = str(show["event_id"]), str(show["id"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -96,3 +99,70 @@ async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Rec
         show_id,
     )
     return show, zones
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    name: str
+    price: Decimal
+    seats: int
+
+
+@dataclass(frozen=True)
+class ShowSpec:
+    show_date: datetime
+    zones: list[ZoneSpec]
+
+
+async def insert_event(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: str,
+    organizer_id: str,
+    title: str,
+    shows: list[ShowSpec],
+    status: str = "draft",
+    max_per_user: int = 4,
+    description: str = "",
+    venue: str = "",
+    category_id: str | None = None,
+) -> tuple[str, dict[str, dict[str, str]]]:
+    """One event with its shows and zones, in one transaction: (event id, show id -> name -> zone id)."""
+    layout: dict[str, dict[str, str]] = {}
+    async with conn.transaction():
+        event_id = str(
+            await conn.fetchval(
+                "INSERT INTO events (tenant_id, organizer_id, category_id, title, description, venue, "
+                "status, max_tickets_per_user) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                tenant_id,
+                organizer_id,
+                category_id,
+                title,
+                description,
+                venue,
+                status,
+                max_per_user,
+            )
+        )
+        for show in shows:
+            seats = sum(z.seats for z in show.zones)
+            show_id = str(
+                await conn.fetchval(
+                    "INSERT INTO shows (event_id, show_date, total_seats, available_seats) "
+                    "VALUES ($1, $2, $3, $3) RETURNING id",
+                    event_id,
+                    show.show_date,
+                    seats,
+                )
+            )
+            rows = await conn.fetch(
+                "INSERT INTO seat_zones (show_id, name, price, total_seats, available_seats) "
+                "SELECT $1, n, p, s, s FROM unnest($2::text[], $3::numeric[], $4::int[]) AS z(n, p, s) "
+                "RETURNING id, name",
+                show_id,
+                [z.name for z in show.zones],
+                [z.price for z in show.zones],
+                [z.seats for z in show.zones],
+            )
+            layout[show_id] = {r["name"]: str(r["id"]) for r in rows}
+    return event_id, layout

@@ -1,24 +1,20 @@
-"""Writing tenants, users and events into PostgreSQL (used by the seed, the demo and the tests).
+"""Writing tenants, users and ready-made events into PostgreSQL (the seed, demo, bench, tests).
 
-Event CRUD endpoints come later; until then this is how a catalog is made.
+Organizers create events through the API (gateway/event_admin.py); both use the same store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import asyncpg
 
+from gateway.event_store import ShowSpec, ZoneSpec, insert_event
+
+__all__ = ["CreatedEvent", "ZoneSpec", "create_event", "ensure_tenant", "ensure_users"]
+
 NO_PASSWORD = "!"  # not a valid hash: these accounts cannot log in until they set a password
-
-
-@dataclass
-class ZoneSpec:
-    name: str
-    price: Decimal
-    seats: int
 
 
 @dataclass
@@ -65,41 +61,15 @@ async def create_event(
     zones: list[ZoneSpec],
     max_per_user: int = 4,
 ) -> CreatedEvent:
-    """A published event with `shows` shows, each with the same zones."""
-    async with conn.transaction():
-        event_id = str(
-            await conn.fetchval(
-                "INSERT INTO events (tenant_id, organizer_id, title, status, max_tickets_per_user) "
-                "VALUES ($1, $2, $3, 'published', $4) RETURNING id",
-                tenant_id,
-                organizer_id,
-                title,
-                max_per_user,
-            )
-        )
-        created = CreatedEvent(event_id)
-        total = sum(z.seats for z in zones)
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-        for i in range(shows):
-            show_id = str(
-                await conn.fetchval(
-                    "INSERT INTO shows (event_id, show_date, total_seats, available_seats) "
-                    "VALUES ($1, $2, $3, $3) RETURNING id",
-                    event_id,
-                    start + timedelta(days=i),
-                    total,
-                )
-            )
-            created.shows[show_id] = {}
-            for z in zones:
-                created.shows[show_id][z.name] = str(
-                    await conn.fetchval(
-                        "INSERT INTO seat_zones (show_id, name, price, total_seats, available_seats) "
-                        "VALUES ($1, $2, $3, $4, $4) RETURNING id",
-                        show_id,
-                        z.name,
-                        z.price,
-                        z.seats,
-                    )
-                )
-    return created
+    """A published event with `shows` shows a day apart from 30 days on, each with the same zones."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    event_id, layout = await insert_event(
+        conn,
+        tenant_id=tenant_id,
+        organizer_id=organizer_id,
+        title=title,
+        status="published",
+        max_per_user=max_per_user,
+        shows=[ShowSpec(start + timedelta(days=i), zones) for i in range(shows)],
+    )
+    return CreatedEvent(event_id, layout)

@@ -1,0 +1,183 @@
+"""Organizer endpoints (spec §2.1.2, §6.3): create, edit, publish, cancel and delete events.
+
+Organizers manage only their own tenant's events (admins too, any of their tenant's): another
+tenant's event answers 404, as if it did not exist. Publishing loads the zones into the sale
+Redis (never overwriting a live counter); editing a published event refreshes prices and the
+per-user limit there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from gateway import appkeys, errors, event_store
+from gateway.auth import Principal, current_principal
+from gateway.event_routes import path_uuid
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+from workers.inventory import load_event_inventory
+
+MANAGERS = {"organizer", "admin"}
+TRANSITIONS = {"draft": {"published", "cancelled"}, "published": {"cancelled"}, "cancelled": set()}
+
+
+def _manager(request: web.Request) -> Principal:
+    principal = current_principal(request)
+    if principal.role not in MANAGERS:
+        raise errors.Forbidden("only organizers and admins manage events")
+    return principal
+
+
+def _text(body: dict, name: str, *, required: bool = False, limit: int = 2000) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise errors.ValidationError(f"invalid {name}", details={name: f"1..{limit} characters"})
+    return value.strip()
+
+
+def _limit(body: dict) -> int:
+    value = body.get("max_tickets_per_user", 4)
+    if type(value) is not int or not 1 <= value <= 20:
+        raise errors.ValidationError(
+            "invalid max_tickets_per_user", details={"max_tickets_per_user": "1..20"}
+        )
+    return value
+
+
+def _zone(raw: Any, where: str) -> event_store.ZoneSpec:
+    if not isinstance(raw, dict):
+        raise errors.ValidationError("invalid zone", details={where: "an object"})
+    name = _text(raw, "name", required=True, limit=100)
+    try:
+        price = Decimal(str(raw.get("price")))
+    except InvalidOperation as exc:
+        raise errors.ValidationError("invalid price", details={f"{where}.price": "a decimal"}) from exc
+    if not price.is_finite() or price < 0 or price > 10**9 or price.as_tuple().exponent < -2:
+        raise errors.ValidationError("invalid price", details={f"{where}.price": "0..1e9, 2 decimals"})
+    seats = raw.get("seats")
+    if type(seats) is not int or not 1 <= seats <= 1_000_000:
+        raise errors.ValidationError("invalid seats", details={f"{where}.seats": "1..1000000"})
+    return event_store.ZoneSpec(name, price, seats)
+
+
+def _shows(body: dict) -> list[event_store.ShowSpec]:
+    raw = body.get("shows")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 50:
+        raise errors.ValidationError("invalid shows", details={"shows": "1..50 shows"})
+    shows = []
+    for i, show in enumerate(raw):
+        where = f"shows[{i}]"
+        if not isinstance(show, dict):
+            raise errors.ValidationError("invalid show", details={where: "an object"})
+        try:
+            when = datetime.fromisoformat(str(show.get("show_date")))
+        except ValueError as exc:
+            raise errors.ValidationError(
+                "invalid show_date", details={f"{where}.show_date": "ISO 8601"}
+            ) from exc
+        if when.tzinfo is None:
+            raise errors.ValidationError(
+                "show_date needs a time zone", details={f"{where}.show_date": "ISO 8601 with offset"}
+            )
+        if when <= datetime.now(UTC):
+            raise errors.ValidationError(
+                "show_date must be in the future", details={f"{where}.show_date": "future"}
+            )
+        zones = show.get("zones")
+        if not isinstance(zones, list) or not 1 <= len(zones) <= 50:
+            raise errors.ValidationError("invalid zones", details={f"{where}.zones": "1..50 zones"})
+        specs = [_zone(z, f"{where}.zones[{j}]") for j, z in enumerate(zones)]
+        if len({z.name for z in specs}) != len(specs):
+            raise errors.ValidationError("zone names repeat", details={f"{where}.zones": "unique names"})
+        shows.append(event_store.ShowSpec(when, specs))
+    return shows
+
+
+async def _category_id(pool, slug: Any) -> str | None:
+    if slug is None:
+        return None
+    category = await pool.fetchval("SELECT id FROM categories WHERE slug = $1", str(slug)[:100])
+    if category is None:
+        raise errors.ValidationError("unknown category", details={"category": "an existing category slug"})
+    return str(category)
+
+
+async def _detail(pool, event_id: str) -> dict[str, Any]:
+    row = await event_store.get_event(pool, event_id)
+    event = event_store.event_json(row)
+    event["shows"] = await event_store.shows_of(pool, event_id)
+    return event
+
+
+async def _own_event(request: web.Request, principal: Principal):
+    row = await event_store.get_event(request.app[appkeys.PG_POOL], path_uuid(request, "event_id"))
+    if row is None or str(row["tenant_id"]) != principal.tenant_id:
+        raise errors.NotFound("no such event")  # another tenant's event does not exist for you
+    return row
+
+
+async def create_event(request: web.Request) -> web.Response:
+    principal = _manager(request)
+    body = await read_json_object(request)
+    pool = request.app[appkeys.PG_POOL]
+    async with pool.acquire() as conn:
+        event_id, _ = await event_store.insert_event(
+            conn,
+            tenant_id=principal.tenant_id,
+            organizer_id=principal.user_id,
+            title=_text(body, "title", required=True, limit=200),
+            description=_text(body, "description"),
+            venue=_text(body, "venue", limit=200),
+            max_per_user=_limit(body),
+            shows=_shows(body),
+            category_id=await _category_id(pool, body.get("category")),
+        )
+    return ok(await _detail(pool, event_id), status=201)
+
+
+async def update_event(request: web.Request) -> web.Response:
+    principal = _manager(request)
+    row = await _own_event(request, principal)
+    body = await read_json_object(request)
+    pool = request.app[appkeys.PG_POOL]
+    status = body.get("status", row["status"])
+    if status != row["status"] and status not in TRANSITIONS.get(row["status"], set()):
+        raise errors.InvalidTransition(f"an event cannot go from {row['status']} to {status!r}")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE events SET title = $2, description = $3, venue = $4, max_tickets_per_user = $5, "
+            "status = $6, updated_at = now() WHERE id = $1",
+            row["id"],
+            _text(body, "title", required=True, limit=200) if "title" in body else row["title"],
+            _text(body, "description") if "description" in body else row["description"],
+            _text(body, "venue", limit=200) if "venue" in body else row["venue"],
+            _limit(body) if "max_tickets_per_user" in body else row["max_tickets_per_user"],
+            status,
+        )
+        if status == "published":
+            # Seats go on sale (or prices and the limit change): counters are never overwritten.
+            await load_event_inventory(request.app[appkeys.SALE_REDIS], conn, str(row["id"]))
+    return ok(await _detail(pool, str(row["id"])))
+
+
+async def delete_event(request: web.Request) -> web.Response:
+    principal = _manager(request)
+    row = await _own_event(request, principal)
+    if row["status"] != "draft":
+        raise errors.InvalidTransition("only a draft can be deleted; cancel a published event")
+    await request.app[appkeys.PG_POOL].execute(
+        "DELETE FROM events WHERE id = $1 AND status = 'draft'", row["id"]
+    )
+    return ok({"deleted": str(row["id"])})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/events", create_event, name="create_event")
+    app.router.add_put("/api/v1/events/{event_id}", update_event, name="update_event")
+    app.router.add_delete("/api/v1/events/{event_id}", delete_event, name="delete_event")
