@@ -35,17 +35,25 @@ async def ensure_tenant(conn: asyncpg.Connection, slug: str, name: str) -> str:
 
 
 async def ensure_users(
-    conn: asyncpg.Connection, tenant_id: str, emails: list[str], role: str = "user"
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    emails: list[str],
+    role: str = "user",
+    password_hash: str | None = None,
 ) -> list[str]:
+    """Users by email (created if missing). With `password_hash`, every one of them can log in
+    with that password; without it, new accounts cannot log in and existing ones keep theirs."""
     rows = await conn.fetch(
         "INSERT INTO users (tenant_id, email, password_hash, role) "
-        "SELECT $1, e, $3, $4 FROM unnest($2::text[]) AS e "
-        "ON CONFLICT (tenant_id, email) DO UPDATE SET updated_at = now() "
+        "SELECT $1, e, coalesce($3, $5), $4 FROM unnest($2::text[]) AS e "
+        "ON CONFLICT (tenant_id, email) DO UPDATE "
+        "SET password_hash = coalesce($3, users.password_hash), updated_at = now() "
         "RETURNING id, email",
         tenant_id,
         emails,
-        NO_PASSWORD,
+        password_hash,
         role,
+        NO_PASSWORD,
     )
     by_email = {r["email"]: str(r["id"]) for r in rows}
     return [by_email[e] for e in emails]

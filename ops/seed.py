@@ -15,6 +15,7 @@ from decimal import Decimal
 import asyncpg
 import redis.asyncio as aioredis
 
+from gateway.accounts import hash_password
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import StackConfig
 from workers.inventory import load_event_inventory
@@ -30,13 +31,23 @@ def demo_zones(seats_per_show: int) -> list[ZoneSpec]:
     ]
 
 
-async def seed(cfg: StackConfig, buyers: int, seats_per_show: int, title: str) -> dict:
+DEMO_PASSWORD = "demo-pass-2026"
+# Demo accounts only: thousands of them log in during the demo, so their hash is cheap to check.
+DEMO_BCRYPT_COST = 4
+
+
+async def seed(
+    cfg: StackConfig, buyers: int, seats_per_show: int, title: str, password: str = DEMO_PASSWORD
+) -> dict:
     conn = await asyncpg.connect(cfg.database_url)
     redis = aioredis.from_url(cfg.sale_redis_url)
     try:
         tenant_id = await ensure_tenant(conn, DEMO_TENANT, "Demo Live Entertainment")
-        (organizer_id,) = await ensure_users(conn, tenant_id, ["organizer@demo.test"], "organizer")
-        buyer_ids = await ensure_users(conn, tenant_id, [f"buyer{i:06d}@demo.test" for i in range(buyers)])
+        hashed = await hash_password(password, DEMO_BCRYPT_COST)
+        (organizer_id,) = await ensure_users(conn, tenant_id, ["organizer@demo.test"], "organizer", hashed)
+        buyer_ids = await ensure_users(
+            conn, tenant_id, [f"buyer{i:06d}@demo.test" for i in range(buyers)], password_hash=hashed
+        )
         event = await create_event(
             conn,
             tenant_id=tenant_id,
@@ -47,6 +58,9 @@ async def seed(cfg: StackConfig, buyers: int, seats_per_show: int, title: str) -
         )
         created = await load_event_inventory(redis, conn, event.event_id)
         return {
+            "tenant_slug": DEMO_TENANT,
+            "password": password,
+            "buyer_emails": [f"buyer{i:06d}@demo.test" for i in range(buyers)],
             "tenant_id": tenant_id,
             "event_id": event.event_id,
             "shows": event.shows,
@@ -66,6 +80,7 @@ def main() -> int:
     args = parser.parse_args()
     out = asyncio.run(seed(StackConfig.from_env(), args.buyers, args.seats_per_show, args.title))
     out["buyers"] = len(out["buyers"])
+    out["buyer_emails"] = out["buyer_emails"][:3] + ["..."]
     print(json.dumps(out, indent=2))
     return 0
 
