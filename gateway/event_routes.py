@@ -18,7 +18,7 @@ def path_uuid(request: web.Request, name: str) -> str:
         raise errors.NotFound(f"no such {name.removesuffix('_id')}") from exc
 
 
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -30,8 +30,8 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 
 async def list_events(request: web.Request) -> web.Response:
-    page = _int_query(request, "page", 1, 1, 100_000)
-    per_page = _int_query(request, "per_page", 20, 1, 100)
+    page = int_query(request, "page", 1, 1, 100_000)
+    per_page = int_query(request, "per_page", 20, 1, 100)
     status = request.query.get("status", "published")
     if status not in event_store.PUBLIC_STATUSES:
         raise errors.ValidationError(

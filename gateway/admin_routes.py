@@ -1,0 +1,89 @@
+"""Admin endpoints: the users of the admin's own tenant — list, disable or enable, change role."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import appkeys, errors
+from gateway.auth import Principal, current_principal
+from gateway.event_routes import int_query, path_uuid
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+
+ROLES = ("user", "organizer", "admin")
+
+USER_COLUMNS = "id, tenant_id, email, full_name, role, disabled_at, created_at"
+
+
+def _admin(request: web.Request) -> Principal:
+    principal = current_principal(request)
+    if principal.role != "admin":
+        raise errors.Forbidden("only admins manage users")
+    return principal
+
+
+def _user_json(row) -> dict:
+    return {
+        "id": str(row["id"]),
+        "tenant_id": str(row["tenant_id"]),
+        "email": row["email"],
+        "full_name": row["full_name"],
+        "role": row["role"],
+        "disabled": row["disabled_at"] is not None,
+        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def list_users(request: web.Request) -> web.Response:
+    admin = _admin(request)
+    page = int_query(request, "page", 1, 1, 100_000)
+    per_page = int_query(request, "per_page", 20, 1, 100)
+    pool = request.app[appkeys.PG_POOL]
+    total = await pool.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1", admin.tenant_id)
+    rows = await pool.fetch(
+        f"SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3",
+        admin.tenant_id,
+        per_page,
+        (page - 1) * per_page,
+    )
+    return ok([_user_json(r) for r in rows], meta={"page": page, "per_page": per_page, "total": total})
+
+
+async def update_user(request: web.Request) -> web.Response:
+    """`{role?, disabled?}`. Disabling also revokes the user's refresh tokens (sessions end)."""
+    admin = _admin(request)
+    user_id = path_uuid(request, "user_id")
+    body = await read_json_object(request)
+    role, disabled = body.get("role"), body.get("disabled")
+    if role is not None and role not in ROLES:
+        raise errors.ValidationError("invalid role", details={"role": list(ROLES)})
+    if disabled is not None and not isinstance(disabled, bool):
+        raise errors.ValidationError("invalid disabled", details={"disabled": "true or false"})
+    if user_id == admin.user_id and (disabled or (role is not None and role != "admin")):
+        raise errors.ValidationError("admins cannot disable or demote themselves")
+    pool = request.app[appkeys.PG_POOL]
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE users SET role = coalesce($3, role), "
+            "disabled_at = CASE WHEN $4::bool IS NULL THEN disabled_at "
+            "WHEN $4 THEN coalesce(disabled_at, now()) ELSE NULL END, updated_at = now() "
+            f"WHERE id = $1 AND tenant_id = $2 RETURNING {USER_COLUMNS}",
+            user_id,
+            admin.tenant_id,
+            role,
+            disabled,
+        )
+        if row is None:
+            raise errors.NotFound("no such user")  # another tenant's user does not exist for you
+        if disabled:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() "
+                "WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+            )
+    return ok(_user_json(row))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/admin/users", list_users, name="admin_list_users")
+    app.router.add_put("/api/v1/admin/users/{user_id}", update_user, name="admin_update_user")
