@@ -226,3 +226,53 @@ async def update_profile(pool: asyncpg.Pool, user_id: str, full_name: Any) -> Ac
     if row is None:
         raise errors.NotFound("user not found")
     return Account.from_row(row)
+
+
+RESET_TOKEN_TTL = timedelta(minutes=30)
+
+
+async def start_password_reset(pool: asyncpg.Pool, *, tenant: Any, email: Any) -> tuple[str, str] | None:
+    """(email, reset token) when such an active account exists; None otherwise (the caller
+    answers the same either way, so the endpoint does not reveal who has an account)."""
+    email = validate_email(email)
+    async with pool.acquire() as conn:
+        tenant_id = await tenant_id_of(conn, tenant)
+        user_id = await conn.fetchval(
+            "SELECT id FROM users WHERE tenant_id = $1 AND email = $2 AND disabled_at IS NULL",
+            tenant_id,
+            email,
+        )
+        if user_id is None:
+            return None
+        token = secrets.token_urlsafe(32)
+        await conn.execute(
+            "INSERT INTO password_resets (user_id, token_hash, expires_at) VALUES ($1, $2, $3)",
+            user_id,
+            _digest(token),
+            datetime.now(UTC) + RESET_TOKEN_TTL,
+        )
+    return email, token
+
+
+async def finish_password_reset(pool: asyncpg.Pool, *, token: Any, password: Any, bcrypt_cost: int) -> None:
+    """Set the new password once; every session of the account ends."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 200:
+        raise errors.ValidationError("invalid or expired reset token", details={"token": "required"})
+    password = validate_password(password)
+    hashed = await hash_password(password, bcrypt_cost)
+    async with pool.acquire() as conn, conn.transaction():
+        user_id = await conn.fetchval(
+            "UPDATE password_resets SET used_at = now(), updated_at = now() "
+            "WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING user_id",
+            _digest(token),
+        )
+        if user_id is None:
+            raise errors.ValidationError("invalid or expired reset token", details={"token": "unusable"})
+        await conn.execute(
+            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", user_id, hashed
+        )
+        await conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() "
+            "WHERE user_id = $1 AND revoked_at IS NULL",
+            user_id,
+        )

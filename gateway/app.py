@@ -14,6 +14,7 @@ from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
 from gateway.settings import GatewaySettings, new_gateway_id
+from workers.mail import Mailer
 
 
 async def freeze_startup_objects(app: web.Application) -> None:
@@ -34,6 +35,7 @@ def create_app(
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
     app[appkeys.CATALOG] = Catalog()
+    app[appkeys.MAILER] = Mailer(settings.mail)
     app[appkeys.TOKENS] = TokenVerifier(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
     )

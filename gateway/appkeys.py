@@ -16,6 +16,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.replies import ReplyRouter
 from gateway.settings import GatewaySettings
 from lua import SaleScripts
+from workers.mail import Mailer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 GATEWAY_ID = web.AppKey("gateway_id", str)
@@ -30,5 +31,6 @@ TOKENS = auth.TOKENS  # declared beside the verifier, which reads it
 PRINCIPAL = auth.PRINCIPAL
 AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
+MAILER = web.AppKey("mailer", Mailer)
 CLOCK = web.AppKey("clock", Callable[[], float])
 REQUEST_ID = web.RequestKey("request_id", str)

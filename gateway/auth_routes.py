@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import accounts, appkeys
+from gateway import accounts, appkeys, errors
 from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_token
 from gateway.payloads import read_json_object
 from gateway.responses import ok
+from workers.mail import MailError
 
 
 def _session(request: web.Request, account: accounts.Account, refresh_token: str) -> web.Response:
@@ -87,7 +88,41 @@ async def update_me(request: web.Request) -> web.Response:
     return ok({"user": account.public()})
 
 
+async def forgot_password(request: web.Request) -> web.Response:
+    """Mails a single-use reset token; answers the same whether or not the account exists."""
+    body = await read_json_object(request)
+    started = await accounts.start_password_reset(
+        request.app[appkeys.PG_POOL], tenant=body.get("tenant"), email=body.get("email")
+    )
+    if started is not None:
+        email, token = started
+        try:
+            await request.app[appkeys.MAILER].send(
+                email,
+                "Reset your Booking Rush password",
+                f"Someone asked to reset your password. If it was you, use this token within "
+                f"{int(accounts.RESET_TOKEN_TTL.total_seconds() // 60)} minutes:\n\n{token}\n\n"
+                "If it was not you, ignore this mail: your password stays as it is.",
+            )
+        except MailError as exc:
+            raise errors.ServiceUnavailable("mail is unavailable; try again shortly") from exc
+    return ok({"sent": True})
+
+
+async def reset_password(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    await accounts.finish_password_reset(
+        request.app[appkeys.PG_POOL],
+        token=body.get("token"),
+        password=body.get("password"),
+        bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
+    )
+    return ok({"reset": True})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/forgot-password", forgot_password, name="forgot_password")
+    app.router.add_post("/api/v1/auth/reset-password", reset_password, name="reset_password")
     app.router.add_post("/api/v1/auth/register", register, name="register")
     app.router.add_post("/api/v1/auth/login", login, name="login")
     app.router.add_post("/api/v1/auth/refresh", refresh, name="refresh")

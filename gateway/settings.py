@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from gateway.ratelimit import parse_policies
 from ops.config import StackConfig
+from workers.mail import MailSettings
 from workers.settings import WorkerSettings, env_float, env_int, env_str
 
 _STACK = StackConfig.from_env()
@@ -44,6 +45,7 @@ class GatewaySettings:
     token_cache_size: int = 100_000
     redis_max_connections: int = 64
     bcrypt_cost: int = 12  # spec §8.1; tests and load tests lower it
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -74,6 +76,11 @@ class GatewaySettings:
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
             bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
+            mail=MailSettings(
+                host=env_str("BR_SMTP_HOST", "127.0.0.1"),
+                port=env_int("BR_SMTP_PORT", 1025),
+                sender=env_str("BR_MAIL_FROM", MailSettings.sender),
+            ),
         )
 
     @property

@@ -1,0 +1,126 @@
+"""Password reset: a single-use, expiring token by mail (a local SMTP sink), then a new password."""
+
+from __future__ import annotations
+
+import email
+import re
+
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+
+from ops.catalog import ensure_tenant
+from tests.support import free_port, gateway_settings, running_gateway, unique, wait_until
+from workers.mail import MailSettings
+
+OLD, NEW = "first pass 11", "second pass 22"
+
+
+class Sink:
+    """Keeps every message it is handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp_sink():
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def gw(schema, new_topics, jwt_secret, smtp_sink):
+    topics = await new_topics("reset")
+    settings = gateway_settings(
+        schema,
+        topics,
+        jwt_secret,
+        bcrypt_cost=4,
+        rate_limits="register=1000/1000,login=1000/1000",
+        mail=MailSettings(port=smtp_sink[1]),
+    )
+    async with running_gateway(settings) as url:
+        yield url
+
+
+async def _post(http, url, body):
+    async with http.post(url, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_reset_by_mail(gw, http, pg, smtp_sink):
+    sink, _ = smtp_sink
+    slug = unique("t-")
+    async with pg.acquire() as conn:
+        await ensure_tenant(conn, slug, "T")
+    address = f"{unique('u')}@example.com"
+    assert (
+        await _post(http, f"{gw}/api/v1/auth/register", {"tenant": slug, "email": address, "password": OLD})
+    )[0] == 201
+    _, session = await _post(
+        http, f"{gw}/api/v1/auth/login", {"tenant": slug, "email": address, "password": OLD}
+    )
+
+    before = len(sink.messages)
+    status, answer = await _post(
+        http, f"{gw}/api/v1/auth/forgot-password", {"tenant": slug, "email": address}
+    )
+    assert (status, answer["data"]) == (200, {"sent": True})
+
+    async def mailed() -> bool:
+        return any(m["To"] == address for m in sink.messages[before:])
+
+    await wait_until(mailed, 10, "the reset mail")
+    mail = next(m for m in sink.messages[before:] if m["To"] == address)
+    text = mail.get_payload(decode=True).decode()
+    token = re.search(r"^([A-Za-z0-9_-]{40,})\s*$", text, re.M).group(1)
+
+    status, _ = await _post(http, f"{gw}/api/v1/auth/reset-password", {"token": token, "password": NEW})
+    assert status == 200
+    status, again = await _post(http, f"{gw}/api/v1/auth/reset-password", {"token": token, "password": NEW})
+    assert (status, again["error"]["code"]) == (400, "VALIDATION_ERROR")  # single use
+    assert (
+        await _post(http, f"{gw}/api/v1/auth/login", {"tenant": slug, "email": address, "password": OLD})
+    )[0] == 401
+    assert (
+        await _post(http, f"{gw}/api/v1/auth/login", {"tenant": slug, "email": address, "password": NEW})
+    )[0] == 200
+    status, _ = await _post(
+        http, f"{gw}/api/v1/auth/refresh", {"refresh_token": session["data"]["refresh_token"]}
+    )
+    assert status == 401  # the old session ended with the reset
+
+
+async def test_unknown_accounts_get_the_same_answer_and_no_mail(gw, http, pg, smtp_sink):
+    sink, _ = smtp_sink
+    slug = unique("t-")
+    async with pg.acquire() as conn:
+        await ensure_tenant(conn, slug, "T")
+    before = len(sink.messages)
+    status, answer = await _post(
+        http, f"{gw}/api/v1/auth/forgot-password", {"tenant": slug, "email": "nobody@example.com"}
+    )
+    assert (status, answer["data"]) == (200, {"sent": True})
+    assert len(sink.messages) == before
+
+
+async def test_expired_or_made_up_tokens_fail(gw, http, pg):
+    status, answer = await _post(
+        http, f"{gw}/api/v1/auth/reset-password", {"token": "x" * 43, "password": NEW}
+    )
+    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
+    status, answer = await _post(
+        http, f"{gw}/api/v1/auth/reset-password", {"token": "x" * 43, "password": "weak"}
+    )
+    assert (status, answer["error"]["details"]) == (
+        400,
+        {"password": "8-128 characters with letters and digits"},
+    )
