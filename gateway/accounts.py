@@ -13,7 +13,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,6 +27,9 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])
 _TIMING_DUMMY = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
 
 
+ACCOUNT_COLUMNS = "id, tenant_id, email, full_name, role, birth_date"
+
+
 @dataclass(frozen=True)
 class Account:
     id: str
@@ -34,10 +37,18 @@ class Account:
     email: str
     full_name: str
     role: str
+    birth_date: date | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Account:
-        return cls(str(row["id"]), str(row["tenant_id"]), row["email"], row["full_name"], row["role"])
+        return cls(
+            str(row["id"]),
+            str(row["tenant_id"]),
+            row["email"],
+            row["full_name"],
+            row["role"],
+            row["birth_date"],
+        )
 
     def public(self) -> dict[str, Any]:
         return {
@@ -46,6 +57,7 @@ class Account:
             "email": self.email,
             "full_name": self.full_name,
             "role": self.role,
+            "birth_date": self.birth_date.isoformat() if self.birth_date else None,
         }
 
 
@@ -106,7 +118,7 @@ async def register(
         row = await conn.fetchrow(
             "INSERT INTO users (tenant_id, email, password_hash, full_name, role) "
             "VALUES ($1, $2, $3, $4, 'user') ON CONFLICT (tenant_id, email) DO NOTHING "
-            "RETURNING id, tenant_id, email, full_name, role",
+            f"RETURNING {ACCOUNT_COLUMNS}",
             tenant_id,
             email,
             hashed,
@@ -124,7 +136,7 @@ async def login(pool: asyncpg.Pool, *, tenant: Any, email: Any, password: Any) -
     async with pool.acquire() as conn:
         tenant_id = await tenant_id_of(conn, tenant)
         row = await conn.fetchrow(
-            "SELECT id, tenant_id, email, full_name, role, password_hash, disabled_at FROM users "
+            f"SELECT {ACCOUNT_COLUMNS}, password_hash, disabled_at FROM users "
             "WHERE tenant_id = $1 AND email = $2",
             tenant_id,
             email,
@@ -157,7 +169,7 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT r.id, r.family_id, r.expires_at, r.used_at, r.revoked_at, u.id AS user_id, "
-            "u.tenant_id, u.email, u.full_name, u.role, u.disabled_at "
+            "u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at "
             "FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1 "
             "FOR UPDATE OF r",
             _digest(token),
@@ -179,7 +191,14 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
             fresh = await new_refresh_token(conn, str(row["user_id"]), str(row["family_id"]))
     if refusal is not None:
         raise refusal
-    account = Account(str(row["user_id"]), str(row["tenant_id"]), row["email"], row["full_name"], row["role"])
+    account = Account(
+        str(row["user_id"]),
+        str(row["tenant_id"]),
+        row["email"],
+        row["full_name"],
+        row["role"],
+        row["birth_date"],
+    )
     return account, fresh
 
 
@@ -206,22 +225,32 @@ async def logout(pool: asyncpg.Pool, user_id: str, token: Any) -> bool:
 
 
 async def profile(pool: asyncpg.Pool, user_id: str) -> Account:
-    row = await pool.fetchrow(
-        "SELECT id, tenant_id, email, full_name, role FROM users WHERE id = $1", user_id
-    )
+    row = await pool.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1", user_id)
     if row is None:
         raise errors.NotFound("user not found")
     return Account.from_row(row)
 
 
-async def update_profile(pool: asyncpg.Pool, user_id: str, full_name: Any) -> Account:
-    if not isinstance(full_name, str) or len(full_name) > 200:
+async def update_profile(pool: asyncpg.Pool, user_id: str, changes: dict[str, Any]) -> Account:
+    """`full_name` and/or `birth_date` (YYYY-MM-DD); a field left out stays as it is."""
+    full_name, birth = changes.get("full_name"), changes.get("birth_date")
+    if full_name is not None and (not isinstance(full_name, str) or len(full_name) > 200):
         raise errors.ValidationError("invalid full name", details={"full_name": "up to 200 characters"})
+    if birth is not None:
+        try:
+            birth = date.fromisoformat(birth) if isinstance(birth, str) else None
+        except ValueError:
+            birth = None
+        if birth is None or not date(1900, 1, 1) <= birth <= datetime.now(UTC).date():
+            raise errors.ValidationError(
+                "invalid birth date", details={"birth_date": "YYYY-MM-DD, in the past"}
+            )
     row = await pool.fetchrow(
-        "UPDATE users SET full_name = $2, updated_at = now() WHERE id = $1 "
-        "RETURNING id, tenant_id, email, full_name, role",
+        "UPDATE users SET full_name = coalesce($2, full_name), birth_date = coalesce($3, birth_date), "
+        f"updated_at = now() WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}",
         user_id,
-        full_name.strip(),
+        full_name.strip() if full_name is not None else None,
+        birth,
     )
     if row is None:
         raise errors.NotFound("user not found")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 import jwt
 from aiohttp import web
@@ -25,6 +26,13 @@ class Principal:
     role: str
     tenant_id: str | None
     exp: float
+    birth_date: date | None = None  # from the token: age rules need no database round trip
+
+    def is_at_least(self, years: int, today: date) -> bool:
+        if self.birth_date is None:
+            return False
+        b = self.birth_date
+        return (today.year - b.year - ((today.month, today.day) < (b.month, b.day))) >= years
 
 
 def issue_access_token(
@@ -35,6 +43,7 @@ def issue_access_token(
     tenant_id: str | None = None,
     email: str | None = None,
     ttl_s: int = ACCESS_TOKEN_TTL_S,
+    birth_date: date | None = None,
     issuer: str = "booking-rush",
     audience: str = "booking-rush",
 ) -> str:
@@ -50,6 +59,8 @@ def issue_access_token(
         "aud": audience,
         "jti": uuid.uuid4().hex,
     }
+    if birth_date is not None:
+        claims["birth_date"] = birth_date.isoformat()
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -94,11 +105,16 @@ class TokenVerifier:
             user_id = str(uuid.UUID(claims["sub"]))
         except (ValueError, TypeError, AttributeError) as exc:
             raise Unauthorized("invalid token subject") from exc
+        try:
+            birth = date.fromisoformat(claims["birth_date"]) if claims.get("birth_date") else None
+        except (TypeError, ValueError) as exc:
+            raise Unauthorized("invalid token birth date") from exc
         return Principal(
             user_id=user_id,
             role=str(claims.get("role", "user")),
             tenant_id=claims.get("tenant_id"),
             exp=float(claims["exp"]),
+            birth_date=birth,
         )
 
 

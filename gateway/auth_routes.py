@@ -20,6 +20,7 @@ def _session(request: web.Request, account: accounts.Account, refresh_token: str
         tenant_id=account.tenant_id,
         email=account.email,
         ttl_s=ACCESS_TOKEN_TTL_S,
+        birth_date=account.birth_date,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
@@ -82,9 +83,7 @@ async def me(request: web.Request) -> web.Response:
 async def update_me(request: web.Request) -> web.Response:
     principal = current_principal(request)
     body = await read_json_object(request)
-    account = await accounts.update_profile(
-        request.app[appkeys.PG_POOL], principal.user_id, body.get("full_name")
-    )
+    account = await accounts.update_profile(request.app[appkeys.PG_POOL], principal.user_id, body)
     return ok({"user": account.public()})
 
 

@@ -122,6 +122,11 @@ async def reserve(request: web.Request) -> web.Response:
         raise errors.NotFound("show not found for this event")
     if req.zone_id not in show.zones:
         raise errors.NotFound("zone not found in this show")
+    now = time.time()
+    if now >= show.closes_at:
+        raise errors.BookingClosed(details={"closed_at": _iso(int(show.closes_at * 1000))})
+    if show.min_age and not principal.is_at_least(show.min_age, datetime.fromtimestamp(now, UTC).date()):
+        raise errors.AgeRestricted(details={"min_age": show.min_age})
     if not 1 <= req.quantity <= show.max_per_user:
         raise errors.ValidationError(
             f"quantity must be between 1 and {show.max_per_user}",
@@ -132,7 +137,6 @@ async def reserve(request: web.Request) -> web.Response:
     if not replies.connected.is_set():
         raise errors.RedisUnavailable()
     request_id, booking_id = messages.new_public_ids(req.event_id)
-    now = time.time()
     command = messages.reserve_command(
         request_id=request_id,
         booking_id=booking_id,

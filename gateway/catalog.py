@@ -16,7 +16,8 @@ import asyncpg
 log = logging.getLogger("gateway.catalog")
 
 CATALOG_QUERY = """
-SELECT e.id AS event_id, e.status, e.max_tickets_per_user, s.id AS show_id,
+SELECT e.id AS event_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS show_id,
+       extract(epoch FROM s.show_date - make_interval(mins => e.booking_window_minutes)) AS closes_at,
        z.id AS zone_id, z.name AS zone_name, (z.price * 100)::bigint AS price_cents
 FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
 """
@@ -35,6 +36,8 @@ class Show:
     event_id: str
     event_status: str
     max_per_user: int
+    closes_at: float  # epoch seconds: the show's booking window ends here
+    min_age: int | None = None
     zones: dict[str, Zone] = field(default_factory=dict)
 
 
@@ -56,7 +59,12 @@ class Catalog:
             show = shows.get(show_id)
             if show is None:
                 show = shows[show_id] = Show(
-                    show_id, str(r["event_id"]), r["status"], r["max_tickets_per_user"]
+                    show_id,
+                    str(r["event_id"]),
+                    r["status"],
+                    r["max_tickets_per_user"],
+                    float(r["closes_at"]),
+                    r["min_age"],
                 )
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])

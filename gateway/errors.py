@@ -55,6 +55,15 @@ class InvalidTransition(ApiError):
     status, code, message = 409, "INVALID_STATUS_TRANSITION", "that status change is not allowed"
 
 
+class BookingClosed(ApiError):
+    status, code, message = 409, "BOOKING_CLOSED", "booking for this show has closed"
+
+
+class AgeRestricted(ApiError):
+    status, code = 403, "AGE_RESTRICTED"
+    message = "this event has a minimum age; add your birth date to your profile"
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 

@@ -50,6 +50,22 @@ def _limit(body: dict) -> int:
     return value
 
 
+def _window(body: dict) -> int:
+    value = body.get("booking_window_minutes", 60)
+    if type(value) is not int or not 0 <= value <= 10_080:
+        raise errors.ValidationError(
+            "invalid booking_window_minutes", details={"booking_window_minutes": "0..10080 (a week)"}
+        )
+    return value
+
+
+def _min_age(body: dict) -> int | None:
+    value = body.get("min_age")
+    if value is not None and (type(value) is not int or not 1 <= value <= 99):
+        raise errors.ValidationError("invalid min_age", details={"min_age": "1..99 or null"})
+    return value
+
+
 def _zone(raw: Any, where: str) -> event_store.ZoneSpec:
     if not isinstance(raw, dict):
         raise errors.ValidationError("invalid zone", details={where: "an object"})
@@ -135,6 +151,8 @@ async def create_event(request: web.Request) -> web.Response:
             description=_text(body, "description"),
             venue=_text(body, "venue", limit=200),
             max_per_user=_limit(body),
+            booking_window_minutes=_window(body),
+            min_age=_min_age(body),
             shows=_shows(body),
             category_id=await _category_id(pool, body.get("category")),
         )
@@ -152,13 +170,15 @@ async def update_event(request: web.Request) -> web.Response:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE events SET title = $2, description = $3, venue = $4, max_tickets_per_user = $5, "
-            "status = $6, updated_at = now() WHERE id = $1",
+            "status = $6, booking_window_minutes = $7, min_age = $8, updated_at = now() WHERE id = $1",
             row["id"],
             _text(body, "title", required=True, limit=200) if "title" in body else row["title"],
             _text(body, "description") if "description" in body else row["description"],
             _text(body, "venue", limit=200) if "venue" in body else row["venue"],
             _limit(body) if "max_tickets_per_user" in body else row["max_tickets_per_user"],
             status,
+            _window(body) if "booking_window_minutes" in body else row["booking_window_minutes"],
+            _min_age(body) if "min_age" in body else row["min_age"],
         )
         if status == "published":
             # Seats go on sale (or prices and the limit change): counters are never overwritten.

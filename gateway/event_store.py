@@ -13,6 +13,7 @@ PUBLIC_STATUSES = ("published", "cancelled")
 
 EVENT_COLUMNS = """
     e.id, e.tenant_id, e.title, e.description, e.venue, e.status, e.max_tickets_per_user,
+    e.booking_window_minutes, e.min_age,
     c.slug AS category, e.created_at, e.updated_at,
     (SELECT count(*) FROM shows s WHERE s.event_id = e.id) AS shows_count,
     (SELECT min(s.show_date) FROM shows s WHERE s.event_id = e.id AND s.show_date > now()) AS next_show
@@ -33,6 +34,8 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "status": row["status"],
         "category": row["category"],
         "max_tickets_per_user": row["max_tickets_per_user"],
+        "booking_window_minutes": row["booking_window_minutes"],
+        "min_age": row["min_age"],
         "shows_count": row["shows_count"],
         "next_show": _iso(row["next_show"]),
         "created_at": _iso(row["created_at"]),
@@ -126,6 +129,8 @@ async def insert_event(
     description: str = "",
     venue: str = "",
     category_id: str | None = None,
+    booking_window_minutes: int = 60,
+    min_age: int | None = None,
 ) -> tuple[str, dict[str, dict[str, str]]]:
     """One event with its shows and zones, in one transaction: (event id, show id -> name -> zone id)."""
     layout: dict[str, dict[str, str]] = {}
@@ -133,7 +138,8 @@ async def insert_event(
         event_id = str(
             await conn.fetchval(
                 "INSERT INTO events (tenant_id, organizer_id, category_id, title, description, venue, "
-                "status, max_tickets_per_user) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                "status, max_tickets_per_user, booking_window_minutes, min_age) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 tenant_id,
                 organizer_id,
                 category_id,
@@ -142,6 +148,8 @@ async def insert_event(
                 venue,
                 status,
                 max_per_user,
+                booking_window_minutes,
+                min_age,
             )
         )
         for show in shows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jwt
 import pytest
 import pytest_asyncio
 
@@ -60,9 +61,22 @@ async def test_register_login_and_me(auth_gateway, http, tenant_slug, pg):
         assert r.status == 200
         assert (await r.json())["data"]["user"]["full_name"] == "Ann"
     async with http.put(
-        f"{auth_gateway}/api/v1/auth/me", json={"full_name": "Ann Lee"}, headers=headers
+        f"{auth_gateway}/api/v1/auth/me",
+        json={"full_name": "Ann Lee", "birth_date": "1990-05-01"},
+        headers=headers,
     ) as r:
-        assert (await r.json())["data"]["user"]["full_name"] == "Ann Lee"
+        user = (await r.json())["data"]["user"]
+        assert (user["full_name"], user["birth_date"]) == ("Ann Lee", "1990-05-01")
+    async with http.put(
+        f"{auth_gateway}/api/v1/auth/me", json={"birth_date": "2999-01-01"}, headers=headers
+    ) as r:
+        assert r.status == 400
+    # The next session's access token carries the birth date, for age rules at booking time.
+    status, again = await _post(
+        http, auth_gateway, "login", {"tenant": tenant_slug, "email": email, "password": PASSWORD}
+    )
+    claims = jwt.decode(again["data"]["access_token"], options={"verify_signature": False})
+    assert claims["birth_date"] == "1990-05-01"
 
 
 async def test_duplicate_email_in_a_tenant_is_refused(auth_gateway, http, tenant_slug):
