@@ -138,6 +138,16 @@ def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides:
     return GatewaySettings(**values)
 
 
+def accounts_gateway_settings(
+    cfg: StackConfig, topics: Topics, secret: str, **overrides: Any
+) -> GatewaySettings:
+    """For account tests: cheap bcrypt (cost 4) and the register/login limits lifted; the spec's
+    own limits are tested on their own."""
+    values: dict[str, Any] = {"bcrypt_cost": 4, "rate_limits": "register=1000/1000,login=1000/1000"}
+    values.update(overrides)
+    return gateway_settings(cfg, topics, secret, **values)
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(settings: GatewaySettings, **app_options: Any):
     """The real app (create_app) on a loopback port; yields its base URL."""

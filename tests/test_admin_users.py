@@ -6,7 +6,7 @@ import pytest_asyncio
 
 from gateway.auth import issue_access_token
 from ops.catalog import ensure_tenant
-from tests.support import gateway_settings, running_gateway, unique
+from tests.support import accounts_gateway_settings, running_gateway, unique
 
 PASSWORD = "admin test 42"
 
@@ -14,9 +14,7 @@ PASSWORD = "admin test 42"
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gw(schema, new_topics, jwt_secret):
     topics = await new_topics("admin")
-    settings = gateway_settings(
-        schema, topics, jwt_secret, bcrypt_cost=4, rate_limits="register=1000/1000,login=1000/1000"
-    )
+    settings = accounts_gateway_settings(schema, topics, jwt_secret)
     async with running_gateway(settings) as url:
         yield url
 

@@ -10,7 +10,13 @@ import pytest_asyncio
 from aiosmtpd.controller import Controller
 
 from ops.catalog import ensure_tenant
-from tests.support import free_port, gateway_settings, running_gateway, unique, wait_until
+from tests.support import (
+    accounts_gateway_settings,
+    free_port,
+    running_gateway,
+    unique,
+    wait_until,
+)
 from workers.mail import MailSettings
 
 OLD, NEW = "first pass 11", "second pass 22"
@@ -39,12 +45,10 @@ def smtp_sink():
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gw(schema, new_topics, jwt_secret, smtp_sink):
     topics = await new_topics("reset")
-    settings = gateway_settings(
+    settings = accounts_gateway_settings(
         schema,
         topics,
         jwt_secret,
-        bcrypt_cost=4,
-        rate_limits="register=1000/1000,login=1000/1000",
         mail=MailSettings(port=smtp_sink[1]),
     )
     async with running_gateway(settings) as url:
