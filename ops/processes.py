@@ -93,18 +93,3 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its live descendants (the gateway forks one per core)."""
-    total = 0.0
-    pending = [pid]
-    while pending:
-        p = pending.pop()
-        try:
-            total += cpu_seconds(p)
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        pending.extend(int(c) for c in children)
-    return total
