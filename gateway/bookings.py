@@ -10,20 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
+from gateway.dispatch import dispatch, reply_channel_ready
 from gateway.payloads import json_object
-from gateway.replies import NotAccepted
 from gateway.responses import ok
 from lua import keys
 from workers import messages
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-ACCEPT_SKEW_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,16 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
         raise errors.NotFound("zone has no inventory on sale")
     if status == "expired":
         raise errors.RequestExpired()
+    # An organizer's seat-count change (gateway/event_admin.py) is answered the same way.
+    if status == "adjusted":
+        return ok(
+            {"total_seats": result["total"], "available_seats": result["available"], "taken": result["taken"]}
+        )
+    if status == "below_taken":
+        raise errors.SeatsBelowTaken(
+            f"{result['taken']} seats are already held or sold; the zone cannot have fewer",
+            details={"taken": result["taken"], "total_seats": result["total"]},
+        )
     raise errors.ApiError(f"unexpected worker result {status!r}")
 
 
@@ -133,9 +141,7 @@ async def reserve(request: web.Request) -> web.Response:
             details={"quantity": f"1..{show.max_per_user}"},
         )
 
-    replies = app[appkeys.REPLIES]
-    if not replies.connected.is_set():
-        raise errors.RedisUnavailable()
+    reply_channel_ready(app)
     request_id, booking_id = messages.new_public_ids(req.event_id)
     command = messages.reserve_command(
         request_id=request_id,
@@ -158,22 +164,7 @@ async def reserve(request: web.Request) -> web.Response:
         accept_by_ms=int((now + settings.accept_timeout_s) * 1000),
         reply_to=app[appkeys.GATEWAY_ID],
     )
-    answer = replies.expect(request_id)
-    try:
-        ack = app[appkeys.BATCHER].submit(req.show_id, command)
-        # Past accept_by the broker's append time makes a worker refuse the command, so after
-        # waiting that long (plus a margin for clock skew) "nothing was accepted" is true even
-        # if the producer still delivers it later.
-        reply = await replies.wait(
-            request_id,
-            answer,
-            ack,
-            settings.accept_timeout_s + ACCEPT_SKEW_MARGIN_S,
-            settings.reply_timeout_s,
-        )
-    except (KafkaError, NotAccepted) as exc:
-        replies.forget(request_id)
-        raise errors.KafkaUnavailable() from exc
+    reply = await dispatch(app, req.show_id, command)
     if reply is None:
         return ok(
             {

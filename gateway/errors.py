@@ -64,6 +64,10 @@ class AgeRestricted(ApiError):
     message = "this event has a minimum age; add your birth date to your profile"
 
 
+class SeatsBelowTaken(ApiError):
+    status, code, message = 409, "SEATS_BELOW_TAKEN", "fewer seats than are already held or sold"
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 

@@ -16,9 +16,12 @@ from aiohttp import web
 
 from gateway import appkeys, errors, event_store
 from gateway.auth import Principal, current_principal
+from gateway.bookings import render_result
+from gateway.dispatch import dispatch, reply_channel_ready
 from gateway.event_routes import path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
+from workers import messages
 from workers.inventory import load_event_inventory
 
 MANAGERS = {"organizer", "admin"}
@@ -197,7 +200,69 @@ async def delete_event(request: web.Request) -> web.Response:
     return ok({"deleted": str(row["id"])})
 
 
+async def change_zone_seats(request: web.Request) -> web.Response:
+    """`{seats}`: a draft's zone changes in PostgreSQL; a published one through the same path as
+    reservations (Kafka, then adjust_zone.lua), so it can never oversell."""
+    principal = _manager(request)
+    show_id, zone_id = path_uuid(request, "show_id"), path_uuid(request, "zone_id")
+    body = await read_json_object(request)
+    seats = body.get("seats")
+    if type(seats) is not int or not 0 <= seats <= 1_000_000:
+        raise errors.ValidationError("invalid seats", details={"seats": "0..1000000"})
+    pool = request.app[appkeys.PG_POOL]
+    row = await pool.fetchrow(
+        "SELECT z.total_seats, s.event_id, e.tenant_id, e.status FROM seat_zones z "
+        "JOIN shows s ON s.id = z.show_id JOIN events e ON e.id = s.event_id WHERE z.id = $1 AND s.id = $2",
+        zone_id,
+        show_id,
+    )
+    if row is None or str(row["tenant_id"]) != principal.tenant_id:
+        raise errors.NotFound("no such zone")
+    if row["status"] == "cancelled":
+        raise errors.InvalidTransition("a cancelled event's seats do not change")
+    if row["status"] == "draft":
+        delta = seats - row["total_seats"]
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE seat_zones SET total_seats = $2, available_seats = $2, "
+                "updated_at = now() WHERE id = $1",
+                zone_id,
+                seats,
+            )
+            await conn.execute(
+                "UPDATE shows SET total_seats = total_seats + $2, "
+                "available_seats = available_seats + $2, updated_at = now() WHERE id = $1",
+                show_id,
+                delta,
+            )
+        return ok({"total_seats": seats, "available_seats": seats, "taken": 0})
+    reply_channel_ready(request.app)
+    event_id = str(row["event_id"])
+    command = messages.adjust_zone_command(
+        request_id=messages.new_public_id(event_id),
+        event_id=event_id,
+        show_id=show_id,
+        zone_id=zone_id,
+        user_id=principal.user_id,
+        total=seats,
+        reply_to=request.app[appkeys.GATEWAY_ID],
+    )
+    reply = await dispatch(request.app, show_id, command)
+    if reply is None:
+        request_id = command["request_id"]
+        return ok(
+            {
+                "request_id": request_id,
+                "status": "pending",
+                "poll": f"/api/v1/bookings/requests/{request_id}",
+            },
+            status=202,
+        )
+    return render_result(reply["result"], created_status=200)
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_put("/api/v1/shows/{show_id}/zones/{zone_id}", change_zone_seats, name="change_zone_seats")
     app.router.add_post("/api/v1/events", create_event, name="create_event")
     app.router.add_put("/api/v1/events/{event_id}", update_event, name="update_event")
     app.router.add_delete("/api/v1/events/{event_id}", delete_event, name="delete_event")

@@ -24,6 +24,7 @@ class SaleScripts:
     reserve_seats: AsyncScript
     expire_hold: AsyncScript
     store_results: AsyncScript
+    adjust_zone: AsyncScript
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,15 @@ def kafka_libs(cfg: StackConfig) -> Path:
     return libs
 
 
+def new_cluster_id() -> str:
+    """Kafka's cluster id: 16 random bytes, url-safe base64. Never one starting with '-', which
+    StorageTool's command line would take for an option (1 id in 64 did)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def kafka_properties(cfg: StackConfig, data: Path) -> str:
     p, c = cfg.kafka_port, cfg.kafka_controller_port
     return f"""\
@@ -365,7 +374,7 @@ def start_kafka(cfg: StackConfig) -> None:
         if not (data / "meta.properties").exists():
             cluster_id_file = home / "cluster.id"
             if not cluster_id_file.exists():
-                cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+                cluster_id_file.write_text(new_cluster_id())
             # Static voters: format without --standalone.
             run(
                 [

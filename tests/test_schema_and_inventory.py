@@ -6,6 +6,7 @@ import uuid
 
 from lua import keys
 from ops.migrate import migrate
+from ops.stack import new_cluster_id
 from workers.inventory import load_event_inventory, unload_event
 
 
@@ -78,3 +79,9 @@ async def test_unloading_an_event_drops_only_its_keys(make_event, pg, sale_redis
     assert not await sale_redis.sismember(keys.LIVE_EVENTS, gone.event_id)
     show = next(iter(kept.shows))
     assert await sale_redis.exists(keys.zone(kept.event_id, show, kept.shows[show]["VIP"]))
+
+
+def test_kafka_cluster_ids_never_look_like_options():
+    ids = [new_cluster_id() for _ in range(2000)]  # with 1 in 64 starting with '-', 2000 would hit it
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)

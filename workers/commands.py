@@ -68,63 +68,81 @@ class CommandProcessor:
         await self._answer(replies)
 
     async def _run_scripts(self, commands: list[dict[str, Any]]) -> list[Any]:
-        s = self.settings
         now = now_ms()
         # The gateway told these clients 503 "nothing accepted": keep that true.
         late = [cmd["type"] == messages.RESERVE and _accepted_too_late(cmd) for cmd in commands]
+        queue = {
+            messages.RESERVE: self._queue_reserve,
+            messages.EXPIRE: self._queue_expire,
+            messages.ADJUST_ZONE: self._queue_adjust,
+        }
         async with self.redis.pipeline(transaction=False) as pipe:
             for cmd, is_late in zip(commands, late, strict=True):
-                ev = cmd["event_id"]
-                if is_late:
-                    continue
-                if cmd["type"] == messages.RESERVE:
-                    scope = messages.idempotency_scope(cmd.get("idempotency_key"), cmd["request_id"])
-                    await self.scripts.reserve_seats(
-                        keys=[
-                            keys.idempotency(ev, cmd["user_id"], scope),
-                            keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
-                            keys.user_count(ev, cmd["user_id"]),
-                            keys.hold(ev, cmd["booking_id"]),
-                            keys.expiry_index(ev),
-                            keys.event_meta(ev),
-                        ],
-                        args=[
-                            cmd["body_hash"],
-                            now,
-                            cmd["deadline_ms"],
-                            cmd["quantity"],
-                            cmd["booking_id"],
-                            cmd["user_id"],
-                            cmd["show_id"],
-                            cmd["zone_id"],
-                            s.hold_ms,
-                            s.idempotency_ttl_s,
-                            cmd["request_id"],
-                            s.default_max_per_user,
-                        ],
-                        client=pipe,
-                    )
-                else:
-                    await self.scripts.expire_hold(
-                        keys=[
-                            keys.hold(ev, cmd["booking_id"]),
-                            keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
-                            keys.user_count(ev, cmd["user_id"]),
-                            keys.expiry_index(ev),
-                        ],
-                        # The sweeper judged the hold due as of its clock; the script re-checks.
-                        args=[
-                            cmd["booking_id"],
-                            cmd.get("as_of_ms", now),
-                            cmd["user_id"],
-                            cmd["show_id"],
-                            cmd["zone_id"],
-                        ],
-                        client=pipe,
-                    )
-            async with asyncio.timeout(s.redis_timeout_s):
+                if not is_late:
+                    await queue[cmd["type"]](pipe, cmd, now)
+            async with asyncio.timeout(self.settings.redis_timeout_s):
                 outputs = iter(await pipe.execute())
         return [LATE_COMMAND_OUTPUT if is_late else next(outputs) for is_late in late]
+
+    async def _queue_reserve(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        s, ev = self.settings, cmd["event_id"]
+        scope = messages.idempotency_scope(cmd.get("idempotency_key"), cmd["request_id"])
+        await self.scripts.reserve_seats(
+            keys=[
+                keys.idempotency(ev, cmd["user_id"], scope),
+                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
+                keys.user_count(ev, cmd["user_id"]),
+                keys.hold(ev, cmd["booking_id"]),
+                keys.expiry_index(ev),
+                keys.event_meta(ev),
+            ],
+            args=[
+                cmd["body_hash"],
+                now,
+                cmd["deadline_ms"],
+                cmd["quantity"],
+                cmd["booking_id"],
+                cmd["user_id"],
+                cmd["show_id"],
+                cmd["zone_id"],
+                s.hold_ms,
+                s.idempotency_ttl_s,
+                cmd["request_id"],
+                s.default_max_per_user,
+            ],
+            client=pipe,
+        )
+
+    async def _queue_expire(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        ev = cmd["event_id"]
+        await self.scripts.expire_hold(
+            keys=[
+                keys.hold(ev, cmd["booking_id"]),
+                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
+                keys.user_count(ev, cmd["user_id"]),
+                keys.expiry_index(ev),
+            ],
+            # The sweeper judged the hold due as of its clock; the script re-checks.
+            args=[
+                cmd["booking_id"],
+                cmd.get("as_of_ms", now),
+                cmd["user_id"],
+                cmd["show_id"],
+                cmd["zone_id"],
+            ],
+            client=pipe,
+        )
+
+    async def _queue_adjust(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        ev = cmd["event_id"]
+        await self.scripts.adjust_zone(
+            keys=[
+                keys.idempotency(ev, cmd["user_id"], messages.idempotency_scope(None, cmd["request_id"])),
+                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
+            ],
+            args=[cmd["total"], self.settings.idempotency_ttl_s],
+            client=pipe,
+        )
 
     @staticmethod
     def _outcomes(commands, outputs):
@@ -132,17 +150,19 @@ class CommandProcessor:
         events: list[dict[str, Any]] = []
         replies: list[tuple[str, dict[str, Any]]] = []
         for cmd, out in zip(commands, outputs, strict=True):
-            if cmd["type"] == messages.RESERVE:
-                result = messages.decode(out[0])
-                if result["status"] == "reserved":
-                    events.append(messages.booking_created_event(cmd, result))
-                replies.append((cmd["reply_to"], messages.reply(cmd, result)))
+            if cmd["type"] == messages.EXPIRE:
+                code, raw = int(out[0]), out[1]
+                if code in (1, 2):  # 2: already expired; re-emit, the consumers are idempotent
+                    events.append(messages.booking_expired_event(cmd, messages.decode(raw)))
+                elif code == -2:
+                    log.error("expire command names keys that do not match its hold: %s", cmd)
                 continue
-            code, raw = int(out[0]), out[1]
-            if code in (1, 2):  # 2: already expired; re-emit, the consumers are idempotent
-                events.append(messages.booking_expired_event(cmd, messages.decode(raw)))
-            elif code == -2:
-                log.error("expire command names keys that do not match its hold: %s", cmd)
+            result = messages.decode(out[0])
+            if result["status"] == "reserved":
+                events.append(messages.booking_created_event(cmd, result))
+            elif result["status"] == "adjusted":
+                events.append(messages.zone_adjusted_event(cmd, result))
+            replies.append((cmd["reply_to"], messages.reply(cmd, result)))
         return events, replies
 
     async def _produce(self, events: list[dict[str, Any]]) -> None:

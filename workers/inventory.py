@@ -1,7 +1,8 @@
 """Loading a published event's zones from PostgreSQL into the sale Redis.
 
 A counter that already exists is never overwritten (HSETNX): re-loading during a sale must not
-resurrect sold seats. Prices and the per-user limit are refreshed, since they are not counters.
+resurrect sold seats, and a zone's total, once on sale, changes only through adjust_zone.lua.
+Prices and the per-user limit are refreshed, since they are not counters.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
         for r in rows:
             zone_key = keys.zone(event_id, str(r["show_id"]), str(r["zone_id"]))
             pipe.hsetnx(zone_key, "available", r["total_seats"])
-            pipe.hset(zone_key, mapping={"total": r["total_seats"], "price_cents": r["price_cents"]})
+            pipe.hsetnx(zone_key, "total", r["total_seats"])
+            pipe.hset(zone_key, "price_cents", r["price_cents"])
         pipe.hset(keys.event_meta(event_id), "max_per_user", rows[0]["max_tickets_per_user"])
         pipe.sadd(keys.LIVE_EVENTS, event_id)
         results = await pipe.execute()
-    return sum(results[0 : 2 * len(rows) : 2])
+    return sum(results[0 : 3 * len(rows) : 3])
 
 
 async def unload_event(redis, event_id: str, batch: int = 1000) -> int:

@@ -16,8 +16,10 @@ import orjson
 
 RESERVE = "reserve"
 EXPIRE = "expire"
+ADJUST_ZONE = "adjust_zone"
 BOOKING_CREATED = "booking.created"
 BOOKING_EXPIRED = "booking.expired"
+ZONE_ADJUSTED = "inventory.zone_adjusted"
 
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -111,6 +113,35 @@ def expire_command(
         "user_id": user_id,
         "show_id": show_id,
         "zone_id": zone_id,
+    }
+
+
+def adjust_zone_command(
+    *, request_id: str, event_id: str, show_id: str, zone_id: str, user_id: str, total: int, reply_to: str
+) -> dict[str, Any]:
+    """An organizer's seat-count change; a system-side command: no deadline, applied once."""
+    return {
+        "type": ADJUST_ZONE,
+        "request_id": request_id,
+        "event_id": event_id,
+        "show_id": show_id,
+        "zone_id": zone_id,
+        "user_id": user_id,
+        "total": total,
+        "reply_to": reply_to,
+    }
+
+
+def zone_adjusted_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": ZONE_ADJUSTED,
+        "event_id": command["event_id"],
+        "show_id": command["show_id"],
+        "zone_id": command["zone_id"],
+        "request_id": command["request_id"],
+        "previous_total": result["previous_total"],
+        "total": result["total"],
+        "available": result["available"],
     }
 
 

@@ -52,6 +52,30 @@ WITH expired AS (
 SELECT zone_id, show_id, -sum(quantity)::int AS seats FROM expired GROUP BY zone_id, show_id
 """
 
+RECORD_ADJUSTMENTS = """
+WITH recorded AS (
+    INSERT INTO inventory_adjustments (request_id, zone_id, previous_total, total)
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::int[])
+    ON CONFLICT DO NOTHING
+    RETURNING zone_id, total - previous_total AS delta
+)
+SELECT r.zone_id, z.show_id, r.delta FROM recorded r JOIN seat_zones z ON z.id = r.zone_id
+"""
+
+GROW_ZONES = """
+UPDATE seat_zones z SET total_seats = z.total_seats + d.delta,
+                        available_seats = GREATEST(z.available_seats + d.delta, 0), updated_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS d(zone_id, delta) WHERE z.id = d.zone_id
+"""
+
+GROW_SHOWS = """
+UPDATE shows s SET total_seats = s.total_seats + d.delta,
+                   available_seats = GREATEST(s.available_seats + d.delta, 0), updated_at = now()
+FROM (SELECT show_id, sum(delta)::int AS delta
+      FROM unnest($1::uuid[], $2::int[]) AS x(show_id, delta) GROUP BY show_id) d
+WHERE s.id = d.show_id
+"""
+
 ADJUST_ZONES = """
 UPDATE seat_zones z SET available_seats = GREATEST(z.available_seats - d.seats, 0),
                         updated_at = now()
@@ -102,6 +126,19 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         deltas += await conn.fetch(INSERT_CREATED, *columns)
     if expired:
         deltas += await conn.fetch(MARK_EXPIRED, [messages.row_id(b) for b in expired])
+    adjusted = [e for e in events if e["type"] == messages.ZONE_ADJUSTED]
+    if adjusted:
+        # Seat-count changes as deltas, recorded once: they commute with the booking deltas.
+        grown = await conn.fetch(
+            RECORD_ADJUSTMENTS,
+            [e["request_id"] for e in adjusted],
+            [e["zone_id"] for e in adjusted],
+            [e["previous_total"] for e in adjusted],
+            [e["total"] for e in adjusted],
+        )
+        if grown:
+            await conn.execute(GROW_ZONES, [g["zone_id"] for g in grown], [g["delta"] for g in grown])
+            await conn.execute(GROW_SHOWS, [g["show_id"] for g in grown], [g["delta"] for g in grown])
     if deltas:
         zone_ids = [d["zone_id"] for d in deltas]
         show_ids = [d["show_id"] for d in deltas]
