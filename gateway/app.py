@@ -8,7 +8,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway import admin_routes, appkeys, auth_routes, bookings, event_admin, event_routes, health
+from gateway import (
+    admin_routes,
+    appkeys,
+    auth_routes,
+    bookings,
+    category_routes,
+    event_admin,
+    event_routes,
+    health,
+)
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
@@ -48,6 +57,7 @@ def create_app(
     event_routes.add_routes(app)
     event_admin.add_routes(app)
     admin_routes.add_routes(app)
+    category_routes.add_routes(app)
     app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     return app

@@ -47,6 +47,10 @@ class MaxPerUserExceeded(ApiError):
     status, code, message = 409, "MAX_PER_USER_EXCEEDED", "user limit reached"
 
 
+class Conflict(ApiError):
+    status, code, message = 409, "CONFLICT", "that already exists"
+
+
 class EmailTaken(ApiError):
     status, code, message = 409, "EMAIL_ALREADY_REGISTERED", "an account with this email already exists"
 
