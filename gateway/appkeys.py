@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from gateway import auth
 from gateway.batcher import CommandBatcher
+from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
 from gateway.ratelimit import RateLimiter
 from gateway.replies import ReplyRouter
@@ -31,6 +32,7 @@ TOKENS = auth.TOKENS  # declared beside the verifier, which reads it
 PRINCIPAL = auth.PRINCIPAL
 AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
+CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
 MAILER = web.AppKey("mailer", Mailer)
 CLOCK = web.AppKey("clock", Callable[[], float])
 REQUEST_ID = web.RequestKey("request_id", str)

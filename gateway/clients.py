@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.batcher import CommandBatcher
+from gateway.cache import CatalogCache
 from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.replies import ReplyRouter
 from lua import keys, load_aux_scripts, load_scripts
@@ -73,6 +74,7 @@ async def pg_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     app[appkeys.PG_POOL] = pool
+    app[appkeys.CATALOG_CACHE] = CatalogCache(app[appkeys.AUX_REDIS], pool)
     catalog = app[appkeys.CATALOG]
     await catalog.load(pool)
     listener = await asyncpg.connect(settings.database_url)

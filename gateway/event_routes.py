@@ -40,8 +40,20 @@ async def list_events(request: web.Request) -> web.Response:
     category = request.query.get("category") or None
     if category is not None and len(category) > 100:
         raise errors.ValidationError("category too long", details={"category": "a category slug"})
-    events, total = await event_store.list_events(
-        request.app[appkeys.PG_POOL], statuses=(status,), category=category, page=page, per_page=per_page
+
+    async def load() -> list:
+        return list(
+            await event_store.list_events(
+                request.app[appkeys.PG_POOL],
+                statuses=(status,),
+                category=category,
+                page=page,
+                per_page=per_page,
+            )
+        )
+
+    events, total = await request.app[appkeys.CATALOG_CACHE].get_or_load(
+        "events", [status, category, page, per_page], load
     )
     return ok(events, meta={"page": page, "per_page": per_page, "total": total})
 
@@ -54,9 +66,19 @@ async def _public_event(request: web.Request):
 
 
 async def get_event(request: web.Request) -> web.Response:
-    row = await _public_event(request)
-    event = event_store.event_json(row)
-    event["shows"] = await event_store.shows_of(request.app[appkeys.PG_POOL], event["id"])
+    event_id = path_uuid(request, "event_id")
+
+    async def load() -> dict | None:
+        row = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
+        if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
+            return None
+        event = event_store.event_json(row)
+        event["shows"] = await event_store.shows_of(request.app[appkeys.PG_POOL], event_id)
+        return event
+
+    event = await request.app[appkeys.CATALOG_CACHE].get_or_load("event", event_id, load)
+    if event is None:
+        raise errors.NotFound("no such event")
     return ok(event)
 
 
