@@ -31,18 +31,21 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as aioredis
 
-from gateway.auth import issue_access_token
+from gateway.accounts import hash_password
 from lua import keys
 from ops import stack
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import REPO_ROOT, StackConfig
+from ops.demo import log_in
 from ops.migrate import migrate
 from ops.processes import Managed, cpu_seconds, service_env, start_gateway, start_worker, wait_ready
+from ops.seed import DEMO_BCRYPT_COST
 from workers import messages
 from workers.clients import idempotent_producer
 from workers.inventory import load_event_inventory, unload_event
 
 SERVER_CORE, LOAD_CORE = "0", "1"
+BENCH_PASSWORD = "bench-pass-2026"
 UNREACHABLE_LIMITS = ",".join(
     f"{p}=1000000000/1000000000" for p in ("reserve", "general", "login", "register")
 )
@@ -128,7 +131,9 @@ async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
     try:
         tenant = await ensure_tenant(conn, "bench", "Benchmark")
         (organizer,) = await ensure_users(conn, tenant, ["organizer@bench.test"], "organizer")
-        buyers = await ensure_users(conn, tenant, [f"b{i:06d}@bench.test" for i in range(users)])
+        emails = [f"b{i:06d}@bench.test" for i in range(users)]
+        hashed = await hash_password(BENCH_PASSWORD, DEMO_BCRYPT_COST)
+        buyers = await ensure_users(conn, tenant, emails, password_hash=hashed)
         event = await create_event(
             conn,
             tenant_id=tenant,
@@ -145,6 +150,7 @@ async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
             "show_id": show,
             "zone_id": event.shows[show]["GA"],
             "tenant_id": tenant,
+            "emails": emails,
             "buyers": buyers,
         }
     finally:
@@ -322,10 +328,10 @@ def run(args: argparse.Namespace) -> dict:
         ]
         gateway = start_gateway(env, log_dir, args.port, cpus=SERVER_CORE)
         procs.append(gateway)
-        tokens = [
-            issue_access_token(secret, user_id=u, tenant_id=sale["tenant_id"], ttl_s=3600)
-            for u in sale["buyers"]
-        ]
+        # Real tokens: every load-test user logs in through the gateway first.
+        tokens = asyncio.run(
+            log_in(f"http://127.0.0.1:{args.port}", "bench", sale["emails"], BENCH_PASSWORD, 64)
+        )
         body = json.dumps(
             {
                 "event_id": sale["event_id"],
