@@ -17,6 +17,7 @@ from gateway import (
     event_admin,
     event_routes,
     health,
+    openapi,
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
@@ -53,6 +54,7 @@ def create_app(
     app.on_startup.append(freeze_startup_objects)
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
+    app.router.add_get("/api/v1/openapi.json", openapi.openapi, name="openapi")
     auth_routes.add_routes(app)
     event_routes.add_routes(app)
     event_admin.add_routes(app)
