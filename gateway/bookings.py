@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
-from gateway.dispatch import dispatch, reply_channel_ready
+from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.payloads import json_object
 from gateway.responses import ok
 from lua import keys
@@ -166,14 +166,7 @@ async def reserve(request: web.Request) -> web.Response:
     )
     reply = await dispatch(app, req.show_id, command)
     if reply is None:
-        return ok(
-            {
-                "request_id": request_id,
-                "status": "pending",
-                "poll": f"/api/v1/bookings/requests/{request_id}",
-            },
-            status=202,
-        )
+        return pending_answer(request_id)
     return render_result(reply["result"], created_status=201)
 
 

@@ -9,8 +9,17 @@ from aiokafka.errors import KafkaError
 
 from gateway import appkeys, errors
 from gateway.replies import NotAccepted
+from gateway.responses import ok
 
 ACCEPT_SKEW_MARGIN_S = 1.0
+
+
+def pending_answer(request_id: str) -> web.Response:
+    """202: the command is accepted and its answer late; the client polls for it."""
+    return ok(
+        {"request_id": request_id, "status": "pending", "poll": f"/api/v1/bookings/requests/{request_id}"},
+        status=202,
+    )
 
 
 def reply_channel_ready(app: web.Application) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway import appkeys, errors, event_store
 from gateway.auth import Principal, current_principal
 from gateway.bookings import render_result
-from gateway.dispatch import dispatch, reply_channel_ready
+from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.event_routes import path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
@@ -249,15 +249,7 @@ async def change_zone_seats(request: web.Request) -> web.Response:
     )
     reply = await dispatch(request.app, show_id, command)
     if reply is None:
-        request_id = command["request_id"]
-        return ok(
-            {
-                "request_id": request_id,
-                "status": "pending",
-                "poll": f"/api/v1/bookings/requests/{request_id}",
-            },
-            status=202,
-        )
+        return pending_answer(command["request_id"])
     return render_result(reply["result"], created_status=200)
 
 
