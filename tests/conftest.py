@@ -96,6 +96,18 @@ def token_for(jwt_secret, tenant):
 
 
 @pytest.fixture
+def token_with_role(make_users, token_for, pg):
+    """A fresh user of the session's tenant with `role` (organizer by default), and a token."""
+
+    async def make(role: str = "organizer") -> str:
+        (user,) = await make_users(1)
+        await pg.execute("UPDATE users SET role = $2 WHERE id = $1", user, role)
+        return token_for(user, role=role)
+
+    return make
+
+
+@pytest.fixture
 def make_event(pg, sale_redis, tenant):
     """A published event with its inventory loaded into the sale Redis."""
 

@@ -11,21 +11,15 @@ async def _call(http, method, url, token=None, body=None):
         return r.status, await r.json()
 
 
-async def _token(make_users, token_for, pg, role):
-    (user,) = await make_users(1)
-    await pg.execute("UPDATE users SET role = $2 WHERE id = $1", user, role)
-    return token_for(user, role=role)
-
-
 async def test_the_spec_categories_are_there(gateway_url, http):
     status, body = await _call(http, "GET", f"{gateway_url}/api/v1/categories")
     assert status == 200
     assert {"concert", "sport", "theater"} <= {c["slug"] for c in body["data"]}
 
 
-async def test_admins_add_categories_and_events_filter_by_them(gateway_url, http, make_users, token_for, pg):
-    admin = await _token(make_users, token_for, pg, "admin")
-    organizer = await _token(make_users, token_for, pg, "organizer")
+async def test_admins_add_categories_and_events_filter_by_them(gateway_url, http, token_with_role):
+    admin = await token_with_role("admin")
+    organizer = await token_with_role("organizer")
     slug = unique("jazz-")
     status, created = await _call(
         http, "POST", f"{gateway_url}/api/v1/categories", admin, {"name": "Jazz", "slug": slug}

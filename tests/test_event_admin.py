@@ -32,16 +32,6 @@ def _event_body(**overrides):
     return body
 
 
-@pytest.fixture
-def organizer(make_users, token_for, pg, tenant):
-    async def make(role="organizer"):
-        (user,) = await make_users(1)
-        await pg.execute("UPDATE users SET role = $2 WHERE id = $1", user, role)
-        return token_for(user, role=role)
-
-    return make
-
-
 async def _call(http, method, url, token, body=None):
     async with http.request(
         method, url, json=body, headers={"Authorization": f"Bearer {token}"} if token else {}
@@ -49,8 +39,8 @@ async def _call(http, method, url, token, body=None):
         return r.status, await r.json()
 
 
-async def test_create_publish_and_sell(gateway_url, http, organizer, make_users, token_for, sale_redis):
-    token = await organizer()
+async def test_create_publish_and_sell(gateway_url, http, token_with_role, make_users, token_for, sale_redis):
+    token = await token_with_role()
     status, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     assert status == 201, created
     event = created["data"]
@@ -84,8 +74,8 @@ async def test_create_publish_and_sell(gateway_url, http, organizer, make_users,
     assert int(await sale_redis.hget(keys.event_meta(event["id"]), "max_per_user")) == 2
 
 
-async def test_status_rules(gateway_url, http, organizer):
-    token = await organizer()
+async def test_status_rules(gateway_url, http, token_with_role):
+    token = await token_with_role()
     _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     url = f"{gateway_url}/api/v1/events/{created['data']['id']}"
     assert (await _call(http, "PUT", url, token, {"status": "published"}))[0] == 200
@@ -96,8 +86,8 @@ async def test_status_rules(gateway_url, http, organizer):
     assert (await _call(http, "PUT", url, token, {"status": "published"}))[0] == 409
 
 
-async def test_a_draft_can_be_deleted(gateway_url, http, organizer, pg):
-    token = await organizer()
+async def test_a_draft_can_be_deleted(gateway_url, http, token_with_role, pg):
+    token = await token_with_role()
     _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     event_id = created["data"]["id"]
     status, body = await _call(http, "DELETE", f"{gateway_url}/api/v1/events/{event_id}", token)
@@ -105,15 +95,15 @@ async def test_a_draft_can_be_deleted(gateway_url, http, organizer, pg):
     assert await pg.fetchval("SELECT count(*) FROM shows WHERE event_id = $1", event_id) == 0
 
 
-async def test_buyers_cannot_manage_events(gateway_url, http, organizer):
-    buyer = await organizer(role="user")
+async def test_buyers_cannot_manage_events(gateway_url, http, token_with_role):
+    buyer = await token_with_role(role="user")
     status, body = await _call(http, "POST", f"{gateway_url}/api/v1/events", buyer, _event_body())
     assert (status, body["error"]["code"]) == (403, "FORBIDDEN")
     assert (await _call(http, "POST", f"{gateway_url}/api/v1/events", None, _event_body()))[0] == 401
 
 
-async def test_another_tenants_organizer_sees_nothing(gateway_url, http, organizer, pg, jwt_secret):
-    token = await organizer()
+async def test_another_tenants_organizer_sees_nothing(gateway_url, http, token_with_role, pg, jwt_secret):
+    token = await token_with_role()
     _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     url = f"{gateway_url}/api/v1/events/{created['data']['id']}"
     async with pg.acquire() as conn:
@@ -169,8 +159,8 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-async def test_bad_events_are_refused(gateway_url, http, organizer, case):
-    token = await organizer()
+async def test_bad_events_are_refused(gateway_url, http, token_with_role, case):
+    token = await token_with_role()
     body = {k: v for k, v in _event_body(**BAD[case]).items() if v is not None}
     status, answer = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, body)
     assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR"), answer

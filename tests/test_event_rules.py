@@ -9,16 +9,6 @@ import pytest
 from tests.support import final_answer, reserve
 
 
-@pytest.fixture
-def organizer_token(make_users, token_for, pg):
-    async def make():
-        (user,) = await make_users(1)
-        await pg.execute("UPDATE users SET role = 'organizer' WHERE id = $1", user)
-        return token_for(user, role="organizer")
-
-    return make
-
-
 async def _published_event(http, url, token, *, starts_in: timedelta, **rules):
     body = {
         "title": "Rules",
@@ -52,8 +42,8 @@ async def _book(http, url, token, body):
     return await final_answer(http, url, token, status, answer)
 
 
-async def test_booking_closes_before_the_show(gateway_url, http, organizer_token, make_users, token_for):
-    token = await organizer_token()
+async def test_booking_closes_before_the_show(gateway_url, http, token_with_role, make_users, token_for):
+    token = await token_with_role()
     closed = await _published_event(
         http, gateway_url, token, starts_in=timedelta(minutes=30), booking_window_minutes=60
     )
@@ -66,9 +56,9 @@ async def test_booking_closes_before_the_show(gateway_url, http, organizer_token
     assert (await _book(http, gateway_url, token_for(buyer), open_))[0] == 201
 
 
-async def test_minimum_age(gateway_url, http, organizer_token, make_users, token_for):
+async def test_minimum_age(gateway_url, http, token_with_role, make_users, token_for):
     body = await _published_event(
-        http, gateway_url, await organizer_token(), starts_in=timedelta(days=3), min_age=18
+        http, gateway_url, await token_with_role(), starts_in=timedelta(days=3), min_age=18
     )
     unknown, minor, adult = await make_users(3)
     today = datetime.now(UTC).date()
@@ -90,8 +80,8 @@ async def test_minimum_age(gateway_url, http, organizer_token, make_users, token
         {"min_age": "18"},
     ],
 )
-async def test_bad_rules_are_refused(gateway_url, http, organizer_token, rules):
-    token = await organizer_token()
+async def test_bad_rules_are_refused(gateway_url, http, token_with_role, rules):
+    token = await token_with_role()
     body = {
         "title": "Bad",
         "shows": [

@@ -5,21 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
-
 from lua import keys
 from tests.support import final_answer, reserve, wait_until
 from workers import messages
-
-
-@pytest.fixture
-def organizer_token(make_users, token_for, pg):
-    async def make():
-        (user,) = await make_users(1)
-        await pg.execute("UPDATE users SET role = 'organizer' WHERE id = $1", user)
-        return token_for(user, role="organizer")
-
-    return make
 
 
 async def _change(http, url, token, show, zone, seats):
@@ -37,7 +25,7 @@ async def _book(http, url, token, body):
 
 
 async def test_shrink_and_grow_a_zone_on_sale(
-    gateway_url, http, make_event, make_users, token_for, organizer_token, sale_redis, pg
+    gateway_url, http, make_event, make_users, token_for, token_with_role, sale_redis, pg
 ):
     event = await make_event([("VIP", 10)], shows=1)
     show = next(iter(event.shows))
@@ -45,7 +33,7 @@ async def test_shrink_and_grow_a_zone_on_sale(
     body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 2}
     for buyer in await make_users(2):
         assert (await _book(http, gateway_url, token_for(buyer), body))[0] == 201
-    token = await organizer_token()
+    token = await token_with_role()
     zone_key = keys.zone(event.event_id, show, zone)
 
     status, answer = await _change(http, gateway_url, token, show, zone, 3)
@@ -68,14 +56,14 @@ async def test_shrink_and_grow_a_zone_on_sale(
 
 
 async def test_a_shrink_racing_reservations_never_oversells(
-    gateway_url, http, make_event, make_users, token_for, organizer_token, sale_redis
+    gateway_url, http, make_event, make_users, token_for, token_with_role, sale_redis
 ):
     event = await make_event([("GA", 100)], shows=1)
     show = next(iter(event.shows))
     zone = event.shows[show]["GA"]
     body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 2}
     buyers = await make_users(60)  # 120 seats wanted
-    token = await organizer_token()
+    token = await token_with_role()
     results = await asyncio.gather(
         *(_book(http, gateway_url, token_for(b), body) for b in buyers[:30]),
         _change(http, gateway_url, token, show, zone, 50),
@@ -92,8 +80,8 @@ async def test_a_shrink_racing_reservations_never_oversells(
     assert sold <= total
 
 
-async def test_draft_zones_change_in_the_database(gateway_url, http, organizer_token, pg):
-    token = await organizer_token()
+async def test_draft_zones_change_in_the_database(gateway_url, http, token_with_role, pg):
+    token = await token_with_role()
     body = {
         "title": "Draft",
         "shows": [
@@ -114,7 +102,7 @@ async def test_draft_zones_change_in_the_database(gateway_url, http, organizer_t
 
 
 async def test_seat_changes_are_for_the_events_own_organizers(
-    gateway_url, http, make_event, make_users, token_for, organizer_token
+    gateway_url, http, make_event, make_users, token_for, token_with_role
 ):
     event = await make_event([("VIP", 10)], shows=1)
     show = next(iter(event.shows))
@@ -122,7 +110,7 @@ async def test_seat_changes_are_for_the_events_own_organizers(
     (buyer,) = await make_users(1)
     status, answer = await _change(http, gateway_url, token_for(buyer), show, zone, 5)
     assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")
-    token = await organizer_token()
+    token = await token_with_role()
     for seats in (-1, "5", 2_000_000):
         assert (await _change(http, gateway_url, token, show, zone, seats))[0] == 400
 
