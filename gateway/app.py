@@ -18,6 +18,7 @@ from gateway import (
     event_routes,
     health,
     openapi,
+    pages,
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
@@ -60,6 +61,7 @@ def create_app(
     event_admin.add_routes(app)
     admin_routes.add_routes(app)
     category_routes.add_routes(app)
+    pages.add_routes(app)
     app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     return app

@@ -20,7 +20,7 @@ EVENT_COLUMNS = """
 """
 
 
-def _iso(value) -> str | None:
+def iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -37,9 +37,9 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "booking_window_minutes": row["booking_window_minutes"],
         "min_age": row["min_age"],
         "shows_count": row["shows_count"],
-        "next_show": _iso(row["next_show"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "next_show": iso(row["next_show"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
@@ -47,7 +47,7 @@ def show_json(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "event_id": str(row["event_id"]),
-        "show_date": _iso(row["show_date"]),
+        "show_date": iso(row["show_date"]),
         "total_seats": row["total_seats"],
     }
 
@@ -97,11 +97,21 @@ async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Rec
     if show is None:
         return None, []
     zones = await pool.fetch(
-        "SELECT id, name, price, total_seats, available_seats FROM seat_zones WHERE show_id = $1 "
+        "SELECT show_id, id, name, price, total_seats, available_seats FROM seat_zones WHERE show_id = $1 "
         "ORDER BY price DESC, name",
         show_id,
     )
     return show, zones
+
+
+async def zones_of_event(pool: asyncpg.Pool, event_id: str) -> list[asyncpg.Record]:
+    """Every zone of every show of the event, shows in date order (one query for a whole page)."""
+    return await pool.fetch(
+        "SELECT s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, z.available_seats "
+        "FROM shows s JOIN seat_zones z ON z.show_id = s.id WHERE s.event_id = $1 "
+        "ORDER BY s.show_date, s.id, z.price DESC, z.name",
+        event_id,
+    )
 
 
 @dataclass(frozen=True)

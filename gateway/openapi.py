@@ -89,20 +89,24 @@ EVENT_DETAIL = {
     "required": [*EVENT["required"], "shows"],
     "properties": {**EVENT["properties"], "shows": {"type": "array", "items": SHOW}},
 }
-ZONES = obj(
-    ["show_id", "event_id", "zones"],
-    show_id=UUID,
+LIVE_ZONES = {
+    "type": "array",
+    "items": obj(
+        ["id", "name", "price", "total_seats", "available_seats"],
+        id=UUID,
+        name=TEXT,
+        price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+        total_seats=INT,
+        available_seats=INT,
+    ),
+}
+ZONES = obj(["show_id", "event_id", "zones"], show_id=UUID, event_id=UUID, zones=LIVE_ZONES)
+AVAILABILITY = obj(
+    ["event_id", "shows"],
     event_id=UUID,
-    zones={
+    shows={
         "type": "array",
-        "items": obj(
-            ["id", "name", "price", "total_seats", "available_seats"],
-            id=UUID,
-            name=TEXT,
-            price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
-            total_seats=INT,
-            available_seats=INT,
-        ),
+        "items": obj(["show_id", "show_date", "zones"], show_id=UUID, show_date=TIME, zones=LIVE_ZONES),
     },
 )
 RESERVED = obj(
@@ -284,6 +288,13 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/events/{event_id}/shows": {
         "get": op("An event's shows", {200: success({"type": "array", "items": SHOW})}, errors=(404,))
+    },
+    "/api/v1/events/{event_id}/availability": {
+        "get": op(
+            "Every show's zones with live availability, in one answer",
+            {200: success(AVAILABILITY)},
+            errors=(404,),
+        )
     },
     "/api/v1/shows/{show_id}/zones": {
         "get": op("Zones with live availability", {200: success(ZONES)}, errors=(404,))

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: the services' packages (apt-get)
 # and the Python virtual environment with the project and its dev extras (pip). Idempotent.
+# --with-browser also installs Debian's Chromium and chromedriver (for the browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m ops.stack packages
+python3 -m ops.stack packages "$@"
 
 if [ ! -x .venv/bin/python ]; then
   echo "[bootstrap] creating .venv"

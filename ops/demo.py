@@ -1,6 +1,6 @@
 """The flash-sale demo: the whole stack on loopback, then thousands of buyers rush 2,000 seats.
 
-Usage: python -m ops.demo [--buyers 5000] [--requests-per-buyer 2] [--seats-per-show 1000]
+Usage: python -m ops.demo [--buyers 5000] [--requests-per-buyer 2] [--seats-per-show 1000] [--serve]
 
 Starts the services (ops.stack), applies migrations, seeds an event with two shows, runs the
 gateway (one process per core) and two workers, fires the rush over HTTP, waits for PostgreSQL
@@ -16,6 +16,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import sys
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from ops import stack
 from ops.config import StackConfig
 from ops.migrate import migrate
 from ops.processes import service_env, start_gateway, start_worker
-from ops.seed import seed
+from ops.seed import DEMO_PASSWORD, seed
 
 
 def say(msg: str) -> None:
@@ -141,7 +142,8 @@ async def verify(
         await conn.close()
 
 
-async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
+async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> dict:
+    """The rush; the gateway and worker processes it starts go into `procs` (the caller stops them)."""
     await migrate(cfg.database_url)
     say(f"seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats")
     seeded = await seed(cfg, args.buyers, args.seats_per_show, "Flash Sale Live (demo)")
@@ -153,32 +155,27 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
 
     say("starting 2 workers and the gateway")
-    procs = [start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2)]
-    try:
-        for worker in procs:  # the group has settled: every worker holds partitions
-            worker.wait_for_line("assigned")
-        procs.append(start_gateway(env, log_dir, args.port))
-        base = f"http://127.0.0.1:{args.port}"
-        say(f"{len(seeded['buyer_emails'])} buyers log in (POST /api/v1/auth/login)")
-        started = time.perf_counter()
-        tokens = await log_in(
-            base, seeded["tenant_slug"], seeded["buyer_emails"], seeded["password"], args.concurrency
-        )
-        login_s = time.perf_counter() - started
-        say(f"  logged in in {login_s:.1f}s")
-        total = len(tokens) * args.requests_per_buyer
-        say(f"the rush: {total} reservation requests from {len(tokens)} buyers for {seats} seats")
-        results, elapsed = await rush(
-            base, seeded["event_id"], seeded["shows"], tokens, args.requests_per_buyer, args.concurrency
-        )
-        statuses = Counter(s for s, _, _ in results)
-        sold = sum(q for s, _, q in results if s == 201)
-        say("waiting for PostgreSQL to hold every booking (the workers' persistence consumers)")
-        checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
-    finally:
-        say("stopping gateway and workers (the services keep running)")
-        for p in reversed(procs):
-            p.stop()
+    procs.extend(start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2))
+    for worker in procs:  # the group has settled: every worker holds partitions
+        worker.wait_for_line("assigned")
+    procs.append(start_gateway(env, log_dir, args.port))
+    base = f"http://127.0.0.1:{args.port}"
+    say(f"{len(seeded['buyer_emails'])} buyers log in (POST /api/v1/auth/login)")
+    started = time.perf_counter()
+    tokens = await log_in(
+        base, seeded["tenant_slug"], seeded["buyer_emails"], seeded["password"], args.concurrency
+    )
+    login_s = time.perf_counter() - started
+    say(f"  logged in in {login_s:.1f}s")
+    total = len(tokens) * args.requests_per_buyer
+    say(f"the rush: {total} reservation requests from {len(tokens)} buyers for {seats} seats")
+    results, elapsed = await rush(
+        base, seeded["event_id"], seeded["shows"], tokens, args.requests_per_buyer, args.concurrency
+    )
+    statuses = Counter(s for s, _, _ in results)
+    sold = sum(q for s, _, q in results if s == 201)
+    say("waiting for PostgreSQL to hold every booking (the workers' persistence consumers)")
+    checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
     latencies = sorted(ms for _, ms, _ in results)
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
     return {
@@ -197,25 +194,12 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace) -> dict:
         "consistent": sold == checks["redis_sold"] == checks["pg_seats"]
         and statuses[201] == checks["pg_bookings"],
         **checks,
+        "tenant": seeded["tenant_slug"],
+        "first_buyer": seeded["buyer_emails"][0],
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--buyers", type=int, default=5000)
-    parser.add_argument("--requests-per-buyer", type=int, default=2)
-    parser.add_argument("--seats-per-show", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BR_GATEWAY_PORT", 8080)))
-    args = parser.parse_args()
-    try:
-        cfg = stack.up()
-    except stack.StackError as exc:
-        print(f"[demo] the stack did not start: {exc}", file=sys.stderr)
-        return 1
-    summary = asyncio.run(run_demo(cfg, args))
+def print_summary(summary: dict) -> None:
     print()
     print(f"  seats      {summary['seats']}")
     print(
@@ -229,6 +213,47 @@ def main() -> int:
     print(f"  verdict    {'OK' if summary['consistent'] and not summary['oversold'] else 'FAILED'}")
     print("  stop everything with: .venv/bin/python -m ops.stack down")
     print(json.dumps(summary))
+
+
+def serve_until_interrupted(summary: dict, port: int) -> None:
+    """--serve: keep the gateway and workers up so a person can use the pages."""
+    say(
+        f"serving: open http://127.0.0.1:{port}/events and sign in as {summary['first_buyer']} "
+        f"(organisation {summary['tenant']}, password {DEMO_PASSWORD}); Ctrl-C stops"
+    )
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, so the caller's cleanup runs
+    signal.sigwait(stop)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--buyers", type=int, default=5000)
+    parser.add_argument("--requests-per-buyer", type=int, default=2)
+    parser.add_argument("--seats-per-show", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BR_GATEWAY_PORT", 8080)))
+    parser.add_argument(
+        "--serve", action="store_true", help="keep the gateway and workers running afterwards (Ctrl-C stops)"
+    )
+    args = parser.parse_args()
+    try:
+        cfg = stack.up()
+    except stack.StackError as exc:
+        print(f"[demo] the stack did not start: {exc}", file=sys.stderr)
+        return 1
+    procs: list = []
+    try:
+        summary = asyncio.run(run_demo(cfg, args, procs))
+        print_summary(summary)
+        if args.serve:
+            serve_until_interrupted(summary, args.port)
+    finally:
+        say("stopping gateway and workers (the services keep running)")
+        for p in reversed(procs):
+            p.stop()
     return 0 if summary["consistent"] and not summary["oversold"] else 1
 
 

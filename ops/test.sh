@@ -3,6 +3,6 @@
 # Arguments go to pytest (e.g. ops/test.sh -k contention).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ops/bootstrap.sh
+ops/bootstrap.sh --with-browser
 .venv/bin/python -m ops.stack up
 exec .venv/bin/python -m pytest "$@"

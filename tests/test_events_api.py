@@ -29,6 +29,12 @@ async def test_zones_show_live_availability(gateway_url, http, make_event, make_
     assert by_name["Regular"]["available_seats"] == 30
     assert by_name["VIP"]["price"] == "250.00" and by_name["VIP"]["total_seats"] == 10
 
+    status, whole = await _get(http, f"{gateway_url}/api/v1/events/{event.event_id}/availability")
+    assert status == 200 and whole["data"]["event_id"] == event.event_id
+    assert [s["show_id"] for s in whole["data"]["shows"]] == list(event.shows)  # by date
+    assert whole["data"]["shows"][0]["zones"] == zones["data"]["zones"]
+    assert {z["available_seats"] for z in whole["data"]["shows"][1]["zones"]} == {10, 30}
+
 
 async def test_event_detail_and_shows(gateway_url, http, make_event):
     event = await make_event([("VIP", 10)], shows=3)
@@ -59,6 +65,7 @@ async def test_drafts_are_not_public(gateway_url, http, make_event, pg):
     assert (await _get(http, f"{gateway_url}/api/v1/events/{event.event_id}"))[0] == 404
     show = next(iter(event.shows))
     assert (await _get(http, f"{gateway_url}/api/v1/shows/{show}/zones"))[0] == 404
+    assert (await _get(http, f"{gateway_url}/api/v1/events/{event.event_id}/availability"))[0] == 404
 
 
 @pytest.mark.parametrize("query", ["page=0", "page=x", "per_page=101", "per_page=-1", "status=draft"])
@@ -73,6 +80,8 @@ async def test_bad_queries_are_validation_errors(gateway_url, http, query):
         "events/not-a-uuid",
         f"events/{uuid.uuid4()}",
         f"events/{uuid.uuid4()}/shows",
+        f"events/{uuid.uuid4()}/availability",
+        "events/x/availability",
         "shows/nope/zones",
         f"shows/{uuid.uuid4()}/zones",
     ],

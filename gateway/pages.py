@@ -1,0 +1,38 @@
+"""The browser pages: static HTML, JavaScript modules and CSS from gateway/static.
+
+No page carries inline script or style, so the CSP header (default-src 'self') holds for them
+as it does for the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+# Path -> page file. Route names start "page:": not API, so not in the OpenAPI document.
+# Later pages (waiting room, bookings, dashboard) join this table.
+PAGES = {"/login": "login.html", "/events": "events.html"}
+
+
+def _page(filename: str):
+    path = STATIC_DIR / filename
+
+    async def serve(request: web.Request) -> web.FileResponse:
+        # Pages change with a deploy; make the browser ask again rather than keep a stale one.
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return serve
+
+
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/events")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", home, name="page:home")
+    for route, filename in PAGES.items():
+        app.router.add_get(route, _page(filename), name=f"page:{filename}")
+    app.router.add_static("/static/", STATIC_DIR, name="page:static", append_version=False)

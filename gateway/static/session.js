@@ -1,0 +1,129 @@
+// The browser side of a Booking Rush session: keeps the tokens that /api/v1/auth/login hands
+// out, sends the access token with API calls and rotates the pair through /auth/refresh when the
+// access token has expired. Later pages (waiting room, bookings, dashboard) import this module.
+
+const STORAGE_KEY = "booking-rush.session";
+
+export function currentSession() {
+  try {
+    return JSON.parse(localStorage.getItem(STORAGE_KEY));
+  } catch {
+    return null;
+  }
+}
+
+function keep(session) {
+  localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+}
+
+export function forget() {
+  localStorage.removeItem(STORAGE_KEY);
+}
+
+async function call(path, { method = "GET", body, token } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "omit",
+  });
+  let payload = null;
+  try {
+    payload = await response.json();
+  } catch {
+    payload = { success: false, error: { code: "BAD_RESPONSE", message: response.statusText } };
+  }
+  return { status: response.status, body: payload };
+}
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    super((error && error.message) || `request failed (${status})`);
+    this.status = status;
+    this.code = (error && error.code) || "UNKNOWN";
+    this.retryAfter = null;
+  }
+}
+
+function unwrap({ status, body }) {
+  if (body && body.success) return body;
+  throw new ApiError(status, body && body.error);
+}
+
+export async function signIn(tenant, email, password) {
+  const body = unwrap(await call("/api/v1/auth/login", { method: "POST", body: { tenant, email, password } }));
+  keep({ tenant, ...body.data });
+  return body.data.user;
+}
+
+// A refresh token works once: a second use revokes the whole family (theft detection). So two
+// calls that both meet an expired access token share one refresh, and tabs take turns (Web Locks).
+let refreshing = null;
+
+async function refreshOnce(staleAccessToken) {
+  const run = async () => {
+    const session = currentSession();
+    if (!session) return null;
+    if (session.access_token !== staleAccessToken) return session; // another tab already rotated
+    const answer = await call("/api/v1/auth/refresh", {
+      method: "POST",
+      body: { refresh_token: session.refresh_token },
+    });
+    if (!(answer.body && answer.body.success)) {
+      forget();
+      return null;
+    }
+    const renewed = { ...session, ...answer.body.data };
+    keep(renewed);
+    return renewed;
+  };
+  if (!refreshing) {
+    refreshing = (navigator.locks ? navigator.locks.request(STORAGE_KEY, run) : run()).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+// Calls the API as the signed-in user (or anonymously); resolves to the envelope, throws ApiError.
+// `body` may be a function of the session, for bodies that carry the (possibly rotated) tokens.
+export async function api(path, { body, ...options } = {}) {
+  const send = (session) =>
+    call(path, {
+      ...options,
+      body: typeof body === "function" ? body(session) : body,
+      token: session && session.access_token,
+    });
+  let session = currentSession();
+  let answer = await send(session);
+  if (answer.status === 401 && session) {
+    session = await refreshOnce(session.access_token);
+    answer = await send(session); // refresh failed: try once more as an anonymous visitor
+  }
+  return unwrap(answer);
+}
+
+export async function signOut() {
+  if (!currentSession()) return;
+  try {
+    await api("/api/v1/auth/logout", {
+      method: "POST",
+      body: (session) => ({ refresh_token: session && session.refresh_token }),
+    });
+  } catch {
+    // Signed out in this browser either way; an unrevoked refresh token expires on its own.
+  } finally {
+    forget();
+  }
+}
+
+// Where to go after signing in: only a path on this site, never another origin.
+export function safeNext(raw, fallback = "/events") {
+  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//") || raw.includes("\\")) {
+    return fallback;
+  }
+  return raw;
+}

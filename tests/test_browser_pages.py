@@ -1,0 +1,282 @@
+"""A browser user signs in through the login page and reads the events page, in a real headless
+Chromium (Debian's chromium + chromedriver, driven by Selenium; nothing downloads a browser).
+
+The gateway runs in this test's event loop, so every browser step runs in a thread
+(`asyncio.to_thread`) while the loop keeps serving the pages and the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import WebDriverWait
+
+from gateway.accounts import hash_password
+from gateway.event_store import ShowSpec, ZoneSpec, insert_event
+from lua import keys
+from ops.catalog import ensure_tenant, ensure_users
+from tests.support import gateway_settings, running_gateway, unique
+from workers.inventory import load_event_inventory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+PASSWORD = "browser pass 2026"
+# Organizer-controlled text the page must show as text, never run or render as markup.
+HOSTILE_TITLE = 'Rush Night <img src=x id="injected" onerror="document.title=\'pwned\'">'
+WAIT_S = 15
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.TemporaryDirectory(prefix="br-chromium-")
+    # Without the background-networking flags Chromium keeps dialling Google on a closed network.
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile.name}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    yield driver
+    driver.quit()
+    profile.cleanup()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def site(schema, pg, sale_redis, new_topics, jwt_secret):
+    """A gateway with the spec's own rate limits, a tenant with one buyer, and a published event
+    in a category of its own (so the page lists exactly it) with seats already being sold."""
+    slug = unique("browser-shop-")
+    email = f"{unique('fan')}@example.com"
+    category = unique("rush-")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
+    async with pg.acquire() as conn:
+        tenant_id = await ensure_tenant(conn, slug, "Browser Shop")
+        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('org')}@example.com"], "organizer")
+        await ensure_users(conn, tenant_id, [email], password_hash=await hash_password(PASSWORD, 4))
+        category_id = await conn.fetchval(
+            "INSERT INTO categories (name, slug) VALUES ($1, $1) RETURNING id", category
+        )
+        event_id, layout = await insert_event(
+            conn,
+            tenant_id=tenant_id,
+            organizer_id=organizer,
+            title=HOSTILE_TITLE,
+            venue="Loopback Arena",
+            status="published",
+            category_id=str(category_id),
+            shows=[
+                ShowSpec(
+                    start + timedelta(days=d),
+                    [ZoneSpec("VIP", Decimal("250"), 40), ZoneSpec("Floor", Decimal("80"), 400)],
+                )
+                for d in (0, 1)
+            ],
+        )
+        await load_event_inventory(sale_redis, conn, event_id)
+    first_show = next(iter(layout))
+    # Seats sold during the sale live in the sale Redis only: the page must show these.
+    await sale_redis.hincrby(keys.zone(event_id, first_show, layout[first_show]["VIP"]), "available", -7)
+    settings = gateway_settings(schema, await new_topics("browser"), jwt_secret, bcrypt_cost=4)
+    async with running_gateway(settings) as url:
+        yield {
+            "url": url,
+            "tenant": slug,
+            "email": email,
+            "event_id": event_id,
+            "layout": layout,
+            "events_page": f"{url}/events?category={category}",
+        }
+
+
+def _wait(driver, condition):
+    return WebDriverWait(driver, WAIT_S).until(condition)
+
+
+def _stored_session(driver) -> dict | None:
+    raw = driver.execute_script("return localStorage.getItem('booking-rush.session')")
+    return json.loads(raw) if raw else None
+
+
+def _page_problems(driver) -> list[str]:
+    """Script errors and CSP violations the browser reported (failed loads, e.g. a 401 from a
+    wrong password or the favicon's 404, are expected and not counted)."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Uncaught" in entry["message"]
+    ]
+
+
+async def _live_seats(sale_redis, site) -> dict[str, str]:
+    """zone id -> what the page must show for it, read from the sale Redis."""
+    shown = {}
+    for show_id, zones in site["layout"].items():
+        for zone_id in zones.values():
+            zone = await sale_redis.hgetall(keys.zone(site["event_id"], show_id, zone_id))
+            shown[zone_id] = f"{int(zone[b'available'])} / {int(zone[b'total'])}"
+    return shown
+
+
+def _read_events_page(driver, site) -> dict:
+    driver.get(site["events_page"])
+    item = _wait(
+        driver, seen.presence_of_element_located((By.CSS_SELECTOR, f"[data-event-id='{site['event_id']}']"))
+    )
+    _wait(driver, lambda d: len(item.find_elements(By.CSS_SELECTOR, "tr[data-zone-id]")) == 4)
+    return {
+        "listed": len(driver.find_elements(By.CSS_SELECTOR, "li.event")),
+        "title": item.find_element(By.CLASS_NAME, "event-title").text,
+        "injected": driver.find_elements(By.ID, "injected"),
+        "document_title": driver.title,
+        "meta": item.find_element(By.CLASS_NAME, "event-meta").text,
+        "room": item.find_element(By.CLASS_NAME, "waiting-room").get_attribute("href"),
+        "seats": {
+            row.get_attribute("data-zone-id"): row.find_element(By.CLASS_NAME, "zone-available").text
+            for row in item.find_elements(By.CSS_SELECTOR, "tr[data-zone-id]")
+        },
+        "prices": sorted(e.text for e in item.find_elements(By.CLASS_NAME, "zone-price")),
+        "sign_in_shown": driver.find_element(By.ID, "sign-in-link").is_displayed(),
+    }
+
+
+async def test_events_page_lists_shows_zones_prices_and_live_seats(browser, site, sale_redis):
+    page = await asyncio.to_thread(_read_events_page, browser, site)
+    assert page["listed"] == 1
+    assert page["title"] == HOSTILE_TITLE and not page["injected"] and page["document_title"] != "pwned"
+    assert "Loopback Arena" in page["meta"]
+    assert page["seats"] == await _live_seats(sale_redis, site)
+    assert "33 / 40" in page["seats"].values()  # the 7 sold in Redis, not PostgreSQL's 40
+    assert page["prices"] == ["250.00", "250.00", "80.00", "80.00"]
+    assert page["room"] == f"{site['url']}/waiting-room?event_id={site['event_id']}"
+    assert page["sign_in_shown"]
+    assert await asyncio.to_thread(_page_problems, browser) == []
+
+
+def _sign_in(driver, site, password: str) -> str:
+    driver.find_element(By.ID, "sign-in-link").click()
+    _wait(driver, seen.url_contains("/login"))
+    form = _wait(driver, seen.element_to_be_clickable((By.ID, "sign-in")))
+    for field, value in (("tenant", site["tenant"]), ("email", site["email"]), ("password", password)):
+        driver.find_element(By.ID, field).clear()
+        driver.find_element(By.ID, field).send_keys(value)
+    form.click()
+    return driver.current_url
+
+
+def _wrong_then_right_password(driver, site) -> dict:
+    driver.get(site["events_page"])
+    _sign_in(driver, site, "not the password")
+    error = _wait(driver, seen.visibility_of_element_located((By.ID, "login-error"))).text
+    still_on_login = "/login" in driver.current_url
+    driver.find_element(By.ID, "password").clear()
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "sign-in").click()
+    _wait(driver, seen.url_to_be(site["events_page"]))
+    who = _wait(driver, seen.visibility_of_element_located((By.ID, "user-email"))).text
+    return {"error": error, "still_on_login": still_on_login, "who": who, "session": _stored_session(driver)}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def signed_in(browser, site) -> dict:
+    """The buyer signs in through the login page (first with a wrong password)."""
+    return await asyncio.to_thread(_wrong_then_right_password, browser, site)
+
+
+async def test_a_browser_signs_in_and_keeps_its_tokens(browser, site, signed_in, http):
+    outcome = signed_in
+    assert outcome["still_on_login"] and outcome["error"] == "Wrong organisation, email or password."
+    assert outcome["who"] == site["email"]
+    session = outcome["session"]
+    assert session["tenant"] == site["tenant"] and session["refresh_token"]
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    async with http.get(f"{site['url']}/api/v1/auth/me", headers=headers) as r:
+        assert r.status == 200 and (await r.json())["data"]["user"]["email"] == site["email"]
+    assert await asyncio.to_thread(_page_problems, browser) == []
+
+
+_CALL_ME_TWICE_WITH_A_DEAD_ACCESS_TOKEN = """
+const done = arguments[arguments.length - 1];
+const key = "booking-rush.session";
+const session = JSON.parse(localStorage.getItem(key));
+localStorage.setItem(key, JSON.stringify({...session, access_token: "expired.or.garbage"}));
+import("/static/session.js")
+  .then((s) => Promise.all([s.api("/api/v1/auth/me"), s.api("/api/v1/auth/me")]))
+  .then((answers) => done(answers.map((a) => a.data.user.email)))
+  .catch((failure) => done("failed: " + failure.message));
+"""
+
+
+def _refresh_twice(driver) -> list:
+    return [driver.execute_async_script(_CALL_ME_TWICE_WITH_A_DEAD_ACCESS_TOKEN) for _ in range(2)]
+
+
+async def test_a_dead_access_token_is_renewed_once_for_concurrent_calls(browser, site, signed_in, pg):
+    before = await asyncio.to_thread(_stored_session, browser)
+    rounds = await asyncio.to_thread(_refresh_twice, browser)
+    # Two calls at once share one refresh; sharing is what keeps reuse detection from revoking
+    # the family, which the second round (a refresh with the rotated token) would then show.
+    assert rounds == [[site["email"]] * 2] * 2
+    after = await asyncio.to_thread(_stored_session, browser)
+    assert after["refresh_token"] != before["refresh_token"]
+    user_id = after["user"]["id"]
+    assert (
+        await pg.fetchval(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NOT NULL", user_id
+        )
+        == 0
+    )
+
+
+def _sign_out(driver) -> dict:
+    driver.find_element(By.ID, "sign-out").click()
+    _wait(driver, seen.visibility_of_element_located((By.ID, "sign-in-link")))
+    return {
+        "session": _stored_session(driver),
+        "signed_in_shown": driver.find_element(By.ID, "signed-in").is_displayed(),
+    }
+
+
+async def test_signing_out_forgets_the_tokens_and_revokes_the_refresh_token(browser, site, signed_in, http):
+    session = await asyncio.to_thread(_stored_session, browser)
+    outcome = await asyncio.to_thread(_sign_out, browser)
+    assert outcome == {"session": None, "signed_in_shown": False}
+    async with http.post(
+        f"{site['url']}/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}
+    ) as r:
+        assert r.status == 401
+    assert await asyncio.to_thread(_page_problems, browser) == []
+
+
+async def test_pages_carry_the_security_headers_and_no_inline_script(site, http):
+    for path in ("/login", "/events"):
+        async with http.get(f"{site['url']}{path}") as r:
+            assert r.status == 200 and r.content_type == "text/html"
+            assert r.headers["Content-Security-Policy"] == "default-src 'self'"
+            html = await r.text()
+        assert "<script>" not in html and " on" + "click=" not in html and "<style" not in html
+    async with http.get(f"{site['url']}/", allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Location"] == "/events"
+    async with http.get(f"{site['url']}/static/../gateway/settings.py") as r:
+        assert r.status == 404
