@@ -19,6 +19,7 @@ from lua import load_scripts
 from ops import stack
 from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.migrate import migrate
+from tests.contract import BREACHES
 from tests.support import (
     Topics,
     WorkerProcess,
@@ -30,6 +31,15 @@ from tests.support import (
 from workers.inventory import load_event_inventory
 
 session_fixture = pytest_asyncio.fixture(scope="session", loop_scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openapi_contract_kept():
+    """Every answer the session's gateways gave matched the OpenAPI document (tests/contract.py)."""
+    yield
+    assert not BREACHES.found, "answers the OpenAPI document does not describe:\n" + "\n".join(
+        sorted(set(BREACHES.found))
+    )
 
 
 @pytest.fixture(scope="session")

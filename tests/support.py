@@ -24,6 +24,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
 from ops.stack import redis_ping
+from tests.contract import openapi_contract
 from workers import messages
 
 
@@ -150,8 +151,11 @@ def accounts_gateway_settings(
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: GatewaySettings, **app_options: Any):
-    """The real app (create_app) on a loopback port; yields its base URL."""
-    server = TestServer(create_app(settings, **app_options), host="127.0.0.1")
+    """The real app (create_app) on a loopback port, every answer checked against the OpenAPI
+    document (tests/contract.py); yields its base URL."""
+    app = create_app(settings, **app_options)
+    app.middlewares.insert(0, openapi_contract)
+    server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")
