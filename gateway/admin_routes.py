@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway import appkeys, errors
 from gateway.auth import Principal, current_principal
-from gateway.event_routes import int_query, path_uuid
+from gateway.params import int_query, path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 

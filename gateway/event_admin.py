@@ -18,7 +18,7 @@ from gateway import appkeys, errors, event_store
 from gateway.auth import Principal, current_principal
 from gateway.bookings import render_result
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
-from gateway.event_routes import path_uuid
+from gateway.params import path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from workers import messages

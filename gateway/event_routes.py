@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from gateway import appkeys, errors, event_store
+from gateway.params import int_query, path_uuid, text_query
 from gateway.responses import ok
 from lua import keys
-
-
-def path_uuid(request: web.Request, name: str) -> str:
-    try:
-        return str(uuid.UUID(request.match_info[name]))
-    except ValueError as exc:
-        raise errors.NotFound(f"no such {name.removesuffix('_id')}") from exc
-
-
-def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise errors.ValidationError(
-            f"{name} must be an integer in {low}..{high}", details={name: f"{low}..{high}"}
-        )
-    return int(raw)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -37,9 +18,7 @@ async def list_events(request: web.Request) -> web.Response:
         raise errors.ValidationError(
             "status must be published or cancelled", details={"status": list(event_store.PUBLIC_STATUSES)}
         )
-    category = request.query.get("category") or None
-    if category is not None and len(category) > 100:
-        raise errors.ValidationError("category too long", details={"category": "a category slug"})
+    category = text_query(request, "category")
 
     async def load() -> list:
         return list(

@@ -153,7 +153,9 @@ def op(
     out: dict[str, Any] = {"summary": summary, "responses": {}}
     for status, schema in responses.items():
         out["responses"][str(status)] = {"description": summary, **_content(schema)}
-    for status in sorted({*errors, *((401,) if auth else ()), 429, 500, 503}):
+    # Any body can be too large (413), and any request can meet the limiter or a failing service.
+    bodily = (413,) if body is not None else ()
+    for status in sorted({*errors, *bodily, *((401,) if auth else ()), 429, 500, 503}):
         out["responses"][str(status)] = {"description": "error", **_content(ERROR)}
     if auth:
         out["security"] = [{"bearer": []}]
