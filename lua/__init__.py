@@ -25,6 +25,9 @@ class SaleScripts:
     expire_hold: AsyncScript
     store_results: AsyncScript
     adjust_zone: AsyncScript
+    queue_join: AsyncScript
+    queue_admit: AsyncScript
+    queue_revoke: AsyncScript
 
 
 @dataclass(frozen=True)

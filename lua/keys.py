@@ -7,6 +7,10 @@ from __future__ import annotations
 
 # Not a script key: the set of event ids whose holds the sweeper watches.
 LIVE_EVENTS = "sale:events"
+# Not script keys: event ids whose waiting room the admitters tick, and the channel on which
+# admitters and operators tell every gateway process what each room is doing.
+LIVE_ROOMS = "rooms:live"
+ROOM_CHANNEL = "rooms:broadcast"
 
 
 def tag(event_id: str) -> str:
@@ -29,6 +33,11 @@ def expiry_index(event_id: str) -> str:
     return f"{tag(event_id)}:expiry"
 
 
+def zone_index(event_id: str) -> str:
+    """Set of the event's zone keys (every show), written when its inventory is loaded."""
+    return f"{tag(event_id)}:zones"
+
+
 def event_meta(event_id: str) -> str:
     return f"{tag(event_id)}:meta"
 
@@ -39,6 +48,27 @@ def idempotency(event_id: str, user_id: str, scope: str) -> str:
 
 def request_result(event_id: str, request_id: str) -> str:
     return f"{tag(event_id)}:result:{request_id}"
+
+
+def room(event_id: str, part: str) -> str:
+    """A waiting-room key: config, waiting, prequeue, seq, admitted, passes, presence, bucket,
+    stats, admit_log, revoked, shuffle (lua/queue_*.lua document each)."""
+    return f"{tag(event_id)}:room:{part}"
+
+
+def reserve_keys(
+    event_id: str, user_id: str, scope: str, show_id: str, zone_id: str, booking_id: str
+) -> list[str]:
+    """KEYS of lua/reserve_seats.lua, in its order."""
+    return [
+        idempotency(event_id, user_id, scope),
+        zone(event_id, show_id, zone_id),
+        user_count(event_id, user_id),
+        hold(event_id, booking_id),
+        expiry_index(event_id),
+        event_meta(event_id),
+        room(event_id, "admitted"),
+    ]
 
 
 def reply_channel(gateway_id: str) -> str:

@@ -11,6 +11,9 @@ KEYS[3]  per-user count      {ev:E}:user:<user>          string: seats held or b
 KEYS[4]  hold                {ev:E}:hold:<booking id>    hash  (written here; see fields below)
 KEYS[5]  expiry index        {ev:E}:expiry               zset  booking id -> expires_at (ms)
 KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user
+KEYS[7]  room's admitted     {ev:E}:room:admitted        zset  user -> active until (ms); a hold
+                                                         keeps an admitted user active until it
+                                                         expires (only raised, only if present)
 
 ARGV[1]  body hash        ARGV[2]  now (ms)          ARGV[3]  deadline (ms)
 ARGV[4]  quantity         ARGV[5]  booking id        ARGV[6]  user id
@@ -76,6 +79,7 @@ redis.call('HSET', KEYS[4],
   'quantity', quantity, 'total_cents', total_cents, 'created_at', now,
   'expires_at', expires_at, 'request_id', ARGV[11])
 redis.call('ZADD', KEYS[5], expires_at, ARGV[5])
+redis.call('ZADD', KEYS[7], 'XX', 'GT', expires_at, ARGV[6])
 
 return answer({
   status = 'reserved', booking_id = ARGV[5], user_id = ARGV[6], show_id = ARGV[7],

@@ -73,14 +73,7 @@ async def cluster(cluster_nodes):
 
 
 def _event_keys(event, show, zone, user, booking, scope):
-    return [
-        keys.idempotency(event, user, scope),
-        keys.zone(event, show, zone),
-        keys.user_count(event, user),
-        keys.hold(event, booking),
-        keys.expiry_index(event),
-        keys.event_meta(event),
-    ]
+    return keys.reserve_keys(event, user, scope, show, zone, booking)
 
 
 async def test_scripts_run_on_every_node_without_crossslot(cluster):

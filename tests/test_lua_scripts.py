@@ -36,14 +36,7 @@ class Sale:
         return self
 
     def reserve_keys(self, user, scope, booking):
-        return [
-            keys.idempotency(self.event, user, scope),
-            keys.zone(self.event, self.show, self.zone),
-            keys.user_count(self.event, user),
-            keys.hold(self.event, booking),
-            keys.expiry_index(self.event),
-            keys.event_meta(self.event),
-        ]
+        return keys.reserve_keys(self.event, user, scope, self.show, self.zone, booking)
 
     async def reserve(self, user, qty, *, scope=None, body="h1", deadline=None, now=None):
         booking = messages.new_public_id(self.event)

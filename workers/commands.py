@@ -88,14 +88,9 @@ class CommandProcessor:
         s, ev = self.settings, cmd["event_id"]
         scope = messages.idempotency_scope(cmd.get("idempotency_key"), cmd["request_id"])
         await self.scripts.reserve_seats(
-            keys=[
-                keys.idempotency(ev, cmd["user_id"], scope),
-                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
-                keys.user_count(ev, cmd["user_id"]),
-                keys.hold(ev, cmd["booking_id"]),
-                keys.expiry_index(ev),
-                keys.event_meta(ev),
-            ],
+            keys=keys.reserve_keys(
+                ev, cmd["user_id"], scope, cmd["show_id"], cmd["zone_id"], cmd["booking_id"]
+            ),
             args=[
                 cmd["body_hash"],
                 now,

@@ -30,6 +30,11 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
             pipe.hsetnx(zone_key, "available", r["total_seats"])
             pipe.hsetnx(zone_key, "total", r["total_seats"])
             pipe.hset(zone_key, "price_cents", r["price_cents"])
+        # The admitter sums these for "seats available" and "sold out" without asking PostgreSQL.
+        pipe.sadd(
+            keys.zone_index(event_id),
+            *(keys.zone(event_id, str(r["show_id"]), str(r["zone_id"])) for r in rows),
+        )
         pipe.hset(keys.event_meta(event_id), "max_per_user", rows[0]["max_tickets_per_user"])
         pipe.sadd(keys.LIVE_EVENTS, event_id)
         results = await pipe.execute()
@@ -51,4 +56,5 @@ async def unload_event(redis, event_id: str, batch: int = 1000) -> int:
     if found:
         removed += await redis.unlink(*found)
     await redis.srem(keys.LIVE_EVENTS, event_id)
+    await redis.srem(keys.LIVE_ROOMS, event_id)
     return removed

@@ -1,0 +1,162 @@
+--[[
+queue_admit.lua: one admission tick for one event's waiting room. Admitters (any number) call it
+every tick; the token bucket lives here, so several admitters never add up their rates.
+
+Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
+
+KEYS[1]  config     {ev:E}:room:config     hash  mode, engaged, state, opens_at_ms, rate_per_min,
+                                                 max_active, pass_ttl_ms, grace_ms,
+                                                 oversubscription, auto_active, auto_rps, shuffle_seed
+KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket
+KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms)
+KEYS[4]  seq        {ev:E}:room:seq        string: last ticket
+KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms): pass expiry, raised by
+                                                 reserve_seats.lua to a hold's expiry
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>"
+KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
+KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), trimmed to 5 minutes
+KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket)
+KEYS[10] holds      {ev:E}:expiry          zset  live holds (booking id -> expires at)
+KEYS[11] hits       {ev:E}:room:hits       hash  second -> reserve requests (gateways' counts)
+KEYS[12] shuffle    {ev:E}:room:shuffle    list  the pre-queue in its drawn order (audit)
+KEYS[13..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
+
+ARGV[1]  now (ms)   ARGV[2]  most waiting users to look at in this call
+
+Returns one JSON object: state (off, open, prequeue, admitting, paused, closed, sold_out), engaged
+(0/1), admitted ([user, ticket, ...] flat), head (last admitted ticket), waiting, prequeue, active,
+available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled.
+
+Admission order is ticket order. A user not seen for grace_ms is removed without using a slot.
+Active users (active-until in the future) never exceed max_active nor oversubscription x available.
+]]
+
+local now, max_scan = tonumber(ARGV[1]), tonumber(ARGV[2])
+local c = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min',
+  'max_active', 'pass_ttl_ms', 'grace_ms', 'oversubscription', 'auto_active', 'auto_rps', 'shuffle_seed')
+local mode = c[1] or 'off'
+local out = {mode = mode, engaged = 0, admitted = {}, abandoned = 0, shuffled = 0}
+
+local available = 0
+for i = 13, #KEYS do
+  available = available + tonumber(redis.call('HGET', KEYS[i], 'available') or '0')
+end
+local held = redis.call('ZCARD', KEYS[10])
+local active = redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf')
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - 300000)
+out.available, out.held, out.active = available, held, active
+out.recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
+out.head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
+
+local function finish(state)
+  out.state = state
+  out.waiting = redis.call('ZCARD', KEYS[2])
+  out.prequeue = redis.call('ZCARD', KEYS[3])
+  return cjson.encode(out)
+end
+
+-- Sold out only when nothing is left to sell and nothing held could come back.
+if #KEYS >= 13 and available <= 0 and held == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'sold_out')
+  out.engaged = 1
+  return finish('sold_out')
+elseif c[3] == 'sold_out' then
+  redis.call('HDEL', KEYS[1], 'state')  -- seats came back (an organizer added some)
+end
+
+if mode == 'off' then
+  return finish('off')
+end
+
+local engaged = mode ~= 'auto' or c[2] == '1'
+if mode == 'auto' then
+  local second = math.floor(now / 1000)
+  local rps = tonumber(redis.call('HGET', KEYS[11], tostring(second - 1)) or '0')
+  redis.call('HDEL', KEYS[11], tostring(second - 3), tostring(second - 4), tostring(second - 5))
+  local busy = held + active >= tonumber(c[10] or '1000') or rps >= tonumber(c[11] or '200')
+  local queued = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+  if not engaged and busy then
+    engaged = true
+  elseif engaged and not busy and queued == 0 then
+    engaged = false  -- disengages only when nobody is waiting
+  end
+  redis.call('HSET', KEYS[1], 'engaged', engaged and '1' or '0')
+end
+out.engaged = engaged and 1 or 0
+if not engaged then
+  return finish('open')
+end
+if mode == 'closed' then
+  return finish('closed')
+end
+
+local opens_at = tonumber(c[4] or '0')
+if opens_at > now then
+  return finish('prequeue')
+end
+-- Opening: the pre-queue gets a random order drawn from the recorded seed (Park-Miller, the
+-- same generator as waiting_room/shuffle.py), over the members sorted, so anyone can replay it.
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local members = redis.call('ZRANGE', KEYS[3], 0, -1)
+  table.sort(members)
+  local x = tonumber(c[12] or '1') % 2147483647
+  if x == 0 then x = 1 end
+  for i = #members, 2, -1 do
+    x = (x * 16807) % 2147483647
+    local j = (x % i) + 1
+    members[i], members[j] = members[j], members[i]
+  end
+  redis.call('DEL', KEYS[12])
+  for _, member in ipairs(members) do
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), member)
+    redis.call('RPUSH', KEYS[12], member)
+  end
+  redis.call('DEL', KEYS[3])
+  out.shuffled = #members
+end
+if mode == 'paused' then
+  return finish('paused')
+end
+
+-- Token bucket: rate_per_min, holding at most one second's worth (one tick's admissions).
+local rate = tonumber(c[5] or '600') / 60000
+local bucket = redis.call('HMGET', KEYS[9], 'tokens', 'at')
+local capacity = math.max(1, rate * 1000)
+local tokens = tonumber(bucket[1] or capacity)  -- a new bucket starts full
+local at = tonumber(bucket[2] or now)
+if now > at then
+  tokens = math.min(capacity, tokens + (now - at) * rate)
+  at = now
+end
+
+local room = math.min(tonumber(c[6] or '1000'), math.floor(tonumber(c[9] or '1.5') * available)) - active
+local grace_ms = tonumber(c[8] or '60000')
+local pass_ttl_ms = tonumber(c[7] or '300000')
+local scanned = 0
+while room > 0 and tokens >= 1 and scanned < max_scan do
+  local batch = redis.call('ZRANGE', KEYS[2], 0, math.min(room, max_scan - scanned) - 1, 'WITHSCORES')
+  if #batch == 0 then break end
+  for i = 1, #batch, 2 do
+    local user, ticket = batch[i], batch[i + 1]
+    scanned = scanned + 1
+    redis.call('ZREM', KEYS[2], user)
+    local seen = tonumber(redis.call('ZSCORE', KEYS[7], user) or '0')
+    if seen < now - grace_ms then
+      redis.call('ZREM', KEYS[7], user)
+      out.abandoned = out.abandoned + 1
+    else
+      redis.call('ZADD', KEYS[5], now + pass_ttl_ms, user)
+      redis.call('HSET', KEYS[6], user, ticket .. ':' .. now)
+      redis.call('ZADD', KEYS[8], now, user)
+      table.insert(out.admitted, user)
+      table.insert(out.admitted, tonumber(ticket))
+      out.head = tonumber(ticket)
+      tokens = tokens - 1
+      room = room - 1
+      if room <= 0 or tokens < 1 then break end
+    end
+  end
+end
+redis.call('HSET', KEYS[9], 'tokens', tostring(tokens), 'at', at, 'head', out.head)
+out.active = active + #out.admitted / 2
+return finish('admitting')

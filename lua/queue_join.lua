@@ -1,0 +1,87 @@
+--[[
+queue_join.lua: a user joins an event's waiting room, or asks where they stand (a heartbeat).
+
+Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
+
+KEYS[1]  config     {ev:E}:room:config     hash  mode, engaged, state, opens_at_ms, ... (see
+                                                 waiting_room/config.py; missing = mode off)
+KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket (admission order)
+KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms), before a scheduled opening
+KEYS[4]  seq        {ev:E}:room:seq        string: the last ticket handed out
+KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms)
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>"
+KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
+KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
+
+ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
+
+Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute}:
+  open        the room is not engaged: no queue, no pass needed
+  closed      the operator closed the room: nobody joins or is admitted
+  sold_out    nothing available and nothing held: told to everyone not yet admitted
+  prequeue    in line before the scheduled opening (order drawn at opening)
+  waiting     rank = people ahead (0-based), ticket = place
+  admitted    admitted_at (ms): the caller issues the pass from it
+  not_joined  (status only) not in line
+A join is idempotent: joining again keeps the place. A user whose pass has run out (and who
+holds nothing) joins again at the back. Every call by a user in line refreshes their presence.
+]]
+
+local user, now, verb = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms')
+local mode = config[1] or 'off'
+local waiting_count = redis.call('ZCARD', KEYS[2])
+local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
+
+local function reply(state, rank, ticket, admitted_at)
+  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent}
+end
+
+local pass = redis.call('HGET', KEYS[6], user)
+if pass then
+  local active_until = tonumber(redis.call('ZSCORE', KEYS[5], user) or '0')
+  local sep = string.find(pass, ':', 1, true)
+  if active_until > now then
+    return reply('admitted', -1, tonumber(string.sub(pass, 1, sep - 1)), tonumber(string.sub(pass, sep + 1)))
+  end
+  if verb == 'status' then
+    return reply('not_joined')
+  end
+  -- The pass ran out unused: this join is a new one, at the back.
+  redis.call('HDEL', KEYS[6], user)
+  redis.call('ZREM', KEYS[5], user)
+end
+
+if mode == 'off' or (mode == 'auto' and config[2] ~= '1') then
+  return reply('open')
+end
+
+if config[3] == 'sold_out' then
+  return reply('sold_out')
+end
+if mode == 'closed' then
+  return reply('closed')
+end
+
+local ticket = redis.call('ZSCORE', KEYS[2], user)
+if ticket then
+  redis.call('ZADD', KEYS[7], now, user)
+  return reply('waiting', redis.call('ZRANK', KEYS[2], user), tonumber(ticket))
+end
+if redis.call('ZSCORE', KEYS[3], user) then
+  redis.call('ZADD', KEYS[7], now, user)
+  return reply('prequeue')
+end
+if verb == 'status' then
+  return reply('not_joined')
+end
+
+redis.call('ZADD', KEYS[7], now, user)
+if tonumber(config[4] or '0') > now then
+  redis.call('ZADD', KEYS[3], now, user)
+  return reply('prequeue')
+end
+local new_ticket = redis.call('INCR', KEYS[4])
+redis.call('ZADD', KEYS[2], new_ticket, user)
+waiting_count = waiting_count + 1
+return reply('waiting', redis.call('ZRANK', KEYS[2], user), new_ticket)

@@ -1,0 +1,150 @@
+"""The waiting room in the sale Redis: join, standing, admission ticks, configuration, revocation.
+
+Every change is one of the lua/queue_*.lua scripts; this module names their keys and reads
+their answers. Times are milliseconds passed in by the caller (tests move a clock of their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lua import SaleScripts, keys
+from waiting_room.config import RoomConfig
+
+JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log")
+ADMIT_PARTS = (*JOIN_PARTS[:-1], "admit_log", "bucket")
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one user stands: state (open, closed, sold_out, prequeue, waiting, admitted,
+    not_joined), people ahead, their ticket, when admitted, and the room's size and pace."""
+
+    state: str
+    ahead: int | None
+    ticket: int | None
+    admitted_at_ms: int | None
+    waiting: int
+    admitted_last_minute: int
+
+    @property
+    def position(self) -> int | None:
+        return None if self.ahead is None else self.ahead + 1
+
+    def eta_s(self) -> int | None:
+        """People ahead over the admissions of the last minute (measured, not configured)."""
+        if self.ahead is None:
+            return None
+        if self.admitted_last_minute == 0:
+            return None  # nobody admitted lately (paused, or just opened): no honest estimate
+        return round((self.ahead + 1) * 60 / self.admitted_last_minute)
+
+
+def _opt(value: int) -> int | None:
+    return None if value < 0 else int(value)
+
+
+class WaitingRoom:
+    def __init__(self, redis, scripts: SaleScripts) -> None:
+        self.redis = redis
+        self.scripts = scripts
+
+    async def enter(self, event_id: str, user_id: str, now_ms: int, verb: str = "join") -> Standing:
+        """verb "join" joins (idempotently); "status" only reports and refreshes presence."""
+        out = await self.scripts.queue_join(
+            keys=[keys.room(event_id, p) for p in JOIN_PARTS], args=[user_id, now_ms, verb]
+        )
+        state, ahead, ticket, admitted_at, waiting, recent = out
+        return Standing(
+            state.decode() if isinstance(state, bytes) else state,
+            _opt(ahead),
+            _opt(ticket),
+            _opt(admitted_at),
+            int(waiting),
+            int(recent),
+        )
+
+    async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
+        """One admission tick for the event (see lua/queue_admit.lua for the answer's fields)."""
+        zone_keys = sorted(k.decode() for k in await self.redis.smembers(keys.zone_index(event_id)))
+        raw = await self.scripts.queue_admit(
+            keys=[
+                *(keys.room(event_id, p) for p in ADMIT_PARTS),
+                keys.expiry_index(event_id),
+                keys.room(event_id, "hits"),
+                keys.room(event_id, "shuffle"),
+                *zone_keys,
+            ],
+            args=[now_ms, max_scan],
+        )
+        tick = orjson.loads(raw)
+        flat = tick["admitted"] if isinstance(tick["admitted"], list) else []  # cjson: {} when empty
+        tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return tick
+
+    async def config(self, event_id: str) -> RoomConfig:
+        return RoomConfig.from_redis(await self.redis.hgetall(keys.room(event_id, "config")))
+
+    async def configure(self, event_id: str, changes: dict[str, Any]) -> RoomConfig:
+        """Apply an operator's changes (validated by RoomConfig.updated) and tell every gateway."""
+        new = (await self.config(event_id)).updated(changes)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.room(event_id, "config"), mapping=new.to_redis())
+            pipe.sadd(keys.LIVE_ROOMS, event_id)
+            await pipe.execute()
+        await self.broadcast({"type": "config", "event_id": event_id, "mode": new.mode})
+        return new
+
+    async def admission_of(self, event_id: str, user_id: str) -> tuple[int, int] | None:
+        """(ticket, admitted at ms) of the user's current admission, if any."""
+        raw = await self.redis.hget(keys.room(event_id, "passes"), user_id)
+        if raw is None:
+            return None
+        ticket, _, admitted_at = raw.decode().partition(":")
+        return int(ticket), int(admitted_at)
+
+    async def revoke(self, event_id: str, user_id: str, pass_id: str, expires_at_ms: int, entry: str) -> int:
+        result = await self.scripts.queue_revoke(
+            keys=[
+                keys.room(event_id, "admitted"),
+                keys.room(event_id, "passes"),
+                keys.room(event_id, "revoked"),
+            ],
+            args=[user_id, pass_id, expires_at_ms, entry],
+        )
+        if result == 1:
+            await self.broadcast(
+                {"type": "revoke", "event_id": event_id, "pass_id": pass_id, "expires_at_ms": expires_at_ms}
+            )
+        return int(result)
+
+    async def revoked(self, event_id: str) -> dict[str, int]:
+        raw = await self.redis.hgetall(keys.room(event_id, "revoked"))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def stats(self, event_id: str, now_ms: int) -> dict[str, Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.room(event_id, "waiting"))
+            pipe.zcard(keys.room(event_id, "prequeue"))
+            pipe.zcount(keys.room(event_id, "admitted"), f"({now_ms}", "+inf")
+            pipe.hlen(keys.room(event_id, "passes"))
+            pipe.zcount(keys.room(event_id, "admit_log"), now_ms - 60_000, "+inf")
+            pipe.hmget(keys.room(event_id, "config"), "engaged", "state")
+            pipe.zcard(keys.expiry_index(event_id))
+            waiting, prequeue, active, admitted, recent, (engaged, state), held = await pipe.execute()
+        return {
+            "waiting": waiting,
+            "prequeue": prequeue,
+            "active": active,
+            "admitted": admitted,
+            "admission_rate_per_min": recent,
+            "engaged": engaged == b"1",
+            "sold_out": state == b"sold_out",
+            "held_bookings": held,
+        }
+
+    async def broadcast(self, message: dict[str, Any]) -> None:
+        await self.redis.publish(keys.ROOM_CHANNEL, orjson.dumps(message))
