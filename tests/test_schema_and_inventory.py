@@ -74,7 +74,7 @@ async def test_reloading_inventory_never_overwrites_a_live_counter(make_event, p
 
 async def test_unloading_an_event_drops_only_its_keys(make_event, pg, sale_redis):
     gone, kept = await make_event([("VIP", 3)], shows=2), await make_event([("VIP", 3)], shows=1)
-    assert await unload_event(sale_redis, gone.event_id, batch=2) == 3  # 2 zones + meta
+    assert await unload_event(sale_redis, gone.event_id, batch=2) == 4  # 2 zones, their index, meta
     assert [k async for k in sale_redis.scan_iter(match=f"{keys.tag(gone.event_id)}:*")] == []
     assert not await sale_redis.sismember(keys.LIVE_EVENTS, gone.event_id)
     show = next(iter(kept.shows))
