@@ -19,12 +19,16 @@ from gateway import (
     health,
     openapi,
     pages,
+    queue_routes,
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
+from gateway.queue_pass import PassLimiter
+from gateway.rooms import room_view_ctx
 from gateway.settings import GatewaySettings, new_gateway_id
+from waiting_room.passes import PassKeys, QueuePasses
 from workers.mail import Mailer
 
 
@@ -50,7 +54,9 @@ def create_app(
     app[appkeys.TOKENS] = TokenVerifier(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
     )
-    app.cleanup_ctx.extend([sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx])
+    app[appkeys.QUEUE_PASSES] = QueuePasses(settings.queue_pass_keys or PassKeys.generate())
+    app[appkeys.PASS_LIMITER] = PassLimiter(settings.pass_rate_per_s, settings.pass_burst)
+    app.cleanup_ctx.extend([sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx, room_view_ctx])
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(freeze_startup_objects)
     app.router.add_get("/healthz", health.healthz, name="healthz")
@@ -62,6 +68,7 @@ def create_app(
     admin_routes.add_routes(app)
     category_routes.add_routes(app)
     pages.add_routes(app)
+    queue_routes.add_routes(app)
     app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     return app

@@ -13,10 +13,14 @@ from gateway import auth
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
+from gateway.queue_pass import PassLimiter
 from gateway.ratelimit import RateLimiter
 from gateway.replies import ReplyRouter
+from gateway.rooms import RoomView
 from gateway.settings import GatewaySettings
 from lua import SaleScripts
+from waiting_room.passes import QueuePasses
+from waiting_room.room import WaitingRoom
 from workers.mail import Mailer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -35,4 +39,8 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
 MAILER = web.AppKey("mailer", Mailer)
 CLOCK = web.AppKey("clock", Callable[[], float])
+QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)
+PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)
+ROOMS = web.AppKey("rooms", RoomView)
+WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -16,6 +16,7 @@ from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.payloads import json_object
+from gateway.queue_pass import admit_reserve
 from gateway.responses import ok
 from lua import keys
 from workers import messages
@@ -140,6 +141,7 @@ async def reserve(request: web.Request) -> web.Response:
             f"quantity must be between 1 and {show.max_per_user}",
             details={"quantity": f"1..{show.max_per_user}"},
         )
+    await admit_reserve(request, principal, req.event_id)
 
     reply_channel_ready(app)
     request_id, booking_id = messages.new_public_ids(req.event_id)

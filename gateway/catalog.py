@@ -46,6 +46,7 @@ class Catalog:
 
     def __init__(self, miss_reload_interval_s: float = 1.0) -> None:
         self.shows: dict[str, Show] = {}
+        self.events: dict[str, str] = {}  # event id -> status, for events with at least one zone
         self._reloading: asyncio.Task | None = None
         self._dirty = False
         self._loaded_at = 0.0
@@ -69,6 +70,7 @@ class Catalog:
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
         self.shows = shows
+        self.events = {s.event_id: s.event_status for s in shows.values()}
         self._loaded_at = time.monotonic()
         log.debug("catalog loaded: %d shows", len(shows))
 
@@ -96,8 +98,19 @@ class Catalog:
         """A miss may be a show published a moment ago, before its change notice arrived:
         reload once and look again. At most one miss-driven reload per interval, shared by
         every request, so unknown ids cannot turn into a query each."""
+        await self._reload_after_miss(pool)
+        return self.shows.get(show_id)
+
+    async def event_status(self, event_id: str, pool: asyncpg.Pool) -> str | None:
+        """The event's status (None: unknown), reloading once on a miss like show_after_reload."""
+        status = self.events.get(event_id)
+        if status is None:
+            await self._reload_after_miss(pool)
+            status = self.events.get(event_id)
+        return status
+
+    async def _reload_after_miss(self, pool: asyncpg.Pool) -> None:
         if time.monotonic() - self._loaded_at >= self._miss_reload_interval_s:
             self.request_reload(pool)
         if self._reloading is not None and not self._reloading.done():
             await asyncio.shield(self._reloading)
-        return self.shows.get(show_id)

@@ -68,6 +68,21 @@ class AgeRestricted(ApiError):
     message = "this event has a minimum age; add your birth date to your profile"
 
 
+class QueuePassRequired(ApiError):
+    status, code = 403, "QUEUE_PASS_REQUIRED"
+    message = "this sale has a waiting room: join it and send the pass you get in X-Queue-Pass"
+
+
+class QueuePassRefused(ApiError):
+    """QUEUE_PASS_INVALID or QUEUE_PASS_EXPIRED, with the reason as the message."""
+
+    status = 403
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class SeatsBelowTaken(ApiError):
     status, code, message = 409, "SEATS_BELOW_TAKEN", "fewer seats than are already held or sold"
 

@@ -193,6 +193,32 @@ RESERVE_BODY = obj(
 )
 REFRESH_BODY = obj(["refresh_token"], refresh_token=TEXT)
 
+NULLABLE_TEXT = {"type": ["string", "null"]}
+STANDING = obj(
+    ["event_id", "state", "position", "ahead", "waiting", "eta_seconds", "queue_ticket", "pass"],
+    event_id=UUID,
+    state={"enum": ["open", "closed", "sold_out", "prequeue", "waiting", "admitted", "not_joined"]},
+    position=NULLABLE_INT,
+    ahead=NULLABLE_INT,
+    waiting=INT,
+    eta_seconds=NULLABLE_INT,
+    admission_rate_per_min=INT,
+    refresh_after_seconds=NULLABLE_INT,
+    queue_ticket=TEXT,
+    pass_=NULLABLE_TEXT,
+    pass_expires_at=TIME,
+)
+STANDING["properties"]["pass"] = STANDING["properties"].pop("pass_")  # `pass` is a Python keyword
+JWKS = obj(
+    ["keys"],
+    keys={
+        "type": "array",
+        "items": obj(
+            ["kty", "crv", "kid", "x"], kty={"const": "OKP"}, crv={"const": "Ed25519"}, kid=TEXT, x=TEXT
+        ),
+    },
+)
+
 PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {"get": op("Liveness", {200: success(obj(["status"], status=TEXT))}, errors=())},
     "/readyz": {
@@ -326,6 +352,29 @@ PATHS: dict[str, dict[str, Any]] = {
             body=obj([], role=TEXT, disabled={"type": "boolean"}),
             errors=(400, 403, 404),
         )
+    },
+    "/api/v1/queue/join": {
+        "post": op(
+            "Join the event's waiting room (again: keeps the place)",
+            {200: success(STANDING)},
+            auth=True,
+            body=obj(["event_id"], event_id=UUID),
+            errors=(400, 404),
+        )
+    },
+    "/api/v1/queue/status": {
+        "get": op(
+            "Where I stand (a heartbeat); the pass once admitted",
+            {200: success(STANDING)},
+            auth=True,
+            errors=(400, 404),
+        )
+    },
+    "/.well-known/jwks.json": {
+        "get": {
+            "summary": "Queue-pass public keys (a plain JWKS document, not the envelope)",
+            "responses": {"200": {"description": "keys", **_content(JWKS)}},
+        }
     },
     "/api/v1/bookings/reserve": {
         "post": op(

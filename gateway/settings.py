@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from gateway.ratelimit import parse_policies
 from ops.config import StackConfig
+from waiting_room.passes import PassKeys
 from workers.mail import MailSettings
 from workers.settings import WorkerSettings, env_float, env_int, env_str
 
@@ -46,6 +47,13 @@ class GatewaySettings:
     redis_max_connections: int = 64
     bcrypt_cost: int = 12  # spec §8.1; tests and load tests lower it
     mail: MailSettings = MailSettings()
+    # Signs and verifies X-Queue-Pass. None: a key pair made at start (one process, tests only);
+    # from_env requires one, since every process of a deployment must share it.
+    queue_pass_keys: PassKeys | None = None
+    queue_ticket_ttl_s: int = 2 * 3600
+    # A valid pass replaces the reserve rate limit with this in-process one: rate/s, burst.
+    pass_rate_per_s: float = 2.0
+    pass_burst: int = 10
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -54,6 +62,10 @@ class GatewaySettings:
             raise ConfigError(
                 f"BR_JWT_SECRET must be set to a secret of at least {MIN_SECRET_LENGTH} characters"
             )
+        try:
+            pass_keys = PassKeys.from_env()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         services = WorkerSettings.from_env()
         rate_limits = os.environ.get("BR_RATE_LIMITS", "")
         parse_policies(rate_limits)  # a bad value fails here, at start-up
@@ -76,6 +88,7 @@ class GatewaySettings:
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
             bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
+            queue_pass_keys=pass_keys,
             mail=MailSettings(
                 host=env_str("BR_SMTP_HOST", "127.0.0.1"),
                 port=env_int("BR_SMTP_PORT", 1025),

@@ -12,7 +12,7 @@ KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms)
 KEYS[4]  seq        {ev:E}:room:seq        string: last ticket
 KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms): pass expiry, raised by
                                                  reserve_seats.lua to a hold's expiry
-KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>"
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), trimmed to 5 minutes
 KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket)
@@ -146,7 +146,7 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
       out.abandoned = out.abandoned + 1
     else
       redis.call('ZADD', KEYS[5], now + pass_ttl_ms, user)
-      redis.call('HSET', KEYS[6], user, ticket .. ':' .. now)
+      redis.call('HSET', KEYS[6], user, ticket .. ':' .. now .. ':' .. pass_ttl_ms)
       redis.call('ZADD', KEYS[8], now, user)
       table.insert(out.admitted, user)
       table.insert(out.admitted, tonumber(ticket))

@@ -9,13 +9,13 @@ KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket (admission order
 KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms), before a scheduled opening
 KEYS[4]  seq        {ev:E}:room:seq        string: the last ticket handed out
 KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms)
-KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>"
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
 
-Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute}:
+Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms}:
   open        the room is not engaged: no queue, no pass needed
   closed      the operator closed the room: nobody joins or is admitted
   sold_out    nothing available and nothing held: told to everyone not yet admitted
@@ -33,16 +33,16 @@ local mode = config[1] or 'off'
 local waiting_count = redis.call('ZCARD', KEYS[2])
 local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
 
-local function reply(state, rank, ticket, admitted_at)
-  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent}
+local function reply(state, rank, ticket, admitted_at, pass_ttl)
+  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)
 if pass then
   local active_until = tonumber(redis.call('ZSCORE', KEYS[5], user) or '0')
-  local sep = string.find(pass, ':', 1, true)
   if active_until > now then
-    return reply('admitted', -1, tonumber(string.sub(pass, 1, sep - 1)), tonumber(string.sub(pass, sep + 1)))
+    local ticket, admitted_at, ttl = string.match(pass, '^(%d+):(%d+):(%d+)$')
+    return reply('admitted', -1, tonumber(ticket), tonumber(admitted_at), tonumber(ttl))
   end
   if verb == 'status' then
     return reply('not_joined')

@@ -5,7 +5,7 @@ slot goes back to the room) and the pass's id is remembered so every gateway ref
 Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
 
 KEYS[1]  admitted  {ev:E}:room:admitted  zset  user -> active until (ms)
-KEYS[2]  passes    {ev:E}:room:passes    hash  user -> "<ticket>:<admitted at ms>"
+KEYS[2]  passes    {ev:E}:room:passes    hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
 KEYS[3]  revoked   {ev:E}:room:revoked   hash  pass id -> expires at (ms)
 
 ARGV[1]  user id   ARGV[2]  pass id (derived from the passes entry by the caller)

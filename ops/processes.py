@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from ops.config import REPO_ROOT
+from waiting_room.passes import PassKeys
 
 
 class Managed:
@@ -54,7 +55,11 @@ class Managed:
 
 
 def service_env(base: dict[str, str], **extra: str) -> dict[str, str]:
+    """The environment for the project's processes; a queue-pass key is made for this run when
+    the caller's environment has none (every gateway process of the run shares it)."""
     env = {**os.environ, **base, "PYTHONUNBUFFERED": "1"}
+    if not env.get("BR_QUEUE_PASS_KEY"):
+        env.update(PassKeys.generate().env())
     env.update(extra)
     return env
 

@@ -25,6 +25,7 @@ from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
 from ops.stack import redis_ping
 from tests.contract import openapi_contract
+from waiting_room.passes import PassKeys
 from workers import messages
 
 
@@ -125,6 +126,10 @@ def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) ->
     return env
 
 
+# Every test gateway signs queue passes with this key, so tests can craft passes of their own.
+TEST_PASS_KEYS = PassKeys.generate("test-key")
+
+
 def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = dict(
         jwt_secret=secret,
@@ -134,6 +139,7 @@ def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides:
         topic_prefix=topics.prefix,
         processes=1,
         rate_limit_namespace=unique("rl-"),  # each gateway its own buckets
+        queue_pass_keys=TEST_PASS_KEYS,
     )
     values.update(overrides)
     return GatewaySettings(**values)

@@ -29,6 +29,7 @@ class Standing:
     admitted_at_ms: int | None
     waiting: int
     admitted_last_minute: int
+    pass_ttl_ms: int | None = None
 
     @property
     def position(self) -> int | None:
@@ -57,7 +58,7 @@ class WaitingRoom:
         out = await self.scripts.queue_join(
             keys=[keys.room(event_id, p) for p in JOIN_PARTS], args=[user_id, now_ms, verb]
         )
-        state, ahead, ticket, admitted_at, waiting, recent = out
+        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl = out
         return Standing(
             state.decode() if isinstance(state, bytes) else state,
             _opt(ahead),
@@ -65,6 +66,7 @@ class WaitingRoom:
             _opt(admitted_at),
             int(waiting),
             int(recent),
+            _opt(pass_ttl),
         )
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
@@ -98,13 +100,10 @@ class WaitingRoom:
         await self.broadcast({"type": "config", "event_id": event_id, "mode": new.mode})
         return new
 
-    async def admission_of(self, event_id: str, user_id: str) -> tuple[int, int] | None:
-        """(ticket, admitted at ms) of the user's current admission, if any."""
+    async def admission_of(self, event_id: str, user_id: str) -> str | None:
+        """The user's admission record "<ticket>:<admitted at ms>:<pass ttl ms>", if any."""
         raw = await self.redis.hget(keys.room(event_id, "passes"), user_id)
-        if raw is None:
-            return None
-        ticket, _, admitted_at = raw.decode().partition(":")
-        return int(ticket), int(admitted_at)
+        return None if raw is None else raw.decode()
 
     async def revoke(self, event_id: str, user_id: str, pass_id: str, expires_at_ms: int, entry: str) -> int:
         result = await self.scripts.queue_revoke(

@@ -1,0 +1,69 @@
+"""Reserve behind an engaged waiting room: X-Queue-Pass checked, and the pass's own limit.
+
+A valid pass replaces the reserve rate limit (the middleware skips it when the header is sent)
+with an in-process token bucket per pass: generous for a person, but one pass cannot flood the
+topic. Without a valid pass the request pays the ordinary reserve limit, so sending junk in the
+header buys nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway import appkeys, errors
+from gateway.auth import Principal
+from waiting_room.passes import PassError
+
+PASS_HEADER = "X-Queue-Pass"
+
+
+class PassLimiter:
+    def __init__(self, rate_per_s: float, burst: int, max_passes: int = 100_000) -> None:
+        self.rate = rate_per_s
+        self.burst = burst
+        self.max_passes = max_passes
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # pass id -> tokens, at
+
+    def allow(self, pass_id: str, now: float) -> bool:
+        tokens, at = self.buckets.pop(pass_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        allowed = tokens >= 1
+        self.buckets[pass_id] = (tokens - 1 if allowed else tokens, now)
+        if len(self.buckets) > self.max_passes:
+            self.buckets.popitem(last=False)  # the longest idle
+        return allowed
+
+
+async def ordinary_reserve_limit(request: web.Request, principal: Principal) -> None:
+    decision = await request.app[appkeys.LIMITER].check("reserve", "user:" + principal.user_id)
+    if not decision.allowed:
+        raise errors.RateLimited(headers=decision.headers())
+
+
+async def admit_reserve(request: web.Request, principal: Principal, event_id: str) -> None:
+    """Let a reserve through, or raise: the pass when the event's room is engaged, else the
+    ordinary limit when the middleware left it to us (a pass header was sent)."""
+    app = request.app
+    token = request.headers.get(PASS_HEADER)
+    try:
+        engaged = await app[appkeys.ROOMS].engaged(event_id)
+    except RedisError as exc:
+        raise errors.RedisUnavailable("the sale store is unavailable; nothing was reserved") from exc
+    if not engaged:
+        if token is not None:
+            await ordinary_reserve_limit(request, principal)
+        return
+    if not token:
+        raise errors.QueuePassRequired()
+    now = time.time()
+    try:
+        checked = app[appkeys.QUEUE_PASSES].verify(token, event_id, principal.user_id, now)
+    except PassError as exc:
+        await ordinary_reserve_limit(request, principal)
+        raise errors.QueuePassRefused(exc.code, exc.message) from exc
+    if not app[appkeys.PASS_LIMITER].allow(checked.pass_id, now):
+        raise errors.RateLimited(headers={"Retry-After": "1"})

@@ -1,0 +1,120 @@
+"""Waiting-room endpoints: join, standing (a poll is a heartbeat), and the pass keys (JWKS).
+
+`queue_ticket` in the answers is a signed, per-user, per-event token for the SSE stream URL
+(browsers' EventSource cannot send an Authorization header).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+from aiohttp import web
+
+from gateway import appkeys, errors
+from gateway.auth import Principal, current_principal
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+from waiting_room.room import Standing
+
+TICKET_AUDIENCE = "booking-rush:queue-ticket"
+
+
+def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now: float) -> str:
+    claims = {
+        "sub": user_id,
+        "evt": event_id,
+        "aud": TICKET_AUDIENCE,
+        "iat": int(now),
+        "exp": int(now) + ttl_s,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _event_id(value) -> str:
+    try:
+        return str(uuid.UUID(value)) if isinstance(value, str) else _bad_event()
+    except ValueError:
+        return _bad_event()
+
+
+def _bad_event() -> str:
+    raise errors.ValidationError("event_id must be an event's id", details={"event_id": "a UUID"})
+
+
+async def _published(request: web.Request, event_id: str) -> None:
+    app = request.app
+    if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
+        raise errors.NotFound("no such event on sale")
+
+
+def _refresh_after_s(standing: Standing) -> int | None:
+    """How soon a polling client should ask again: sooner as its turn nears."""
+    if standing.state == "waiting":
+        eta = standing.eta_s()
+        return 5 if eta is None else max(2, min(30, eta // 10))
+    return {"prequeue": 15, "paused": 15}.get(standing.state)
+
+
+def _answer(request: web.Request, principal: Principal, event_id: str, standing: Standing) -> web.Response:
+    app = request.app
+    settings = app[appkeys.SETTINGS]
+    now = time.time()
+    queue_pass = None
+    if standing.state == "admitted":
+        queue_pass = app[appkeys.QUEUE_PASSES].issue(
+            event_id, principal.user_id, standing.admitted_at_ms, standing.pass_ttl_ms // 1000
+        )
+    return ok(
+        {
+            "event_id": event_id,
+            "state": standing.state,
+            "position": standing.position,
+            "ahead": standing.ahead,
+            "waiting": standing.waiting,
+            "eta_seconds": standing.eta_s(),
+            "admission_rate_per_min": standing.admitted_last_minute,
+            "refresh_after_seconds": _refresh_after_s(standing),
+            "queue_ticket": issue_queue_ticket(
+                settings.jwt_secret, principal.user_id, event_id, settings.queue_ticket_ttl_s, now
+            ),
+            "pass": queue_pass.token if queue_pass else None,
+            "pass_expires_at": (
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(queue_pass.expires_at_ms / 1000))
+                if queue_pass
+                else None
+            ),
+        }
+    )
+
+
+async def join(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    event_id = _event_id((await read_json_object(request)).get("event_id"))
+    await _published(request, event_id)
+    standing = await request.app[appkeys.WAITING_ROOM].enter(
+        event_id, principal.user_id, int(time.time() * 1000)
+    )
+    return _answer(request, principal, event_id, standing)
+
+
+async def status(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    event_id = _event_id(request.query.get("event_id"))
+    await _published(request, event_id)
+    standing = await request.app[appkeys.WAITING_ROOM].enter(
+        event_id, principal.user_id, int(time.time() * 1000), "status"
+    )
+    return _answer(request, principal, event_id, standing)
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """The queue-pass public keys, current and still-accepted old ones (a plain JWKS document)."""
+    return web.json_response(request.app[appkeys.QUEUE_PASSES].keys.jwks())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/queue/join", join, name="queue_join")
+    app.router.add_get("/api/v1/queue/status", status, name="queue_status")
+    app.router.add_get("/.well-known/jwks.json", jwks, name="jwks")

@@ -1,0 +1,29 @@
+"""Make a queue-pass signing key: prints the environment lines the gateways need.
+
+Usage: python -m ops.passkeys [--kid ID]  >> .env   (keep it secret; every gateway gets the same)
+Rotation: make a new key, give the gateways the new BR_QUEUE_PASS_KEY/KID and the old key's
+public half in BR_QUEUE_PASS_OLD_KEYS ("kid=public,..."), and drop that after a pass lifetime.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from waiting_room.passes import PassKeys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kid", default=None, help="key id (default: random)")
+    keys = PassKeys.generate(parser.parse_args().kid)
+    for name, value in keys.env().items():
+        print(f"{name}={value}")
+    print(
+        f"# public half, for BR_QUEUE_PASS_OLD_KEYS after the next rotation: {keys.kid}={keys.public_b64()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
