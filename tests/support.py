@@ -119,6 +119,8 @@ def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) ->
             "BR_COMMAND_GROUP": f"{topics.prefix}commands",
             "BR_PERSISTENCE_GROUP": f"{topics.prefix}persistence",
             "BR_WORKER_ID": instance,
+            # No admitter: waiting-room tests move a clock of their own; test_admitter starts one.
+            "BR_WORKER_ROLES": "commands,sweeper,persistence",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -1,6 +1,7 @@
-"""Run one worker process: the command consumer, the sweeper and the persistence consumer.
+"""Run one worker process: the command consumer, the sweeper, the persistence consumer and the
+waiting-room admitter.
 
-Usage: python -m workers   (roles from BR_WORKER_ROLES, default all three)
+Usage: python -m workers   (roles from BR_WORKER_ROLES, default all four)
 SIGTERM/SIGINT: stop fetching, finish the batch in hand, commit, close, within a time bound.
 """
 
@@ -15,6 +16,8 @@ import sys
 import uvloop
 
 from lua import load_scripts
+from waiting_room.room import WaitingRoom
+from workers.admitter import Admitter
 from workers.clients import idempotent_producer, pg_pool, sale_redis
 from workers.commands import CommandConsumer
 from workers.persistence import PersistenceConsumer
@@ -40,6 +43,9 @@ async def serve(settings: WorkerSettings) -> None:
             tasks.append(asyncio.create_task(consumer.run(stop), name="commands"))
         if "sweeper" in settings.roles:
             tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop), name="sweeper"))
+        if "admitter" in settings.roles:
+            room = WaitingRoom(redis, await load_scripts(redis))
+            tasks.append(asyncio.create_task(Admitter(room, settings).run(stop), name="admitter"))
         if "persistence" in settings.roles:
             pool = await stack.enter_async_context(pg_pool(settings.database_url))
             persistence = PersistenceConsumer(pool, producer, settings)

@@ -29,6 +29,9 @@ def env_bool(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
+ALL_ROLES = ("commands", "sweeper", "persistence", "admitter")
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """Everything a worker process needs: services, topics, business timings and batch sizes."""
@@ -40,13 +43,14 @@ class WorkerSettings:
     command_group: str = "booking-workers"
     persistence_group: str = "booking-persistence"
     instance_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
-    roles: tuple[str, ...] = ("commands", "sweeper", "persistence")
+    roles: tuple[str, ...] = ("commands", "sweeper", "persistence", "admitter")
     hold_ms: int = 600_000
     idempotency_ttl_s: int = 86_400
     result_ttl_s: int = 900
     default_max_per_user: int = 4
     batch_size: int = 500
     sweep_interval_s: float = 1.0
+    admit_tick_s: float = 1.0  # DESIGN.md: a tick is 1 second unless configured otherwise
     sweep_reissue_ms: int = 30_000
     shutdown_timeout_s: float = 10.0
     # One bound per pipeline instead of a socket timeout per reply (redis-py's per-read timer
@@ -58,8 +62,8 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        roles = tuple(r for r in env_str("BR_WORKER_ROLES", "commands,sweeper,persistence").split(",") if r)
-        unknown = set(roles) - {"commands", "sweeper", "persistence"}
+        roles = tuple(r for r in env_str("BR_WORKER_ROLES", ",".join(ALL_ROLES)).split(",") if r)
+        unknown = set(roles) - set(ALL_ROLES)
         if unknown:
             raise ValueError(f"BR_WORKER_ROLES has unknown roles: {sorted(unknown)}")
         defaults = cls()
@@ -78,6 +82,7 @@ class WorkerSettings:
             default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", 4),
             batch_size=env_int("BR_WORKER_BATCH_SIZE", 500),
             sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", 1.0),
+            admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", 1.0),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", 10.0),
             redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", 10.0),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
