@@ -3,6 +3,7 @@ every kind of bad pass refused with its code; a pass replaces the reserve rate l
 
 from __future__ import annotations
 
+import pickle
 import time
 import uuid
 
@@ -182,3 +183,11 @@ def test_rotation_keeps_old_passes_valid_until_they_expire():
     assert {k["kid"] for k in rotated.jwks()["keys"]} == {"new", "old"}
     new_pass = verifier.issue("e", "u", _now_ms(), 300)
     assert jwt.get_unverified_header(new_pass.token)["kid"] == "new"
+
+
+def test_keys_survive_the_trip_to_a_spawned_gateway_process():
+    rotated = PassKeys.from_parts(
+        "new", PassKeys.generate().private_b64(), f"old={PassKeys.generate().public_b64()}"
+    )
+    copy = pickle.loads(pickle.dumps(rotated))
+    assert copy.jwks() == rotated.jwks() and copy.private_b64() == rotated.private_b64()

@@ -81,6 +81,13 @@ class PassKeys:
         kid = kid or uuid.uuid4().hex[:12]
         return cls(kid, signing, {kid: signing.public_key()})
 
+    def __reduce__(self):
+        # Gateway processes are spawned with their settings pickled; key objects do not pickle.
+        old = ",".join(
+            f"{kid}={_b64url(_raw_public(k))}" for kid, k in self.verifying.items() if kid != self.kid
+        )
+        return (PassKeys.from_parts, (self.kid, self.private_b64(), old))
+
     def private_b64(self) -> str:
         return _b64url(
             self.signing.private_bytes(
