@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
-from ops.stack import redis_ping
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers import messages
@@ -63,6 +63,7 @@ class WorkerProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.output: list[str] = []
         self._reader: asyncio.Task | None = None
+        self._awaited: list[tuple[str, asyncio.Future]] = []  # (text, resolved when a line has it)
 
     async def start(self) -> WorkerProcess:
         self.proc = await asyncio.create_subprocess_exec(
@@ -74,21 +75,35 @@ class WorkerProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        ready = asyncio.get_running_loop().create_future()
+        ready = self._line_future("ready")
 
         async def read() -> None:
             assert self.proc and self.proc.stdout
             async for line in self.proc.stdout:
                 text = line.decode(errors="replace").rstrip()
                 self.output.append(text)
-                if "ready" in text and not ready.done():
-                    ready.set_result(True)
-            if not ready.done():
-                ready.set_exception(RuntimeError("worker exited:\n" + "\n".join(self.output)))
+                for needle, future in self._awaited:
+                    if needle in text and not future.done():
+                        future.set_result(text)
+            for _, future in self._awaited:
+                if not future.done():
+                    future.set_exception(RuntimeError("worker exited:\n" + "\n".join(self.output)))
 
         self._reader = asyncio.create_task(read())
         await asyncio.wait_for(ready, 30)
         return self
+
+    def _line_future(self, needle: str) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._awaited.append((needle, future))
+        return future
+
+    async def wait_for_line(self, needle: str, timeout: float = 30) -> str:
+        """The first output line (already printed, or still to come) that contains `needle`."""
+        for text in self.output:
+            if needle in text:
+                return text
+        return await asyncio.wait_for(self._line_future(needle), timeout)
 
     async def wait_exit(self, timeout: float = 30) -> int:
         assert self.proc
@@ -270,32 +285,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_redis(port: int, folder: Path, *options: str) -> None:
-    """A throwaway redis-server (daemonized) with its files in `folder`."""
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(folder),
-            "--save",
-            "",
-            "--logfile",
-            str(folder / "redis.log"),
-            *options,
-        ],
-        check=True,
+_REDIS_SERVERS: dict[int, subprocess.Popen] = {}
+_REDIS_READY = "Ready to accept connections"
+
+
+def start_redis(port: int, folder: Path, *options: str, timeout: float = 30) -> None:
+    """A throwaway redis-server in the foreground, with its files in `folder`; returns once
+    Redis itself says it is ready (after loading any append-only file), read from its log."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+        + ["--save", "", "--logfile", "", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
+    ready = threading.Event()
+    log_path = folder / f"redis-{port}.log"
+
+    def follow_log() -> None:  # also keeps the pipe drained for as long as the server runs
+        with open(log_path, "a") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if _REDIS_READY in line:
+                    ready.set()
+
+    threading.Thread(target=follow_log, daemon=True).start()
+    if not ready.wait(timeout):
+        proc.kill()
+        raise AssertionError(f"redis on :{port} did not become ready; see {log_path}")
+    _REDIS_SERVERS[port] = proc
 
 
-def stop_redis(port: int, *how: str) -> None:
+def stop_redis(port: int, *how: str, timeout: float = 30) -> None:
+    """SHUTDOWN the Redis on `port`; for one started here, return once its process has exited."""
     subprocess.run(["redis-cli", "-p", str(port), "shutdown", *how], capture_output=True)
-
-
-async def redis_answers(port: int) -> bool:
-    return redis_ping(port)
+    proc = _REDIS_SERVERS.pop(port, None)
+    if proc is not None:
+        proc.wait(timeout)

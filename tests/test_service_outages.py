@@ -14,7 +14,6 @@ from ops.config import StackConfig
 from tests.support import (
     free_port,
     gateway_settings,
-    redis_answers,
     reserve,
     running_gateway,
     start_redis,
@@ -47,7 +46,6 @@ async def test_sale_redis_down_means_503_and_nothing_queued(
 ):
     port = free_port()
     start_redis(port, tmp_path)
-    await wait_until(lambda: redis_answers(port), 10, "temporary redis")
     topics = await new_topics("noredis")
     settings = gateway_settings(schema, topics, jwt_secret, sale_redis_url=f"redis://127.0.0.1:{port}/0")
     async with running_gateway(settings) as url:

@@ -11,7 +11,6 @@ from tests.support import (
     WorkerProcess,
     free_port,
     read_topic,
-    redis_answers,
     start_redis,
     stop_redis,
     wait_until,
@@ -25,7 +24,6 @@ from workers.inventory import load_event_inventory
 async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event, make_users, pg, tmp_path):
     port = free_port()
     start_redis(port, tmp_path, "--appendonly", "yes")
-    await wait_until(lambda: redis_answers(port), 10, "temporary sale redis")
     sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
     event = await make_event([("VIP", 20)], shows=1)
     async with pg.acquire() as conn:
@@ -69,13 +67,9 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
             for c in commands:
                 await producer.send_and_wait(topics.reservations, messages.encode(c), key=show.encode())
 
-        async def rewound() -> bool:
-            return any("rewinding" in line for line in worker.output)
-
-        await wait_until(rewound, 30, "the worker to fail a batch and rewind")
+        await worker.wait_for_line("rewinding", 30)  # it failed a batch and went back
 
         start_redis(port, tmp_path, "--appendonly", "yes")
-        await wait_until(lambda: redis_answers(port), 10, "sale redis back")
         await sale.aclose()  # its pooled connection died with the server
         sale = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
 
