@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
 
@@ -37,10 +38,35 @@ class AuxScripts:
 
 async def _load(client, kind):
     """Register every script of `kind` and load it now, so a syntax error fails start-up."""
-    names = [f.name for f in fields(kind)]
-    for name in names:
-        await client.script_load(source(name))
-    return kind(**{name: client.register_script(source(name)) for name in names})
+    scripts = {f.name: client.register_script(source(f.name)) for f in fields(kind)}
+    for script in scripts.values():
+        await client.script_load(script.script)
+    return kind(**scripts)
+
+
+def queue_script(pipe, script: AsyncScript, keys: list, args: list) -> None:
+    """Queue a loaded script on a pipeline as a plain EVALSHA. (redis-py's own way, the script
+    called with client=pipe, first sends a blocking SCRIPT EXISTS on every execute: one more
+    round trip per batch.) Run the pipeline with `execute_scripted`."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def execute_scripted(redis, fill, scripts) -> list:
+    """A non-transactional pipeline filled by `fill(pipe)` (with `queue_script`), executed. A
+    Redis that lost its script cache (restarted) answers NOSCRIPT: load `scripts` again and run
+    the pipeline once more; every script is idempotent, so those that did run change nothing."""
+    try:
+        return await _execute(redis, fill)
+    except NoScriptError:
+        for f in fields(scripts):
+            await redis.script_load(getattr(scripts, f.name).script)
+        return await _execute(redis, fill)
+
+
+async def _execute(redis, fill) -> list:
+    async with redis.pipeline(transaction=False) as pipe:
+        fill(pipe)
+        return await pipe.execute()
 
 
 async def load_scripts(client) -> SaleScripts:

@@ -7,8 +7,10 @@ import uuid
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
-from lua import keys, source
+from lua import execute_scripted, keys, load_scripts, queue_script, source
+from tests.support import free_port, start_redis, stop_redis
 from workers import messages
 
 HOLD_MS = 600_000
@@ -181,3 +183,27 @@ def test_every_script_documents_its_keys_and_arguments():
     for name in ("reserve_seats", "expire_hold"):
         header = source(name).split("]]", 1)[0]
         assert "KEYS[1]" in header and "ARGV[1]" in header and "Returns" in header
+
+
+async def test_a_pipeline_of_scripts_survives_a_redis_that_lost_its_script_cache(tmp_path):
+    """What a restarted Redis looks like to a worker: NOSCRIPT; the scripts are loaded again."""
+    port = free_port()
+    start_redis(port, tmp_path)
+    redis = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        scripts = await load_scripts(redis)
+        await redis.script_flush()
+        sale = Sale(redis, scripts)
+        await sale.seed()
+        user, booking, request = str(uuid.uuid4()), messages.new_public_id(sale.event), str(uuid.uuid4())
+        now = now_ms()
+        args = ["h", now, now + 30_000, 2, booking, user, sale.show, sale.zone, HOLD_MS, 60, request, 4]
+        reserve_keys = sale.reserve_keys(user, f"r:{request}", booking)
+        (out,) = await execute_scripted(
+            redis, lambda pipe: queue_script(pipe, scripts.reserve_seats, reserve_keys, args), scripts
+        )
+        assert orjson.loads(out[0])["status"] == "reserved"
+        assert await sale.available() == 8
+    finally:
+        await redis.aclose()
+        stop_redis(port, "nosave")

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from lua import SaleScripts, keys
+from lua import SaleScripts, execute_scripted, keys, queue_script
 from workers import messages
 from workers.clients import group_consumer
 from workers.settings import WorkerSettings
@@ -76,22 +76,24 @@ class CommandProcessor:
             messages.EXPIRE: self._queue_expire,
             messages.ADJUST_ZONE: self._queue_adjust,
         }
-        async with self.redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe) -> None:
             for cmd, is_late in zip(commands, late, strict=True):
                 if not is_late:
-                    await queue[cmd["type"]](pipe, cmd, now)
-            async with asyncio.timeout(self.settings.redis_timeout_s):
-                outputs = iter(await pipe.execute())
+                    queue[cmd["type"]](pipe, cmd, now)
+
+        async with asyncio.timeout(self.settings.redis_timeout_s):
+            outputs = iter(await execute_scripted(self.redis, fill, self.scripts))
         return [LATE_COMMAND_OUTPUT if is_late else next(outputs) for is_late in late]
 
-    async def _queue_reserve(self, pipe, cmd: dict[str, Any], now: int) -> None:
+    def _queue_reserve(self, pipe, cmd: dict[str, Any], now: int) -> None:
         s, ev = self.settings, cmd["event_id"]
         scope = messages.idempotency_scope(cmd.get("idempotency_key"), cmd["request_id"])
-        await self.scripts.reserve_seats(
-            keys=keys.reserve_keys(
-                ev, cmd["user_id"], scope, cmd["show_id"], cmd["zone_id"], cmd["booking_id"]
-            ),
-            args=[
+        queue_script(
+            pipe,
+            self.scripts.reserve_seats,
+            keys.reserve_keys(ev, cmd["user_id"], scope, cmd["show_id"], cmd["zone_id"], cmd["booking_id"]),
+            [
                 cmd["body_hash"],
                 now,
                 cmd["deadline_ms"],
@@ -105,38 +107,33 @@ class CommandProcessor:
                 cmd["request_id"],
                 s.default_max_per_user,
             ],
-            client=pipe,
         )
 
-    async def _queue_expire(self, pipe, cmd: dict[str, Any], now: int) -> None:
+    def _queue_expire(self, pipe, cmd: dict[str, Any], now: int) -> None:
         ev = cmd["event_id"]
-        await self.scripts.expire_hold(
-            keys=[
+        queue_script(
+            pipe,
+            self.scripts.expire_hold,
+            [
                 keys.hold(ev, cmd["booking_id"]),
                 keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
                 keys.user_count(ev, cmd["user_id"]),
                 keys.expiry_index(ev),
             ],
             # The sweeper judged the hold due as of its clock; the script re-checks.
-            args=[
-                cmd["booking_id"],
-                cmd.get("as_of_ms", now),
-                cmd["user_id"],
-                cmd["show_id"],
-                cmd["zone_id"],
-            ],
-            client=pipe,
+            [cmd["booking_id"], cmd.get("as_of_ms", now), cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
         )
 
-    async def _queue_adjust(self, pipe, cmd: dict[str, Any], now: int) -> None:
+    def _queue_adjust(self, pipe, cmd: dict[str, Any], now: int) -> None:
         ev = cmd["event_id"]
-        await self.scripts.adjust_zone(
-            keys=[
+        queue_script(
+            pipe,
+            self.scripts.adjust_zone,
+            [
                 keys.idempotency(ev, cmd["user_id"], messages.idempotency_scope(None, cmd["request_id"])),
                 keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
             ],
-            args=[cmd["total"], self.settings.idempotency_ttl_s],
-            client=pipe,
+            [cmd["total"], self.settings.idempotency_ttl_s],
         )
 
     @staticmethod
@@ -177,15 +174,17 @@ class CommandProcessor:
             result_keys, values = by_event[event_id]
             result_keys.append(keys.request_result(event_id, r["request_id"]))
             values.append(messages.encode(r))
-        async with self.redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe) -> None:
             for result_keys, values in by_event.values():
-                await self.scripts.store_results(
-                    keys=result_keys, args=[self.settings.result_ttl_s, *values], client=pipe
+                queue_script(
+                    pipe, self.scripts.store_results, result_keys, [self.settings.result_ttl_s, *values]
                 )
             for channel, batch in by_channel.items():
                 pipe.publish(keys.reply_channel(channel), messages.encode(batch))
-            async with asyncio.timeout(self.settings.redis_timeout_s):
-                await pipe.execute()
+
+        async with asyncio.timeout(self.settings.redis_timeout_s):
+            await execute_scripted(self.redis, fill, self.scripts)
 
 
 class AssignmentLog(ConsumerRebalanceListener):
