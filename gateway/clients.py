@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -13,6 +11,7 @@ from aiohttp import web
 from gateway import appkeys
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
+from gateway.pubsub import listening
 from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.replies import ReplyRouter
 from lua import keys, load_aux_scripts, load_scripts
@@ -87,10 +86,6 @@ async def pg_ctx(app: web.Application):
 async def replies_ctx(app: web.Application):
     router = ReplyRouter(app[appkeys.SALE_REDIS], keys.reply_channel(app[appkeys.GATEWAY_ID]))
     app[appkeys.REPLIES] = router
-    task = asyncio.create_task(router.run(), name="reply-listener")
     # Subscribed before the first request is accepted, so no answer can be missed.
-    await asyncio.wait_for(router.connected.wait(), 10)
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with listening("reply-listener", router.run(), router.connected):
+        yield

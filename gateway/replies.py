@@ -11,9 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from gateway.pubsub import listen
 from workers import messages
 
 log = logging.getLogger("gateway.replies")
@@ -83,19 +81,4 @@ class ReplyRouter:
                 future.set_result(reply)
 
     async def run(self) -> None:
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self.connected.set()
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        self.deliver(messages.decode(message["data"]))
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                if self.connected.is_set():
-                    log.warning("reply channel %s lost; reconnecting", self.channel)
-                self.connected.clear()
-                await asyncio.sleep(0.5)  # reconnect pacing, not synchronisation
-            finally:
-                await pubsub.aclose()
+        await listen(self.redis, self.channel, lambda raw: self.deliver(messages.decode(raw)), self.connected)

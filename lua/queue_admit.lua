@@ -58,7 +58,7 @@ end
 -- Sold out only when nothing is left to sell and nothing held could come back.
 if #KEYS >= 13 and available <= 0 and held == 0 then
   redis.call('HSET', KEYS[1], 'state', 'sold_out')
-  out.engaged = 1
+  out.engaged = c[2] == '1' and 1 or 0
   return finish('sold_out')
 elseif c[3] == 'sold_out' then
   redis.call('HDEL', KEYS[1], 'state')  -- seats came back (an organizer added some)
@@ -68,7 +68,8 @@ if mode == 'off' then
   return finish('off')
 end
 
-local engaged = mode ~= 'auto' or c[2] == '1'
+-- `engaged` is set by WaitingRoom.configure for every mode but auto, which is decided here.
+local engaged = c[2] == '1'
 if mode == 'auto' then
   local second = math.floor(now / 1000)
   local rps = tonumber(redis.call('HGET', KEYS[11], tostring(second - 1)) or '0')
@@ -107,8 +108,9 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
     members[i], members[j] = members[j], members[i]
   end
   redis.call('DEL', KEYS[12])
-  for _, member in ipairs(members) do
-    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), member)
+  local first = redis.call('INCRBY', KEYS[4], #members) - #members
+  for i, member in ipairs(members) do
+    redis.call('ZADD', KEYS[2], first + i, member)
     redis.call('RPUSH', KEYS[12], member)
   end
   redis.call('DEL', KEYS[3])
@@ -134,7 +136,8 @@ local grace_ms = tonumber(c[8] or '60000')
 local pass_ttl_ms = tonumber(c[7] or '300000')
 local scanned = 0
 while room > 0 and tokens >= 1 and scanned < max_scan do
-  local batch = redis.call('ZRANGE', KEYS[2], 0, math.min(room, max_scan - scanned) - 1, 'WITHSCORES')
+  local want = math.min(room, math.floor(tokens), max_scan - scanned)
+  local batch = redis.call('ZRANGE', KEYS[2], 0, want - 1, 'WITHSCORES')
   if #batch == 0 then break end
   for i = 1, #batch, 2 do
     local user, ticket = batch[i], batch[i + 1]

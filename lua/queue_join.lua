@@ -3,8 +3,9 @@ queue_join.lua: a user joins an event's waiting room, or asks where they stand (
 
 Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
 
-KEYS[1]  config     {ev:E}:room:config     hash  mode, engaged, state, opens_at_ms, ... (see
-                                                 waiting_room/config.py; missing = mode off)
+KEYS[1]  config     {ev:E}:room:config     hash  mode, engaged ("1": reserve needs a pass; set by
+                                                 WaitingRoom.configure, and in mode auto by the
+                                                 admission tick), state, opens_at_ms, ...
 KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket (admission order)
 KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms), before a scheduled opening
 KEYS[4]  seq        {ev:E}:room:seq        string: the last ticket handed out
@@ -29,7 +30,7 @@ holds nothing) joins again at the back. Every call by a user in line refreshes t
 
 local user, now, verb = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms')
-local mode = config[1] or 'off'
+local mode = config[1]
 local waiting_count = redis.call('ZCARD', KEYS[2])
 local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
 
@@ -52,7 +53,7 @@ if pass then
   redis.call('ZREM', KEYS[5], user)
 end
 
-if mode == 'off' or (mode == 'auto' and config[2] ~= '1') then
+if config[2] ~= '1' then
   return reply('open')
 end
 

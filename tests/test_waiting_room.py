@@ -181,3 +181,13 @@ async def test_a_room_that_is_off_lets_everyone_through(room, make_event):
 def test_bad_settings_are_refused(changes):
     with pytest.raises(ConfigError):
         RoomConfig().updated(changes)
+
+
+async def test_a_sold_out_room_that_is_off_does_not_ask_for_passes(room, make_event, sale_redis):
+    event = (await make_event([("GA", 1)], shows=1)).event_id
+    await room.configure(event, {"mode": "off"})
+    (zone_key,) = [k.decode() for k in await sale_redis.smembers(keys.zone_index(event))]
+    await sale_redis.hset(zone_key, "available", 0)
+    tick = await room.admit(event, T0)
+    assert (tick["state"], tick["engaged"]) == ("sold_out", 0)
+    assert (await room.gate_state(event))[0] is False

@@ -69,15 +69,9 @@ class RoomConfig:
             shuffle_seed=int(values["shuffle_seed"]),
         )
 
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["opens_at"] = (
-            datetime.fromtimestamp(self.opens_at_ms / 1000).astimezone().isoformat()
-            if self.opens_at_ms
-            else None
-        )
-        del out["opens_at_ms"]
-        return out
+    def engaged_by_mode(self) -> bool:
+        """Whether reserve needs a pass in this mode (auto: decided by the admission tick)."""
+        return self.mode in ("always", "paused", "closed")
 
     def updated(self, changes: dict[str, Any]) -> RoomConfig:
         """A new config with an operator's changes, each validated; raises ConfigError."""

@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from lua import SaleScripts, keys
+from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log")
-ADMIT_PARTS = (*JOIN_PARTS[:-1], "admit_log", "bucket")
+ADMIT_PARTS = (*JOIN_PARTS, "bucket")
 
 
 @dataclass(frozen=True)
@@ -71,33 +71,52 @@ class WaitingRoom:
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
         """One admission tick for the event (see lua/queue_admit.lua for the answer's fields)."""
-        zone_keys = sorted(k.decode() for k in await self.redis.smembers(keys.zone_index(event_id)))
-        raw = await self.scripts.queue_admit(
-            keys=[
-                *(keys.room(event_id, p) for p in ADMIT_PARTS),
-                keys.expiry_index(event_id),
-                keys.room(event_id, "hits"),
-                keys.room(event_id, "shuffle"),
-                *zone_keys,
-            ],
-            args=[now_ms, max_scan],
-        )
-        tick = orjson.loads(raw)
-        flat = tick["admitted"] if isinstance(tick["admitted"], list) else []  # cjson: {} when empty
-        tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return tick
+        return (await self.admit_all([event_id], now_ms, max_scan))[event_id]
+
+    async def admit_all(self, event_ids: list[str], now_ms: int, max_scan: int = 2000) -> dict[str, dict]:
+        """One admission tick for each event: every room's zones read in one round trip, every
+        room's script run in one more, however many rooms there are."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.smembers(keys.zone_index(event_id))
+            zone_sets = await pipe.execute()
+
+        def fill(pipe) -> None:
+            for event_id, zone_keys in zip(event_ids, zone_sets, strict=True):
+                room_keys = [
+                    *(keys.room(event_id, p) for p in ADMIT_PARTS),
+                    keys.expiry_index(event_id),
+                    keys.room(event_id, "hits"),
+                    keys.room(event_id, "shuffle"),
+                    *(k.decode() for k in zone_keys),
+                ]
+                queue_script(pipe, self.scripts.queue_admit, room_keys, [now_ms, max_scan])
+
+        ticks = {}
+        answers = await execute_scripted(self.redis, fill, self.scripts)
+        for event_id, raw in zip(event_ids, answers, strict=True):
+            tick = orjson.loads(raw)
+            flat = tick["admitted"] if isinstance(tick["admitted"], list) else []  # cjson: {} when empty
+            tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+            ticks[event_id] = tick
+        return ticks
 
     async def config(self, event_id: str) -> RoomConfig:
         return RoomConfig.from_redis(await self.redis.hgetall(keys.room(event_id, "config")))
 
     async def configure(self, event_id: str, changes: dict[str, Any]) -> RoomConfig:
         """Apply an operator's changes (validated by RoomConfig.updated) and tell every gateway."""
-        new = (await self.config(event_id)).updated(changes)
+        config_key = keys.room(event_id, "config")
+        stored = await self.redis.hgetall(config_key)
+        new = RoomConfig.from_redis(stored).updated(changes)
+        # `engaged` is the one answer to "does reserve need a pass": set here for every mode but
+        # auto, which the admission tick decides (and keeps until nobody is waiting).
+        engaged = new.engaged_by_mode() if new.mode != "auto" else stored.get(b"engaged") == b"1"
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.room(event_id, "config"), mapping=new.to_redis())
+            pipe.hset(config_key, mapping={**new.to_redis(), "engaged": "1" if engaged else "0"})
             pipe.sadd(keys.LIVE_ROOMS, event_id)
+            pipe.publish(keys.ROOM_CHANNEL, orjson.dumps({"type": "config", "event_id": event_id}))
             await pipe.execute()
-        await self.broadcast({"type": "config", "event_id": event_id, "mode": new.mode})
         return new
 
     async def admission_of(self, event_id: str, user_id: str) -> str | None:
@@ -120,9 +139,14 @@ class WaitingRoom:
             )
         return int(result)
 
-    async def revoked(self, event_id: str) -> dict[str, int]:
-        raw = await self.redis.hgetall(keys.room(event_id, "revoked"))
-        return {k.decode(): int(v) for k, v in raw.items()}
+    async def gate_state(self, event_id: str) -> tuple[bool, dict[str, int]]:
+        """What a gateway needs to gate reserve: whether the room is engaged, and the revoked
+        passes (pass id -> expiry ms), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.room(event_id, "config"), "engaged")
+            pipe.hgetall(keys.room(event_id, "revoked"))
+            engaged, revoked = await pipe.execute()
+        return engaged == b"1", {k.decode(): int(v) for k, v in revoked.items()}
 
     async def stats(self, event_id: str, now_ms: int) -> dict[str, Any]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -11,11 +11,20 @@ import asyncio
 import logging
 import time
 
+import orjson
+
 from lua import keys
 from waiting_room.room import WaitingRoom
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.admitter")
+
+
+def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
+    """What every gateway process hears of a room each tick: whether reserve needs a pass, and
+    the room's progress (the live-position stream derives its clients' places from it)."""
+    fields = ("engaged", "state", "head", "waiting", "recent", "admitted")
+    return {"type": "tick", "event_id": event_id, "at_ms": now_ms, **{f: tick[f] for f in fields}}
 
 
 class Admitter:
@@ -24,25 +33,16 @@ class Admitter:
         self.settings = settings
 
     async def tick(self, now_ms: int) -> dict[str, dict]:
-        """Admit in every live room once; returns event id -> the script's answer."""
+        """Admit in every live room once; returns event id -> the script's answer. A fixed
+        number of round trips per tick, however many rooms are live."""
         events = sorted(e.decode() for e in await self.room.redis.smembers(keys.LIVE_ROOMS))
-        ticks = {}
-        for event_id in events:
-            tick = await self.room.admit(event_id, now_ms)
-            ticks[event_id] = tick
-            await self.room.broadcast(
-                {
-                    "type": "tick",
-                    "event_id": event_id,
-                    "at_ms": now_ms,
-                    "engaged": tick["engaged"],
-                    "state": tick["state"],
-                    "head": tick["head"],
-                    "waiting": tick["waiting"],
-                    "recent": tick["recent"],
-                    "admitted": tick["admitted"],
-                }
-            )
+        if not events:
+            return {}
+        ticks = await self.room.admit_all(events, now_ms)
+        async with self.room.redis.pipeline(transaction=False) as pipe:
+            for event_id, tick in ticks.items():
+                pipe.publish(keys.ROOM_CHANNEL, orjson.dumps(tick_message(event_id, now_ms, tick)))
+            await pipe.execute()
         return ticks
 
     async def run(self, stop: asyncio.Event) -> None:
