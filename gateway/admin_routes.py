@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway import appkeys, errors
 from gateway.auth import Principal, current_principal
+from gateway.event_store import iso
 from gateway.params import int_query, path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
@@ -30,7 +31,7 @@ def _user_json(row) -> dict:
         "full_name": row["full_name"],
         "role": row["role"],
         "disabled": row["disabled_at"] is not None,
-        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+        "created_at": iso(row["created_at"]),
     }
 
 

@@ -14,7 +14,7 @@ from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
 from gateway.queue_pass import PassLimiter
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Decision, RateLimiter
 from gateway.replies import ReplyRouter
 from gateway.rooms import RoomView
 from gateway.settings import GatewaySettings
@@ -44,3 +44,4 @@ PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)
 ROOMS = web.AppKey("rooms", RoomView)
 WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 REQUEST_ID = web.RequestKey("request_id", str)
+RATE_DECISION = web.RequestKey("rate_decision", Decision)

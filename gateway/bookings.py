@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,8 @@ from redis.exceptions import RedisError
 from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.event_store import iso_ms
+from gateway.params import parse_uuid
 from gateway.payloads import json_object
 from gateway.queue_pass import admit_reserve
 from gateway.responses import ok
@@ -34,21 +35,13 @@ class ReserveRequest:
     idempotency_key: str | None
 
 
-_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
 def _uuid_field(body: dict[str, Any], name: str, problems: dict[str, str]) -> str:
     value = body.get(name)
-    if not isinstance(value, str):
-        problems[name] = "required, a UUID string"
+    parsed = parse_uuid(value)
+    if parsed is None:
+        problems[name] = "must be a UUID" if isinstance(value, str) else "required, a UUID string"
         return ""
-    if _CANONICAL_UUID.match(value):  # the common case, without building a UUID object
-        return value
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        problems[name] = "must be a UUID"
-        return ""
+    return parsed
 
 
 def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
@@ -72,10 +65,6 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     return ReserveRequest(event_id, show_id, zone_id, quantity, key)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def render_result(result: dict[str, Any], created_status: int) -> web.Response:
     """A worker's result, as the HTTP answer the client gets (also used by the poll)."""
     status = result["status"]
@@ -87,7 +76,7 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
                 "show_id": result["show_id"],
                 "zone_id": result["zone_id"],
                 "quantity": result["quantity"],
-                "expires_at": _iso(result["expires_at"]),
+                "expires_at": iso_ms(result["expires_at"]),
                 "total_price": f"{result['total_cents'] / 100:.2f}",
                 "remaining": result["remaining"],
             },
@@ -133,7 +122,7 @@ async def reserve(request: web.Request) -> web.Response:
         raise errors.NotFound("zone not found in this show")
     now = time.time()
     if now >= show.closes_at:
-        raise errors.BookingClosed(details={"closed_at": _iso(int(show.closes_at * 1000))})
+        raise errors.BookingClosed(details={"closed_at": iso_ms(int(show.closes_at * 1000))})
     if show.min_age and not principal.is_at_least(show.min_age, datetime.fromtimestamp(now, UTC).date()):
         raise errors.AgeRestricted(details={"min_age": show.min_age})
     if not 1 <= req.quantity <= show.max_per_user:
@@ -141,7 +130,7 @@ async def reserve(request: web.Request) -> web.Response:
             f"quantity must be between 1 and {show.max_per_user}",
             details={"quantity": f"1..{show.max_per_user}"},
         )
-    await admit_reserve(request, principal, req.event_id)
+    await admit_reserve(request, principal, req.event_id, now)
 
     reply_channel_ready(app)
     request_id, booking_id = messages.new_public_ids(req.event_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,11 @@ EVENT_COLUMNS = """
 
 def iso(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as the API writes times: ISO 8601 in UTC with a Z."""
+    return iso(datetime.fromtimestamp(ms / 1000, tz=UTC))
 
 
 def event_json(row: asyncpg.Record) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
-from gateway.queue_pass import PASS_HEADER
 from gateway.responses import error
 
 log = logging.getLogger("gateway.http")
@@ -77,21 +76,33 @@ ROUTE_POLICIES = {"reserve": "reserve", "login": "login", "register": "register"
 UNLIMITED_ROUTES = {"healthz", "readyz"}
 
 
+PASS_HEADER = "X-Queue-Pass"
+
+
+async def take_token(request: web.Request, policy: str, subject: str) -> None:
+    """One token of `policy` for `subject`, or 429; the decision's X-RateLimit-* headers go on
+    the answer (added by `rate_limit` below)."""
+    decision = await request.app[appkeys.LIMITER].check(policy, subject)
+    if not decision.allowed:
+        raise errors.RateLimited(headers=decision.headers())
+    request[appkeys.RATE_DECISION] = decision
+
+
 @web.middleware
 async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
     """Spec §8.4 per user when the bearer token is valid, per client address otherwise."""
     name = request.match_info.route.name
     if name in UNLIMITED_ROUTES or not request.path.startswith("/api/"):
         return await handler(request)
-    if name == "reserve" and PASS_HEADER in request.headers:
-        return await handler(request)  # gateway/queue_pass.py: the pass's limit, or this one
-    try:
-        subject = "user:" + current_principal(request).user_id
-    except errors.Unauthorized:
-        subject = "ip:" + (request.remote or "unknown")
-    decision = await request.app[appkeys.LIMITER].check(ROUTE_POLICIES.get(name, "general"), subject)
-    if not decision.allowed:
-        raise errors.RateLimited(headers=decision.headers())
+    # A reserve with a pass is limited by gateway/queue_pass.py: the pass's own limit, or this one.
+    if not (name == "reserve" and PASS_HEADER in request.headers):
+        try:
+            subject = "user:" + current_principal(request).user_id
+        except errors.Unauthorized:
+            subject = "ip:" + (request.remote or "unknown")
+        await take_token(request, ROUTE_POLICIES.get(name, "general"), subject)
     response = await handler(request)
-    response.headers.update(decision.headers())
+    decision = request.get(appkeys.RATE_DECISION)
+    if decision is not None:
+        response.headers.update(decision.headers())
     return response

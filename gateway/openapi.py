@@ -18,6 +18,7 @@ TEXT = {"type": "string"}
 INT = {"type": "integer"}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 NULLABLE_INT = {"type": ["integer", "null"]}
+NULLABLE_TEXT = {"type": ["string", "null"]}
 
 
 def obj(required: list[str], **props: Any) -> dict[str, Any]:
@@ -75,7 +76,7 @@ EVENT = obj(
     description=TEXT,
     venue=TEXT,
     status={"enum": ["draft", "published", "cancelled"]},
-    category={"type": ["string", "null"]},
+    category=NULLABLE_TEXT,
     max_tickets_per_user=INT,
     booking_window_minutes=INT,
     min_age=NULLABLE_INT,
@@ -193,7 +194,6 @@ RESERVE_BODY = obj(
 )
 REFRESH_BODY = obj(["refresh_token"], refresh_token=TEXT)
 
-NULLABLE_TEXT = {"type": ["string", "null"]}
 STANDING = obj(
     ["event_id", "state", "position", "ahead", "waiting", "eta_seconds", "queue_ticket", "pass"],
     event_id=UUID,
@@ -205,10 +205,9 @@ STANDING = obj(
     admission_rate_per_min=INT,
     refresh_after_seconds=NULLABLE_INT,
     queue_ticket=TEXT,
-    pass_=NULLABLE_TEXT,
     pass_expires_at=TIME,
+    **{"pass": NULLABLE_TEXT},  # a Python keyword
 )
-STANDING["properties"]["pass"] = STANDING["properties"].pop("pass_")  # `pass` is a Python keyword
 JWKS = obj(
     ["keys"],
     keys={

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from aiohttp import web
 
 from gateway import errors
 
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_uuid(value: object) -> str | None:
+    """The canonical form of a UUID given as a string, or None."""
+    if not isinstance(value, str):
+        return None
+    if _CANONICAL_UUID.match(value):  # the common case, without building a UUID object
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
 
 def path_uuid(request: web.Request, name: str) -> str:
     """A path id; anything that is not a UUID names nothing, so it is a 404 (not a 400)."""
-    try:
-        return str(uuid.UUID(request.match_info[name]))
-    except ValueError as exc:
-        raise errors.NotFound(f"no such {name.removesuffix('_id')}") from exc
+    value = parse_uuid(request.match_info[name])
+    if value is None:
+        raise errors.NotFound(f"no such {name.removesuffix('_id')}")
+    return value
+
+
+def uuid_value(value: object, name: str) -> str:
+    """A UUID from a body or query field, or 400."""
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise errors.ValidationError(f"{name} must be a UUID", details={name: "a UUID"})
+    return parsed
 
 
 def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

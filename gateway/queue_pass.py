@@ -8,7 +8,6 @@ header buys nothing.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 from aiohttp import web
@@ -16,9 +15,8 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import Principal
+from gateway.middlewares import PASS_HEADER, take_token
 from waiting_room.passes import PassError
-
-PASS_HEADER = "X-Queue-Pass"
 
 
 class PassLimiter:
@@ -39,12 +37,10 @@ class PassLimiter:
 
 
 async def ordinary_reserve_limit(request: web.Request, principal: Principal) -> None:
-    decision = await request.app[appkeys.LIMITER].check("reserve", "user:" + principal.user_id)
-    if not decision.allowed:
-        raise errors.RateLimited(headers=decision.headers())
+    await take_token(request, "reserve", "user:" + principal.user_id)
 
 
-async def admit_reserve(request: web.Request, principal: Principal, event_id: str) -> None:
+async def admit_reserve(request: web.Request, principal: Principal, event_id: str, now: float) -> None:
     """Let a reserve through, or raise: the pass when the event's room is engaged, else the
     ordinary limit when the middleware left it to us (a pass header was sent)."""
     app = request.app
@@ -59,7 +55,6 @@ async def admit_reserve(request: web.Request, principal: Principal, event_id: st
         return
     if not token:
         raise errors.QueuePassRequired()
-    now = time.time()
     try:
         checked = app[appkeys.QUEUE_PASSES].verify(token, event_id, principal.user_id, now)
     except PassError as exc:

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import jwt
 from aiohttp import web
 
 from gateway import appkeys, errors
 from gateway.auth import Principal, current_principal
+from gateway.event_store import iso_ms
+from gateway.params import uuid_value
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from waiting_room.room import Standing
@@ -32,17 +33,6 @@ def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _event_id(value) -> str:
-    try:
-        return str(uuid.UUID(value)) if isinstance(value, str) else _bad_event()
-    except ValueError:
-        return _bad_event()
-
-
-def _bad_event() -> str:
-    raise errors.ValidationError("event_id must be an event's id", details={"event_id": "a UUID"})
-
-
 async def _published(request: web.Request, event_id: str) -> None:
     app = request.app
     if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
@@ -54,7 +44,7 @@ def _refresh_after_s(standing: Standing) -> int | None:
     if standing.state == "waiting":
         eta = standing.eta_s()
         return 5 if eta is None else max(2, min(30, eta // 10))
-    return {"prequeue": 15, "paused": 15}.get(standing.state)
+    return 15 if standing.state == "prequeue" else None
 
 
 def _answer(request: web.Request, principal: Principal, event_id: str, standing: Standing) -> web.Response:
@@ -80,33 +70,27 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
                 settings.jwt_secret, principal.user_id, event_id, settings.queue_ticket_ttl_s, now
             ),
             "pass": queue_pass.token if queue_pass else None,
-            "pass_expires_at": (
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(queue_pass.expires_at_ms / 1000))
-                if queue_pass
-                else None
-            ),
+            "pass_expires_at": iso_ms(queue_pass.expires_at_ms) if queue_pass else None,
         }
     )
 
 
-async def join(request: web.Request) -> web.Response:
+async def _enter(request: web.Request, raw_event_id: object, verb: str) -> web.Response:
     principal = current_principal(request)
-    event_id = _event_id((await read_json_object(request)).get("event_id"))
+    event_id = uuid_value(raw_event_id, "event_id")
     await _published(request, event_id)
     standing = await request.app[appkeys.WAITING_ROOM].enter(
-        event_id, principal.user_id, int(time.time() * 1000)
+        event_id, principal.user_id, int(time.time() * 1000), verb
     )
     return _answer(request, principal, event_id, standing)
+
+
+async def join(request: web.Request) -> web.Response:
+    return await _enter(request, (await read_json_object(request)).get("event_id"), "join")
 
 
 async def status(request: web.Request) -> web.Response:
-    principal = current_principal(request)
-    event_id = _event_id(request.query.get("event_id"))
-    await _published(request, event_id)
-    standing = await request.app[appkeys.WAITING_ROOM].enter(
-        event_id, principal.user_id, int(time.time() * 1000), "status"
-    )
-    return _answer(request, principal, event_id, standing)
+    return await _enter(request, request.query.get("event_id"), "status")
 
 
 async def jwks(request: web.Request) -> web.Response:
