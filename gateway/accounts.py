@@ -168,8 +168,8 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
     refusal: errors.ApiError | None = None
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "SELECT r.id, r.family_id, r.expires_at, r.used_at, r.revoked_at, u.id AS user_id, "
-            "u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at "
+            "SELECT r.id AS token_id, r.family_id, r.expires_at, r.used_at, r.revoked_at, "
+            "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at "
             "FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1 "
             "FOR UPDATE OF r",
             _digest(token),
@@ -186,20 +186,12 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
             refusal = errors.Forbidden("this account is disabled")
         else:
             await conn.execute(
-                "UPDATE refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1", row["id"]
+                "UPDATE refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1", row["token_id"]
             )
-            fresh = await new_refresh_token(conn, str(row["user_id"]), str(row["family_id"]))
+            fresh = await new_refresh_token(conn, str(row["id"]), str(row["family_id"]))
     if refusal is not None:
         raise refusal
-    account = Account(
-        str(row["user_id"]),
-        str(row["tenant_id"]),
-        row["email"],
-        row["full_name"],
-        row["role"],
-        row["birth_date"],
-    )
-    return account, fresh
+    return Account.from_row(row), fresh
 
 
 async def revoke_family(conn: asyncpg.Connection, family_id) -> None:

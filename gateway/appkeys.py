@@ -33,7 +33,6 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 CATALOG = web.AppKey("catalog", Catalog)
 REPLIES = web.AppKey("replies", ReplyRouter)
 TOKENS = auth.TOKENS  # declared beside the verifier, which reads it
-PRINCIPAL = auth.PRINCIPAL
 AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
 CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)

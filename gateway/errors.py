@@ -91,10 +91,6 @@ class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 
 
-class UnsupportedMediaType(ApiError):
-    status, code, message = 415, "UNSUPPORTED_MEDIA_TYPE", "expected application/json"
-
-
 class IdempotencyKeyReused(ApiError):
     status, code = 422, "IDEMPOTENCY_KEY_REUSED"
     message = "this idempotency key was used with a different request body"

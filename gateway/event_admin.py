@@ -128,10 +128,7 @@ async def _category_id(pool, slug: Any) -> str | None:
 
 
 async def _detail(pool, event_id: str) -> dict[str, Any]:
-    row = await event_store.get_event(pool, event_id)
-    event = event_store.event_json(row)
-    event["shows"] = await event_store.shows_of(pool, event_id)
-    return event
+    return await event_store.event_detail(pool, await event_store.get_event(pool, event_id))
 
 
 async def _own_event(request: web.Request, principal: Principal):

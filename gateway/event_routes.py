@@ -48,12 +48,11 @@ async def get_event(request: web.Request) -> web.Response:
     event_id = path_uuid(request, "event_id")
 
     async def load() -> dict | None:
-        row = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
+        pool = request.app[appkeys.PG_POOL]
+        row = await event_store.get_event(pool, event_id)
         if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
             return None
-        event = event_store.event_json(row)
-        event["shows"] = await event_store.shows_of(request.app[appkeys.PG_POOL], event_id)
-        return event
+        return await event_store.event_detail(pool, row)
 
     event = await request.app[appkeys.CATALOG_CACHE].get_or_load("event", event_id, load)
     if event is None:
@@ -100,9 +99,10 @@ async def show_zones(request: web.Request) -> web.Response:
 async def event_availability(request: web.Request) -> web.Response:
     """Every show of an event with its zones and live seats in one answer, so a page listing
     events asks once per event rather than once per show."""
-    row = await _public_event(request)
-    event_id = str(row["id"])
-    zones = await event_store.zones_of_event(request.app[appkeys.PG_POOL], event_id)
+    event_id = path_uuid(request, "event_id")
+    zones = await event_store.public_zones_of_event(request.app[appkeys.PG_POOL], event_id)
+    if zones is None:
+        raise errors.NotFound("no such event")
     shows: dict[str, dict] = {}
     for z, live in zip(zones, await _live_zones(request, event_id, zones), strict=True):
         show = shows.setdefault(

@@ -85,6 +85,13 @@ async def get_event(pool: asyncpg.Pool, event_id: str) -> asyncpg.Record | None:
     )
 
 
+async def event_detail(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
+    """An event (its row from get_event) as the API shows it, with its shows."""
+    event = event_json(row)
+    event["shows"] = await shows_of(pool, event["id"])
+    return event
+
+
 async def shows_of(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT id, event_id, show_date, total_seats FROM shows WHERE event_id = $1 ORDER BY show_date",
@@ -109,14 +116,19 @@ async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Rec
     return show, zones
 
 
-async def zones_of_event(pool: asyncpg.Pool, event_id: str) -> list[asyncpg.Record]:
-    """Every zone of every show of the event, shows in date order (one query for a whole page)."""
-    return await pool.fetch(
-        "SELECT s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, z.available_seats "
-        "FROM shows s JOIN seat_zones z ON z.show_id = s.id WHERE s.event_id = $1 "
+async def public_zones_of_event(pool: asyncpg.Pool, event_id: str) -> list[asyncpg.Record] | None:
+    """Every zone of every show of a public event, shows in date order, in one query; None when
+    there is no such public event."""
+    rows = await pool.fetch(
+        "SELECT e.status, s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, "
+        "z.available_seats FROM events e LEFT JOIN shows s ON s.event_id = e.id "
+        "LEFT JOIN seat_zones z ON z.show_id = s.id WHERE e.id = $1 "
         "ORDER BY s.show_date, s.id, z.price DESC, z.name",
         event_id,
     )
+    if not rows or rows[0]["status"] not in PUBLIC_STATUSES:
+        return None
+    return [r for r in rows if r["id"] is not None]  # shows without zones have nothing to show
 
 
 @dataclass(frozen=True)

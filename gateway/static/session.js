@@ -16,7 +16,7 @@ function keep(session) {
   localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
 }
 
-export function forget() {
+function forget() {
   localStorage.removeItem(STORAGE_KEY);
 }
 
@@ -44,7 +44,6 @@ export class ApiError extends Error {
     super((error && error.message) || `request failed (${status})`);
     this.status = status;
     this.code = (error && error.code) || "UNKNOWN";
-    this.retryAfter = null;
   }
 }
 
