@@ -37,14 +37,15 @@ async def serve(settings: WorkerSettings) -> None:
         # linger 0: a worker sends a whole batch's events at once and then waits for the ack.
         producer = await stack.enter_async_context(idempotent_producer(settings.kafka_bootstrap, linger_ms=0))
         tasks = []
-        if "commands" in settings.roles:
+        if {"commands", "admitter"} & set(settings.roles):
             scripts = await load_scripts(redis)
+        if "commands" in settings.roles:
             consumer = CommandConsumer(redis, scripts, producer, settings)
             tasks.append(asyncio.create_task(consumer.run(stop), name="commands"))
         if "sweeper" in settings.roles:
             tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop), name="sweeper"))
         if "admitter" in settings.roles:
-            room = WaitingRoom(redis, await load_scripts(redis))
+            room = WaitingRoom(redis, scripts)
             tasks.append(asyncio.create_task(Admitter(room, settings).run(stop), name="admitter"))
         if "persistence" in settings.roles:
             pool = await stack.enter_async_context(pg_pool(settings.database_url))

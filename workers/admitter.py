@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import orjson
 
 from lua import keys
 from waiting_room.room import WaitingRoom
+from workers.commands import now_ms
+from workers.periodic import run_every
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.admitter")
@@ -46,16 +47,11 @@ class Admitter:
         return ticks
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(self.settings.redis_timeout_s):
-                    ticks = await self.tick(int(time.time() * 1000))
-                admitted = sum(len(t["admitted"]) for t in ticks.values())
-                if admitted:
-                    log.info("admitted %d users in %d rooms", admitted, len(ticks))
-            except Exception:
-                log.exception("admission tick failed; will retry next tick")
-            try:
-                await asyncio.wait_for(stop.wait(), self.settings.admit_tick_s)
-            except TimeoutError:
-                pass
+        s = self.settings
+        await run_every(stop, s.admit_tick_s, s.redis_timeout_s, self._tick_and_say, "admission tick")
+
+    async def _tick_and_say(self) -> None:
+        ticks = await self.tick(now_ms())
+        admitted = sum(len(t["admitted"]) for t in ticks.values())
+        if admitted:
+            log.info("admitted %d users in %d rooms", admitted, len(ticks))

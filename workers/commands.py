@@ -138,9 +138,9 @@ class CommandProcessor:
 
     @staticmethod
     def _outcomes(commands, outputs):
-        """Events to produce, and (reply channel, reply) pairs for the gateways."""
+        """Events to produce, and (reply channel, event id, reply) for the gateways."""
         events: list[dict[str, Any]] = []
-        replies: list[tuple[str, dict[str, Any]]] = []
+        replies: list[tuple[str, str, dict[str, Any]]] = []  # (reply channel, event id, reply)
         for cmd, out in zip(commands, outputs, strict=True):
             if cmd["type"] == messages.EXPIRE:
                 code, raw = int(out[0]), out[1]
@@ -154,7 +154,7 @@ class CommandProcessor:
                 events.append(messages.booking_created_event(cmd, result))
             elif result["status"] == "adjusted":
                 events.append(messages.zone_adjusted_event(cmd, result))
-            replies.append((cmd["reply_to"], messages.reply(cmd, result)))
+            replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
         return events, replies
 
     async def _produce(self, events: list[dict[str, Any]]) -> None:
@@ -164,13 +164,12 @@ class CommandProcessor:
         ]
         await asyncio.gather(*pending)
 
-    async def _answer(self, replies: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _answer(self, replies: list[tuple[str, str, dict[str, Any]]]) -> None:
         """One pub/sub message per gateway for the whole batch, and the results for the poll."""
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_event: dict[str, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
-        for channel, r in replies:
+        for channel, event_id, r in replies:
             by_channel[channel].append(r)
-            event_id = messages.event_of(r["request_id"])
             result_keys, values = by_event[event_id]
             result_keys.append(keys.request_result(event_id, r["request_id"]))
             values.append(messages.encode(r))

@@ -24,17 +24,14 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
     rows = await conn.fetch(ZONES_OF_EVENT, event_id)
     if not rows:
         return 0
+    zone_keys = [keys.zone(event_id, str(r["show_id"]), str(r["zone_id"])) for r in rows]
     async with redis.pipeline(transaction=False) as pipe:
-        for r in rows:
-            zone_key = keys.zone(event_id, str(r["show_id"]), str(r["zone_id"]))
+        for zone_key, r in zip(zone_keys, rows, strict=True):
             pipe.hsetnx(zone_key, "available", r["total_seats"])
             pipe.hsetnx(zone_key, "total", r["total_seats"])
             pipe.hset(zone_key, "price_cents", r["price_cents"])
         # The admitter sums these for "seats available" and "sold out" without asking PostgreSQL.
-        pipe.sadd(
-            keys.zone_index(event_id),
-            *(keys.zone(event_id, str(r["show_id"]), str(r["zone_id"])) for r in rows),
-        )
+        pipe.sadd(keys.zone_index(event_id), *zone_keys)
         pipe.hset(keys.event_meta(event_id), "max_per_user", rows[0]["max_tickets_per_user"])
         pipe.sadd(keys.LIVE_EVENTS, event_id)
         results = await pipe.execute()
@@ -55,6 +52,8 @@ async def unload_event(redis, event_id: str, batch: int = 1000) -> int:
             found.clear()
     if found:
         removed += await redis.unlink(*found)
-    await redis.srem(keys.LIVE_EVENTS, event_id)
-    await redis.srem(keys.LIVE_ROOMS, event_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.srem(keys.LIVE_EVENTS, event_id)
+        pipe.srem(keys.LIVE_ROOMS, event_id)
+        await pipe.execute()
     return removed

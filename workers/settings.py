@@ -43,7 +43,7 @@ class WorkerSettings:
     command_group: str = "booking-workers"
     persistence_group: str = "booking-persistence"
     instance_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
-    roles: tuple[str, ...] = ("commands", "sweeper", "persistence", "admitter")
+    roles: tuple[str, ...] = ALL_ROLES
     hold_ms: int = 600_000
     idempotency_ttl_s: int = 86_400
     result_ttl_s: int = 900
@@ -76,15 +76,15 @@ class WorkerSettings:
             persistence_group=env_str("BR_PERSISTENCE_GROUP", defaults.persistence_group),
             instance_id=env_str("BR_WORKER_ID", defaults.instance_id),
             roles=roles,
-            hold_ms=int(env_float("BR_HOLD_SECONDS", 600) * 1000),
-            idempotency_ttl_s=env_int("BR_IDEMPOTENCY_TTL_SECONDS", 86_400),
-            result_ttl_s=env_int("BR_RESULT_TTL_SECONDS", 900),
-            default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", 4),
-            batch_size=env_int("BR_WORKER_BATCH_SIZE", 500),
-            sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", 1.0),
-            admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", 1.0),
-            shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", 10.0),
-            redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", 10.0),
+            hold_ms=int(env_float("BR_HOLD_SECONDS", defaults.hold_ms / 1000) * 1000),
+            idempotency_ttl_s=env_int("BR_IDEMPOTENCY_TTL_SECONDS", defaults.idempotency_ttl_s),
+            result_ttl_s=env_int("BR_RESULT_TTL_SECONDS", defaults.result_ttl_s),
+            default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", defaults.default_max_per_user),
+            batch_size=env_int("BR_WORKER_BATCH_SIZE", defaults.batch_size),
+            sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_s),
+            admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
+            shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),
+            redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_s),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
         )
 

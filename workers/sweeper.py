@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from lua import keys
 from workers import messages
 from workers.commands import now_ms
+from workers.periodic import run_every
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.sweeper")
@@ -79,18 +80,13 @@ class Sweeper:
         return len(booking_ids)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(self.settings.redis_timeout_s):
-                    issued = await self.sweep_once()
-                if issued:
-                    log.info("issued %d expire commands", issued)
-            except Exception:
-                log.exception("sweep failed; will retry next tick")
-            try:
-                await asyncio.wait_for(stop.wait(), self.settings.sweep_interval_s)
-            except TimeoutError:
-                pass
+        s = self.settings
+        await run_every(stop, s.sweep_interval_s, s.redis_timeout_s, self._sweep_and_say, "sweep")
+
+    async def _sweep_and_say(self) -> None:
+        issued = await self.sweep_once()
+        if issued:
+            log.info("issued %d expire commands", issued)
 
 
 def _s(value) -> str:
