@@ -28,21 +28,19 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import asyncpg
 import redis.asyncio as aioredis
 
-from gateway.accounts import hash_password
 from lua import keys
 from ops import stack
-from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.catalog import ZoneSpec
 from ops.config import REPO_ROOT, StackConfig
 from ops.demo import log_in
 from ops.migrate import migrate
 from ops.processes import Managed, cpu_seconds, service_env, start_gateway, start_worker, wait_ready
-from ops.seed import DEMO_BCRYPT_COST
+from ops.seed import seed_sale
 from workers import messages
 from workers.clients import idempotent_producer
-from workers.inventory import load_event_inventory, unload_event
+from workers.inventory import unload_event
 
 SERVER_CORE, LOAD_CORE = "0", "1"
 BENCH_PASSWORD = "bench-pass-2026"
@@ -126,36 +124,26 @@ def pin_services(cfg: StackConfig, cores: str) -> None:
 
 async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
     """An event with seats enough that nearly every request is a 201, and many buyers."""
-    conn = await asyncpg.connect(cfg.database_url)
-    redis = aioredis.from_url(cfg.sale_redis_url)
-    try:
-        tenant = await ensure_tenant(conn, "bench", "Benchmark")
-        (organizer,) = await ensure_users(conn, tenant, ["organizer@bench.test"], "organizer")
-        emails = [f"b{i:06d}@bench.test" for i in range(users)]
-        hashed = await hash_password(BENCH_PASSWORD, DEMO_BCRYPT_COST)
-        buyers = await ensure_users(conn, tenant, emails, password_hash=hashed)
-        event = await create_event(
-            conn,
-            tenant_id=tenant,
-            organizer_id=organizer,
-            title=f"Benchmark {uuid.uuid4().hex[:6]}",
-            shows=1,
-            zones=[ZoneSpec("GA", Decimal("10.00"), 50_000_000)],
-            max_per_user=1_000_000_000,
-        )
-        await load_event_inventory(redis, conn, event.event_id)
-        show = next(iter(event.shows))
-        return {
-            "event_id": event.event_id,
-            "show_id": show,
-            "zone_id": event.shows[show]["GA"],
-            "tenant_id": tenant,
-            "emails": emails,
-            "buyers": buyers,
-        }
-    finally:
-        await conn.close()
-        await redis.aclose()
+    seeded = await seed_sale(
+        cfg,
+        tenant="bench",
+        tenant_name="Benchmark",
+        email="b{:06d}@bench.test",
+        buyers=users,
+        password=BENCH_PASSWORD,
+        title=f"Benchmark {uuid.uuid4().hex[:6]}",
+        shows=1,
+        zones=[ZoneSpec("GA", Decimal("10.00"), 50_000_000)],
+        max_per_user=1_000_000_000,
+    )
+    ((show, zones),) = seeded["shows"].items()
+    return {
+        "event_id": seeded["event_id"],
+        "show_id": show,
+        "zone_id": zones["GA"],
+        "emails": seeded["buyer_emails"],
+        "buyers": seeded["buyers"],
+    }
 
 
 async def backlog(cfg: StackConfig, prefix: str, sale: dict, count: int) -> None:
@@ -196,12 +184,22 @@ async def forget(cfg: StackConfig, event_id: str) -> int:
         await redis.aclose()
 
 
-async def zone_available(cfg: StackConfig, sale: dict) -> int:
+async def zone_available(
+    cfg: StackConfig, sale: dict, down_to: int | None = None, timeout: float = 300
+) -> int:
+    """The zone's seats available now, or (with `down_to`) once they have fallen that far: one
+    connection, polled every 50 ms (nothing is published when a worker drains a backlog)."""
     redis = aioredis.from_url(cfg.sale_redis_url)
+    zone = keys.zone(sale["event_id"], sale["show_id"], sale["zone_id"])
+    deadline = time.monotonic() + timeout
     try:
-        return int(
-            await redis.hget(keys.zone(sale["event_id"], sale["show_id"], sale["zone_id"]), "available")
-        )
+        while True:
+            available = int(await redis.hget(zone, "available"))
+            if down_to is None or available <= down_to:
+                return available
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the zone did not fall to {down_to} seats in {timeout:.0f} s")
+            await asyncio.sleep(0.05)
     finally:
         await redis.aclose()
 
@@ -221,11 +219,7 @@ def measure_worker(cfg: StackConfig, env: dict, log_dir: Path, sale: dict, count
     worker = start_worker(f"bench-worker-{prefix[6:14]}", worker_env, log_dir, cpus=LOAD_CORE)
     try:
         with Measured(worker.proc.pid, LOAD_CORE) as m:
-            deadline = time.monotonic() + 300
-            while before - asyncio.run(zone_available(cfg, sale)) < count:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("worker did not drain the backlog in 300 s")
-                time.sleep(0.05)
+            asyncio.run(zone_available(cfg, sale, down_to=before - count))
     finally:
         worker.stop()
         asyncio.run(stack.delete_topics(cfg, prefix))

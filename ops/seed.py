@@ -36,31 +36,44 @@ DEMO_PASSWORD = "demo-pass-2026"
 DEMO_BCRYPT_COST = 4
 
 
-async def seed(
-    cfg: StackConfig, buyers: int, seats_per_show: int, title: str, password: str = DEMO_PASSWORD
+async def seed_sale(
+    cfg: StackConfig,
+    *,
+    tenant: str,
+    tenant_name: str,
+    email: str,
+    buyers: int,
+    password: str,
+    title: str,
+    shows: int,
+    zones: list[ZoneSpec],
+    max_per_user: int = 4,
 ) -> dict:
+    """A tenant with an organizer and `buyers` buyers (emails `email.format(i)`, all with
+    `password`), and a published event whose seats are loaded into the sale Redis."""
     conn = await asyncpg.connect(cfg.database_url)
     redis = aioredis.from_url(cfg.sale_redis_url)
     try:
-        tenant_id = await ensure_tenant(conn, DEMO_TENANT, "Demo Live Entertainment")
+        tenant_id = await ensure_tenant(conn, tenant, tenant_name)
         hashed = await hash_password(password, DEMO_BCRYPT_COST)
-        (organizer_id,) = await ensure_users(conn, tenant_id, ["organizer@demo.test"], "organizer", hashed)
-        buyer_ids = await ensure_users(
-            conn, tenant_id, [f"buyer{i:06d}@demo.test" for i in range(buyers)], password_hash=hashed
-        )
+        domain = email.rpartition("@")[2]
+        (organizer_id,) = await ensure_users(conn, tenant_id, [f"organizer@{domain}"], "organizer", hashed)
+        emails = [email.format(i) for i in range(buyers)]
+        buyer_ids = await ensure_users(conn, tenant_id, emails, password_hash=hashed)
         event = await create_event(
             conn,
             tenant_id=tenant_id,
             organizer_id=organizer_id,
             title=title,
-            shows=2,
-            zones=demo_zones(seats_per_show),
+            shows=shows,
+            zones=zones,
+            max_per_user=max_per_user,
         )
         created = await load_event_inventory(redis, conn, event.event_id)
         return {
-            "tenant_slug": DEMO_TENANT,
+            "tenant_slug": tenant,
             "password": password,
-            "buyer_emails": [f"buyer{i:06d}@demo.test" for i in range(buyers)],
+            "buyer_emails": emails,
             "tenant_id": tenant_id,
             "event_id": event.event_id,
             "shows": event.shows,
@@ -70,6 +83,23 @@ async def seed(
     finally:
         await conn.close()
         await redis.aclose()
+
+
+async def seed(
+    cfg: StackConfig, buyers: int, seats_per_show: int, title: str, password: str = DEMO_PASSWORD
+) -> dict:
+    """The demo's sale: tenant demo-live, buyers buyer000000@demo.test..., two shows."""
+    return await seed_sale(
+        cfg,
+        tenant=DEMO_TENANT,
+        tenant_name="Demo Live Entertainment",
+        email="buyer{:06d}@demo.test",
+        buyers=buyers,
+        password=password,
+        title=title,
+        shows=2,
+        zones=demo_zones(seats_per_show),
+    )
 
 
 def main() -> int:
