@@ -231,13 +231,20 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-@dataclass
-class Answer:
-    status: int
-    body: dict
-    user_id: str
-    quantity: int
-    final_status: int | None = None  # after polling a 202
+async def call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: dict | None = None,
+    headers: dict | None = None,
+    **request_options: Any,
+) -> tuple[int, dict]:
+    """One API call as a client makes it: (status, the decoded JSON answer)."""
+    h = {"Authorization": f"Bearer {token}"} if token else {}
+    h.update(headers or {})
+    async with session.request(method, url, json=body, headers=h, **request_options) as r:
+        return r.status, await r.json()
 
 
 async def reserve(
@@ -247,13 +254,25 @@ async def reserve(
     body: dict | bytes | str,
     headers: dict | None = None,
 ) -> tuple[int, dict]:
-    h = {"Authorization": f"Bearer {token}"} if token else {}
-    h.update(headers or {})
+    url = f"{base}/api/v1/bookings/reserve"
     if isinstance(body, dict):
-        async with session.post(f"{base}/api/v1/bookings/reserve", json=body, headers=h) as r:
-            return r.status, await r.json()
-    async with session.post(f"{base}/api/v1/bookings/reserve", data=body, headers=h) as r:
-        return r.status, await r.json()
+        return await call(session, "POST", url, token, body, headers)
+    return await call(session, "POST", url, token, headers=headers, data=body)  # raw, possibly malformed
+
+
+async def book(
+    session: aiohttp.ClientSession, base: str, token: str, body: dict, headers: dict | None = None
+) -> tuple[int, dict]:
+    """Reserve, following a 202 to the final answer."""
+    status, answer = await reserve(session, base, token, body, headers)
+    return await final_answer(session, base, token, status, answer)
+
+
+async def queue_call(session: aiohttp.ClientSession, base: str, token: str, verb: str, event_id: str):
+    """POST /queue/join (verb "join") or GET /queue/status (verb "status") for `event_id`."""
+    if verb == "join":
+        return await call(session, "POST", f"{base}/api/v1/queue/join", token, {"event_id": event_id})
+    return await call(session, "GET", f"{base}/api/v1/queue/status", token, params={"event_id": event_id})
 
 
 async def final_answer(

@@ -6,7 +6,7 @@ import pytest_asyncio
 
 from gateway.auth import issue_access_token
 from ops.catalog import ensure_tenant
-from tests.support import accounts_gateway_settings, running_gateway, unique
+from tests.support import accounts_gateway_settings, call, running_gateway, unique
 
 PASSWORD = "admin test 42"
 
@@ -19,15 +19,9 @@ async def gw(schema, new_topics, jwt_secret):
         yield url
 
 
-async def _call(http, method, url, token=None, body=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as r:
-        return r.status, await r.json()
-
-
 async def _account(http, gw, pg, tenant, role="user"):
     email = f"{unique('u')}@example.com"
-    status, reg = await _call(
+    status, reg = await call(
         http,
         "POST",
         f"{gw}/api/v1/auth/register",
@@ -35,7 +29,7 @@ async def _account(http, gw, pg, tenant, role="user"):
     )
     assert status == 201
     await pg.execute("UPDATE users SET role = $2 WHERE id = $1", reg["data"]["user"]["id"], role)
-    status, session = await _call(
+    status, session = await call(
         http, "POST", f"{gw}/api/v1/auth/login", body={"tenant": tenant, "email": email, "password": PASSWORD}
     )
     return session["data"]
@@ -52,13 +46,13 @@ async def test_admin_lists_and_changes_roles(gw, http, pg):
     tenant = await _tenant(pg)
     admin = await _account(http, gw, pg, tenant, "admin")
     user = await _account(http, gw, pg, tenant)
-    status, listing = await _call(http, "GET", f"{gw}/api/v1/admin/users?per_page=10", admin["access_token"])
+    status, listing = await call(http, "GET", f"{gw}/api/v1/admin/users?per_page=10", admin["access_token"])
     assert status == 200 and listing["meta"]["total"] == 2
     assert {u["email"] for u in listing["data"]} == {admin["user"]["email"], user["user"]["email"]}
     url = f"{gw}/api/v1/admin/users/{user['user']['id']}"
-    status, changed = await _call(http, "PUT", url, admin["access_token"], {"role": "organizer"})
+    status, changed = await call(http, "PUT", url, admin["access_token"], {"role": "organizer"})
     assert (status, changed["data"]["role"]) == (200, "organizer")
-    status, bad = await _call(http, "PUT", url, admin["access_token"], {"role": "superuser"})
+    status, bad = await call(http, "PUT", url, admin["access_token"], {"role": "superuser"})
     assert (status, bad["error"]["code"]) == (400, "VALIDATION_ERROR")
 
 
@@ -67,21 +61,21 @@ async def test_disabling_ends_sessions_and_logins(gw, http, pg):
     admin = await _account(http, gw, pg, tenant, "admin")
     user = await _account(http, gw, pg, tenant)
     url = f"{gw}/api/v1/admin/users/{user['user']['id']}"
-    status, changed = await _call(http, "PUT", url, admin["access_token"], {"disabled": True})
+    status, changed = await call(http, "PUT", url, admin["access_token"], {"disabled": True})
     assert (status, changed["data"]["disabled"]) == (200, True)
-    status, _ = await _call(
+    status, _ = await call(
         http, "POST", f"{gw}/api/v1/auth/refresh", body={"refresh_token": user["refresh_token"]}
     )
     assert status == 401
-    status, answer = await _call(
+    status, answer = await call(
         http,
         "POST",
         f"{gw}/api/v1/auth/login",
         body={"tenant": tenant, "email": user["user"]["email"], "password": PASSWORD},
     )
     assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")
-    assert (await _call(http, "PUT", url, admin["access_token"], {"disabled": False}))[0] == 200
-    status, _ = await _call(
+    assert (await call(http, "PUT", url, admin["access_token"], {"disabled": False}))[0] == 200
+    status, _ = await call(
         http,
         "POST",
         f"{gw}/api/v1/auth/login",
@@ -95,14 +89,14 @@ async def test_only_admins_and_only_their_tenant(gw, http, pg):
     admin = await _account(http, gw, pg, tenant, "admin")
     organizer = await _account(http, gw, pg, tenant, "organizer")
     stranger = await _account(http, gw, pg, other)
-    status, answer = await _call(http, "GET", f"{gw}/api/v1/admin/users", organizer["access_token"])
+    status, answer = await call(http, "GET", f"{gw}/api/v1/admin/users", organizer["access_token"])
     assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")
     url = f"{gw}/api/v1/admin/users/{stranger['user']['id']}"
-    status, answer = await _call(http, "PUT", url, admin["access_token"], {"disabled": True})
+    status, answer = await call(http, "PUT", url, admin["access_token"], {"disabled": True})
     assert (status, answer["error"]["code"]) == (404, "NOT_FOUND")
-    status, listing = await _call(http, "GET", f"{gw}/api/v1/admin/users", admin["access_token"])
+    status, listing = await call(http, "GET", f"{gw}/api/v1/admin/users", admin["access_token"])
     assert stranger["user"]["email"] not in {u["email"] for u in listing["data"]}
     me = f"{gw}/api/v1/admin/users/{admin['user']['id']}"
-    assert (await _call(http, "PUT", me, admin["access_token"], {"disabled": True}))[0] == 400
+    assert (await call(http, "PUT", me, admin["access_token"], {"disabled": True}))[0] == 400
     forged = issue_access_token("x" * 64, user_id=admin["user"]["id"], role="admin")
-    assert (await _call(http, "GET", f"{gw}/api/v1/admin/users", forged))[0] == 401
+    assert (await call(http, "GET", f"{gw}/api/v1/admin/users", forged))[0] == 401

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest_asyncio
 
-from tests.support import WorkerProcess, wait_until, worker_env
-from tests.test_queue_pass import _queue
+from tests.support import WorkerProcess, queue_call, wait_until, worker_env
 from waiting_room.room import WaitingRoom
 
 
@@ -28,12 +27,12 @@ async def test_an_admitter_process_admits_a_waiting_user(
     (user,) = await make_users(1)
     token = token_for(user)
     await room.configure(event.event_id, {"mode": "paused", "grace_s": 600})
-    status, joined = await _queue(http, gateway_url, token, "join", event.event_id)
+    status, joined = await queue_call(http, gateway_url, token, "join", event.event_id)
     assert joined["data"]["state"] == "waiting", joined
     await room.configure(event.event_id, {"mode": "always", "rate_per_min": 600})
 
     async def admitted() -> bool:
-        _, standing = await _queue(http, gateway_url, token, "status", event.event_id)
+        _, standing = await queue_call(http, gateway_url, token, "status", event.event_id)
         return standing["data"]["state"] == "admitted" and bool(standing["data"]["pass"])
 
     await wait_until(admitted, timeout=15, what="the admitter to admit the user")

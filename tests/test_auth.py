@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from ops.catalog import ensure_tenant
-from tests.support import accounts_gateway_settings, gateway_settings, running_gateway, unique
+from tests.support import accounts_gateway_settings, call, gateway_settings, running_gateway, unique
 
 PASSWORD = "correct horse 42"
 
@@ -30,9 +30,7 @@ async def tenant_slug(pg):
 
 
 async def _post(http, url, path, body, token=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.post(f"{url}/api/v1/auth/{path}", json=body, headers=headers) as r:
-        return r.status, await r.json()
+    return await call(http, "POST", f"{url}/api/v1/auth/{path}", token, body)
 
 
 async def _register_and_login(http, url, tenant, email=None):

@@ -9,7 +9,7 @@ import pytest
 from gateway.auth import issue_access_token
 from lua import keys
 from ops.catalog import ensure_tenant, ensure_users
-from tests.support import final_answer, reserve, unique
+from tests.support import book, call, unique
 
 
 def _event_body(**overrides):
@@ -32,16 +32,9 @@ def _event_body(**overrides):
     return body
 
 
-async def _call(http, method, url, token, body=None):
-    async with http.request(
-        method, url, json=body, headers={"Authorization": f"Bearer {token}"} if token else {}
-    ) as r:
-        return r.status, await r.json()
-
-
 async def test_create_publish_and_sell(gateway_url, http, token_with_role, make_users, token_for, sale_redis):
     token = await token_with_role()
-    status, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
+    status, created = await call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     assert status == 201, created
     event = created["data"]
     assert event["status"] == "draft" and event["max_tickets_per_user"] == 3
@@ -50,7 +43,7 @@ async def test_create_publish_and_sell(gateway_url, http, token_with_role, make_
     async with http.get(event_url) as r:
         assert r.status == 404  # a draft is not public
 
-    status, published = await _call(http, "PUT", event_url, token, {"status": "published"})
+    status, published = await call(http, "PUT", event_url, token, {"status": "published"})
     assert (status, published["data"]["status"]) == (200, "published")
     show = event["shows"][0]["id"]
     async with http.get(f"{gateway_url}/api/v1/shows/{show}/zones") as r:
@@ -61,12 +54,11 @@ async def test_create_publish_and_sell(gateway_url, http, token_with_role, make_
 
     (buyer,) = await make_users(1)
     body = {"event_id": event["id"], "show_id": show, "zone_id": zones["VIP"]["id"], "quantity": 2}
-    s, a = await reserve(http, gateway_url, token_for(buyer), body)
-    s, a = await final_answer(http, gateway_url, token_for(buyer), s, a)
+    s, a = await book(http, gateway_url, token_for(buyer), body)
     assert s == 201 and a["data"]["total_price"] == "3001.00"
 
     # Editing a published event refreshes the limit in Redis but never the live counter.
-    status, _ = await _call(
+    status, _ = await call(
         http, "PUT", event_url, token, {"title": "Night Show II", "max_tickets_per_user": 2}
     )
     assert status == 200
@@ -76,42 +68,42 @@ async def test_create_publish_and_sell(gateway_url, http, token_with_role, make_
 
 async def test_status_rules(gateway_url, http, token_with_role):
     token = await token_with_role()
-    _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
+    _, created = await call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     url = f"{gateway_url}/api/v1/events/{created['data']['id']}"
-    assert (await _call(http, "PUT", url, token, {"status": "published"}))[0] == 200
-    status, body = await _call(http, "PUT", url, token, {"status": "draft"})
+    assert (await call(http, "PUT", url, token, {"status": "published"}))[0] == 200
+    status, body = await call(http, "PUT", url, token, {"status": "draft"})
     assert (status, body["error"]["code"]) == (409, "INVALID_STATUS_TRANSITION")
-    assert (await _call(http, "DELETE", url, token))[0] == 409  # cancel, don't delete
-    assert (await _call(http, "PUT", url, token, {"status": "cancelled"}))[0] == 200
-    assert (await _call(http, "PUT", url, token, {"status": "published"}))[0] == 409
+    assert (await call(http, "DELETE", url, token))[0] == 409  # cancel, don't delete
+    assert (await call(http, "PUT", url, token, {"status": "cancelled"}))[0] == 200
+    assert (await call(http, "PUT", url, token, {"status": "published"}))[0] == 409
 
 
 async def test_a_draft_can_be_deleted(gateway_url, http, token_with_role, pg):
     token = await token_with_role()
-    _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
+    _, created = await call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     event_id = created["data"]["id"]
-    status, body = await _call(http, "DELETE", f"{gateway_url}/api/v1/events/{event_id}", token)
+    status, body = await call(http, "DELETE", f"{gateway_url}/api/v1/events/{event_id}", token)
     assert (status, body["data"]["deleted"]) == (200, event_id)
     assert await pg.fetchval("SELECT count(*) FROM shows WHERE event_id = $1", event_id) == 0
 
 
 async def test_buyers_cannot_manage_events(gateway_url, http, token_with_role):
     buyer = await token_with_role(role="user")
-    status, body = await _call(http, "POST", f"{gateway_url}/api/v1/events", buyer, _event_body())
+    status, body = await call(http, "POST", f"{gateway_url}/api/v1/events", buyer, _event_body())
     assert (status, body["error"]["code"]) == (403, "FORBIDDEN")
-    assert (await _call(http, "POST", f"{gateway_url}/api/v1/events", None, _event_body()))[0] == 401
+    assert (await call(http, "POST", f"{gateway_url}/api/v1/events", None, _event_body()))[0] == 401
 
 
 async def test_another_tenants_organizer_sees_nothing(gateway_url, http, token_with_role, pg, jwt_secret):
     token = await token_with_role()
-    _, created = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
+    _, created = await call(http, "POST", f"{gateway_url}/api/v1/events", token, _event_body())
     url = f"{gateway_url}/api/v1/events/{created['data']['id']}"
     async with pg.acquire() as conn:
         other_tenant = await ensure_tenant(conn, unique("rival-"), "Rival")
         (rival,) = await ensure_users(conn, other_tenant, [f"{unique('o')}@rival.test"], "organizer")
     rival_token = issue_access_token(jwt_secret, user_id=rival, role="organizer", tenant_id=other_tenant)
     for method, body in (("PUT", {"status": "published"}), ("PUT", {"title": "Mine now"}), ("DELETE", None)):
-        status, answer = await _call(http, method, url, rival_token, body)
+        status, answer = await call(http, method, url, rival_token, body)
         assert (status, answer["error"]["code"]) == (404, "NOT_FOUND")
     title = await pg.fetchval("SELECT title FROM events WHERE id = $1", created["data"]["id"])
     assert title == "Night Show"
@@ -162,5 +154,5 @@ BAD = {
 async def test_bad_events_are_refused(gateway_url, http, token_with_role, case):
     token = await token_with_role()
     body = {k: v for k, v in _event_body(**BAD[case]).items() if v is not None}
-    status, answer = await _call(http, "POST", f"{gateway_url}/api/v1/events", token, body)
+    status, answer = await call(http, "POST", f"{gateway_url}/api/v1/events", token, body)
     assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR"), answer

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.support import final_answer, reserve
+from tests.support import book
 
 
 async def _published_event(http, url, token, *, starts_in: timedelta, **rules):
@@ -37,11 +37,6 @@ async def _published_event(http, url, token, *, starts_in: timedelta, **rules):
     return {"event_id": event["id"], "show_id": show, "zone_id": zone, "quantity": 1}
 
 
-async def _book(http, url, token, body):
-    status, answer = await reserve(http, url, token, body)
-    return await final_answer(http, url, token, status, answer)
-
-
 async def test_booking_closes_before_the_show(gateway_url, http, token_with_role, make_users, token_for):
     token = await token_with_role()
     closed = await _published_event(
@@ -51,9 +46,9 @@ async def test_booking_closes_before_the_show(gateway_url, http, token_with_role
         http, gateway_url, token, starts_in=timedelta(minutes=30), booking_window_minutes=0
     )
     (buyer,) = await make_users(1)
-    status, answer = await _book(http, gateway_url, token_for(buyer), closed)
+    status, answer = await book(http, gateway_url, token_for(buyer), closed)
     assert (status, answer["error"]["code"]) == (409, "BOOKING_CLOSED")
-    assert (await _book(http, gateway_url, token_for(buyer), open_))[0] == 201
+    assert (await book(http, gateway_url, token_for(buyer), open_))[0] == 201
 
 
 async def test_minimum_age(gateway_url, http, token_with_role, make_users, token_for):
@@ -63,11 +58,11 @@ async def test_minimum_age(gateway_url, http, token_with_role, make_users, token
     unknown, minor, adult = await make_users(3)
     today = datetime.now(UTC).date()
     seventeen = date(today.year - 17, today.month, min(today.day, 28))
-    status, answer = await _book(http, gateway_url, token_for(unknown), body)
+    status, answer = await book(http, gateway_url, token_for(unknown), body)
     assert (status, answer["error"]["code"]) == (403, "AGE_RESTRICTED")
-    status, answer = await _book(http, gateway_url, token_for(minor, birth_date=seventeen), body)
+    status, answer = await book(http, gateway_url, token_for(minor, birth_date=seventeen), body)
     assert (status, answer["error"]["details"]) == (403, {"min_age": 18})
-    assert (await _book(http, gateway_url, token_for(adult, birth_date=date(1990, 5, 1)), body))[0] == 201
+    assert (await book(http, gateway_url, token_for(adult, birth_date=date(1990, 5, 1)), body))[0] == 201
 
 
 @pytest.mark.parametrize(

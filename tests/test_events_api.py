@@ -6,12 +6,11 @@ import uuid
 
 import pytest
 
-from tests.support import final_answer, reserve
+from tests.support import book, call
 
 
 async def _get(http, url):
-    async with http.get(url) as r:
-        return r.status, await r.json()
+    return await call(http, "GET", url)
 
 
 async def test_zones_show_live_availability(gateway_url, http, make_event, make_users, token_for):
@@ -19,8 +18,7 @@ async def test_zones_show_live_availability(gateway_url, http, make_event, make_
     show = next(iter(event.shows))
     (user,) = await make_users(1)
     body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"], "quantity": 3}
-    status, answer = await reserve(http, gateway_url, token_for(user), body)
-    assert (await final_answer(http, gateway_url, token_for(user), status, answer))[0] == 201
+    assert (await book(http, gateway_url, token_for(user), body))[0] == 201
 
     status, zones = await _get(http, f"{gateway_url}/api/v1/shows/{show}/zones")
     assert status == 200

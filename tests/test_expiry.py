@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from lua import keys
-from tests.support import final_answer, read_topic, reserve, wait_until
+from tests.support import book, read_topic, wait_until
 from workers import messages
 from workers.clients import idempotent_producer
 from workers.settings import WorkerSettings
@@ -27,8 +27,7 @@ async def test_two_sweepers_at_once_release_each_hold_once(
             "zone_id": event.shows[show]["VIP"],
             "quantity": qty,
         }
-        status, answer = await reserve(http, gateway_url, token_for(user), body)
-        status, answer = await final_answer(http, gateway_url, token_for(user), status, answer)
+        status, answer = await book(http, gateway_url, token_for(user), body)
         assert status == 201
         booked[answer["data"]["booking_id"]] = (user, show, qty)
 
@@ -80,6 +79,5 @@ async def test_two_sweepers_at_once_release_each_hold_once(
     # The user can book again: the per-user count really went down.
     (user, show, _) = next(iter(booked.values()))
     body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"], "quantity": 4}
-    status, answer = await reserve(http, gateway_url, token_for(user), body)
-    status, _ = await final_answer(http, gateway_url, token_for(user), status, answer)
+    status, _ = await book(http, gateway_url, token_for(user), body)
     assert status == 201

@@ -8,7 +8,7 @@ import pytest
 from gateway.app import create_app
 from gateway.openapi import DOCUMENT
 from gateway.settings import GatewaySettings
-from tests.support import final_answer
+from tests.support import call, final_answer
 
 
 def _check(method: str, path: str, status: int, body: dict) -> None:
@@ -16,12 +16,6 @@ def _check(method: str, path: str, status: int, body: dict) -> None:
     assert str(status) in operation["responses"], f"{method.upper()} {path} -> {status} undocumented"
     schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
     jsonschema.validate(body, schema)
-
-
-async def _call(http, method, url, token=None, body=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with http.request(method, url, json=body, headers=headers) as r:
-        return r.status, await r.json()
 
 
 def test_every_route_is_described():
@@ -44,14 +38,14 @@ def test_every_route_is_described():
 
 
 async def test_the_app_serves_its_document(gateway_url, http):
-    status, body = await _call(http, "GET", f"{gateway_url}/api/v1/openapi.json")
+    status, body = await call(http, "GET", f"{gateway_url}/api/v1/openapi.json")
     assert status == 200 and body["data"]["openapi"].startswith("3.")
     assert body["data"]["paths"].keys() == DOCUMENT["paths"].keys()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/api/v1/events", "/api/v1/categories"])
 async def test_public_answers_match(gateway_url, http, path):
-    status, body = await _call(http, "GET", f"{gateway_url}{path}")
+    status, body = await call(http, "GET", f"{gateway_url}{path}")
     _check("get", path, status, body)
 
 
@@ -61,30 +55,26 @@ async def test_booking_answers_match(gateway_url, http, make_event, make_users, 
     zone = event.shows[show]["VIP"]
     (user,) = await make_users(1)
     body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 2}
-    status, answer = await _call(
-        http, "POST", f"{gateway_url}/api/v1/bookings/reserve", token_for(user), body
-    )
+    status, answer = await call(http, "POST", f"{gateway_url}/api/v1/bookings/reserve", token_for(user), body)
     _check("post", "/api/v1/bookings/reserve", status, answer)
     status, answer = await final_answer(http, gateway_url, token_for(user), status, answer)
     _check("post", "/api/v1/bookings/reserve", status, answer)
-    status, answer = await _call(
-        http, "POST", f"{gateway_url}/api/v1/bookings/reserve", token_for(user), body
-    )
+    status, answer = await call(http, "POST", f"{gateway_url}/api/v1/bookings/reserve", token_for(user), body)
     answer = (await final_answer(http, gateway_url, token_for(user), status, answer))[1]
     _check("post", "/api/v1/bookings/reserve", 409, answer)  # sold out
     for bad in ({}, {**body, "quantity": 0}):
-        status, answer = await _call(
+        status, answer = await call(
             http, "POST", f"{gateway_url}/api/v1/bookings/reserve", token_for(user), bad
         )
         _check("post", "/api/v1/bookings/reserve", status, answer)
-    status, answer = await _call(http, "POST", f"{gateway_url}/api/v1/bookings/reserve", None, body)
+    status, answer = await call(http, "POST", f"{gateway_url}/api/v1/bookings/reserve", None, body)
     _check("post", "/api/v1/bookings/reserve", status, answer)
 
-    status, answer = await _call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}")
+    status, answer = await call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}")
     _check("get", "/api/v1/events/{event_id}", status, answer)
-    status, answer = await _call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}/shows")
+    status, answer = await call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}/shows")
     _check("get", "/api/v1/events/{event_id}/shows", status, answer)
-    status, answer = await _call(http, "GET", f"{gateway_url}/api/v1/shows/{show}/zones")
+    status, answer = await call(http, "GET", f"{gateway_url}/api/v1/shows/{show}/zones")
     _check("get", "/api/v1/shows/{show_id}/zones", status, answer)
-    status, answer = await _call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}/availability")
+    status, answer = await call(http, "GET", f"{gateway_url}/api/v1/events/{event.event_id}/availability")
     _check("get", "/api/v1/events/{event_id}/availability", status, answer)

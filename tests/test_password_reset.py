@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from ops.catalog import ensure_tenant
 from tests.support import (
     accounts_gateway_settings,
+    call,
     free_port,
     running_gateway,
     unique,
@@ -56,8 +57,7 @@ async def gw(schema, new_topics, jwt_secret, smtp_sink):
 
 
 async def _post(http, url, body):
-    async with http.post(url, json=body) as r:
-        return r.status, await r.json()
+    return await call(http, "POST", url, body=body)
 
 
 async def test_reset_by_mail(gw, http, pg, smtp_sink):

@@ -12,15 +12,20 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support import TEST_PASS_KEYS, final_answer, gateway_settings, reserve, running_gateway, wait_until
+from tests.support import (
+    TEST_PASS_KEYS,
+    book,
+    gateway_settings,
+    queue_call,
+    reserve,
+    running_gateway,
+    wait_until,
+)
 from waiting_room.passes import AUDIENCE, ISSUER, PassKeys, QueuePasses
 from waiting_room.room import WaitingRoom
+from workers.commands import now_ms
 
 PASSES = QueuePasses(TEST_PASS_KEYS)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -35,21 +40,11 @@ async def engaged_sale(make_event, make_users, token_for, sale_redis, scripts):
     return {"room": room, "event_id": event.event_id, "user": user, "token": token_for(user), "body": body}
 
 
-async def _queue(http, url, token, method, event_id):
-    headers = {"Authorization": f"Bearer {token}"}
-    if method == "join":
-        call = http.post(f"{url}/api/v1/queue/join", json={"event_id": event_id}, headers=headers)
-    else:
-        call = http.get(f"{url}/api/v1/queue/status", params={"event_id": event_id}, headers=headers)
-    async with call as r:
-        return r.status, await r.json()
-
-
 async def _admitted_pass(http, url, sale) -> str:
-    status, joined = await _queue(http, url, sale["token"], "join", sale["event_id"])
+    status, joined = await queue_call(http, url, sale["token"], "join", sale["event_id"])
     assert status == 200 and joined["data"]["state"] == "waiting", joined
-    await sale["room"].admit(sale["event_id"], _now_ms())  # what an admitter does each tick
-    status, standing = await _queue(http, url, sale["token"], "status", sale["event_id"])
+    await sale["room"].admit(sale["event_id"], now_ms())  # what an admitter does each tick
+    status, standing = await queue_call(http, url, sale["token"], "status", sale["event_id"])
     assert standing["data"]["state"] == "admitted" and standing["data"]["pass"], standing
     return standing["data"]["pass"]
 
@@ -59,13 +54,10 @@ async def test_join_admit_and_reserve_with_the_pass(gateway_url, http, engaged_s
     status, refused = await reserve(http, gateway_url, sale["token"], sale["body"])
     assert (status, refused["error"]["code"]) == (403, "QUEUE_PASS_REQUIRED")
     queue_pass = await _admitted_pass(http, gateway_url, sale)
-    status, answer = await reserve(
-        http, gateway_url, sale["token"], sale["body"], {"X-Queue-Pass": queue_pass}
-    )
-    status, answer = await final_answer(http, gateway_url, sale["token"], status, answer)
+    status, answer = await book(http, gateway_url, sale["token"], sale["body"], {"X-Queue-Pass": queue_pass})
     assert status == 201, answer
     # The same admission gives the same pass on every poll (and from every gateway process).
-    _, again = await _queue(http, gateway_url, sale["token"], "status", sale["event_id"])
+    _, again = await queue_call(http, gateway_url, sale["token"], "status", sale["event_id"])
     assert again["data"]["pass"] == queue_pass
 
 
@@ -160,12 +152,10 @@ async def test_a_pass_replaces_the_reserve_rate_limit(
     settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000,reserve=1/1")
     async with running_gateway(settings) as url:
         queue_pass = await _admitted_pass(http, url, sale)
+        with_pass = {"X-Queue-Pass": queue_pass}
         statuses = []
         for _ in range(3):  # three reserves where the ordinary limit allows one
-            status, answer = await reserve(
-                http, url, sale["token"], sale["body"], {"X-Queue-Pass": queue_pass}
-            )
-            statuses.append((await final_answer(http, url, sale["token"], status, answer))[0])
+            statuses.append((await book(http, url, sale["token"], sale["body"], with_pass))[0])
         assert statuses == [201, 201, 201]
         # A junk pass pays the ordinary limit (already spent by nobody yet: one, then 429).
         junk = {"X-Queue-Pass": "junk"}
@@ -176,12 +166,12 @@ async def test_a_pass_replaces_the_reserve_rate_limit(
 
 def test_rotation_keeps_old_passes_valid_until_they_expire():
     old = PassKeys.generate("old")
-    old_pass = QueuePasses(old).issue("e", "u", _now_ms(), 300)
+    old_pass = QueuePasses(old).issue("e", "u", now_ms(), 300)
     rotated = PassKeys.from_parts("new", PassKeys.generate().private_b64(), f"old={old.public_b64()}")
     verifier = QueuePasses(rotated)
     assert verifier.verify(old_pass.token, "e", "u", time.time()).user_id == "u"
     assert {k["kid"] for k in rotated.jwks()["keys"]} == {"new", "old"}
-    new_pass = verifier.issue("e", "u", _now_ms(), 300)
+    new_pass = verifier.issue("e", "u", now_ms(), 300)
     assert jwt.get_unverified_header(new_pass.token)["kid"] == "new"
 
 

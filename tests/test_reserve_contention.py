@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 from lua import keys
-from tests.support import final_answer, read_topic, reserve, wait_until
+from tests.support import book, read_topic, wait_until
 from workers import messages
 
 ZONES = [("VIP", 60), ("Regular", 140)]  # 200 seats per show, 400 in the event
@@ -28,8 +28,7 @@ async def test_flash_sale_sells_every_seat_once(
 
     async def one(user, show, zone, qty):
         body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": qty}
-        status, answer = await reserve(http, gateway_url, tokens[user], body)
-        status, answer = await final_answer(http, gateway_url, tokens[user], status, answer)
+        status, answer = await book(http, gateway_url, tokens[user], body)
         return user, qty, status, answer
 
     results = await asyncio.gather(*(one(*job) for job in jobs))

@@ -6,22 +6,12 @@ import asyncio
 import uuid
 
 from lua import keys
-from tests.support import final_answer, reserve, wait_until
+from tests.support import book, call, wait_until
 from workers import messages
 
 
 async def _change(http, url, token, show, zone, seats):
-    async with http.put(
-        f"{url}/api/v1/shows/{show}/zones/{zone}",
-        json={"seats": seats},
-        headers={"Authorization": f"Bearer {token}"},
-    ) as r:
-        return r.status, await r.json()
-
-
-async def _book(http, url, token, body):
-    status, answer = await reserve(http, url, token, body)
-    return await final_answer(http, url, token, status, answer)
+    return await call(http, "PUT", f"{url}/api/v1/shows/{show}/zones/{zone}", token, {"seats": seats})
 
 
 async def test_shrink_and_grow_a_zone_on_sale(
@@ -32,7 +22,7 @@ async def test_shrink_and_grow_a_zone_on_sale(
     zone = event.shows[show]["VIP"]
     body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 2}
     for buyer in await make_users(2):
-        assert (await _book(http, gateway_url, token_for(buyer), body))[0] == 201
+        assert (await book(http, gateway_url, token_for(buyer), body))[0] == 201
     token = await token_with_role()
     zone_key = keys.zone(event.event_id, show, zone)
 
@@ -65,9 +55,9 @@ async def test_a_shrink_racing_reservations_never_oversells(
     buyers = await make_users(60)  # 120 seats wanted
     token = await token_with_role()
     results = await asyncio.gather(
-        *(_book(http, gateway_url, token_for(b), body) for b in buyers[:30]),
+        *(book(http, gateway_url, token_for(b), body) for b in buyers[:30]),
         _change(http, gateway_url, token, show, zone, 50),
-        *(_book(http, gateway_url, token_for(b), body) for b in buyers[30:]),
+        *(book(http, gateway_url, token_for(b), body) for b in buyers[30:]),
     )
     change = results[30]
     sold = 2 * sum(1 for status, _ in results[:30] + results[31:] if status == 201)

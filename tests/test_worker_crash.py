@@ -8,10 +8,9 @@ import signal
 from lua import keys
 from tests.support import (
     WorkerProcess,
-    final_answer,
+    book,
     gateway_settings,
     read_topic,
-    reserve,
     running_gateway,
     topic_size,
     worker_env,
@@ -51,8 +50,7 @@ async def test_crash_after_lua_then_restart(
                 "quantity": qty,
                 "idempotency_key": f"crash-{user}",
             }
-            status, answer = await reserve(http, url, tokens[user], body)
-            return user, qty, *(await final_answer(http, url, tokens[user], status, answer))
+            return user, qty, *(await book(http, url, tokens[user], body))
 
         clients = [asyncio.create_task(one(*job)) for job in jobs]
         assert await crashing.wait_exit(60) == -signal.SIGKILL
