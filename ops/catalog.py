@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -68,8 +69,10 @@ async def create_event(
     shows: int,
     zones: list[ZoneSpec],
     max_per_user: int = 4,
+    **details: Any,
 ) -> CreatedEvent:
-    """A published event with `shows` shows a day apart from 30 days on, each with the same zones."""
+    """A published event with `shows` shows a day apart from 30 days on, each with the same zones;
+    `details` go to insert_event (venue, category_id, rules)."""
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
     event_id, layout = await insert_event(
         conn,
@@ -79,5 +82,6 @@ async def create_event(
         status="published",
         max_per_user=max_per_user,
         shows=[ShowSpec(start + timedelta(days=i), zones) for i in range(shows)],
+        **details,
     )
     return CreatedEvent(event_id, layout)

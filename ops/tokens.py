@@ -1,4 +1,5 @@
-"""Mint an access token for a seeded user (until the /auth endpoints exist).
+"""Mint an access token for a seeded user without logging in (scripts and load tools; browsers and
+clients use /api/v1/auth/login).
 
 Usage: BR_JWT_SECRET=... python -m ops.tokens --email buyer000000@demo.test [--ttl 900]
 """

@@ -28,6 +28,7 @@ from tests.support import (
     unique,
     worker_env,
 )
+from waiting_room.room import WaitingRoom
 from workers.inventory import load_event_inventory
 
 session_fixture = pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -74,6 +75,13 @@ async def sale_redis(stack_cfg):
 
 
 @session_fixture
+async def aux(stack_cfg):
+    client = aioredis.from_url(stack_cfg.aux_redis_url)
+    yield client
+    await client.aclose()
+
+
+@session_fixture
 async def scripts(sale_redis):
     return await load_scripts(sale_redis)
 
@@ -84,6 +92,12 @@ async def tenant(pg):
         tenant_id = await ensure_tenant(conn, unique("test-"), "Test Tenant")
         (organizer,) = await ensure_users(conn, tenant_id, ["organizer@test.test"], "organizer")
     return {"tenant_id": tenant_id, "organizer_id": organizer}
+
+
+@pytest.fixture
+def room(sale_redis, scripts):
+    """The waiting room on the sale Redis, as gateways and admitters use it."""
+    return WaitingRoom(sale_redis, scripts)
 
 
 @pytest.fixture

@@ -54,6 +54,10 @@ class Topics:
     def events(self) -> str:
         return f"{self.prefix}booking.events"
 
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}booking.events.dlq"
+
 
 class WorkerProcess:
     """`python -m workers` as a child process, with its own environment."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest_asyncio
 
 from tests.support import WorkerProcess, queue_call, wait_until, worker_env
-from waiting_room.room import WaitingRoom
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -20,10 +19,9 @@ async def admitter(schema, topics):
 
 
 async def test_an_admitter_process_admits_a_waiting_user(
-    gateway_url, http, make_event, make_users, token_for, sale_redis, scripts, admitter
+    gateway_url, http, make_event, make_users, token_for, room, admitter
 ):
     event = await make_event([("GA", 10)], shows=1)
-    room = WaitingRoom(sale_redis, scripts)
     (user,) = await make_users(1)
     token = token_for(user)
     await room.configure(event.event_id, {"mode": "paused", "grace_s": 600})

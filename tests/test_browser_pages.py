@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,9 +21,9 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.accounts import hash_password
-from gateway.event_store import ShowSpec, ZoneSpec, insert_event
+from gateway.event_store import ZoneSpec
 from lua import keys
-from ops.catalog import ensure_tenant, ensure_users
+from ops.catalog import create_event, ensure_tenant, ensure_users
 from tests.support import gateway_settings, running_gateway, unique
 from workers.inventory import load_event_inventory
 
@@ -70,7 +69,6 @@ async def site(schema, pg, sale_redis, new_topics, jwt_secret):
     slug = unique("browser-shop-")
     email = f"{unique('fan')}@example.com"
     category = unique("rush-")
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
     async with pg.acquire() as conn:
         tenant_id = await ensure_tenant(conn, slug, "Browser Shop")
         (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('org')}@example.com"], "organizer")
@@ -78,22 +76,17 @@ async def site(schema, pg, sale_redis, new_topics, jwt_secret):
         category_id = await conn.fetchval(
             "INSERT INTO categories (name, slug) VALUES ($1, $1) RETURNING id", category
         )
-        event_id, layout = await insert_event(
+        event = await create_event(
             conn,
             tenant_id=tenant_id,
             organizer_id=organizer,
             title=HOSTILE_TITLE,
+            shows=2,
+            zones=[ZoneSpec("VIP", Decimal("250"), 40), ZoneSpec("Floor", Decimal("80"), 400)],
             venue="Loopback Arena",
-            status="published",
             category_id=str(category_id),
-            shows=[
-                ShowSpec(
-                    start + timedelta(days=d),
-                    [ZoneSpec("VIP", Decimal("250"), 40), ZoneSpec("Floor", Decimal("80"), 400)],
-                )
-                for d in (0, 1)
-            ],
         )
+        event_id, layout = event.event_id, event.shows
         await load_event_inventory(sale_redis, conn, event_id)
     first_show = next(iter(layout))
     # Seats sold during the sale live in the sale Redis only: the page must show these.

@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 import orjson
-import pytest_asyncio
-import redis.asyncio as aioredis
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def aux(stack_cfg):
-    client = aioredis.from_url(stack_cfg.aux_redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_detail_is_served_from_the_cache_until_the_catalog_changes(

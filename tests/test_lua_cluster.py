@@ -67,10 +67,6 @@ async def cluster(cluster_nodes):
     await client.aclose()
 
 
-def _event_keys(event, show, zone, user, booking, scope):
-    return keys.reserve_keys(event, user, scope, show, zone, booking)
-
-
 async def test_scripts_run_on_every_node_without_crossslot(cluster):
     scripts = await load_scripts(cluster)
     nodes = set()
@@ -82,7 +78,7 @@ async def test_scripts_run_on_every_node_without_crossslot(cluster):
         show, zone, user = (str(uuid.uuid4()) for _ in range(3))
         booking = messages.new_public_id(event)
         request = messages.new_public_id(event)
-        ks = _event_keys(event, show, zone, user, booking, f"r:{request}")
+        ks = keys.reserve_keys(event, user, f"r:{request}", show, zone, booking)
         assert len({key_slot(k.encode()) for k in ks}) == 1  # one hash tag, one slot
         nodes.add(cluster.get_node_from_key(ks[1]).port)
         await cluster.hset(ks[1], mapping={"available": 5, "total": 5, "price_cents": 100})
@@ -106,7 +102,7 @@ async def test_concurrent_scripts_across_slots(cluster):
     for _ in range(9):
         event, show, zone, user = (str(uuid.uuid4()) for _ in range(4))
         booking, request = messages.new_public_id(event), messages.new_public_id(event)
-        ks = _event_keys(event, show, zone, user, booking, f"r:{request}")
+        ks = keys.reserve_keys(event, user, f"r:{request}", show, zone, booking)
         await cluster.hset(ks[1], mapping={"available": 1, "total": 1, "price_cents": 100})
         now = int(time.time() * 1000)
         calls.append((ks, ["h", now, now + 30_000, 1, booking, user, show, zone, 1000, 60, request, 4]))

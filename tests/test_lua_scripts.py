@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import orjson
@@ -12,12 +11,9 @@ import redis.asyncio as aioredis
 from lua import execute_scripted, keys, load_scripts, queue_script, source
 from tests.support import free_port, start_redis, stop_redis
 from workers import messages
+from workers.commands import now_ms
 
 HOLD_MS = 600_000
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Sale:

@@ -56,9 +56,7 @@ async def test_bad_event_goes_to_the_dead_letter_topic_and_the_rest_lands(
         await wait_until(persisted, 30, "the good bookings persisted")
 
         async def dead_lettered() -> bool:
-            found = await read_topic(
-                schema.kafka_bootstrap, f"{topics.prefix}booking.events.dlq", lambda e: True
-            )
+            found = await read_topic(schema.kafka_bootstrap, topics.dead_letter, lambda e: True)
             return [e["booking_id"] for e in found] == [orphan["booking_id"]]
 
         await wait_until(dead_lettered, 30, "the refused event on the dead-letter topic")

@@ -22,17 +22,15 @@ from tests.support import (
     wait_until,
 )
 from waiting_room.passes import AUDIENCE, ISSUER, PassKeys, QueuePasses
-from waiting_room.room import WaitingRoom
 from workers.commands import now_ms
 
 PASSES = QueuePasses(TEST_PASS_KEYS)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def engaged_sale(make_event, make_users, token_for, sale_redis, scripts):
+async def engaged_sale(make_event, make_users, token_for, room):
     """An event whose waiting room is always engaged, and a buyer."""
     event = await make_event([("GA", 50)], shows=1)
-    room = WaitingRoom(sale_redis, scripts)
     await room.configure(event.event_id, {"mode": "always", "grace_s": 600, "rate_per_min": 60_000})
     (user,) = await make_users(1)
     show = next(iter(event.shows))

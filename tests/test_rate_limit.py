@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import pytest_asyncio
 import redis.asyncio as aioredis
 
 from gateway.ratelimit import DEFAULT_POLICIES, RateLimiter, parse_policies
@@ -19,13 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def aux(stack_cfg):
-    client = aioredis.from_url(stack_cfg.aux_redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_the_specs_reserve_example(aux):

@@ -16,7 +16,7 @@ REQUESTS_PER_USER = 4  # 2,000 requests for 400 seats; at most 4 seats per user 
 
 
 async def test_flash_sale_sells_every_seat_once(
-    gateway_url, http, make_event, make_users, token_for, sale_redis, pg, schema, workers
+    gateway_url, http, make_event, make_users, token_for, sale_redis, pg, schema, topics
 ):
     event = await make_event(ZONES, shows=2)
     users = await make_users(USERS)
@@ -59,7 +59,7 @@ async def test_flash_sale_sells_every_seat_once(
     # Kafka has one booking.created per 201 (re-emits would repeat an id, never add seats).
     created = await read_topic(
         schema.kafka_bootstrap,
-        f"{_prefix(workers)}booking.events",
+        topics.events,
         lambda e: e["event_id"] == event.event_id and e["type"] == messages.BOOKING_CREATED,
     )
     by_id = {e["booking_id"]: e["quantity"] for e in created}
@@ -77,7 +77,3 @@ async def test_flash_sale_sells_every_seat_once(
         event.event_id,
     )
     assert seats_left == 0
-
-
-def _prefix(workers) -> str:
-    return workers[0].env["BR_TOPIC_PREFIX"]

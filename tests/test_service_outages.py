@@ -12,6 +12,7 @@ from lua import keys
 from ops import stack
 from ops.config import StackConfig
 from tests.support import (
+    Topics,
     free_port,
     gateway_settings,
     reserve,
@@ -79,7 +80,7 @@ async def test_kafka_down_means_503(schema, jwt_secret, http, sale, tmp_path):
     try:
         settings = gateway_settings(
             schema,
-            type("T", (), {"prefix": topics_prefix})(),
+            Topics(topics_prefix),
             jwt_secret,
             kafka_bootstrap=kafka_cfg.kafka_bootstrap,
         )

@@ -12,15 +12,9 @@ import pytest
 
 from lua import keys
 from waiting_room.config import ConfigError, RoomConfig
-from waiting_room.room import WaitingRoom
 from waiting_room.shuffle import shuffled
 
 T0 = 1_900_000_000_000  # a fixed "now" in ms; the scripts never read Redis' own clock
-
-
-@pytest.fixture
-def room(sale_redis, scripts):
-    return WaitingRoom(sale_redis, scripts)
 
 
 def _users(n: int) -> list[str]:
