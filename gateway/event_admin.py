@@ -44,29 +44,36 @@ def _text(body: dict, name: str, *, required: bool = False, limit: int = 2000) -
     return value.strip()
 
 
-def _limit(body: dict) -> int:
-    value = body.get("max_tickets_per_user", 4)
-    if type(value) is not int or not 1 <= value <= 20:
-        raise errors.ValidationError(
-            "invalid max_tickets_per_user", details={"max_tickets_per_user": "1..20"}
-        )
+def _int_field(
+    body: dict,
+    name: str,
+    low: int,
+    high: int,
+    *,
+    default: int | None = None,
+    nullable: bool = False,
+    hint: str | None = None,
+    where: str | None = None,
+) -> int | None:
+    """An integer field in low..high (`default` when absent; None allowed when `nullable`)."""
+    value = body.get(name, default)
+    if value is None and nullable:
+        return None
+    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused too
+        raise errors.ValidationError(f"invalid {name}", details={where or name: hint or f"{low}..{high}"})
     return value
+
+
+def _limit(body: dict) -> int:
+    return _int_field(body, "max_tickets_per_user", 1, 20, default=4)
 
 
 def _window(body: dict) -> int:
-    value = body.get("booking_window_minutes", 60)
-    if type(value) is not int or not 0 <= value <= 10_080:
-        raise errors.ValidationError(
-            "invalid booking_window_minutes", details={"booking_window_minutes": "0..10080 (a week)"}
-        )
-    return value
+    return _int_field(body, "booking_window_minutes", 0, 10_080, default=60, hint="0..10080 (a week)")
 
 
 def _min_age(body: dict) -> int | None:
-    value = body.get("min_age")
-    if value is not None and (type(value) is not int or not 1 <= value <= 99):
-        raise errors.ValidationError("invalid min_age", details={"min_age": "1..99 or null"})
-    return value
+    return _int_field(body, "min_age", 1, 99, nullable=True, hint="1..99 or null")
 
 
 def _zone(raw: Any, where: str) -> event_store.ZoneSpec:
@@ -79,9 +86,7 @@ def _zone(raw: Any, where: str) -> event_store.ZoneSpec:
         raise errors.ValidationError("invalid price", details={f"{where}.price": "a decimal"}) from exc
     if not price.is_finite() or price < 0 or price > 10**9 or price.as_tuple().exponent < -2:
         raise errors.ValidationError("invalid price", details={f"{where}.price": "0..1e9, 2 decimals"})
-    seats = raw.get("seats")
-    if type(seats) is not int or not 1 <= seats <= 1_000_000:
-        raise errors.ValidationError("invalid seats", details={f"{where}.seats": "1..1000000"})
+    seats = _int_field(raw, "seats", 1, 1_000_000, where=f"{where}.seats", hint="1..1000000")
     return event_store.ZoneSpec(name, price, seats)
 
 
@@ -203,9 +208,7 @@ async def change_zone_seats(request: web.Request) -> web.Response:
     principal = _manager(request)
     show_id, zone_id = path_uuid(request, "show_id"), path_uuid(request, "zone_id")
     body = await read_json_object(request)
-    seats = body.get("seats")
-    if type(seats) is not int or not 0 <= seats <= 1_000_000:
-        raise errors.ValidationError("invalid seats", details={"seats": "0..1000000"})
+    seats = _int_field(body, "seats", 0, 1_000_000, hint="0..1000000")
     pool = request.app[appkeys.PG_POOL]
     row = await pool.fetchrow(
         "SELECT z.total_seats, s.event_id, e.tenant_id, e.status FROM seat_zones z "
