@@ -303,6 +303,7 @@ def kafka_libs(cfg: StackConfig) -> Path:
             "-f",
             str(REPO_ROOT / "ops" / "kafka" / "pom.xml"),
             "dependency:copy-dependencies",
+            f"-Dkafka.version={KAFKA_VERSION}",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={tmp}",
         ],

@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/bootstrap.sh --with-browser
+# Started here, before pytest captures output, so a first run's Kafka download shows its
+# progress; the test session's own `stack up` then finds everything answering.
 .venv/bin/python -m ops.stack up
 exec .venv/bin/python -m pytest "$@"
