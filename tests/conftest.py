@@ -95,6 +95,19 @@ async def tenant(pg):
 
 
 @pytest.fixture
+def new_tenant(pg):
+    """Makes a fresh tenant and returns its slug (what register and login take)."""
+
+    async def make(prefix: str = "t-") -> str:
+        slug = unique(prefix)
+        async with pg.acquire() as conn:
+            await ensure_tenant(conn, slug, "Test Tenant")
+        return slug
+
+    return make
+
+
+@pytest.fixture
 def room(sale_redis, scripts):
     """The waiting room on the sale Redis, as gateways and admitters use it."""
     return WaitingRoom(sale_redis, scripts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest_asyncio
 
 from gateway.auth import issue_access_token
-from ops.catalog import ensure_tenant
 from tests.support import accounts_gateway_settings, call, running_gateway, unique
 
 PASSWORD = "admin test 42"
@@ -35,15 +34,8 @@ async def _account(http, gw, pg, tenant, role="user"):
     return session["data"]
 
 
-async def _tenant(pg) -> str:
-    slug = unique("t-")
-    async with pg.acquire() as conn:
-        await ensure_tenant(conn, slug, "T")
-    return slug
-
-
-async def test_admin_lists_and_changes_roles(gw, http, pg):
-    tenant = await _tenant(pg)
+async def test_admin_lists_and_changes_roles(gw, http, pg, new_tenant):
+    tenant = await new_tenant()
     admin = await _account(http, gw, pg, tenant, "admin")
     user = await _account(http, gw, pg, tenant)
     status, listing = await call(http, "GET", f"{gw}/api/v1/admin/users?per_page=10", admin["access_token"])
@@ -56,8 +48,8 @@ async def test_admin_lists_and_changes_roles(gw, http, pg):
     assert (status, bad["error"]["code"]) == (400, "VALIDATION_ERROR")
 
 
-async def test_disabling_ends_sessions_and_logins(gw, http, pg):
-    tenant = await _tenant(pg)
+async def test_disabling_ends_sessions_and_logins(gw, http, pg, new_tenant):
+    tenant = await new_tenant()
     admin = await _account(http, gw, pg, tenant, "admin")
     user = await _account(http, gw, pg, tenant)
     url = f"{gw}/api/v1/admin/users/{user['user']['id']}"
@@ -84,8 +76,8 @@ async def test_disabling_ends_sessions_and_logins(gw, http, pg):
     assert status == 200
 
 
-async def test_only_admins_and_only_their_tenant(gw, http, pg):
-    tenant, other = await _tenant(pg), await _tenant(pg)
+async def test_only_admins_and_only_their_tenant(gw, http, pg, new_tenant):
+    tenant, other = await new_tenant(), await new_tenant()
     admin = await _account(http, gw, pg, tenant, "admin")
     organizer = await _account(http, gw, pg, tenant, "organizer")
     stranger = await _account(http, gw, pg, other)

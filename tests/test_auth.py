@@ -6,7 +6,6 @@ import jwt
 import pytest
 import pytest_asyncio
 
-from ops.catalog import ensure_tenant
 from tests.support import accounts_gateway_settings, call, gateway_settings, running_gateway, unique
 
 PASSWORD = "correct horse 42"
@@ -22,11 +21,8 @@ async def auth_gateway(schema, new_topics, jwt_secret):
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def tenant_slug(pg):
-    slug = unique("shop-")
-    async with pg.acquire() as conn:
-        await ensure_tenant(conn, slug, "A Shop")
-    return slug
+async def tenant_slug(new_tenant):
+    return await new_tenant("shop-")
 
 
 async def _post(http, url, path, body, token=None):

@@ -9,7 +9,6 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
 
-from ops.catalog import ensure_tenant
 from tests.support import (
     accounts_gateway_settings,
     call,
@@ -60,11 +59,9 @@ async def _post(http, url, body):
     return await call(http, "POST", url, body=body)
 
 
-async def test_reset_by_mail(gw, http, pg, smtp_sink):
+async def test_reset_by_mail(gw, http, pg, smtp_sink, new_tenant):
     sink, _ = smtp_sink
-    slug = unique("t-")
-    async with pg.acquire() as conn:
-        await ensure_tenant(conn, slug, "T")
+    slug = await new_tenant()
     address = f"{unique('u')}@example.com"
     assert (
         await _post(http, f"{gw}/api/v1/auth/register", {"tenant": slug, "email": address, "password": OLD})
@@ -103,11 +100,9 @@ async def test_reset_by_mail(gw, http, pg, smtp_sink):
     assert status == 401  # the old session ended with the reset
 
 
-async def test_unknown_accounts_get_the_same_answer_and_no_mail(gw, http, pg, smtp_sink):
+async def test_unknown_accounts_get_the_same_answer_and_no_mail(gw, http, pg, smtp_sink, new_tenant):
     sink, _ = smtp_sink
-    slug = unique("t-")
-    async with pg.acquire() as conn:
-        await ensure_tenant(conn, slug, "T")
+    slug = await new_tenant()
     before = len(sink.messages)
     status, answer = await _post(
         http, f"{gw}/api/v1/auth/forgot-password", {"tenant": slug, "email": "nobody@example.com"}
