@@ -235,6 +235,34 @@ async def topic_size(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+def reserve_command(
+    event_id: str,
+    show_id: str,
+    zone_id: str,
+    user_id: str,
+    *,
+    quantity: int,
+    deadline_ms: int,
+    accept_by_ms: int,
+    reply_to: str,
+) -> dict:
+    """A reserve command as a gateway builds it, for tests that produce straight to Kafka."""
+    return messages.reserve_command(
+        request_id=messages.new_public_id(event_id),
+        booking_id=messages.new_public_id(event_id),
+        event_id=event_id,
+        show_id=show_id,
+        zone_id=zone_id,
+        user_id=user_id,
+        quantity=quantity,
+        idempotency_key=None,
+        body_hash="h",
+        deadline_ms=deadline_ms,
+        accept_by_ms=accept_by_ms,
+        reply_to=reply_to,
+    )
+
+
 async def call(
     session: aiohttp.ClientSession,
     method: str,

@@ -16,6 +16,7 @@ from tests.support import (
     free_port,
     gateway_settings,
     reserve,
+    reserve_command,
     running_gateway,
     start_redis,
     stop_redis,
@@ -105,21 +106,17 @@ async def test_a_command_that_reached_kafka_too_late_is_refused(
     show = next(iter(event.shows))
     zone = event.shows[show]["VIP"]
     now = int(time.time() * 1000)
-    request_id = messages.new_public_id(event.event_id)
-    command = messages.reserve_command(
-        request_id=request_id,
-        booking_id=messages.new_public_id(event.event_id),
-        event_id=event.event_id,
-        show_id=show,
-        zone_id=zone,
-        user_id=user,
+    command = reserve_command(
+        event.event_id,
+        show,
+        zone,
+        user,
         quantity=2,
-        idempotency_key=None,
-        body_hash="h",
         deadline_ms=now + 30_000,
         accept_by_ms=now - 1_000,
         reply_to="late-test",
     )
+    request_id = command["request_id"]
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         # Stamped as if sent in time: only the broker's append time can tell it arrived late.
         await producer.send_and_wait(

@@ -11,6 +11,7 @@ from tests.support import (
     WorkerProcess,
     free_port,
     read_topic,
+    reserve_command,
     start_redis,
     stop_redis,
     wait_until,
@@ -47,16 +48,12 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
         stop_redis(port)
         now = int(time.time() * 1000)
         commands = [
-            messages.reserve_command(
-                request_id=messages.new_public_id(event.event_id),
-                booking_id=messages.new_public_id(event.event_id),
-                event_id=event.event_id,
-                show_id=show,
-                zone_id=zone,
-                user_id=u,
+            reserve_command(
+                event.event_id,
+                show,
+                zone,
+                u,
                 quantity=2,
-                idempotency_key=None,
-                body_hash="h",
                 deadline_ms=now + 120_000,
                 accept_by_ms=now + 120_000,
                 reply_to="nobody",
