@@ -26,6 +26,7 @@ from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
 from gateway.queue_pass import PassLimiter
+from gateway.queue_stream import streams_ctx
 from gateway.rooms import room_view_ctx
 from gateway.settings import GatewaySettings, new_gateway_id
 from waiting_room.passes import PassKeys, QueuePasses
@@ -56,7 +57,9 @@ def create_app(
     )
     app[appkeys.QUEUE_PASSES] = QueuePasses(settings.queue_pass_keys or PassKeys.generate())
     app[appkeys.PASS_LIMITER] = PassLimiter(settings.pass_rate_per_s, settings.pass_burst)
-    app.cleanup_ctx.extend([sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx, room_view_ctx])
+    app.cleanup_ctx.extend(
+        [sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx, room_view_ctx, streams_ctx]
+    )
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(freeze_startup_objects)
     app.router.add_get("/healthz", health.healthz, name="healthz")

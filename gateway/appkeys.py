@@ -14,6 +14,7 @@ from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
 from gateway.queue_pass import PassLimiter
+from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.replies import ReplyRouter
 from gateway.rooms import RoomView
@@ -42,5 +43,6 @@ QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)
 PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)
 ROOMS = web.AppKey("rooms", RoomView)
 WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
+STREAMS = web.AppKey("streams", StreamHub)
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)

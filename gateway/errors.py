@@ -83,6 +83,11 @@ class QueuePassRefused(ApiError):
         self.code = code
 
 
+class QueueTicketInvalid(ApiError):
+    status, code = 401, "QUEUE_TICKET_INVALID"
+    message = "the queue ticket is not valid; join the waiting room again for a new one"
+
+
 class SeatsBelowTaken(ApiError):
     status, code, message = 409, "SEATS_BELOW_TAKEN", "fewer seats than are already held or sold"
 

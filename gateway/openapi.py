@@ -208,6 +208,17 @@ STANDING = obj(
     pass_expires_at=TIME,
     **{"pass": NULLABLE_TEXT},  # a Python keyword
 )
+STREAM = op(
+    "Live position (Server-Sent Events; `ticket` is the join answer's queue_ticket)",
+    {},
+    errors=(400, 401, 404),
+)
+STREAM["responses"]["200"] = {
+    "description": "text/event-stream: `standing` events (state, position, ahead, waiting, eta_seconds, "
+    "admission_rate_per_min), heartbeats as comments, then `admitted` with the pass; resumable with "
+    "Last-Event-ID",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
 JWKS = obj(
     ["keys"],
     keys={
@@ -369,6 +380,7 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=(400, 404),
         )
     },
+    "/api/v1/queue/stream": {"get": STREAM},
     "/.well-known/jwks.json": {
         "get": {
             "summary": "Queue-pass public keys (a plain JWKS document, not the envelope)",

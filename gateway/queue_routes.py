@@ -1,4 +1,5 @@
-"""Waiting-room endpoints: join, standing (a poll is a heartbeat), and the pass keys (JWKS).
+"""Waiting-room endpoints: join, standing (a poll is a heartbeat), the live-position stream
+(gateway/queue_stream.py), and the pass keys (JWKS).
 
 `queue_ticket` in the answers is a signed, per-user, per-event token for the SSE stream URL
 (browsers' EventSource cannot send an Authorization header).
@@ -8,35 +9,16 @@ from __future__ import annotations
 
 import time
 
-import jwt
 from aiohttp import web
 
-from gateway import appkeys, errors
+from gateway import appkeys
 from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
 from gateway.params import uuid_value
 from gateway.payloads import read_json_object
+from gateway.queue_stream import issue_queue_ticket, published, stream
 from gateway.responses import ok
 from waiting_room.room import Standing
-
-TICKET_AUDIENCE = "booking-rush:queue-ticket"
-
-
-def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now: float) -> str:
-    claims = {
-        "sub": user_id,
-        "evt": event_id,
-        "aud": TICKET_AUDIENCE,
-        "iat": int(now),
-        "exp": int(now) + ttl_s,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-async def _published(request: web.Request, event_id: str) -> None:
-    app = request.app
-    if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
-        raise errors.NotFound("no such event on sale")
 
 
 def _refresh_after_s(standing: Standing) -> int | None:
@@ -78,7 +60,7 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
 async def _enter(request: web.Request, raw_event_id: object, verb: str) -> web.Response:
     principal = current_principal(request)
     event_id = uuid_value(raw_event_id, "event_id")
-    await _published(request, event_id)
+    await published(request, event_id)
     standing = await request.app[appkeys.WAITING_ROOM].enter(
         event_id, principal.user_id, int(time.time() * 1000), verb
     )
@@ -101,4 +83,5 @@ async def jwks(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/queue/join", join, name="queue_join")
     app.router.add_get("/api/v1/queue/status", status, name="queue_status")
+    app.router.add_get("/api/v1/queue/stream", stream, name="queue_stream")
     app.router.add_get("/.well-known/jwks.json", jwks, name="jwks")

@@ -9,6 +9,7 @@ seen for the first time is read once; after a lost subscription everything is re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -26,6 +27,7 @@ class RoomView:
         self.passes = passes
         self.engaged_rooms: dict[str, bool] = {}  # event id -> engaged; absent: not read yet
         self.connected = asyncio.Event()
+        self.tick_listeners: list[Callable[[dict], None]] = []  # the live-position streams
 
     async def engaged(self, event_id: str) -> bool:
         engaged = self.engaged_rooms.get(event_id)
@@ -40,6 +42,8 @@ class RoomView:
         if kind == "tick":
             self.engaged_rooms[message["event_id"]] = bool(message["engaged"])
             self.passes.forget_expired_revocations(message["at_ms"])
+            for listener in self.tick_listeners:
+                listener(message)
         elif kind == "config":
             self.engaged_rooms.pop(message["event_id"], None)  # read again on next use
         elif kind == "revoke":

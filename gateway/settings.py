@@ -54,6 +54,11 @@ class GatewaySettings:
     # A valid pass replaces the reserve rate limit with this in-process one: rate/s, burst.
     pass_rate_per_s: float = 2.0
     pass_burst: int = 10
+    # Live-position streams: heartbeat (and presence lease renewal) period, and how often and for
+    # how many clients per room the exact places are re-read.
+    stream_heartbeat_s: float = 15.0
+    stream_correction_s: float = 5.0
+    stream_correction_batch: int = 500
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -89,6 +94,9 @@ class GatewaySettings:
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
             bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
             queue_pass_keys=pass_keys,
+            stream_heartbeat_s=env_float("BR_STREAM_HEARTBEAT_SECONDS", 15.0),
+            stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
+            stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
             mail=MailSettings(
                 host=env_str("BR_SMTP_HOST", "127.0.0.1"),
                 port=env_int("BR_SMTP_PORT", 1025),

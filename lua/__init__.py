@@ -29,6 +29,7 @@ class SaleScripts:
     queue_join: AsyncScript
     queue_admit: AsyncScript
     queue_revoke: AsyncScript
+    queue_stream: AsyncScript
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,23 @@ KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last adm
 KEYS[10] holds      {ev:E}:expiry          zset  live holds (booking id -> expires at)
 KEYS[11] hits       {ev:E}:room:hits       hash  second -> reserve requests (gateways' counts)
 KEYS[12] shuffle    {ev:E}:room:shuffle    list  the pre-queue in its drawn order (audit)
-KEYS[13..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
+KEYS[13] streams    {ev:E}:room:streams    hash  user -> the gateway process holding their open
+                                                 live-position stream (lua/queue_stream.lua)
+KEYS[14] leases     {ev:E}:room:leases     zset  gateway process -> its streams count as presence
+                                                 until (ms); renewed once per heartbeat per process
+KEYS[15..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
 
 ARGV[1]  now (ms)   ARGV[2]  most waiting users to look at in this call
 
 Returns one JSON object: state (off, open, prequeue, admitting, paused, closed, sold_out), engaged
-(0/1), admitted ([user, ticket, ...] flat), head (last admitted ticket), waiting, prequeue, active,
-available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled.
+(0/1), admitted ([user, ticket, ...] flat), head (the last ticket admitted or removed: every
+ticket at or below it has left the line, so a ticket's place is ticket - head less the few that
+left out of turn), waiting, prequeue, active,
+available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled,
+pass_ttl_ms (when admitting: the passes' lifetime, so gateways can issue them).
 
-Admission order is ticket order. A user not seen for grace_ms is removed without using a slot.
+Admission order is ticket order. A user neither seen for grace_ms nor holding an open stream on a
+live gateway process is removed without using a slot.
 Active users (active-until in the future) never exceed max_active nor oversubscription x available.
 ]]
 
@@ -38,25 +46,26 @@ local mode = c[1] or 'off'
 local out = {mode = mode, engaged = 0, admitted = {}, abandoned = 0, shuffled = 0}
 
 local available = 0
-for i = 13, #KEYS do
+for i = 15, #KEYS do
   available = available + tonumber(redis.call('HGET', KEYS[i], 'available') or '0')
 end
 local held = redis.call('ZCARD', KEYS[10])
 local active = redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf')
 redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - 300000)
 out.available, out.held, out.active = available, held, active
-out.recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
 out.head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
+redis.call('ZREMRANGEBYSCORE', KEYS[14], '-inf', '(' .. now)  -- leases of processes gone quiet
 
 local function finish(state)
   out.state = state
+  out.recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')  -- this tick's admissions included
   out.waiting = redis.call('ZCARD', KEYS[2])
   out.prequeue = redis.call('ZCARD', KEYS[3])
   return cjson.encode(out)
 end
 
 -- Sold out only when nothing is left to sell and nothing held could come back.
-if #KEYS >= 13 and available <= 0 and held == 0 then
+if #KEYS >= 15 and available <= 0 and held == 0 then
   redis.call('HSET', KEYS[1], 'state', 'sold_out')
   out.engaged = c[2] == '1' and 1 or 0
   return finish('sold_out')
@@ -134,6 +143,16 @@ end
 local room = math.min(tonumber(c[6] or '1000'), math.floor(tonumber(c[9] or '1.5') * available)) - active
 local grace_ms = tonumber(c[8] or '60000')
 local pass_ttl_ms = tonumber(c[7] or '300000')
+out.pass_ttl_ms = pass_ttl_ms
+-- Present: polled within the grace period, or holding a stream on a process whose lease is live.
+local function present(user)
+  if tonumber(redis.call('ZSCORE', KEYS[7], user) or '0') >= now - grace_ms then
+    return true
+  end
+  local holder = redis.call('HGET', KEYS[13], user)
+  return holder and tonumber(redis.call('ZSCORE', KEYS[14], holder) or '0') >= now
+end
+
 local scanned = 0
 while room > 0 and tokens >= 1 and scanned < max_scan do
   local want = math.min(room, math.floor(tokens), max_scan - scanned)
@@ -143,17 +162,18 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
     local user, ticket = batch[i], batch[i + 1]
     scanned = scanned + 1
     redis.call('ZREM', KEYS[2], user)
-    local seen = tonumber(redis.call('ZSCORE', KEYS[7], user) or '0')
-    if seen < now - grace_ms then
+    out.head = tonumber(ticket)
+    if not present(user) then
       redis.call('ZREM', KEYS[7], user)
+      redis.call('HDEL', KEYS[13], user)
       out.abandoned = out.abandoned + 1
     else
       redis.call('ZADD', KEYS[5], now + pass_ttl_ms, user)
       redis.call('HSET', KEYS[6], user, ticket .. ':' .. now .. ':' .. pass_ttl_ms)
       redis.call('ZADD', KEYS[8], now, user)
+      redis.call('HDEL', KEYS[13], user)  -- the stream ends with the pass
       table.insert(out.admitted, user)
       table.insert(out.admitted, tonumber(ticket))
-      out.head = tonumber(ticket)
       tokens = tokens - 1
       room = room - 1
       if room <= 0 or tokens < 1 then break end

@@ -13,10 +13,12 @@ KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms)
 KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
+KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted or removed
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
 
-Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms}:
+Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head}
+(head read together with rank, so a live-position stream can derive later places from the ticks):
   open        the room is not engaged: no queue, no pass needed
   closed      the operator closed the room: nobody joins or is admitted
   sold_out    nothing available and nothing held: told to everyone not yet admitted
@@ -33,9 +35,10 @@ local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_a
 local mode = config[1]
 local waiting_count = redis.call('ZCARD', KEYS[2])
 local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
+local head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
 
 local function reply(state, rank, ticket, admitted_at, pass_ttl)
-  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1}
+  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)

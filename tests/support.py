@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -374,3 +375,44 @@ def stop_redis(port: int, *how: str, timeout: float = 30) -> None:
     proc = _REDIS_SERVERS.pop(port, None)
     if proc is not None:
         proc.wait(timeout)
+
+
+class EventStream:
+    """A Server-Sent Events client for tests: `await next_event()` -> (id, event, data as JSON);
+    comment lines (heartbeats) are counted, not returned."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.heartbeats = 0
+
+    async def next_event(self, timeout: float = 15) -> tuple[str, str, dict]:
+        fields: dict[str, str] = {}
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await self.response.content.readline()).decode()
+                if line == "":
+                    raise EOFError("the stream ended")
+                line = line.rstrip("\n")
+                if line.startswith(":"):
+                    self.heartbeats += 1
+                elif line and ":" in line:
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+                elif not line and "data" in fields:
+                    return fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])
+                elif not line:
+                    fields = {}
+
+    async def ended(self, timeout: float = 15) -> bool:
+        async with asyncio.timeout(timeout):
+            return await self.response.content.read() == b""
+
+
+@contextlib.asynccontextmanager
+async def event_stream(session: aiohttp.ClientSession, base: str, event_id: str, ticket: str, last_id=None):
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    params = {"event_id": event_id, "ticket": ticket}
+    async with session.get(f"{base}/api/v1/queue/stream", params=params, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        yield EventStream(response)

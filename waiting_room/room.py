@@ -14,14 +14,15 @@ import orjson
 from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
 
-JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log")
-ADMIT_PARTS = (*JOIN_PARTS, "bucket")
+JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
+STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 
 
 @dataclass(frozen=True)
 class Standing:
     """Where one user stands: state (open, closed, sold_out, prequeue, waiting, admitted,
-    not_joined), people ahead, their ticket, when admitted, and the room's size and pace."""
+    not_joined), people ahead, their ticket, when admitted, and the room's size and pace; head
+    is the room's last ticket admitted or removed when this was read."""
 
     state: str
     ahead: int | None
@@ -30,6 +31,7 @@ class Standing:
     waiting: int
     admitted_last_minute: int
     pass_ttl_ms: int | None = None
+    head: int = 0
 
     @property
     def position(self) -> int | None:
@@ -58,7 +60,7 @@ class WaitingRoom:
         out = await self.scripts.queue_join(
             keys=[keys.room(event_id, p) for p in JOIN_PARTS], args=[user_id, now_ms, verb]
         )
-        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl = out
+        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head = out
         return Standing(
             state.decode() if isinstance(state, bytes) else state,
             _opt(ahead),
@@ -67,6 +69,7 @@ class WaitingRoom:
             int(waiting),
             int(recent),
             _opt(pass_ttl),
+            int(head),
         )
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
@@ -84,10 +87,9 @@ class WaitingRoom:
         def fill(pipe) -> None:
             for event_id, zone_keys in zip(event_ids, zone_sets, strict=True):
                 room_keys = [
-                    *(keys.room(event_id, p) for p in ADMIT_PARTS),
+                    *(keys.room(event_id, p) for p in JOIN_PARTS),
                     keys.expiry_index(event_id),
-                    keys.room(event_id, "hits"),
-                    keys.room(event_id, "shuffle"),
+                    *(keys.room(event_id, p) for p in ("hits", "shuffle", "streams", "leases")),
                     *(k.decode() for k in zone_keys),
                 ]
                 queue_script(pipe, self.scripts.queue_admit, room_keys, [now_ms, max_scan])
@@ -100,6 +102,35 @@ class WaitingRoom:
             tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
             ticks[event_id] = tick
         return ticks
+
+    async def stream(
+        self, event_id: str, user_id: str, holder: str, now_ms: int, op: str, lease_until_ms: int = 0
+    ) -> bool:
+        """A live-position stream opens ("open") or closes ("close") on process `holder`;
+        True if the user is in line (see lua/queue_stream.lua)."""
+        room_keys = [keys.room(event_id, p) for p in STREAM_PARTS]
+        args = [op, user_id, holder, now_ms, lease_until_ms]
+        return await self.scripts.queue_stream(keys=room_keys, args=args) == 1
+
+    async def renew_leases(self, event_ids: list[str], holder: str, until_ms: int) -> None:
+        """Process `holder`'s open streams count as presence until `until_ms`: one write per
+        room, all in one round trip, however many streams the process holds."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.zadd(keys.room(event_id, "leases"), {holder: until_ms})
+            await pipe.execute()
+
+    async def exact_ranks(self, event_id: str, user_ids: list[str]) -> tuple[int, list[tuple]]:
+        """The room's head and each user's (people ahead, ticket), both None if not waiting,
+        read atomically in one round trip."""
+        waiting = keys.room(event_id, "waiting")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.room(event_id, "bucket"), "head")
+            for user_id in user_ids:
+                pipe.zrank(waiting, user_id)
+                pipe.zscore(waiting, user_id)
+            head, *places = await pipe.execute()
+        return int(head or 0), list(zip(places[::2], places[1::2], strict=True))
 
     async def config(self, event_id: str) -> RoomConfig:
         return RoomConfig.from_redis(await self.redis.hgetall(keys.room(event_id, "config")))

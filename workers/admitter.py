@@ -25,7 +25,8 @@ def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
     """What every gateway process hears of a room each tick: whether reserve needs a pass, and
     the room's progress (the live-position stream derives its clients' places from it)."""
     fields = ("engaged", "state", "head", "waiting", "recent", "admitted")
-    return {"type": "tick", "event_id": event_id, "at_ms": now_ms, **{f: tick[f] for f in fields}}
+    message = {"type": "tick", "event_id": event_id, "at_ms": now_ms, **{f: tick[f] for f in fields}}
+    return {**message, "pass_ttl_ms": tick.get("pass_ttl_ms", 0)}
 
 
 class Admitter:

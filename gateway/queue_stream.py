@@ -1,0 +1,346 @@
+"""Live position over Server-Sent Events: `GET /api/v1/queue/stream?event_id=&ticket=`.
+
+Redis work does not grow with the number of connected clients:
+- each process hears one broadcast per room per tick (the admitter's, via gateway/rooms.py) and
+  derives every client's place from it: ahead = ticket - head - 1 - offset, where head is the
+  room's last ticket admitted or removed and offset counts those who left out of turn (read at
+  connect and refreshed by the corrections below; none leave out of turn today);
+- exact ranks are re-read in one round trip per room per correction period, for at most
+  `stream_correction_batch` clients (the ones in doubt first, then in rotation);
+- presence: a stream marks its user as held by this process once, at open; the process then
+  renews one lease per room per heartbeat (lua/queue_stream.lua), whatever its number of streams.
+
+Event ids describe the standing sent, so a client resuming with `Last-Event-ID` is not sent again
+what it already has; the pass (event `admitted`) is always sent, and then the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import jwt
+import orjson
+from aiohttp import web
+
+from gateway import appkeys, errors
+from gateway.event_store import iso_ms
+from gateway.params import text_query, uuid_value
+from waiting_room.passes import QueuePasses
+from waiting_room.room import Standing, WaitingRoom
+from workers.periodic import run_every
+
+log = logging.getLogger("gateway.queue_stream")
+
+TICKET_AUDIENCE = "booking-rush:queue-ticket"
+RETRY_MS = 3000  # how soon a browser reconnects after a lost stream
+ENDS_STREAM = ("admitted", "sold_out", "open", "not_joined")
+# The admission tick's room state -> what a waiting client is told.
+ROOM_STATE = {"admitting": "waiting", "off": "open"}
+
+
+def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now: float) -> str:
+    claims = {
+        "sub": user_id,
+        "evt": event_id,
+        "aud": TICKET_AUDIENCE,
+        "iat": int(now),
+        "exp": int(now) + ttl_s,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def read_queue_ticket(secret: str, ticket: str, event_id: str) -> str:
+    """The user id a queue ticket was issued to, if it is genuine, current and for this event."""
+    try:
+        claims = jwt.decode(
+            ticket,
+            secret,
+            algorithms=["HS256"],
+            audience=TICKET_AUDIENCE,
+            options={"require": ["sub", "evt", "exp"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise errors.QueueTicketInvalid("the queue ticket has expired; join again for a new one") from exc
+    except jwt.PyJWTError as exc:
+        raise errors.QueueTicketInvalid() from exc
+    if claims["evt"] != event_id or not isinstance(claims["sub"], str):
+        raise errors.QueueTicketInvalid("the queue ticket is for another event")
+    return claims["sub"]
+
+
+async def published(request: web.Request, event_id: str) -> None:
+    app = request.app
+    if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
+        raise errors.NotFound("no such event on sale")
+
+
+def sse(kind: str, event_id: str, data: bytes) -> bytes:
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), kind.encode(), data)
+
+
+def eta_s(ahead: int, admitted_last_minute: int) -> int | None:
+    return Standing("waiting", ahead, None, None, 0, admitted_last_minute).eta_s()
+
+
+@dataclass(eq=False)
+class StreamClient:
+    """One open stream. The tick fills `standing` (latest only: a slow reader skips stale places)
+    and `extra` (heartbeats, the pass); the request's handler writes them out when woken."""
+
+    user_id: str
+    ticket: int | None
+    offset: int = 0
+    in_doubt: bool = True  # place not known exactly: corrected first
+    last_id: str = ""
+    standing: bytes | None = None
+    extra: list[bytes] = field(default_factory=list)
+    ended: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send_standing(self, event_id: str, payload: dict) -> None:
+        sid = f"{payload['state']}.{payload['ahead']}.{payload['waiting']}.{payload['eta_seconds']}"
+        if sid == self.last_id:
+            return
+        self.last_id = sid
+        self.standing = sse("standing", sid, orjson.dumps(payload))
+        self.ended = payload["state"] in ENDS_STREAM
+        self.wake.set()
+
+    def send(self, chunk: bytes, ends: bool = False) -> None:
+        self.extra.append(chunk)
+        self.ended = self.ended or ends
+        self.wake.set()
+
+    def take(self) -> bytes:
+        chunks = [self.standing] if self.standing else []
+        chunks.extend(self.extra)
+        self.standing, self.extra = None, []
+        self.wake.clear()
+        return b"".join(chunks)
+
+
+class RoomStreams:
+    """This process's open streams for one room, and the last tick heard for it."""
+
+    def __init__(self) -> None:
+        self.clients: dict[StreamClient, None] = {}  # insertion-ordered set
+        self.tick: dict | None = None
+        self.rotation = 0  # where the next correction round starts
+
+
+class StreamHub:
+    def __init__(self, room: WaitingRoom, passes: QueuePasses, holder: str, settings) -> None:
+        self.room = room
+        self.passes = passes
+        self.holder = holder  # this process, as named in the room's stream and lease keys
+        self.heartbeat_s = settings.stream_heartbeat_s
+        self.correction_s = settings.stream_correction_s
+        self.correction_batch = settings.stream_correction_batch
+        self.rooms: dict[str, RoomStreams] = {}
+        self.last_fanout_s = 0.0  # time the last tick took to reach every client (benchmarks)
+        self.next_heartbeat = 0.0
+
+    @property
+    def connected(self) -> int:
+        return sum(len(r.clients) for r in self.rooms.values())
+
+    def add(self, event_id: str, client: StreamClient) -> None:
+        self.rooms.setdefault(event_id, RoomStreams()).clients[client] = None
+
+    def remove(self, event_id: str, client: StreamClient) -> None:
+        room = self.rooms.get(event_id)
+        if room is not None:
+            room.clients.pop(client, None)
+            if not room.clients:
+                del self.rooms[event_id]
+
+    def place(self, event_id: str, client: StreamClient, standing: Standing) -> None:
+        """The exact standing read at connect (or by a correction): learn the client's offset."""
+        client.ticket = standing.ticket
+        if standing.state == "waiting" and standing.ticket is not None and standing.ahead is not None:
+            client.offset = standing.ticket - standing.head - 1 - standing.ahead
+        client.in_doubt = False
+        if standing.state == "admitted" and standing.admitted_at_ms is not None:
+            self._admit(event_id, client, standing.admitted_at_ms, standing.pass_ttl_ms or 0)
+            return
+        client.send_standing(
+            event_id,
+            self._payload(
+                event_id, standing.state, standing.ahead, standing.waiting, standing.admitted_last_minute
+            ),
+        )
+
+    def _payload(self, event_id: str, state: str, ahead: int | None, waiting: int, recent: int) -> dict:
+        return {
+            "event_id": event_id,
+            "state": state,
+            "position": None if ahead is None else ahead + 1,
+            "ahead": ahead,
+            "waiting": waiting,
+            "eta_seconds": None if ahead is None else eta_s(ahead, recent),
+            "admission_rate_per_min": recent,
+        }
+
+    def _admit(self, event_id: str, client: StreamClient, admitted_at_ms: int, pass_ttl_ms: int) -> None:
+        issued = self.passes.issue(event_id, client.user_id, admitted_at_ms, pass_ttl_ms // 1000)
+        body = {
+            "event_id": event_id,
+            "state": "admitted",
+            "pass": issued.token,
+            "pass_expires_at": iso_ms(issued.expires_at_ms),
+        }
+        client.send(sse("admitted", f"admitted.{issued.pass_id}", orjson.dumps(body)), ends=True)
+
+    def on_tick(self, message: dict) -> None:
+        """Every client of the room gets its place derived from the tick (no Redis call)."""
+        event_id = message["event_id"]
+        room = self.rooms.get(event_id)
+        if room is None:
+            return
+        started = time.perf_counter()
+        room.tick = message
+        admitted = {user: ticket for user, ticket in message["admitted"]}
+        state = ROOM_STATE.get(message["state"], message["state"])
+        head, waiting, recent = message["head"], message["waiting"], message["recent"]
+        for client in room.clients:
+            if client.user_id in admitted:
+                self._admit(event_id, client, message["at_ms"], message["pass_ttl_ms"])
+                continue
+            ahead = None
+            if state in ("waiting", "paused", "closed"):
+                if client.ticket is None or client.ticket <= head:
+                    # Drawn a ticket at opening, or gone from the line in a tick this process
+                    # missed: the next correction round reads this one first.
+                    client.in_doubt = True
+                    continue
+                ahead = max(0, client.ticket - head - 1 - client.offset)
+            client.send_standing(event_id, self._payload(event_id, state, ahead, waiting, recent))
+        self.last_fanout_s = time.perf_counter() - started
+
+    async def upkeep(self) -> None:
+        """One round: heartbeats and lease renewals once per heartbeat period, corrections."""
+        now = time.monotonic()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + self.heartbeat_s
+            await self.heartbeat()
+        await self.correct()
+
+    def lease_until_ms(self, now_ms: int) -> int:
+        return now_ms + int(self.heartbeat_s * 2500)  # survives one missed renewal
+
+    async def heartbeat(self) -> None:
+        if not self.rooms:
+            return
+        await self.room.renew_leases(
+            list(self.rooms), self.holder, self.lease_until_ms(int(time.time() * 1000))
+        )
+        for room in self.rooms.values():
+            for client in room.clients:
+                client.send(b": hb\n\n")
+
+    async def correct(self) -> None:
+        """Exact places for at most `correction_batch` clients per room: those in doubt first,
+        then the rest in rotation. One round trip per room, plus a status read for anyone no
+        longer waiting (admitted in a tick this process missed, or the room reopened)."""
+        for event_id, room in list(self.rooms.items()):
+            clients = list(room.clients)
+            doubtful = [c for c in clients if c.in_doubt]
+            start = room.rotation % len(clients)
+            # Not yet drawn a ticket (pre-queue): nothing to correct until the opening tick.
+            rotating = [
+                c for c in clients[start:] + clients[:start] if not c.in_doubt and c.ticket is not None
+            ]
+            chosen = (doubtful + rotating)[: self.correction_batch]
+            if not chosen:
+                continue
+            room.rotation = start + len(chosen)
+            head, places = await self.room.exact_ranks(event_id, [c.user_id for c in chosen])
+            tick = room.tick or {}
+            gone = []
+            for client, (rank, ticket) in zip(chosen, places, strict=True):
+                if rank is None:
+                    gone.append(client)
+                    continue
+                client.ticket, client.offset, client.in_doubt = (
+                    int(ticket),
+                    int(ticket) - head - 1 - rank,
+                    False,
+                )
+                state = ROOM_STATE.get(tick.get("state", "admitting"), tick.get("state"))
+                if state in ("waiting", "paused", "closed"):
+                    payload = self._payload(
+                        event_id, state, rank, tick.get("waiting", 0), tick.get("recent", 0)
+                    )
+                    client.send_standing(event_id, payload)
+            now_ms = int(time.time() * 1000)
+            for client in gone:
+                self.place(
+                    event_id, client, await self.room.enter(event_id, client.user_id, now_ms, "status")
+                )
+
+    def close_all(self) -> None:
+        for room in self.rooms.values():
+            for client in room.clients:
+                client.ended = True
+                client.wake.set()
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    event_id = uuid_value(request.query.get("event_id"), "event_id")
+    ticket = text_query(request, "ticket", 4096)
+    user_id = read_queue_ticket(app[appkeys.SETTINGS].jwt_secret, ticket or "", event_id)
+    await published(request, event_id)
+    hub, room = app[appkeys.STREAMS], app[appkeys.WAITING_ROOM]
+    client = StreamClient(user_id, None, last_id=request.headers.get("Last-Event-ID", "")[:200])
+    hub.add(event_id, client)  # before the read: a tick arriving meanwhile is not missed
+    try:
+        now_ms = int(time.time() * 1000)
+        hub.place(event_id, client, await room.enter(event_id, user_id, now_ms, "status"))
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        await response.write(b"retry: %d\n\n" % RETRY_MS)
+        if not client.ended:
+            await room.stream(event_id, user_id, hub.holder, now_ms, "open", hub.lease_until_ms(now_ms))
+        try:
+            while True:
+                await client.wake.wait()
+                ended = client.ended
+                chunk = client.take()
+                if chunk:
+                    await response.write(chunk)
+                if ended:
+                    break
+        except ConnectionError:
+            pass  # the client went away; the stream is closed below
+        return response
+    finally:
+        hub.remove(event_id, client)
+        if not client.ended:
+            with contextlib.suppress(Exception):  # presence then lapses by the grace period
+                await room.stream(event_id, user_id, hub.holder, int(time.time() * 1000), "close")
+
+
+async def streams_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    hub = app[appkeys.STREAMS] = StreamHub(
+        app[appkeys.WAITING_ROOM], app[appkeys.QUEUE_PASSES], app[appkeys.GATEWAY_ID], settings
+    )
+    app[appkeys.ROOMS].tick_listeners.append(hub.on_tick)
+    stop = asyncio.Event()
+    period = min(hub.correction_s, hub.heartbeat_s)
+    upkeep = asyncio.create_task(run_every(stop, period, 10.0, hub.upkeep, "stream upkeep"), name="streams")
+    yield
+    stop.set()
+    hub.close_all()
+    await upkeep

@@ -1,0 +1,157 @@
+"""The live-position stream: a waiting user's place falls tick by tick and the pass arrives the
+moment they are admitted; Last-Event-ID resumes without repeating; an SSE-only user counts as
+present; bad tickets are refused; a sold-out room tells everyone at once.
+
+Admission ticks are driven by the test, exactly as an admitter runs them (admit, then broadcast
+the tick), with a clock that moves one second per tick.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest_asyncio
+
+from gateway.queue_stream import issue_queue_ticket
+from lua import keys
+from tests.support import TEST_PASS_KEYS, event_stream, queue_call
+from waiting_room.passes import QueuePasses
+from workers.admitter import tick_message
+
+PASSES = QueuePasses(TEST_PASS_KEYS)
+
+
+class Ticks:
+    """Admission ticks one simulated second apart, broadcast as the admitter does."""
+
+    def __init__(self, room, event_id: str) -> None:
+        self.room, self.event_id = room, event_id
+        # Starts in the past, so the passes' issued-at never lies ahead of the verifier's clock.
+        self.now_ms = int(time.time() * 1000) - 30_000
+
+    async def tick(self) -> dict:
+        self.now_ms += 1000
+        tick = await self.room.admit(self.event_id, self.now_ms)
+        await self.room.broadcast(tick_message(self.event_id, self.now_ms, tick))
+        return tick
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def line(make_event, make_users, token_for, room, gateway_url, http):
+    """An engaged room admitting one user per simulated second, and three users in line."""
+    event = await make_event([("GA", 50)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "rate_per_min": 60, "grace_s": 600})
+    users = await make_users(3)
+    tokens = [token_for(u) for u in users]
+    tickets = []
+    for token in tokens:
+        status, joined = await queue_call(http, gateway_url, token, "join", event.event_id)
+        assert status == 200 and joined["data"]["state"] == "waiting", joined
+        tickets.append(joined["data"]["queue_ticket"])
+    ticks = Ticks(room, event.event_id)
+    return {"event_id": event.event_id, "users": users, "tokens": tokens, "tickets": tickets, "ticks": ticks}
+
+
+async def test_position_falls_each_tick_and_the_pass_arrives_on_admission(gateway_url, http, line):
+    event_id, last = line["event_id"], line["users"][2]
+    async with event_stream(http, gateway_url, event_id, line["tickets"][2]) as stream:
+        _, kind, standing = await stream.next_event()
+        assert (kind, standing["state"], standing["position"], standing["ahead"]) == (
+            "standing",
+            "waiting",
+            3,
+            2,
+        )
+        for expected_position in (2, 1):
+            tick = await line["ticks"].tick()
+            assert len(tick["admitted"]) == 1
+            _, kind, standing = await stream.next_event()
+            assert (kind, standing["position"], standing["waiting"]) == (
+                "standing",
+                expected_position,
+                expected_position,
+            )
+            assert standing["eta_seconds"] is not None  # the measured pace: admissions in the last minute
+        tick = await line["ticks"].tick()
+        assert tick["admitted"] == [(last, tick["head"])]
+        _, kind, admitted = await stream.next_event()
+        assert kind == "admitted" and admitted["state"] == "admitted"
+        issued = PASSES.verify(admitted["pass"], event_id, last, time.time())
+        assert issued.expires_at_ms > time.time() * 1000
+        assert await stream.ended()  # the stream's work is done
+    # The pass pushed is the one a poll gives: same admission, same pass.
+    _, polled = await queue_call(http, gateway_url, line["tokens"][2], "status", event_id)
+    assert polled["data"]["pass"] == admitted["pass"]
+
+
+async def test_last_event_id_resumes_without_repeating(gateway_url, http, line):
+    event_id, ticket = line["event_id"], line["tickets"][2]
+    async with event_stream(http, gateway_url, event_id, ticket) as stream:
+        first_id, _, first = await stream.next_event()
+    assert first["position"] == 3
+    async with event_stream(http, gateway_url, event_id, ticket, last_id=first_id) as stream:
+        await line["ticks"].tick()
+        # Nothing changed between the two connections, so the first event after resuming is
+        # the next change, not the standing the client already had.
+        _, _, next_standing = await stream.next_event()
+        assert next_standing["position"] == 2
+    async with event_stream(http, gateway_url, event_id, ticket, last_id=first_id) as stream:
+        _, _, current = await stream.next_event()  # the client missed a change: sent at once
+        assert current["position"] == 2
+
+
+async def test_a_user_with_only_an_open_stream_is_not_taken_for_gone(
+    gateway_url, http, make_event, make_users, token_for, room
+):
+    event = await make_event([("GA", 50)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "rate_per_min": 600, "grace_s": 5})
+    streaming, silent = await make_users(2)
+    tickets = {}
+    for user in (streaming, silent):
+        _, joined = await queue_call(http, gateway_url, token_for(user), "join", event.event_id)
+        tickets[user] = joined["data"]["queue_ticket"]
+    ticks = Ticks(room, event.event_id)
+    async with event_stream(http, gateway_url, event.event_id, tickets[streaming]) as stream:
+        await stream.next_event()  # the stream is open (and this process's lease written)
+        ticks.now_ms += 40_000  # both last polled 10 s before this tick: past the 5 s grace
+        tick = await ticks.tick()
+        assert [user for user, _ in tick["admitted"]] == [streaming]
+        assert tick["abandoned"] == 1  # the silent one, without using a slot
+        _, kind, _ = await stream.next_event()
+        assert kind == "admitted"
+
+
+async def test_bad_tickets_are_refused(gateway_url, http, line, jwt_secret):
+    event_id, user = line["event_id"], line["users"][0]
+    now = time.time()
+    cases = {
+        "forged": issue_queue_ticket("x" * 40, user, event_id, 600, now),
+        "expired": issue_queue_ticket(jwt_secret, user, event_id, 600, now - 3600),
+        "other event": issue_queue_ticket(jwt_secret, user, line["users"][1], 600, now),
+        "an access token": jwt.encode({"sub": user, "exp": int(now) + 60}, jwt_secret, "HS256"),
+        "garbage": "not-a-ticket",
+        "missing": None,
+    }
+    for case, ticket in cases.items():
+        params = {"event_id": event_id, **({"ticket": ticket} if ticket else {})}
+        async with http.get(f"{gateway_url}/api/v1/queue/stream", params=params) as response:
+            body = await response.json()
+            assert (response.status, body["error"]["code"]) == (401, "QUEUE_TICKET_INVALID"), case
+
+
+async def test_a_sold_out_room_tells_every_stream_at_once(gateway_url, http, line, sale_redis):
+    event_id = line["event_id"]
+    async with event_stream(http, gateway_url, event_id, line["tickets"][1]) as first:
+        async with event_stream(http, gateway_url, event_id, line["tickets"][2]) as second:
+            streams = [first, second]
+            for stream in streams:
+                await stream.next_event()
+            for zone_key in await sale_redis.smembers(keys.zone_index(event_id)):
+                await sale_redis.hset(zone_key, "available", 0)  # every seat sold, none held
+            tick = await line["ticks"].tick()
+            assert tick["state"] == "sold_out"
+            for stream in streams:
+                _, _, told = await stream.next_event()
+                assert told["state"] == "sold_out"
+                assert await stream.ended()
