@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import jwt
@@ -87,6 +88,25 @@ def eta_s(ahead: int, admitted_last_minute: int) -> int | None:
 
 
 @dataclass(eq=False)
+class Fanout:
+    """Times one tick's fan-out: done when every client it woke has written."""
+
+    started: float
+    pending: int = 0
+    sealed: bool = False  # every client woken: pending reaching 0 now means done
+
+    def follow(self, client: StreamClient) -> None:
+        if client.fanout is None:
+            client.fanout = self
+            self.pending += 1
+
+    def written(self, hub: StreamHub) -> None:
+        self.pending -= 1
+        if self.pending == 0 and self.sealed:
+            hub.fanouts_ms.append((time.perf_counter() - self.started) * 1000)
+
+
+@dataclass(eq=False)
 class StreamClient:
     """One open stream. The tick fills `standing` (latest only: a slow reader skips stale places)
     and `extra` (heartbeats, the pass); the request's handler writes them out when woken."""
@@ -100,15 +120,22 @@ class StreamClient:
     extra: list[bytes] = field(default_factory=list)
     ended: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    fanout: Fanout | None = None  # the tick whose news is waiting to be written
 
-    def send_standing(self, event_id: str, payload: dict) -> None:
+    def written(self, hub: StreamHub) -> None:
+        if self.fanout is not None:
+            self.fanout.written(hub)
+            self.fanout = None
+
+    def send_standing(self, event_id: str, payload: dict) -> bool:
         sid = f"{payload['state']}.{payload['ahead']}.{payload['waiting']}.{payload['eta_seconds']}"
         if sid == self.last_id:
-            return
+            return False
         self.last_id = sid
         self.standing = sse("standing", sid, orjson.dumps(payload))
         self.ended = payload["state"] in ENDS_STREAM
         self.wake.set()
+        return True
 
     def send(self, chunk: bytes, ends: bool = False) -> None:
         self.extra.append(chunk)
@@ -141,7 +168,8 @@ class StreamHub:
         self.correction_s = settings.stream_correction_s
         self.correction_batch = settings.stream_correction_batch
         self.rooms: dict[str, RoomStreams] = {}
-        self.last_fanout_s = 0.0  # time the last tick took to reach every client (benchmarks)
+        # Fan-out: from a tick's arrival to the write of the last client it changed (ms).
+        self.fanouts_ms: deque[float] = deque(maxlen=1000)
         self.next_heartbeat = 0.0
 
     @property
@@ -201,7 +229,7 @@ class StreamHub:
         room = self.rooms.get(event_id)
         if room is None:
             return
-        started = time.perf_counter()
+        fanout = Fanout(time.perf_counter())
         room.tick = message
         admitted = {user: ticket for user, ticket in message["admitted"]}
         state = ROOM_STATE.get(message["state"], message["state"])
@@ -209,6 +237,7 @@ class StreamHub:
         for client in room.clients:
             if client.user_id in admitted:
                 self._admit(event_id, client, message["at_ms"], message["pass_ttl_ms"])
+                fanout.follow(client)
                 continue
             ahead = None
             if state in ("waiting", "paused", "closed"):
@@ -218,8 +247,9 @@ class StreamHub:
                     client.in_doubt = True
                     continue
                 ahead = max(0, client.ticket - head - 1 - client.offset)
-            client.send_standing(event_id, self._payload(event_id, state, ahead, waiting, recent))
-        self.last_fanout_s = time.perf_counter() - started
+            if client.send_standing(event_id, self._payload(event_id, state, ahead, waiting, recent)):
+                fanout.follow(client)
+        fanout.sealed = True
 
     async def upkeep(self) -> None:
         """One round: heartbeats and lease renewals once per heartbeat period, corrections."""
@@ -233,6 +263,16 @@ class StreamHub:
         return now_ms + int(self.heartbeat_s * 2500)  # survives one missed renewal
 
     async def heartbeat(self) -> None:
+        if self.fanouts_ms:
+            spans = sorted(self.fanouts_ms)
+            self.fanouts_ms.clear()
+            log.info(
+                "%d streams open; tick fan-out over %d ticks: median %.1f ms, max %.1f ms",
+                self.connected,
+                len(spans),
+                spans[len(spans) // 2],
+                spans[-1],
+            )
         if not self.rooms:
             return
         await self.room.renew_leases(
@@ -319,12 +359,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 chunk = client.take()
                 if chunk:
                     await response.write(chunk)
+                client.written(hub)
                 if ended:
                     break
         except ConnectionError:
             pass  # the client went away; the stream is closed below
         return response
     finally:
+        client.written(hub)  # gone before writing: its tick's fan-out is not held up
         hub.remove(event_id, client)
         if not client.ended:
             with contextlib.suppress(Exception):  # presence then lapses by the grace period
