@@ -16,7 +16,7 @@ ROLES = ("user", "organizer", "admin")
 USER_COLUMNS = "id, tenant_id, email, full_name, role, disabled_at, created_at"
 
 
-def _admin(request: web.Request) -> Principal:
+def admin_of(request: web.Request) -> Principal:
     principal = current_principal(request)
     if principal.role != "admin":
         raise errors.Forbidden("only admins manage users")
@@ -36,7 +36,7 @@ def _user_json(row) -> dict:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = admin_of(request)
     page = int_query(request, "page", 1, 1, 100_000)
     per_page = int_query(request, "per_page", 20, 1, 100)
     pool = request.app[appkeys.PG_POOL]
@@ -52,7 +52,7 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def update_user(request: web.Request) -> web.Response:
     """`{role?, disabled?}`. Disabling also revokes the user's refresh tokens (sessions end)."""
-    admin = _admin(request)
+    admin = admin_of(request)
     user_id = path_uuid(request, "user_id")
     body = await read_json_object(request)
     role, disabled = body.get("role"), body.get("disabled")

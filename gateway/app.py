@@ -20,6 +20,7 @@ from gateway import (
     openapi,
     pages,
     queue_routes,
+    room_admin,
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
@@ -72,6 +73,7 @@ def create_app(
     category_routes.add_routes(app)
     pages.add_routes(app)
     queue_routes.add_routes(app)
+    room_admin.add_routes(app)
     app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     return app

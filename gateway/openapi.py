@@ -219,6 +219,54 @@ STREAM["responses"]["200"] = {
     "Last-Event-ID",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
+NUMBER = {"type": "number"}
+ROOM_CONFIG = obj(
+    ["mode", "rate_per_min", "max_active", "pass_ttl_s", "grace_s", "oversubscription", "opens_at"],
+    mode={"enum": ["off", "auto", "always", "paused", "closed"]},
+    rate_per_min=INT,
+    max_active=INT,
+    pass_ttl_s=INT,
+    grace_s=INT,
+    oversubscription=NUMBER,
+    opens_at=TIME,
+    shuffle_seed=NULLABLE_INT,
+    auto_active=INT,
+    auto_rps=INT,
+)
+ROOM_CHANGES = obj(
+    [],
+    mode=TEXT,
+    rate_per_min=INT,
+    max_active=INT,
+    pass_ttl_s=INT,
+    grace_s=INT,
+    oversubscription=NUMBER,
+    opens_at=NULLABLE_TEXT,
+    auto_active=INT,
+    auto_rps=INT,
+)
+ROOM_STATS = obj(
+    ["waiting", "prequeue", "active", "admitted", "admission_rate_per_min", "engaged", "sold_out"],
+    waiting=INT,
+    prequeue=INT,
+    active=INT,
+    admitted=INT,
+    admission_rate_per_min=INT,
+    engaged={"type": "boolean"},
+    sold_out={"type": "boolean"},
+    held_bookings=INT,
+    seats_total=INT,
+    seats_remaining=INT,
+    seats_taken=INT,
+)
+ROOM = obj(["event_id", "config", "stats"], event_id=UUID, config=ROOM_CONFIG, stats=ROOM_STATS)
+REVOKED = obj(
+    ["event_id", "user_id", "pass_id", "revoked"],
+    event_id=UUID,
+    user_id=UUID,
+    pass_id=UUID,
+    revoked={"const": True},
+)
 JWKS = obj(
     ["keys"],
     keys={
@@ -360,6 +408,30 @@ PATHS: dict[str, dict[str, Any]] = {
             {200: success(ADMIN_USER)},
             auth=True,
             body=obj([], role=TEXT, disabled={"type": "boolean"}),
+            errors=(400, 403, 404),
+        )
+    },
+    "/api/v1/admin/events/{event_id}/room": {
+        "get": op(
+            "An event's waiting room: settings and live stats (admins)",
+            {200: success(ROOM)},
+            auth=True,
+            errors=(400, 403, 404),
+        ),
+        "put": op(
+            "Change a waiting room's settings; every gateway and admitter within one tick (admins)",
+            {200: success(ROOM)},
+            auth=True,
+            body=ROOM_CHANGES,
+            errors=(400, 403, 404),
+        ),
+    },
+    "/api/v1/admin/events/{event_id}/room/revocations": {
+        "post": op(
+            "Revoke a user's queue pass; every gateway refuses it within one tick (admins)",
+            {200: success(REVOKED)},
+            auth=True,
+            body=obj(["user_id"], user_id=UUID),
             errors=(400, 403, 404),
         )
     },

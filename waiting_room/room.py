@@ -13,6 +13,7 @@ import orjson
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
+from waiting_room.passes import pass_id
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
@@ -170,6 +171,19 @@ class WaitingRoom:
             )
         return int(result)
 
+    async def revoke_user(self, event_id: str, user_id: str, now_ms: int) -> str | None:
+        """Revoke the user's live pass (an operator's call); its pass id, or None if they hold none."""
+        entry = await self.admission_of(event_id, user_id)
+        if entry is None:
+            return None
+        _, admitted_at, ttl = (int(part) for part in entry.split(":"))
+        expires_at_ms = admitted_at + ttl
+        if expires_at_ms <= now_ms:
+            return None
+        jti = pass_id(event_id, user_id, admitted_at)
+        revoked = await self.revoke(event_id, user_id, jti, (expires_at_ms // 1000) * 1000, entry)
+        return jti if revoked == 1 else None
+
     async def gate_state(self, event_id: str) -> tuple[bool, dict[str, int]]:
         """What a gateway needs to gate reserve: whether the room is engaged, and the revoked
         passes (pass id -> expiry ms), in one round trip."""
@@ -188,7 +202,13 @@ class WaitingRoom:
             pipe.zcount(keys.room(event_id, "admit_log"), now_ms - 60_000, "+inf")
             pipe.hmget(keys.room(event_id, "config"), "engaged", "state")
             pipe.zcard(keys.expiry_index(event_id))
-            waiting, prequeue, active, admitted, recent, (engaged, state), held = await pipe.execute()
+            pipe.smembers(keys.zone_index(event_id))
+            waiting, prequeue, active, admitted, recent, (engaged, state), held, zones = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for zone_key in zones:
+                pipe.hmget(zone_key, "available", "total")
+            counts = [(int(a or 0), int(t or 0)) for a, t in await pipe.execute()]
+        remaining, total = sum(a for a, _ in counts), sum(t for _, t in counts)
         return {
             "waiting": waiting,
             "prequeue": prequeue,
@@ -198,6 +218,9 @@ class WaitingRoom:
             "engaged": engaged == b"1",
             "sold_out": state == b"sold_out",
             "held_bookings": held,
+            "seats_total": total,
+            "seats_remaining": remaining,
+            "seats_taken": total - remaining,  # held or sold
         }
 
     async def broadcast(self, message: dict[str, Any]) -> None:

@@ -1,0 +1,83 @@
+"""Operators' control of an event's waiting room (admins, their own tenant's events): read and
+change mode, rate, max_active, pass lifetime, grace and schedule; live stats; revoke a pass.
+
+A change is written to the room's config in the sale Redis and announced on the room broadcast
+(WaitingRoom.configure): every gateway process re-reads it at once, and admitters read the config
+on every tick, so it takes effect everywhere within one tick.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gateway import appkeys, errors, event_store
+from gateway.admin_routes import admin_of
+from gateway.event_store import iso_ms
+from gateway.params import path_uuid, uuid_value
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+from waiting_room.config import ConfigError, RoomConfig
+
+
+async def _own_event(request: web.Request) -> str:
+    admin = admin_of(request)
+    event_id = path_uuid(request, "event_id")
+    row = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
+    if row is None or str(row["tenant_id"]) != admin.tenant_id:
+        raise errors.NotFound("no such event")  # another tenant's event does not exist for you
+    return event_id
+
+
+def _config_json(config: RoomConfig) -> dict[str, Any]:
+    return {
+        "mode": config.mode,
+        "rate_per_min": config.rate_per_min,
+        "max_active": config.max_active,
+        "pass_ttl_s": config.pass_ttl_s,
+        "grace_s": config.grace_s,
+        "oversubscription": config.oversubscription,
+        "opens_at": iso_ms(config.opens_at_ms) if config.opens_at_ms else None,
+        "shuffle_seed": config.shuffle_seed or None,
+        "auto_active": config.auto_active,
+        "auto_rps": config.auto_rps,
+    }
+
+
+async def _room_answer(request: web.Request, event_id: str, config: RoomConfig) -> web.Response:
+    stats = await request.app[appkeys.WAITING_ROOM].stats(event_id, int(time.time() * 1000))
+    return ok({"event_id": event_id, "config": _config_json(config), "stats": stats})
+
+
+async def get_room(request: web.Request) -> web.Response:
+    event_id = await _own_event(request)
+    return await _room_answer(request, event_id, await request.app[appkeys.WAITING_ROOM].config(event_id))
+
+
+async def update_room(request: web.Request) -> web.Response:
+    event_id = await _own_event(request)
+    changes = await read_json_object(request)
+    try:
+        config = await request.app[appkeys.WAITING_ROOM].configure(event_id, changes)
+    except ConfigError as exc:
+        raise errors.ValidationError(f"invalid {exc.field}", details={exc.field: exc.reason}) from exc
+    return await _room_answer(request, event_id, config)
+
+
+async def revoke_pass(request: web.Request) -> web.Response:
+    event_id = await _own_event(request)
+    user_id = uuid_value((await read_json_object(request)).get("user_id"), "user_id")
+    room = request.app[appkeys.WAITING_ROOM]
+    revoked = await room.revoke_user(event_id, user_id, int(time.time() * 1000))
+    if revoked is None:
+        raise errors.NotFound("that user holds no live pass for this event")
+    return ok({"event_id": event_id, "user_id": user_id, "pass_id": revoked, "revoked": True})
+
+
+def add_routes(app: web.Application) -> None:
+    room = "/api/v1/admin/events/{event_id}/room"
+    app.router.add_get(room, get_room, name="admin_get_room")
+    app.router.add_put(room, update_room, name="admin_update_room")
+    app.router.add_post(f"{room}/revocations", revoke_pass, name="admin_revoke_pass")
