@@ -45,6 +45,7 @@ async def admit_reserve(request: web.Request, principal: Principal, event_id: st
     ordinary limit when the middleware left it to us (a pass header was sent)."""
     app = request.app
     token = request.headers.get(PASS_HEADER)
+    app[appkeys.ROOMS].count_reserve(event_id)  # the request rate mode auto engages on
     try:
         engaged = await app[appkeys.ROOMS].engaged(event_id)
     except RedisError as exc:

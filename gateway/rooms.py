@@ -4,11 +4,16 @@ Admitters publish one message per event per tick, operators one per change, and 
 one each (waiting_room/room.py); this process applies them, so deciding whether reserve needs
 a pass, and whether a pass was revoked, never costs a Redis round trip per request. An event
 seen for the first time is read once; after a lost subscription everything is read afresh.
+
+It also counts reserve requests per room and adds them to the room's per-second count once a
+second, the request rate that mode auto engages on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -19,6 +24,7 @@ from gateway.pubsub import listen, listening
 from lua import keys
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom
+from workers.periodic import run_every
 
 
 class RoomView:
@@ -28,6 +34,24 @@ class RoomView:
         self.engaged_rooms: dict[str, bool] = {}  # event id -> engaged; absent: not read yet
         self.connected = asyncio.Event()
         self.tick_listeners: list[Callable[[dict], None]] = []  # the live-position streams
+        self.reserves: Counter[str] = Counter()  # event id -> reserve requests since the last flush
+
+    def count_reserve(self, event_id: str) -> None:
+        self.reserves[event_id] += 1
+
+    async def flush_reserve_counts(self) -> None:
+        """Add this process's reserve requests to each room's per-second count, which mode auto
+        reads (lua/queue_admit.lua): one round trip per second, however many rooms."""
+        if not self.reserves:
+            return
+        counts, self.reserves = self.reserves, Counter()
+        second = str(int(time.time()))
+        async with self.room.redis.pipeline(transaction=False) as pipe:
+            for event_id, n in counts.items():
+                hits = keys.room(event_id, "hits")
+                pipe.hincrby(hits, second, n)
+                pipe.expire(hits, 60)  # a room nobody ticks does not keep its counts
+            await pipe.execute()
 
     async def engaged(self, event_id: str) -> bool:
         engaged = self.engaged_rooms.get(event_id)
@@ -67,5 +91,9 @@ async def room_view_ctx(app: web.Application):
     room = WaitingRoom(app[appkeys.SALE_REDIS], app[appkeys.SCRIPTS])
     app[appkeys.WAITING_ROOM] = room
     view = app[appkeys.ROOMS] = RoomView(room, app[appkeys.QUEUE_PASSES])
+    stop = asyncio.Event()
+    flusher = asyncio.create_task(run_every(stop, 1.0, 5.0, view.flush_reserve_counts, "reserve counts"))
     async with listening("room-broadcast", view.run(), view.connected):
         yield
+    stop.set()
+    await flusher
