@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
+from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
 
 log = logging.getLogger("gateway.http")
@@ -79,6 +80,22 @@ UNLIMITED_ROUTES = {"healthz", "readyz"}
 PASS_HEADER = "X-Queue-Pass"
 
 
+def _subject(request: web.Request, route_name: str | None) -> str:
+    """Who a request counts against: the bearer's user; for the live-position stream, the user
+    its queue ticket names (many people in line may share one address); else the address."""
+    try:
+        return "user:" + current_principal(request).user_id
+    except errors.Unauthorized:
+        pass
+    if route_name == "queue_stream":
+        try:
+            secret, query = request.app[appkeys.SETTINGS].jwt_secret, request.query
+            return "user:" + read_queue_ticket(secret, query.get("ticket", ""), query.get("event_id", ""))
+        except errors.ApiError:
+            pass  # the handler refuses the ticket; the attempt counts against the address
+    return "ip:" + (request.remote or "unknown")
+
+
 async def take_token(request: web.Request, policy: str, subject: str) -> None:
     """One token of `policy` for `subject`, or 429; the decision's X-RateLimit-* headers go on
     the answer (added by `rate_limit` below)."""
@@ -96,10 +113,7 @@ async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     # A reserve with a pass is limited by gateway/queue_pass.py: the pass's own limit, or this one.
     if not (name == "reserve" and PASS_HEADER in request.headers):
-        try:
-            subject = "user:" + current_principal(request).user_id
-        except errors.Unauthorized:
-            subject = "ip:" + (request.remote or "unknown")
+        subject = _subject(request, name)
         await take_token(request, ROUTE_POLICIES.get(name, "general"), subject)
     response = await handler(request)
     decision = request.get(appkeys.RATE_DECISION)

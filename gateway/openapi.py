@@ -197,7 +197,8 @@ REFRESH_BODY = obj(["refresh_token"], refresh_token=TEXT)
 STANDING = obj(
     ["event_id", "state", "position", "ahead", "waiting", "eta_seconds", "queue_ticket", "pass"],
     event_id=UUID,
-    state={"enum": ["open", "closed", "sold_out", "prequeue", "waiting", "admitted", "not_joined"]},
+    state={"enum": ["open", "closed", "sold_out", "prequeue", "waiting", "paused", "admitted", "not_joined"]},
+    opens_at=TIME,
     position=NULLABLE_INT,
     ahead=NULLABLE_INT,
     waiting=INT,

@@ -10,17 +10,26 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.params import path_uuid
+
 STATIC_DIR = Path(__file__).with_name("static")
 
-# Path -> page file. Route names start "page:": not API, so not in the OpenAPI document.
-# Later pages (waiting room, bookings, dashboard) join this table.
-PAGES = {"/login": "login.html", "/events": "events.html"}
+# Path -> page file. Route names start "page:": not API, so not in the OpenAPI document. Every
+# path parameter of a page is an id (a UUID); the page's script reads it from the address.
+PAGES = {
+    "/login": "login.html",
+    "/events": "events.html",
+    "/waiting-room/{event_id}": "waiting-room.html",
+    "/book/{event_id}": "book.html",
+}
 
 
 def _page(filename: str):
     path = STATIC_DIR / filename
 
     async def serve(request: web.Request) -> web.FileResponse:
+        for name in request.match_info:
+            path_uuid(request, name)  # not a UUID names nothing: 404, in the API's envelope
         # Pages change with a deploy; make the browser ask again rather than keep a stale one.
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 

@@ -16,7 +16,8 @@ from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
 from gateway.params import uuid_value
 from gateway.payloads import read_json_object
-from gateway.queue_stream import issue_queue_ticket, published, stream
+from gateway.queue_stream import published, stream
+from gateway.queue_ticket import issue_queue_ticket
 from gateway.responses import ok
 from waiting_room.room import Standing
 
@@ -26,7 +27,7 @@ def _refresh_after_s(standing: Standing) -> int | None:
     if standing.state == "waiting":
         eta = standing.eta_s()
         return 5 if eta is None else max(2, min(30, eta // 10))
-    return 15 if standing.state == "prequeue" else None
+    return 15 if standing.state in ("prequeue", "paused") else None
 
 
 def _answer(request: web.Request, principal: Principal, event_id: str, standing: Standing) -> web.Response:
@@ -45,13 +46,14 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
             "position": standing.position,
             "ahead": standing.ahead,
             "waiting": standing.waiting,
-            "eta_seconds": standing.eta_s(),
+            "eta_seconds": standing.eta_s() if standing.state == "waiting" else None,
             "admission_rate_per_min": standing.admitted_last_minute,
             "refresh_after_seconds": _refresh_after_s(standing),
             "queue_ticket": issue_queue_ticket(
                 settings.jwt_secret, principal.user_id, event_id, settings.queue_ticket_ttl_s, now
             ),
             "pass": queue_pass.token if queue_pass else None,
+            "opens_at": iso_ms(standing.opens_at_ms) if standing.opens_at_ms else None,
             "pass_expires_at": iso_ms(queue_pass.expires_at_ms) if queue_pass else None,
         }
     )

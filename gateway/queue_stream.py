@@ -23,54 +23,26 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import jwt
 import orjson
 from aiohttp import web
 
 from gateway import appkeys, errors
 from gateway.event_store import iso_ms
 from gateway.params import text_query, uuid_value
+from gateway.queue_ticket import read_queue_ticket
 from waiting_room.passes import QueuePasses
 from waiting_room.room import Standing, WaitingRoom
 from workers.periodic import run_every
 
 log = logging.getLogger("gateway.queue_stream")
 
-TICKET_AUDIENCE = "booking-rush:queue-ticket"
 RETRY_MS = 3000  # how soon a browser reconnects after a lost stream
 ENDS_STREAM = ("admitted", "sold_out", "open", "not_joined")
+# A named event, not a comment: EventSource hides comments from the page, which wants to know
+# the stream is alive.
+HEARTBEAT = b"event: heartbeat\ndata: {}\n\n"
 # The admission tick's room state -> what a waiting client is told.
 ROOM_STATE = {"admitting": "waiting", "off": "open"}
-
-
-def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now: float) -> str:
-    claims = {
-        "sub": user_id,
-        "evt": event_id,
-        "aud": TICKET_AUDIENCE,
-        "iat": int(now),
-        "exp": int(now) + ttl_s,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def read_queue_ticket(secret: str, ticket: str, event_id: str) -> str:
-    """The user id a queue ticket was issued to, if it is genuine, current and for this event."""
-    try:
-        claims = jwt.decode(
-            ticket,
-            secret,
-            algorithms=["HS256"],
-            audience=TICKET_AUDIENCE,
-            options={"require": ["sub", "evt", "exp"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise errors.QueueTicketInvalid("the queue ticket has expired; join again for a new one") from exc
-    except jwt.PyJWTError as exc:
-        raise errors.QueueTicketInvalid() from exc
-    if claims["evt"] != event_id or not isinstance(claims["sub"], str):
-        raise errors.QueueTicketInvalid("the queue ticket is for another event")
-    return claims["sub"]
 
 
 async def published(request: web.Request, event_id: str) -> None:
@@ -189,7 +161,11 @@ class StreamHub:
     def place(self, event_id: str, client: StreamClient, standing: Standing) -> None:
         """The exact standing read at connect (or by a correction): learn the client's offset."""
         client.ticket = standing.ticket
-        if standing.state == "waiting" and standing.ticket is not None and standing.ahead is not None:
+        if (
+            standing.state in ("waiting", "paused")
+            and standing.ticket is not None
+            and standing.ahead is not None
+        ):
             client.offset = standing.ticket - standing.head - 1 - standing.ahead
         client.in_doubt = False
         if standing.state == "admitted" and standing.admitted_at_ms is not None:
@@ -280,7 +256,7 @@ class StreamHub:
         )
         for room in self.rooms.values():
             for client in room.clients:
-                client.send(b": hb\n\n")
+                client.send(HEARTBEAT)
 
     async def correct(self) -> None:
         """Exact places for at most `correction_batch` clients per room: those in doubt first,

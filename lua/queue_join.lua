@@ -17,13 +17,15 @@ KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted 
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
 
-Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head}
-(head read together with rank, so a live-position stream can derive later places from the ticks):
+Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head,
+opens_at_ms} (head read together with rank, so a live-position stream can derive later places
+from the ticks; opens_at_ms 0 when no opening is scheduled):
   open        the room is not engaged: no queue, no pass needed
   closed      the operator closed the room: nobody joins or is admitted
   sold_out    nothing available and nothing held: told to everyone not yet admitted
   prequeue    in line before the scheduled opening (order drawn at opening)
   waiting     rank = people ahead (0-based), ticket = place
+  paused      as waiting, while the operator has paused admission
   admitted    admitted_at (ms): the caller issues the pass from it
   not_joined  (status only) not in line
 A join is idempotent: joining again keeps the place. A user whose pass has run out (and who
@@ -38,7 +40,8 @@ local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
 local head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
 
 local function reply(state, rank, ticket, admitted_at, pass_ttl)
-  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head}
+  return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head,
+    tonumber(config[4] or '0')}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)
@@ -67,10 +70,11 @@ if mode == 'closed' then
   return reply('closed')
 end
 
+local in_line = mode == 'paused' and 'paused' or 'waiting'  -- paused: in line, nobody let in
 local ticket = redis.call('ZSCORE', KEYS[2], user)
 if ticket then
   redis.call('ZADD', KEYS[7], now, user)
-  return reply('waiting', redis.call('ZRANK', KEYS[2], user), tonumber(ticket))
+  return reply(in_line, redis.call('ZRANK', KEYS[2], user), tonumber(ticket))
 end
 if redis.call('ZSCORE', KEYS[3], user) then
   redis.call('ZADD', KEYS[7], now, user)
@@ -88,4 +92,4 @@ end
 local new_ticket = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[2], new_ticket, user)
 waiting_count = waiting_count + 1
-return reply('waiting', redis.call('ZRANK', KEYS[2], user), new_ticket)
+return reply(in_line, redis.call('ZRANK', KEYS[2], user), new_ticket)

@@ -19,6 +19,7 @@ from lua import load_scripts
 from ops import stack
 from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.migrate import migrate
+from tests.browser import chromium
 from tests.contract import BREACHES
 from tests.support import (
     Topics,
@@ -220,3 +221,10 @@ async def gateway_url(schema, topics, jwt_secret, workers):
 async def http():
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (tests/browser.py), one per test module: each starts signed out."""
+    with chromium() as driver:
+        yield driver

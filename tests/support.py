@@ -7,15 +7,11 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +21,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
+from ops.processes import free_port as free_port  # throwaway servers, re-exported for the tests
+from ops.processes import start_redis as start_redis
+from ops.processes import stop_redis as stop_redis
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers import messages
@@ -331,55 +330,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_REDIS_SERVERS: dict[int, subprocess.Popen] = {}
-_REDIS_READY = "Ready to accept connections"
-
-
-def start_redis(port: int, folder: Path, *options: str, timeout: float = 30) -> None:
-    """A throwaway redis-server in the foreground, with its files in `folder`; returns once
-    Redis itself says it is ready (after loading any append-only file), read from its log."""
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
-        + ["--save", "", "--logfile", "", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ready = threading.Event()
-    log_path = folder / f"redis-{port}.log"
-
-    def follow_log() -> None:  # also keeps the pipe drained for as long as the server runs
-        with open(log_path, "a") as log:
-            for line in proc.stdout:
-                log.write(line)
-                log.flush()
-                if _REDIS_READY in line:
-                    ready.set()
-
-    threading.Thread(target=follow_log, daemon=True).start()
-    if not ready.wait(timeout):
-        proc.kill()
-        raise AssertionError(f"redis on :{port} did not become ready; see {log_path}")
-    _REDIS_SERVERS[port] = proc
-
-
-def stop_redis(port: int, *how: str, timeout: float = 30) -> None:
-    """SHUTDOWN the Redis on `port`; for one started here, return once its process has exited."""
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", *how], capture_output=True)
-    proc = _REDIS_SERVERS.pop(port, None)
-    if proc is not None:
-        proc.wait(timeout)
-
-
 class EventStream:
     """A Server-Sent Events client for tests: `await next_event()` -> (id, event, data as JSON);
-    comment lines (heartbeats) are counted, not returned."""
+    heartbeat events are counted, not returned."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self.response = response
@@ -394,10 +347,13 @@ class EventStream:
                     raise EOFError("the stream ended")
                 line = line.rstrip("\n")
                 if line.startswith(":"):
-                    self.heartbeats += 1
+                    continue
                 elif line and ":" in line:
                     name, _, value = line.partition(":")
                     fields[name] = value.removeprefix(" ")
+                elif not line and fields.get("event") == "heartbeat":
+                    self.heartbeats += 1
+                    fields = {}
                 elif not line and "data" in fields:
                     return fields.get("id", ""), fields.get("event", "message"), json.loads(fields["data"])
                 elif not line:

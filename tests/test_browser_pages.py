@@ -1,85 +1,42 @@
 """A browser user signs in through the login page and reads the events page, in a real headless
-Chromium (Debian's chromium + chromedriver, driven by Selenium; nothing downloads a browser).
-
-The gateway runs in this test's event loop, so every browser step runs in a thread
-(`asyncio.to_thread`) while the loop keeps serving the pages and the API.
+Chromium (tests/browser.py; the `browser` fixture is in conftest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import tempfile
 from decimal import Decimal
 
-import pytest
 import pytest_asyncio
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
-from selenium.webdriver.support.ui import WebDriverWait
 
-from gateway.accounts import hash_password
 from gateway.event_store import ZoneSpec
 from lua import keys
-from ops.catalog import create_event, ensure_tenant, ensure_users
+from ops.catalog import create_event
+from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import gateway_settings, running_gateway, unique
 from workers.inventory import load_event_inventory
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 PASSWORD = "browser pass 2026"
 # Organizer-controlled text the page must show as text, never run or render as markup.
 HOSTILE_TITLE = 'Rush Night <img src=x id="injected" onerror="document.title=\'pwned\'">'
-WAIT_S = 15
-
-
-@pytest.fixture(scope="module")
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.TemporaryDirectory(prefix="br-chromium-")
-    # Without the background-networking flags Chromium keeps dialling Google on a closed network.
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile.name}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    yield driver
-    driver.quit()
-    profile.cleanup()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def site(schema, pg, sale_redis, new_topics, jwt_secret):
     """A gateway with the spec's own rate limits, a tenant with one buyer, and a published event
     in a category of its own (so the page lists exactly it) with seats already being sold."""
-    slug = unique("browser-shop-")
-    email = f"{unique('fan')}@example.com"
     category = unique("rush-")
     async with pg.acquire() as conn:
-        tenant_id = await ensure_tenant(conn, slug, "Browser Shop")
-        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('org')}@example.com"], "organizer")
-        await ensure_users(conn, tenant_id, [email], password_hash=await hash_password(PASSWORD, 4))
+        shop = await open_shop(conn, "browser-shop-", PASSWORD)
         category_id = await conn.fetchval(
             "INSERT INTO categories (name, slug) VALUES ($1, $1) RETURNING id", category
         )
         event = await create_event(
             conn,
-            tenant_id=tenant_id,
-            organizer_id=organizer,
+            tenant_id=shop.tenant_id,
+            organizer_id=shop.organizer_id,
             title=HOSTILE_TITLE,
             shows=2,
             zones=[ZoneSpec("VIP", Decimal("250"), 40), ZoneSpec("Floor", Decimal("80"), 400)],
@@ -95,31 +52,12 @@ async def site(schema, pg, sale_redis, new_topics, jwt_secret):
     async with running_gateway(settings) as url:
         yield {
             "url": url,
-            "tenant": slug,
-            "email": email,
+            "tenant": shop.slug,
+            "email": shop.email,
             "event_id": event_id,
             "layout": layout,
             "events_page": f"{url}/events?category={category}",
         }
-
-
-def _wait(driver, condition):
-    return WebDriverWait(driver, WAIT_S).until(condition)
-
-
-def _stored_session(driver) -> dict | None:
-    raw = driver.execute_script("return localStorage.getItem('booking-rush.session')")
-    return json.loads(raw) if raw else None
-
-
-def _page_problems(driver) -> list[str]:
-    """Script errors and CSP violations the browser reported (failed loads, e.g. a 401 from a
-    wrong password or the favicon's 404, are expected and not counted)."""
-    return [
-        entry["message"]
-        for entry in driver.get_log("browser")
-        if "Content Security Policy" in entry["message"] or "Uncaught" in entry["message"]
-    ]
 
 
 async def _live_seats(sale_redis, site) -> dict[str, str]:
@@ -134,10 +72,10 @@ async def _live_seats(sale_redis, site) -> dict[str, str]:
 
 def _read_events_page(driver, site) -> dict:
     driver.get(site["events_page"])
-    item = _wait(
+    item = wait(
         driver, seen.presence_of_element_located((By.CSS_SELECTOR, f"[data-event-id='{site['event_id']}']"))
     )
-    _wait(driver, lambda d: len(item.find_elements(By.CSS_SELECTOR, "tr[data-zone-id]")) == 4)
+    wait(driver, lambda d: len(item.find_elements(By.CSS_SELECTOR, "tr[data-zone-id]")) == 4)
     return {
         "listed": len(driver.find_elements(By.CSS_SELECTOR, "li.event")),
         "title": item.find_element(By.CLASS_NAME, "event-title").text,
@@ -162,33 +100,28 @@ async def test_events_page_lists_shows_zones_prices_and_live_seats(browser, site
     assert page["seats"] == await _live_seats(sale_redis, site)
     assert "33 / 40" in page["seats"].values()  # the 7 sold in Redis, not PostgreSQL's 40
     assert page["prices"] == ["250.00", "250.00", "80.00", "80.00"]
-    assert page["room"] == f"{site['url']}/waiting-room?event_id={site['event_id']}"
+    assert page["room"] == f"{site['url']}/waiting-room/{site['event_id']}"
     assert page["sign_in_shown"]
-    assert await asyncio.to_thread(_page_problems, browser) == []
+    assert await asyncio.to_thread(page_problems, browser) == []
 
 
-def _sign_in(driver, site, password: str) -> str:
+def _sign_in(driver, site, password: str) -> None:
     driver.find_element(By.ID, "sign-in-link").click()
-    _wait(driver, seen.url_contains("/login"))
-    form = _wait(driver, seen.element_to_be_clickable((By.ID, "sign-in")))
-    for field, value in (("tenant", site["tenant"]), ("email", site["email"]), ("password", password)):
-        driver.find_element(By.ID, field).clear()
-        driver.find_element(By.ID, field).send_keys(value)
-    form.click()
-    return driver.current_url
+    wait(driver, seen.url_contains("/login"))
+    submit_sign_in(driver, site["tenant"], site["email"], password)
 
 
 def _wrong_then_right_password(driver, site) -> dict:
     driver.get(site["events_page"])
     _sign_in(driver, site, "not the password")
-    error = _wait(driver, seen.visibility_of_element_located((By.ID, "login-error"))).text
+    error = wait(driver, seen.visibility_of_element_located((By.ID, "login-error"))).text
     still_on_login = "/login" in driver.current_url
     driver.find_element(By.ID, "password").clear()
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "sign-in").click()
-    _wait(driver, seen.url_to_be(site["events_page"]))
-    who = _wait(driver, seen.visibility_of_element_located((By.ID, "user-email"))).text
-    return {"error": error, "still_on_login": still_on_login, "who": who, "session": _stored_session(driver)}
+    wait(driver, seen.url_to_be(site["events_page"]))
+    who = wait(driver, seen.visibility_of_element_located((By.ID, "user-email"))).text
+    return {"error": error, "still_on_login": still_on_login, "who": who, "session": stored_session(driver)}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -206,7 +139,7 @@ async def test_a_browser_signs_in_and_keeps_its_tokens(browser, site, signed_in,
     headers = {"Authorization": f"Bearer {session['access_token']}"}
     async with http.get(f"{site['url']}/api/v1/auth/me", headers=headers) as r:
         assert r.status == 200 and (await r.json())["data"]["user"]["email"] == site["email"]
-    assert await asyncio.to_thread(_page_problems, browser) == []
+    assert await asyncio.to_thread(page_problems, browser) == []
 
 
 _CALL_ME_TWICE_WITH_A_DEAD_ACCESS_TOKEN = """
@@ -226,12 +159,12 @@ def _refresh_twice(driver) -> list:
 
 
 async def test_a_dead_access_token_is_renewed_once_for_concurrent_calls(browser, site, signed_in, pg):
-    before = await asyncio.to_thread(_stored_session, browser)
+    before = await asyncio.to_thread(stored_session, browser)
     rounds = await asyncio.to_thread(_refresh_twice, browser)
     # Two calls at once share one refresh; sharing is what keeps reuse detection from revoking
     # the family, which the second round (a refresh with the rotated token) would then show.
     assert rounds == [[site["email"]] * 2] * 2
-    after = await asyncio.to_thread(_stored_session, browser)
+    after = await asyncio.to_thread(stored_session, browser)
     assert after["refresh_token"] != before["refresh_token"]
     user_id = after["user"]["id"]
     assert (
@@ -244,31 +177,35 @@ async def test_a_dead_access_token_is_renewed_once_for_concurrent_calls(browser,
 
 def _sign_out(driver) -> dict:
     driver.find_element(By.ID, "sign-out").click()
-    _wait(driver, seen.visibility_of_element_located((By.ID, "sign-in-link")))
+    wait(driver, seen.visibility_of_element_located((By.ID, "sign-in-link")))
     return {
-        "session": _stored_session(driver),
+        "session": stored_session(driver),
         "signed_in_shown": driver.find_element(By.ID, "signed-in").is_displayed(),
     }
 
 
 async def test_signing_out_forgets_the_tokens_and_revokes_the_refresh_token(browser, site, signed_in, http):
-    session = await asyncio.to_thread(_stored_session, browser)
+    session = await asyncio.to_thread(stored_session, browser)
     outcome = await asyncio.to_thread(_sign_out, browser)
     assert outcome == {"session": None, "signed_in_shown": False}
     async with http.post(
         f"{site['url']}/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}
     ) as r:
         assert r.status == 401
-    assert await asyncio.to_thread(_page_problems, browser) == []
+    assert await asyncio.to_thread(page_problems, browser) == []
 
 
 async def test_pages_carry_the_security_headers_and_no_inline_script(site, http):
-    for path in ("/login", "/events"):
+    event_id = site["event_id"]
+    for path in ("/login", "/events", f"/waiting-room/{event_id}", f"/book/{event_id}"):
         async with http.get(f"{site['url']}{path}") as r:
             assert r.status == 200 and r.content_type == "text/html"
             assert r.headers["Content-Security-Policy"] == "default-src 'self'"
             html = await r.text()
         assert "<script>" not in html and " on" + "click=" not in html and "<style" not in html
+    for path in ("/waiting-room/not-an-id", "/book/1234"):  # an event page's id must be a UUID
+        async with http.get(f"{site['url']}{path}") as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "NOT_FOUND"
     async with http.get(f"{site['url']}/", allow_redirects=False) as r:
         assert r.status == 302 and r.headers["Location"] == "/events"
     async with http.get(f"{site['url']}/static/../gateway/settings.py") as r:

@@ -13,9 +13,9 @@ import time
 import jwt
 import pytest_asyncio
 
-from gateway.queue_stream import issue_queue_ticket
+from gateway.queue_ticket import issue_queue_ticket
 from lua import keys
-from tests.support import TEST_PASS_KEYS, event_stream, queue_call
+from tests.support import TEST_PASS_KEYS, event_stream, gateway_settings, queue_call, running_gateway
 from waiting_room.passes import QueuePasses
 from workers.admitter import tick_message
 
@@ -155,3 +155,28 @@ async def test_a_sold_out_room_tells_every_stream_at_once(gateway_url, http, lin
                 _, _, told = await stream.next_event()
                 assert told["state"] == "sold_out"
                 assert await stream.ended()
+
+
+async def test_stream_opens_count_against_the_tickets_user_not_the_shared_address(
+    schema, topics, jwt_secret, http, make_event, make_users, room
+):
+    """Many people in line may share one address (a campus, a mobile carrier): each stream open
+    is limited per user, by the ticket's subject."""
+    event = await make_event([("GA", 10)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
+    users = await make_users(4)
+    now = time.time()
+    for user in users:
+        await room.enter(event.event_id, user, int(now * 1000), "join")
+    tickets = [issue_queue_ticket(jwt_secret, u, event.event_id, 600, now) for u in users]
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=2/2")
+    async with running_gateway(settings) as url:
+        for ticket in tickets:  # four users, one address, a limit of two: all let in
+            async with event_stream(http, url, event.event_id, ticket) as stream:
+                await stream.next_event()
+        statuses = []
+        for _ in range(3):  # one user, three opens: the third is over that user's limit
+            params = {"event_id": event.event_id, "ticket": tickets[0]}
+            async with http.get(f"{url}/api/v1/queue/stream", params=params) as response:
+                statuses.append(response.status)
+        assert statuses[-1] == 429

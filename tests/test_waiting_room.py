@@ -155,7 +155,7 @@ async def test_a_room_that_is_off_lets_everyone_through(room, make_event):
     assert (await room.enter(event, _users(1)[0], T0)).state == "open"  # never configured: off
     await room.configure(event, {"mode": "paused", "grace_s": 3600})
     user = _users(1)[0]
-    assert (await room.enter(event, user, T0)).state == "waiting"
+    assert (await room.enter(event, user, T0)).state == "paused"  # in line, told it is paused
     assert (await room.admit(event, T0 + 5000))["admitted"] == []  # paused admits nobody
 
 

@@ -117,6 +117,9 @@ class PassKeys:
         }
 
 
+CLOCK_SKEW_S = 30
+
+
 def pass_id(event_id: str, user_id: str, admitted_at_ms: int) -> str:
     """The jti: one per admission, computable by every process from the admission record."""
     return str(uuid.uuid5(_PASS_NAMESPACE, f"{event_id}:{user_id}:{admitted_at_ms}"))
@@ -186,6 +189,8 @@ class QueuePasses:
                 audience=AUDIENCE,
                 issuer=ISSUER,
                 options={"require": ["sub", "evt", "jti", "iat", "exp"], "verify_exp": False},
+                # The admitter's clock stamps iat; a gateway's may run a little behind it.
+                leeway=CLOCK_SKEW_S,
             )
         except jwt.PyJWTError as exc:
             raise PassError("QUEUE_PASS_INVALID", "the queue pass is not valid") from exc

@@ -21,7 +21,7 @@ STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 
 @dataclass(frozen=True)
 class Standing:
-    """Where one user stands: state (open, closed, sold_out, prequeue, waiting, admitted,
+    """Where one user stands: state (open, closed, sold_out, prequeue, waiting, paused, admitted,
     not_joined), people ahead, their ticket, when admitted, and the room's size and pace; head
     is the room's last ticket admitted or removed when this was read."""
 
@@ -33,6 +33,7 @@ class Standing:
     admitted_last_minute: int
     pass_ttl_ms: int | None = None
     head: int = 0
+    opens_at_ms: int = 0
 
     @property
     def position(self) -> int | None:
@@ -61,7 +62,7 @@ class WaitingRoom:
         out = await self.scripts.queue_join(
             keys=[keys.room(event_id, p) for p in JOIN_PARTS], args=[user_id, now_ms, verb]
         )
-        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head = out
+        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at = out
         return Standing(
             state.decode() if isinstance(state, bytes) else state,
             _opt(ahead),
@@ -71,6 +72,7 @@ class WaitingRoom:
             int(recent),
             _opt(pass_ttl),
             int(head),
+            int(opens_at),
         )
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:

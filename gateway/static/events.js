@@ -78,7 +78,7 @@ function renderEvent(event) {
   item.querySelector(".event-meta").textContent = facts.filter(Boolean).join(" · ");
   item.querySelector(".event-description").textContent = event.description || "";
   const room = item.querySelector(".waiting-room");
-  room.href = `/waiting-room?event_id=${encodeURIComponent(event.id)}`;
+  room.href = `/waiting-room/${encodeURIComponent(event.id)}`;
   if (event.status !== "published") room.remove();
   return item;
 }

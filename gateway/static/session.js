@@ -20,8 +20,8 @@ function forget() {
   localStorage.removeItem(STORAGE_KEY);
 }
 
-async function call(path, { method = "GET", body, token } = {}) {
-  const headers = { Accept: "application/json" };
+async function call(path, { method = "GET", body, token, headers: extra = {} } = {}) {
+  const headers = { Accept: "application/json", ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, {
@@ -36,20 +36,23 @@ async function call(path, { method = "GET", body, token } = {}) {
   } catch {
     payload = { success: false, error: { code: "BAD_RESPONSE", message: response.statusText } };
   }
-  return { status: response.status, body: payload };
+  return { status: response.status, body: payload, retryAfter: response.headers.get("Retry-After") };
 }
 
 export class ApiError extends Error {
-  constructor(status, error) {
+  constructor(status, error, retryAfter = null) {
     super((error && error.message) || `request failed (${status})`);
     this.status = status;
     this.code = (error && error.code) || "UNKNOWN";
+    this.details = (error && error.details) || null;
+    const wait = Number.parseInt(retryAfter, 10);
+    this.retryAfter = Number.isNaN(wait) ? null : wait; // seconds to wait before asking again (a 429)
   }
 }
 
-function unwrap({ status, body }) {
+function unwrap({ status, body, retryAfter }) {
   if (body && body.success) return body;
-  throw new ApiError(status, body && body.error);
+  throw new ApiError(status, body && body.error, retryAfter);
 }
 
 export async function signIn(tenant, email, password) {
@@ -88,7 +91,8 @@ async function refreshOnce(staleAccessToken) {
 }
 
 // Calls the API as the signed-in user (or anonymously); resolves to the envelope, throws ApiError.
-// `body` may be a function of the session, for bodies that carry the (possibly rotated) tokens.
+// `body` may be a function of the session, for bodies that carry the (possibly rotated) tokens;
+// `headers` are sent as given (e.g. Idempotency-Key, X-Queue-Pass).
 export async function api(path, { body, ...options } = {}) {
   const send = (session) =>
     call(path, {
@@ -103,6 +107,13 @@ export async function api(path, { body, ...options } = {}) {
     answer = await send(session); // refresh failed: try once more as an anonymous visitor
   }
   return unwrap(answer);
+}
+
+// For pages only a signed-in user can use: without a session, sign in first and come back here.
+export function requireSignIn() {
+  if (currentSession()) return true;
+  location.replace(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  return false;
 }
 
 export async function signOut() {

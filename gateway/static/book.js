@@ -1,0 +1,191 @@
+// The booking page: a show, a zone and a number of tickets, then Reserve (with the queue pass the
+// waiting room handed out, when there is one); a late answer (202) is polled until it is final.
+import { forgetPass, storedPass } from "/static/queue-pass.js";
+import { api, requireSignIn } from "/static/session.js";
+
+const RETRIES = 3; // automatic retries of one click (rate limited, connection lost), same key
+const POLL_MS = 1000;
+const POLL_LIMIT_MS = 60000;
+const PASS_PROBLEMS = {
+  QUEUE_PASS_REQUIRED: "This sale has a waiting room: take your place in line to book.",
+  QUEUE_PASS_EXPIRED: "Your turn to book has run out. Join the line again.",
+  QUEUE_PASS_INVALID: "Your waiting-room pass is not valid here. Join the line again.",
+};
+
+const eventId = decodeURIComponent(location.pathname.split("/")[2] || "");
+const form = document.getElementById("reserve-form");
+const button = document.getElementById("reserve");
+const statusLine = document.getElementById("book-status");
+const showSelect = document.getElementById("show");
+const zoneSelect = document.getElementById("zone");
+let shows = [];
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs a secure context
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function selectedShow() {
+  return shows.find((show) => show.show_id === showSelect.value);
+}
+
+function renderZones() {
+  const show = selectedShow();
+  const previous = zoneSelect.value;
+  zoneSelect.replaceChildren(
+    ...(show ? show.zones : []).map((zone) => {
+      const left = zone.available_seats === 0 ? "sold out" : `${zone.available_seats} left`;
+      const option = new Option(`${zone.name} · ${zone.price} · ${left}`, zone.id);
+      option.disabled = zone.available_seats === 0;
+      option.selected = zone.id === previous && !option.disabled;
+      return option;
+    }),
+  );
+}
+
+function renderShows(availability) {
+  const previous = showSelect.value;
+  shows = availability.shows;
+  showSelect.replaceChildren(
+    ...shows.map((show) => new Option(when(show.show_date), show.show_id, false, show.show_id === previous)),
+  );
+  renderZones();
+}
+
+async function loadSeats() {
+  const { data } = await api(`/api/v1/events/${encodeURIComponent(eventId)}/availability`);
+  renderShows(data);
+}
+
+function hideProblem() {
+  document.getElementById("book-error").hidden = true;
+}
+
+function showProblem(message, backToRoom = false) {
+  document.getElementById("book-error-text").textContent = message;
+  const link = document.getElementById("back-to-room");
+  link.href = `/waiting-room/${encodeURIComponent(eventId)}`;
+  link.hidden = !backToRoom;
+  document.getElementById("book-error").hidden = false;
+}
+
+function explain(failure) {
+  if (failure.status === 401 && !requireSignIn()) return; // signed out: sign in, then come back
+  if (failure.code in PASS_PROBLEMS) {
+    forgetPass(eventId);
+    showProblem(PASS_PROBLEMS[failure.code], true);
+  } else if (failure.code === "INSUFFICIENT_STOCK") {
+    const left = failure.details && failure.details.remaining;
+    showProblem(
+      left ? `Not enough seats: ${left} left in this zone.` : "Sold out: this zone has no seats left.",
+    );
+    loadSeats().catch(() => {});
+  } else if (failure.code === "RATE_LIMITED") {
+    showProblem(`Too many requests; try again in ${failure.retryAfter || 1} s.`);
+  } else {
+    showProblem(failure.message || "The reservation failed; try again.");
+  }
+}
+
+// A 202: the reservation was accepted and its answer is late; ask for it until it is final.
+async function finalAnswer(pending) {
+  const path = pending.poll || `/api/v1/bookings/requests/${encodeURIComponent(pending.request_id)}`;
+  const deadline = Date.now() + POLL_LIMIT_MS;
+  while (Date.now() < deadline) {
+    statusLine.textContent = "Reserving… (waiting for the answer)";
+    await pause(POLL_MS);
+    try {
+      const { data } = await api(path);
+      if (data.status !== "pending") return data;
+    } catch (failure) {
+      if (failure.code !== "RATE_LIMITED") throw failure;
+      await pause(1000 * (failure.retryAfter || 1));
+    }
+  }
+  throw new Error("no answer yet: look for the booking in your bookings before trying again");
+}
+
+// One click's reservation; its retries carry the same Idempotency-Key, so at most one is applied.
+async function reserve(body, key) {
+  for (let tries = 0; ; tries += 1) {
+    const headers = { "Idempotency-Key": key };
+    const pass = storedPass(eventId);
+    if (pass) headers["X-Queue-Pass"] = pass.pass;
+    try {
+      const { data } = await api("/api/v1/bookings/reserve", { method: "POST", body, headers });
+      return data.status === "pending" ? await finalAnswer(data) : data;
+    } catch (failure) {
+      const lostConnection = failure instanceof TypeError; // fetch failed: the answer may be lost
+      if (tries >= RETRIES || !(lostConnection || failure.code === "RATE_LIMITED")) throw failure;
+      const wait = failure.retryAfter || 2;
+      statusLine.textContent = `Busy; trying again in ${wait} s…`;
+      await pause(1000 * wait);
+    }
+  }
+}
+
+function showBooking(booking) {
+  const zone = selectedShow().zones.find((z) => z.id === booking.zone_id);
+  document.getElementById("booking-id").textContent = booking.booking_id;
+  document.getElementById("booking-zone").textContent = zone ? zone.name : booking.zone_id;
+  document.getElementById("booking-quantity").textContent = String(booking.quantity);
+  document.getElementById("booking-total").textContent = booking.total_price;
+  document.getElementById("booking-expires").textContent = when(booking.expires_at);
+  document.getElementById("confirmation").hidden = false;
+  statusLine.textContent = "Reserved.";
+}
+
+form.addEventListener("submit", async (submitted) => {
+  submitted.preventDefault();
+  hideProblem();
+  if (!zoneSelect.value) {
+    showProblem("Pick a zone with seats left.");
+    return;
+  }
+  const body = {
+    event_id: eventId,
+    show_id: showSelect.value,
+    zone_id: zoneSelect.value,
+    quantity: Number(document.getElementById("quantity").value),
+  };
+  button.disabled = true;
+  statusLine.textContent = "Reserving…";
+  try {
+    showBooking(await reserve(body, newIdempotencyKey()));
+    loadSeats().catch(() => {}); // the seats left, after this booking
+  } catch (failure) {
+    statusLine.textContent = "";
+    explain(failure);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+showSelect.addEventListener("change", renderZones);
+
+async function start() {
+  let event;
+  try {
+    const detail = api(`/api/v1/events/${encodeURIComponent(eventId)}`);
+    [{ data: event }] = await Promise.all([detail, loadSeats()]);
+  } catch (failure) {
+    statusLine.textContent = failure.status === 404 ? "This event is not on sale." : "";
+    if (failure.status !== 404) explain(failure);
+    return;
+  }
+  document.getElementById("event-title").textContent = event.title;
+  document.title = `${event.title} · Book · Booking Rush`;
+  const quantity = document.getElementById("quantity");
+  for (let n = 1; n <= event.max_tickets_per_user; n += 1) quantity.append(new Option(String(n), String(n)));
+  statusLine.textContent = "Pick a show, a zone and how many tickets.";
+  form.hidden = false;
+}
+
+if (requireSignIn()) start();

@@ -1,0 +1,285 @@
+"""A buyer in a busy sale, in a real headless Chromium (tests/browser.py): signs in on the way into
+the waiting room, watches their place fall while the test lets people in one admission tick at a
+time, is admitted, lands on the booking page and reserves two seats (the session's workers apply
+the reservation in the sale Redis).
+
+It runs with the live-position stream, then with EventSource taken out of the browser and with
+the stream refused (404), so that the page's polling fallback carries the whole sale on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import pytest_asyncio
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import Select
+
+from lua import keys
+from ops.catalog import ZoneSpec, create_event
+from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
+from tests.support import unique, wait_until
+from workers.admitter import tick_message
+from workers.commands import now_ms
+from workers.inventory import load_event_inventory
+
+PASSWORD = "waiting room pass 2026"
+CROWD = 30  # let in just before: the measured pace that makes the estimate (and the polls) short
+AHEAD = 3  # still in line ahead of the buyer
+SLOW_RATE_PER_MIN = 60  # the bucket holds one second's worth: a tick admits one at most
+BALCONY_SEATS = 40
+# A tick reaches the page at once on the stream, within a poll period (2-5 s) when polling.
+TICK_SEEN_S = 30
+
+
+# How the page hears of the line -> a script run before the page's own that arranges it.
+UPDATES = {
+    "stream": None,
+    "no-event-source": "delete window.EventSource;",
+    # The stream route answers 404 (as before it existed): the page must fall back to polling.
+    "stream-refused": """
+        const Original = window.EventSource;
+        window.EventSource = class extends Original {
+            constructor(url, options) { super(url.replace("/queue/stream", "/queue/no-stream"), options); }
+        };""",
+}
+
+
+@pytest.fixture(params=list(UPDATES))
+def updates(request, browser):
+    """How the page should hear of the line: "stream" or "polling"."""
+    script = UPDATES[request.param]
+    if script is None:
+        yield "stream"
+        return
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+    yield "polling"
+    browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+
+
+@pytest_asyncio.fixture
+async def sale(pg, sale_redis, room, gateway_url):
+    """An event behind a waiting room (mode always): a crowd already let in at a fast pace, then
+    admission slowed to one a second, and a few people in line when the buyer arrives."""
+    title = unique("Rush Hour ")
+    async with pg.acquire() as conn:
+        shop = await open_shop(conn, "room-shop-", PASSWORD)
+        event = await create_event(
+            conn,
+            tenant_id=shop.tenant_id,
+            organizer_id=shop.organizer_id,
+            title=title,
+            shows=1,
+            zones=[ZoneSpec("Stalls", Decimal("45"), 100), ZoneSpec("Balcony", Decimal("30"), BALCONY_SEATS)],
+            max_per_user=4,
+        )
+        await load_event_inventory(sale_redis, conn, event.event_id)
+    event_id = event.event_id
+    ((show_id, zones),) = event.shows.items()
+    # grace_s: the people in line are the test's, joined once; they must not be dropped as absent.
+    await room.configure(event_id, {"mode": "always", "rate_per_min": 100 * 60, "grace_s": 600})
+    for user in [unique("crowd-") for _ in range(CROWD)]:
+        await room.enter(event_id, user, now_ms())
+    assert len((await room.admit(event_id, now_ms()))["admitted"]) == CROWD
+    await room.configure(event_id, {"rate_per_min": SLOW_RATE_PER_MIN})
+    ahead = [unique("ahead-") for _ in range(AHEAD)]
+    for user in ahead:
+        await room.enter(event_id, user, now_ms())
+    return {
+        "event_id": event_id,
+        "title": title,
+        "tenant": shop.slug,
+        "email": shop.email,
+        "ahead": ahead,
+        "balcony": keys.zone(event_id, show_id, zones["Balcony"]),
+        "balcony_id": zones["Balcony"],
+        "room_page": f"{gateway_url}/waiting-room/{event_id}",
+        "book_page": f"{gateway_url}/book/{event_id}",
+        "login_page": f"{gateway_url}/login",
+    }
+
+
+async def _tick(room, event_id: str) -> list[str]:
+    """One admission tick as the admitter runs it (the script, then the broadcast every gateway
+    process hears), repeated until the bucket has a token to spend: it lets exactly one in."""
+    admitted: list[str] = []
+
+    async def lets_one_in() -> bool:
+        at = now_ms()
+        tick = await room.admit(event_id, at)
+        await room.broadcast(tick_message(event_id, at, tick))
+        admitted.extend(user for user, _ in tick["admitted"])
+        return bool(admitted)
+
+    await wait_until(lets_one_in, timeout=5, what="an admission tick with a token to spend")
+    return admitted
+
+
+def _standing(driver) -> dict:
+    def text(element_id: str) -> str:
+        return driver.find_element(By.ID, element_id).text
+
+    progress = driver.find_element(By.ID, "progress")
+    return {
+        "position": text("position"),
+        "ahead": text("ahead"),
+        "waiting": text("waiting"),
+        "eta": text("eta"),
+        "progress": (progress.get_attribute("value"), progress.get_attribute("max")),
+        "state": driver.find_element(By.TAG_NAME, "body").get_attribute("data-state"),
+        "updates": driver.find_element(By.TAG_NAME, "body").get_attribute("data-updates"),
+    }
+
+
+def _enter_room_signed_out(driver, sale) -> dict:
+    """Signed out, the buyer opens the waiting room: signs in first, comes back, joins the line."""
+    driver.get(sale["login_page"])
+    driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+    driver.get(sale["room_page"])
+    wait(driver, seen.url_contains("/login?next="))
+    login_page = driver.current_url
+    submit_sign_in(driver, sale["tenant"], sale["email"], PASSWORD)
+    wait(driver, seen.url_to_be(sale["room_page"]))
+    wait(driver, seen.visibility_of_element_located((By.ID, "standing")))
+    wait(driver, lambda d: d.find_element(By.ID, "position").text.isdigit())
+    wait(driver, lambda d: d.find_element(By.ID, "event-title").text != "Loading…")
+    return {
+        "login_page": login_page,
+        "title": driver.find_element(By.ID, "event-title").text,
+        "user_id": stored_session(driver)["user"]["id"],
+        **_standing(driver),
+    }
+
+
+def _place_falls_to(driver, position: int) -> dict:
+    wait(driver, lambda d: d.find_element(By.ID, "position").text == str(position), TICK_SEEN_S)
+    return _standing(driver)
+
+
+def _admitted_then_book_two(driver, sale) -> dict:
+    """Admission moves the page on to booking by itself; there the buyer reserves 2 balcony seats."""
+    wait(driver, seen.url_to_be(sale["book_page"]), TICK_SEEN_S)
+    kept = driver.execute_script(
+        "return sessionStorage.getItem(arguments[0])", f"booking-rush.queue-pass.{sale['event_id']}"
+    )
+    wait(driver, seen.visibility_of_element_located((By.ID, "reserve-form")))
+    Select(driver.find_element(By.ID, "zone")).select_by_value(sale["balcony_id"])
+    quantity = Select(driver.find_element(By.ID, "quantity"))
+    quantity.select_by_value("2")
+    driver.find_element(By.ID, "reserve").click()
+    wait(driver, seen.visibility_of_element_located((By.ID, "confirmation")))
+
+    def text(element_id: str) -> str:
+        return driver.find_element(By.ID, element_id).text
+
+    return {
+        "pass": json.loads(kept) if kept else None,
+        "quantities": [option.text for option in quantity.options],
+        "booking_id": text("booking-id"),
+        "zone": text("booking-zone"),
+        "quantity": text("booking-quantity"),
+        "total": text("booking-total"),
+        "held_until": text("booking-expires"),
+        "error_shown": driver.find_element(By.ID, "book-error").is_displayed(),
+    }
+
+
+async def test_a_buyer_waits_in_line_is_let_in_and_reserves(browser, updates, sale, room, sale_redis):
+    event_id = sale["event_id"]
+    entered = await asyncio.to_thread(_enter_room_signed_out, browser, sale)
+    assert entered["login_page"].endswith(f"/login?next=%2Fwaiting-room%2F{event_id}")
+    assert entered["title"] == sale["title"]
+    position = AHEAD + 1
+    assert {k: entered[k] for k in ("position", "ahead", "waiting", "state")} == {
+        "position": str(position),
+        "ahead": str(AHEAD),
+        "waiting": str(position),
+        "state": "waiting",
+    }
+    # 4 in line at the crowd's pace (30 a minute): 8 seconds, not "unknown".
+    assert entered["eta"] == "less than a minute"
+    assert entered["progress"] == ("0", str(position - 1))
+
+    for user in sale["ahead"]:
+        assert await _tick(room, event_id) == [user]  # the line moves in order
+        position -= 1
+        shown = await asyncio.to_thread(_place_falls_to, browser, position)
+        assert shown["ahead"] == str(position - 1) and shown["state"] == "waiting"
+        assert shown["progress"] == (str(AHEAD + 1 - position), str(AHEAD))
+    assert shown["updates"] == updates
+
+    assert await _tick(room, event_id) == [entered["user_id"]]
+    booked = await asyncio.to_thread(_admitted_then_book_two, browser, sale)
+    assert booked["pass"]["pass"] and datetime.fromisoformat(booked["pass"]["expires_at"]) > datetime.now(UTC)
+    assert booked["quantities"] == ["1", "2", "3", "4"]  # the event's max per user
+    assert not booked["error_shown"]
+    assert (booked["zone"], booked["quantity"], booked["total"]) == ("Balcony", "2", "60.00")
+    assert booked["held_until"]
+    assert int(await sale_redis.hget(sale["balcony"], "available")) == BALCONY_SEATS - 2
+    assert await sale_redis.zscore(keys.expiry_index(event_id), booked["booking_id"]) is not None
+    assert await asyncio.to_thread(page_problems, browser) == []
+
+
+def _reserve_one(driver, sale) -> dict:
+    wait(driver, seen.visibility_of_element_located((By.ID, "reserve-form")))
+    Select(driver.find_element(By.ID, "zone")).select_by_value(sale["balcony_id"])
+    driver.find_element(By.ID, "reserve").click()  # hides an earlier problem, disables the button
+    wait(
+        driver,
+        lambda d: (
+            d.find_element(By.ID, "book-error").is_displayed()
+            and d.find_element(By.ID, "reserve").is_enabled()
+        ),
+    )
+    link = driver.find_element(By.ID, "back-to-room")
+    return {
+        "problem": driver.find_element(By.ID, "book-error-text").text,
+        "back_to_room": link.get_attribute("href") if link.is_displayed() else None,
+        "confirmed": driver.find_element(By.ID, "confirmation").is_displayed(),
+    }
+
+
+def _book_without_then_with_a_bad_pass(driver, sale) -> dict:
+    """Signed out, the buyer opens the booking page directly: signs in, comes back, reserves with
+    no pass, then with one that is not genuine."""
+    pass_key = f"booking-rush.queue-pass.{sale['event_id']}"
+    driver.get(sale["login_page"])
+    driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+    driver.get(sale["book_page"])
+    wait(driver, seen.url_contains("/login?next="))
+    login_page = driver.current_url
+    submit_sign_in(driver, sale["tenant"], sale["email"], PASSWORD)
+    wait(driver, seen.url_to_be(sale["book_page"]))
+    without = _reserve_one(driver, sale)
+    forged_pass = {"pass": "not.a.pass", "expires_at": "2999-01-01T00:00:00Z"}
+    driver.execute_script(
+        "sessionStorage.setItem(arguments[0], arguments[1])", pass_key, json.dumps(forged_pass)
+    )
+    forged = _reserve_one(driver, sale)
+    forgotten = driver.execute_script("return sessionStorage.getItem(arguments[0])", pass_key) is None
+    return {"login_page": login_page, "without": without, "forged": forged, "forgotten": forgotten}
+
+
+async def test_booking_behind_the_room_without_a_valid_pass_sends_the_buyer_back_to_the_line(
+    browser, sale, sale_redis
+):
+    outcome = await asyncio.to_thread(_book_without_then_with_a_bad_pass, browser, sale)
+    assert outcome["login_page"].endswith(f"/login?next=%2Fbook%2F{sale['event_id']}")
+    assert outcome["without"] == {
+        "problem": "This sale has a waiting room: take your place in line to book.",
+        "back_to_room": sale["room_page"],
+        "confirmed": False,
+    }
+    assert outcome["forged"] == {
+        "problem": "Your waiting-room pass is not valid here. Join the line again.",
+        "back_to_room": sale["room_page"],
+        "confirmed": False,
+    }
+    assert outcome["forgotten"]
+    assert int(await sale_redis.hget(sale["balcony"], "available")) == BALCONY_SEATS
+    assert await asyncio.to_thread(page_problems, browser) == []
