@@ -25,12 +25,14 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
-from lua import keys
+from lua import keys, load_scripts
 from ops import stack
 from ops.config import StackConfig
+from ops.demo_room import audit_admissions, queue_rush
 from ops.migrate import migrate
 from ops.processes import service_env, start_gateway, start_worker
 from ops.seed import DEMO_PASSWORD, seed
+from waiting_room.room import WaitingRoom
 
 
 def say(msg: str) -> None:
@@ -142,6 +144,35 @@ async def verify(
         await conn.close()
 
 
+async def waiting_room_act(cfg: StackConfig, args: argparse.Namespace, base: str, tokens: list, seats: int):
+    """Act two: a second sale of the same size behind the waiting room (ops/demo_room.py)."""
+    say("act two: the same buyers rush a second sale, this time behind the waiting room")
+    seeded = await seed(cfg, 0, args.seats_per_show, "Flash Sale Live: waiting room (demo)")
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        room = WaitingRoom(redis, await load_scripts(redis))
+        settings = {"mode": "always", "rate_per_min": args.admit_per_min, "max_active": seats, "grace_s": 120}
+        await room.configure(seeded["event_id"], settings)
+        say(f"  room: always on, {args.admit_per_min} admissions/min, at most {seats} buyers active at once")
+        outcome = await queue_rush(base, seeded["event_id"], seeded["shows"], tokens, args.concurrency, redis)
+    finally:
+        await redis.aclose()
+    audit = await audit_admissions(cfg.sale_redis_url, seeded["event_id"])
+    checks = await verify(cfg, seeded["event_id"], seeded["shows"], 0, seats, timeout=0)
+    told_admitted = outcome["outcomes"].get("ended admitted", 0)
+    return {
+        **outcome,
+        **audit,
+        "redis_sold": checks["redis_sold"],
+        "oversold": max(
+            0, outcome["sold"] - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"]
+        ),
+        "consistent": outcome["sold"] == checks["redis_sold"]
+        and audit["admitted"] == told_admitted
+        and audit["admitted_in_ticket_order"],
+    }
+
+
 async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> dict:
     """The rush; the gateway and worker processes it starts go into `procs` (the caller stops them)."""
     await migrate(cfg.database_url)
@@ -178,6 +209,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
     checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
     latencies = sorted(ms for _, ms, _ in results)
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
+    room = await waiting_room_act(cfg, args, base, tokens, seats)
     return {
         "seats": seats,
         "sold": sold,
@@ -194,6 +226,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
         "consistent": sold == checks["redis_sold"] == checks["pg_seats"]
         and statuses[201] == checks["pg_bookings"],
         **checks,
+        "waiting_room": room,
         "tenant": seeded["tenant_slug"],
         "first_buyer": seeded["buyer_emails"][0],
     }
@@ -210,9 +243,37 @@ def print_summary(summary: dict) -> None:
     print(f"  answers    {summary['answers']}  (201 booked, 409 sold out or over the limit)")
     print(f"  throughput {summary['throughput_rps']} req/s over {summary['requests']} requests")
     print(f"  latency    p50 {summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
-    print(f"  verdict    {'OK' if summary['consistent'] and not summary['oversold'] else 'FAILED'}")
+    room = summary["waiting_room"]
+    print("  behind the waiting room (act two):")
+    print(f"    buyers     {room['buyers']}: {room['outcomes']}")
+    print(f"    admitted   {room['admitted']}, in ticket order: {room['admitted_in_ticket_order']}")
+    print(f"    reserved   {room['reserve_answers']}; {room['sold']} seats in {room['sale_s']} s")
+    print(f"    oversold   {room['oversold']}")
+    print(f"  verdict    {'OK' if succeeded(summary) else 'FAILED'}")
     print("  stop everything with: .venv/bin/python -m ops.stack down")
     print(json.dumps(summary))
+
+
+async def open_a_room_for_the_browser(cfg: StackConfig) -> None:
+    """--serve: a fresh sale behind a slow waiting room, for a person to queue for and book."""
+    seeded = await seed(cfg, 0, 100, "Try the waiting room (demo)")
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        room = WaitingRoom(redis, await load_scripts(redis))
+        await room.configure(seeded["event_id"], {"mode": "always", "rate_per_min": 30, "grace_s": 120})
+    finally:
+        await redis.aclose()
+    event_id = seeded["event_id"]
+    say(f"'Try the waiting room (demo)' admits 30 people a minute: /waiting-room/{event_id}")
+    say(
+        f"  operate it: BR_PASSWORD={DEMO_PASSWORD} .venv/bin/roomctl --email admin@demo.test "
+        f"--tenant {seeded['tenant_slug']} show {event_id}"
+    )
+
+
+def succeeded(summary: dict) -> bool:
+    room = summary["waiting_room"]
+    return summary["consistent"] and not summary["oversold"] and room["consistent"] and not room["oversold"]
 
 
 def serve_until_interrupted(summary: dict, port: int) -> None:
@@ -234,6 +295,7 @@ def main() -> int:
     parser.add_argument("--requests-per-buyer", type=int, default=2)
     parser.add_argument("--seats-per-show", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--admit-per-min", type=int, default=60_000, help="the waiting room's admission rate")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BR_GATEWAY_PORT", 8080)))
     parser.add_argument(
         "--serve", action="store_true", help="keep the gateway and workers running afterwards (Ctrl-C stops)"
@@ -249,12 +311,13 @@ def main() -> int:
         summary = asyncio.run(run_demo(cfg, args, procs))
         print_summary(summary)
         if args.serve:
+            asyncio.run(open_a_room_for_the_browser(cfg))
             serve_until_interrupted(summary, args.port)
     finally:
         say("stopping gateway and workers (the services keep running)")
         for p in reversed(procs):
             p.stop()
-    return 0 if summary["consistent"] and not summary["oversold"] else 1
+    return 0 if succeeded(summary) else 1
 
 
 if __name__ == "__main__":

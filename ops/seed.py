@@ -58,6 +58,7 @@ async def seed_sale(
         hashed = await hash_password(password, DEMO_BCRYPT_COST)
         domain = email.rpartition("@")[2]
         (organizer_id,) = await ensure_users(conn, tenant_id, [f"organizer@{domain}"], "organizer", hashed)
+        await ensure_users(conn, tenant_id, [f"admin@{domain}"], "admin", hashed)  # runs the rooms (roomctl)
         emails = [email.format(i) for i in range(buyers)]
         buyer_ids = await ensure_users(conn, tenant_id, emails, password_hash=hashed)
         event = await create_event(

@@ -1,0 +1,175 @@
+"""The demo's second act: the same buyers rush a second sale, this time behind the waiting room.
+
+Every buyer joins at once (POST /api/v1/queue/join); half follow their place over the live
+stream (SSE), half poll as the answers suggest; the admitters let them in at the operator's rate;
+each admitted buyer reserves with their X-Queue-Pass (trying another zone when one runs out) until
+the room closes as sold out and tells everyone still waiting. Afterwards the admissions are
+audited against the tickets (nobody overtaken by a later ticket) and against what the buyers
+were told (every admission reached its buyer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from lua import keys
+
+
+def say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+async def _follow_stream(session, base: str, event_id: str, ticket: str) -> dict:
+    """Read the live stream until it ends; the last standing or the admission."""
+    params = {"event_id": event_id, "ticket": ticket}
+    last: dict = {}
+    async with session.get(f"{base}/api/v1/queue/stream", params=params) as r:
+        if r.status != 200:
+            return {"state": f"stream-{r.status}"}
+        kind = None
+        async for raw in r.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                last = {**json.loads(line[5:]), "via": kind}
+    return last
+
+
+async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
+    """Ask where I stand as often as the answer suggests, until admitted or told it is over."""
+    while True:
+        async with session.get(
+            f"{base}/api/v1/queue/status", params={"event_id": event_id}, headers=auth
+        ) as r:
+            body = await r.json()
+        if r.status == 429:
+            await asyncio.sleep(int(r.headers.get("Retry-After", "1")))  # the limiter's pacing
+            continue
+        standing = body["data"]
+        if standing["state"] not in ("waiting", "prequeue"):
+            return standing
+        # The server's hint, capped for the demo's pace (a real browser takes the hint as is).
+        await asyncio.sleep(min(2, standing["refresh_after_seconds"] or 2))
+
+
+async def _reserve(
+    session, base: str, event_id: str, targets: list, auth: dict, queue_pass: str, rng
+) -> tuple:
+    """One buyer's booking with the pass: a zone of their choice, others when it has run out."""
+    quantity = rng.randint(1, 2)
+    headers = {**auth, "X-Queue-Pass": queue_pass}
+    status = None
+    for show, zone in rng.sample(targets, len(targets)):
+        body = {"event_id": event_id, "show_id": show, "zone_id": zone, "quantity": quantity}
+        async with session.post(f"{base}/api/v1/bookings/reserve", json=body, headers=headers) as r:
+            status, answer = r.status, await r.json()
+        if status == 202:
+            poll = f"{base}{answer['data']['poll']}"
+            while status == 202:
+                await asyncio.sleep(0.25)  # a client's polling pace for a late answer
+                async with session.get(poll, headers=auth) as r:
+                    status, answer = (201 if r.status == 200 else r.status), await r.json()
+        if status != 409:
+            break
+    return status, quantity if status == 201 else 0, (answer.get("error") or {}).get("code")
+
+
+async def seats_left(redis, event_id: str) -> int:
+    zones = await redis.smembers(keys.zone_index(event_id))
+    async with redis.pipeline(transaction=False) as pipe:
+        for zone in zones:
+            pipe.hget(zone, "available")
+        return sum(int(a or 0) for a in await pipe.execute())
+
+
+async def queue_rush(
+    base: str, event_id: str, shows: dict, tokens: list[str], concurrency: int, redis
+) -> dict:
+    """The sale ends for the demo when every seat is held and every admitted buyer has had their
+    answer: those still in line then stay in line (held seats come back only when holds lapse,
+    and only then would the room sell out and tell them)."""
+    rng = random.Random(4)
+    targets = [(s, z) for s, zones in shows.items() for z in zones.values()]
+    outcomes: Counter = Counter()
+    reserve_answers: Counter = Counter()
+    sold = 0
+    reserving = 0
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=0)  # the streams stay open: no pool limit
+    timeout = aiohttp.ClientTimeout(total=600, sock_read=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        joining = asyncio.Semaphore(concurrency)
+
+        async def buyer(i: int, token: str) -> None:
+            nonlocal sold, reserving
+            auth = {"Authorization": f"Bearer {token}"}
+            async with (
+                joining,
+                session.post(f"{base}/api/v1/queue/join", json={"event_id": event_id}, headers=auth) as r,
+            ):
+                joined = (await r.json())["data"]
+            standing = joined
+            if joined["state"] in ("waiting", "prequeue"):
+                if i % 2 == 0:
+                    standing = await _follow_stream(session, base, event_id, joined["queue_ticket"])
+                    outcomes["followed the stream"] += 1
+                else:
+                    standing = await _poll(session, base, event_id, auth)
+                    outcomes["polled"] += 1
+            outcomes[f"ended {standing.get('state')}"] += 1
+            if standing.get("state") == "admitted":
+                reserving += 1
+                try:
+                    status, seats, code = await _reserve(
+                        session, base, event_id, targets, auth, standing["pass"], rng
+                    )
+                finally:
+                    reserving -= 1
+                reserve_answers[code or str(status)] += 1
+                sold += seats
+
+        say(f"  {len(tokens)} buyers join the waiting room; half follow the stream, half poll")
+        buyers = [asyncio.create_task(buyer(i, t)) for i, t in enumerate(tokens)]
+        while not all(b.done() for b in buyers):
+            await asyncio.wait(buyers, timeout=0.5)  # the observer's pace
+            if reserving == 0 and await seats_left(redis, event_id) == 0:
+                still = [b for b in buyers if not b.done()]
+                outcomes["still in line when the last seat went"] = len(still)
+                for b in still:
+                    b.cancel()
+                await asyncio.gather(*still, return_exceptions=True)
+                break
+        for b in buyers:
+            if b.done() and not b.cancelled() and b.exception():
+                raise b.exception()
+    return {
+        "buyers": len(tokens),
+        "outcomes": dict(sorted(outcomes.items())),
+        "reserve_answers": dict(sorted(reserve_answers.items())),
+        "sold": sold,
+        "sale_s": round(time.perf_counter() - started, 1),
+    }
+
+
+async def audit_admissions(sale_redis_url: str, event_id: str) -> dict:
+    """From the room's admission records (ticket, admitted at): was anyone overtaken by a later
+    ticket?"""
+    redis = aioredis.from_url(sale_redis_url)
+    try:
+        records = await redis.hgetall(keys.room(event_id, "passes"))
+    finally:
+        await redis.aclose()
+    admissions = sorted(tuple(int(p) for p in raw.decode().split(":")[:2]) for raw in records.values())
+    tickets_in_admission_order = [ticket for ticket, _ in sorted(admissions, key=lambda a: (a[1], a[0]))]
+    return {
+        "admitted": len(admissions),
+        "admitted_in_ticket_order": tickets_in_admission_order == sorted(tickets_in_admission_order),
+    }
