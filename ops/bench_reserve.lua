@@ -1,6 +1,7 @@
--- wrk script for ops/bench.py: POST /api/v1/bookings/reserve, rotating through many users.
--- Environment: BENCH_TOKENS (a file, one bearer token per line), BENCH_BODY (the JSON body).
--- Prints "status <code> <count>" lines at the end so the benchmark can check the 201 share.
+-- wrk script for ops/bench.py and ops/bench_queue.py: POST a JSON body, rotating through many users.
+-- Environment: BENCH_TOKENS (a file, one bearer token per line), BENCH_BODY (the JSON body),
+-- BENCH_PATH (default /api/v1/bookings/reserve).
+-- Prints "status <code> <count>" lines at the end so the benchmark can check the share of successes.
 
 local threads = {}
 
@@ -14,6 +15,7 @@ function init(args)
     tokens[#tokens + 1] = line
   end
   body = os.getenv("BENCH_BODY")
+  path = os.getenv("BENCH_PATH") or "/api/v1/bookings/reserve"
   counter = math.random(#tokens)
   statuses = {}
 end
@@ -21,7 +23,7 @@ end
 function request()
   counter = counter + 1
   local token = tokens[(counter % #tokens) + 1]
-  return wrk.format("POST", "/api/v1/bookings/reserve",
+  return wrk.format("POST", path,
     { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, body)
 end
 

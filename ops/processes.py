@@ -1,11 +1,14 @@
-"""Starting and stopping gateway and worker processes for the demo and the benchmark."""
+"""Starting and stopping gateway, worker and throwaway Redis processes for the demo, the
+benchmarks and the tests."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -98,3 +101,51 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_REDIS_SERVERS: dict[int, subprocess.Popen] = {}
+_REDIS_READY = "Ready to accept connections"
+
+
+def start_redis(port: int, folder: Path, *options: str, timeout: float = 30) -> subprocess.Popen:
+    """A throwaway redis-server in the foreground, with its files in `folder`; returns once
+    Redis itself says it is ready (after loading any append-only file), read from its log."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+        + ["--save", "", "--logfile", "", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    ready = threading.Event()
+    log_path = folder / f"redis-{port}.log"
+
+    def follow_log() -> None:  # also keeps the pipe drained for as long as the server runs
+        with open(log_path, "a") as log:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if _REDIS_READY in line:
+                    ready.set()
+
+    threading.Thread(target=follow_log, daemon=True).start()
+    if not ready.wait(timeout):
+        proc.kill()
+        raise RuntimeError(f"redis on :{port} did not become ready; see {log_path}")
+    _REDIS_SERVERS[port] = proc
+    return proc
+
+
+def stop_redis(port: int, *how: str, timeout: float = 30) -> None:
+    """SHUTDOWN the Redis on `port`; for one started here, return once its process has exited."""
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", *how], capture_output=True)
+    proc = _REDIS_SERVERS.pop(port, None)
+    if proc is not None:
+        proc.wait(timeout)
