@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
@@ -78,7 +78,7 @@ class Fanout:
             hub.fanouts_ms.append((time.perf_counter() - self.started) * 1000)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: tens of thousands of these live in one process
 class StreamClient:
     """One open stream. The tick fills `standing` (latest only: a slow reader skips stale places)
     and `extra` (heartbeats, the pass); the request's handler writes them out when woken."""
@@ -89,10 +89,27 @@ class StreamClient:
     in_doubt: bool = True  # place not known exactly: corrected first
     last_id: str = ""
     standing: bytes | None = None
-    extra: list[bytes] = field(default_factory=list)
+    extra: list[bytes] | None = None
     ended: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # A future made only while the handler waits, set to wake it: lighter than an asyncio.Event
+    # (whose deque of waiters every idle client would carry).
+    waiter: asyncio.Future | None = None
+    pending: bool = False
     fanout: Fanout | None = None  # the tick whose news is waiting to be written
+
+    def wake(self) -> None:
+        self.pending = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def news(self) -> None:
+        """Until there is something to write (or the stream is to end)."""
+        if not self.pending:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
 
     def written(self, hub: StreamHub) -> None:
         if self.fanout is not None:
@@ -101,24 +118,30 @@ class StreamClient:
 
     def send_standing(self, event_id: str, payload: dict) -> bool:
         sid = f"{payload['state']}.{payload['ahead']}.{payload['waiting']}.{payload['eta_seconds']}"
+        changed = self.send_encoded(sid, orjson.dumps(payload))
+        self.ended = self.ended or (changed and payload["state"] in ENDS_STREAM)
+        return changed
+
+    def send_encoded(self, sid: str, data: bytes) -> bool:
+        """A standing already encoded, with its id; False if the client has it already."""
         if sid == self.last_id:
             return False
         self.last_id = sid
-        self.standing = sse("standing", sid, orjson.dumps(payload))
-        self.ended = payload["state"] in ENDS_STREAM
-        self.wake.set()
+        self.standing = sse("standing", sid, data)
+        self.wake()
         return True
 
     def send(self, chunk: bytes, ends: bool = False) -> None:
+        if self.extra is None:
+            self.extra = []
         self.extra.append(chunk)
         self.ended = self.ended or ends
-        self.wake.set()
+        self.wake()
 
     def take(self) -> bytes:
         chunks = [self.standing] if self.standing else []
-        chunks.extend(self.extra)
-        self.standing, self.extra = None, []
-        self.wake.clear()
+        chunks.extend(self.extra or ())
+        self.standing, self.extra, self.pending = None, None, False
         return b"".join(chunks)
 
 
@@ -142,7 +165,6 @@ class StreamHub:
         self.rooms: dict[str, RoomStreams] = {}
         # Fan-out: from a tick's arrival to the write of the last client it changed (ms).
         self.fanouts_ms: deque[float] = deque(maxlen=1000)
-        self.next_heartbeat = 0.0
 
     @property
     def connected(self) -> int:
@@ -210,45 +232,46 @@ class StreamHub:
         admitted = {user: ticket for user, ticket in message["admitted"]}
         state = ROOM_STATE.get(message["state"], message["state"])
         head, waiting, recent = message["head"], message["waiting"], message["recent"]
+        in_line = state in ("waiting", "paused", "closed")
+        # What every client of the room is told alike, encoded once; each adds its own place.
+        alike = {"event_id": event_id, "state": state, "waiting": waiting, "admission_rate_per_min": recent}
+        common = orjson.dumps(alike)[:-1]
         for client in room.clients:
             if client.user_id in admitted:
                 self._admit(event_id, client, message["at_ms"], message["pass_ttl_ms"])
                 fanout.follow(client)
                 continue
-            ahead = None
-            if state in ("waiting", "paused", "closed"):
-                if client.ticket is None or client.ticket <= head:
-                    # Drawn a ticket at opening, or gone from the line in a tick this process
-                    # missed: the next correction round reads this one first.
-                    client.in_doubt = True
-                    continue
+            if not in_line:
+                changed = client.send_standing(
+                    event_id, self._payload(event_id, state, None, waiting, recent)
+                )
+            elif client.ticket is None or client.ticket <= head:
+                # Drawn a ticket at opening, or gone from the line in a tick this process
+                # missed: the next correction round reads this one first.
+                client.in_doubt = True
+                continue
+            else:
                 ahead = max(0, client.ticket - head - 1 - client.offset)
-            if client.send_standing(event_id, self._payload(event_id, state, ahead, waiting, recent)):
+                eta = None if recent == 0 else round((ahead + 1) * 60 / recent)
+                changed = client.send_encoded(
+                    f"{state}.{ahead}.{waiting}.{eta}",
+                    common
+                    + b',"position":%d,"ahead":%d,"eta_seconds":%s}'
+                    % (ahead + 1, ahead, b"null" if eta is None else b"%d" % eta),
+                )
+            if changed:
                 fanout.follow(client)
         fanout.sealed = True
 
-    async def upkeep(self) -> None:
-        """One round: heartbeats and lease renewals once per heartbeat period, corrections."""
-        now = time.monotonic()
-        if now >= self.next_heartbeat:
-            self.next_heartbeat = now + self.heartbeat_s
-            await self.heartbeat()
-        await self.correct()
-
     def lease_until_ms(self, now_ms: int) -> int:
-        return now_ms + int(self.heartbeat_s * 2500)  # survives one missed renewal
+        # Survives two missed renewals: a loop busy with a big fan-out must not cost its
+        # streaming users their place.
+        return now_ms + int(self.heartbeat_s * 3000)
 
     async def heartbeat(self) -> None:
-        if self.fanouts_ms:
-            spans = sorted(self.fanouts_ms)
-            self.fanouts_ms.clear()
-            log.info(
-                "%d streams open; tick fan-out over %d ticks: median %.1f ms, max %.1f ms",
-                self.connected,
-                len(spans),
-                spans[len(spans) // 2],
-                spans[-1],
-            )
+        """The presence lease first (the one write that keeps streaming users in line), then a
+        heartbeat event to every client."""
+        self.log_fanouts()
         if not self.rooms:
             return
         await self.room.renew_leases(
@@ -257,6 +280,19 @@ class StreamHub:
         for room in self.rooms.values():
             for client in room.clients:
                 client.send(HEARTBEAT)
+
+    def log_fanouts(self) -> None:
+        if not self.fanouts_ms:
+            return
+        spans = sorted(self.fanouts_ms)
+        self.fanouts_ms.clear()
+        log.info(
+            "%d streams open; tick fan-out over %d ticks: median %.1f ms, max %.1f ms",
+            self.connected,
+            len(spans),
+            spans[len(spans) // 2],
+            spans[-1],
+        )
 
     async def correct(self) -> None:
         """Exact places for at most `correction_batch` clients per room: those in doubt first,
@@ -302,7 +338,7 @@ class StreamHub:
         for room in self.rooms.values():
             for client in room.clients:
                 client.ended = True
-                client.wake.set()
+                client.wake()
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -326,11 +362,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
         )
         await response.prepare(request)
         await response.write(b"retry: %d\n\n" % RETRY_MS)
+        # The headers went out with the first write, and a stream lives for minutes: do not keep
+        # their ~1 KiB (security headers included) for every open stream.
+        response.headers.clear()
         if not client.ended:
             await room.stream(event_id, user_id, hub.holder, now_ms, "open", hub.lease_until_ms(now_ms))
         try:
             while True:
-                await client.wake.wait()
+                await client.news()
                 ended = client.ended
                 chunk = client.take()
                 if chunk:
@@ -356,9 +395,14 @@ async def streams_ctx(app: web.Application):
     )
     app[appkeys.ROOMS].tick_listeners.append(hub.on_tick)
     stop = asyncio.Event()
-    period = min(hub.correction_s, hub.heartbeat_s)
-    upkeep = asyncio.create_task(run_every(stop, period, 10.0, hub.upkeep, "stream upkeep"), name="streams")
+    # Two loops: corrections (several round trips) never hold up the lease renewal.
+    upkeep = [
+        asyncio.create_task(
+            run_every(stop, hub.heartbeat_s, hub.heartbeat_s, hub.heartbeat, "stream heartbeat")
+        ),
+        asyncio.create_task(run_every(stop, hub.correction_s, 30.0, hub.correct, "stream corrections")),
+    ]
     yield
     stop.set()
     hub.close_all()
-    await upkeep
+    await asyncio.gather(*upkeep)

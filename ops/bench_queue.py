@@ -501,7 +501,10 @@ def measure_streams(rig: Rig, server: Server, rss_before: int, label: str) -> di
     window = upkeep_window(rig.sale_redis_url, rig.event_id, rounds, server, rig.fleet, cap_s)
     lines = server.fanout_lines(log_from)
     # An overloaded process times out its upkeep: no lease renewal, no heartbeats, no corrections.
-    upkeep_failures = server.log_since(log_from).count(b"stream upkeep failed")
+    log_text = server.log_since(log_from)
+    upkeep_failures = log_text.count(b"stream heartbeat failed") + log_text.count(
+        b"stream corrections failed"
+    )
     clients = window["streams_open"]
     result = {
         "clients": clients,

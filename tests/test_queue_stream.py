@@ -8,11 +8,13 @@ the tick), with a clock that moves one second per tick.
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt
 import pytest_asyncio
 
+from gateway.queue_stream import StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys
 from tests.support import TEST_PASS_KEYS, event_stream, gateway_settings, queue_call, running_gateway
@@ -180,3 +182,29 @@ async def test_stream_opens_count_against_the_tickets_user_not_the_shared_addres
             async with http.get(f"{url}/api/v1/queue/stream", params=params) as response:
                 statuses.append(response.status)
         assert statuses[-1] == 429
+
+
+def test_a_derived_standing_is_one_plain_json_object():
+    """The tick's fast path encodes what clients share once and adds each one's place: the
+    result must be the same JSON object a client would get from the slow path."""
+
+    class Settings:
+        stream_heartbeat_s, stream_correction_s, stream_correction_batch = 15.0, 5.0, 500
+
+    hub = StreamHub(None, PASSES, "gw-test", Settings())
+    client = StreamClient("u1", 10)
+    hub.add("e1", client)
+    tick = {"event_id": "e1", "state": "admitting", "head": 6, "waiting": 40, "recent": 30, "admitted": []}
+    hub.on_tick({**tick, "at_ms": 0, "pass_ttl_ms": 0})
+    chunk = client.take().decode()
+    data = next(line[len("data: ") :] for line in chunk.splitlines() if line.startswith("data: "))
+    assert data.count('"ahead"') == 1
+    assert json.loads(data) == {
+        "event_id": "e1",
+        "state": "waiting",
+        "waiting": 40,
+        "admission_rate_per_min": 30,
+        "position": 4,
+        "ahead": 3,
+        "eta_seconds": 8,
+    }
