@@ -13,6 +13,7 @@ from gateway import auth
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
+from gateway.loop_batch import LoopBatch
 from gateway.queue_pass import PassLimiter
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
@@ -44,5 +45,6 @@ PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)
 ROOMS = web.AppKey("rooms", RoomView)
 WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 STREAMS = web.AppKey("streams", StreamHub)
+ROOM_ENTRIES = web.AppKey("room_entries", LoopBatch)  # joins and polls, one round trip per iteration
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)

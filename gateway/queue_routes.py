@@ -63,9 +63,8 @@ async def _enter(request: web.Request, raw_event_id: object, verb: str) -> web.R
     principal = current_principal(request)
     event_id = uuid_value(raw_event_id, "event_id")
     await published(request, event_id)
-    standing = await request.app[appkeys.WAITING_ROOM].enter(
-        event_id, principal.user_id, int(time.time() * 1000), verb
-    )
+    now_ms = int(time.time() * 1000)
+    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now_ms, verb))
     return _answer(request, principal, event_id, standing)
 
 

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.loop_batch import LoopBatch
 from gateway.pubsub import listen, listening
 from lua import keys
 from waiting_room.passes import QueuePasses
@@ -90,6 +91,7 @@ class RoomView:
 async def room_view_ctx(app: web.Application):
     room = WaitingRoom(app[appkeys.SALE_REDIS], app[appkeys.SCRIPTS])
     app[appkeys.WAITING_ROOM] = room
+    app[appkeys.ROOM_ENTRIES] = LoopBatch(room.enter_many)
     view = app[appkeys.ROOMS] = RoomView(room, app[appkeys.QUEUE_PASSES])
     stop = asyncio.Event()
     flusher = asyncio.create_task(run_every(stop, 1.0, 5.0, view.flush_reserve_counts, "reserve counts"))

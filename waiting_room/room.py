@@ -52,6 +52,22 @@ def _opt(value: int) -> int | None:
     return None if value < 0 else int(value)
 
 
+def _standing(out: list) -> Standing:
+    """lua/queue_join.lua's answer."""
+    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at = out
+    return Standing(
+        state.decode() if isinstance(state, bytes) else state,
+        _opt(ahead),
+        _opt(ticket),
+        _opt(admitted_at),
+        int(waiting),
+        int(recent),
+        _opt(pass_ttl),
+        int(head),
+        int(opens_at),
+    )
+
+
 class WaitingRoom:
     def __init__(self, redis, scripts: SaleScripts) -> None:
         self.redis = redis
@@ -59,21 +75,18 @@ class WaitingRoom:
 
     async def enter(self, event_id: str, user_id: str, now_ms: int, verb: str = "join") -> Standing:
         """verb "join" joins (idempotently); "status" only reports and refreshes presence."""
-        out = await self.scripts.queue_join(
-            keys=[keys.room(event_id, p) for p in JOIN_PARTS], args=[user_id, now_ms, verb]
-        )
-        state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at = out
-        return Standing(
-            state.decode() if isinstance(state, bytes) else state,
-            _opt(ahead),
-            _opt(ticket),
-            _opt(admitted_at),
-            int(waiting),
-            int(recent),
-            _opt(pass_ttl),
-            int(head),
-            int(opens_at),
-        )
+        (standing,) = await self.enter_many([(event_id, user_id, now_ms, verb)])
+        return standing
+
+    async def enter_many(self, calls: list[tuple[str, str, int, str]]) -> list[Standing]:
+        """Several `enter` calls (event id, user id, now ms, verb) in one round trip."""
+
+        def fill(pipe) -> None:
+            for event_id, user_id, now_ms, verb in calls:
+                room_keys = [keys.room(event_id, p) for p in JOIN_PARTS]
+                queue_script(pipe, self.scripts.queue_join, room_keys, [user_id, now_ms, verb])
+
+        return [_standing(out) for out in await execute_scripted(self.redis, fill, self.scripts)]
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
         """One admission tick for the event (see lua/queue_admit.lua for the answer's fields)."""
