@@ -121,6 +121,18 @@ RESERVED = obj(
     total_price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
     remaining=INT,
 )
+BOOKING = obj(
+    ["booking_id", "event_id", "show_id", "zone_id", "quantity", "total_price", "status", "created_at"],
+    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    event_id=UUID,
+    show_id=UUID,
+    zone_id=UUID,
+    quantity=INT,
+    total_price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+    status={"enum": ["reserved", "confirmed", "cancelled", "expired"]},
+    created_at=TIME,
+    expires_at=TIME,
+)
 PENDING = obj(["request_id", "status"], request_id=TEXT, status={"const": "pending"}, poll=TEXT)
 CATEGORY = obj(["id", "name", "slug"], id=UUID, name=TEXT, slug=TEXT)
 ADMIN_USER = obj(
@@ -468,6 +480,16 @@ PATHS: dict[str, dict[str, Any]] = {
             body=RESERVE_BODY,
             errors=(400, 403, 404, 409, 413, 422),
         )
+    },
+    "/api/v1/bookings": {
+        "get": op(
+            "My bookings, newest first (live holds from the sale Redis, the rest from PostgreSQL)",
+            {200: success({"type": "array", "items": BOOKING})},
+            auth=True,
+        )
+    },
+    "/api/v1/bookings/{booking_id}": {
+        "get": op("One of my bookings", {200: success(BOOKING)}, auth=True, errors=(400, 404))
     },
     "/api/v1/bookings/requests/{request_id}": {
         "get": op(

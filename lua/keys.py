@@ -29,6 +29,17 @@ def hold(event_id: str, booking_id: str) -> str:
     return f"{tag(event_id)}:hold:{booking_id}"
 
 
+def user_bookings(event_id: str, user_id: str) -> str:
+    """The user's bookings in the event: zset booking id -> created at (ms)."""
+    return f"{tag(event_id)}:bookings:{user_id}"
+
+
+def user_events(user_id: str) -> str:
+    """The events a user has booked in: a set outside every event's tag, written by the worker
+    before it answers the client (so "my bookings" lists a booking the moment its 201 is sent)."""
+    return f"user:{user_id}:events"
+
+
 def expiry_index(event_id: str) -> str:
     return f"{tag(event_id)}:expiry"
 
@@ -68,6 +79,7 @@ def reserve_keys(
         expiry_index(event_id),
         event_meta(event_id),
         room(event_id, "admitted"),
+        user_bookings(event_id, user_id),
     ]
 
 

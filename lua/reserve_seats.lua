@@ -14,6 +14,7 @@ KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user
 KEYS[7]  room's admitted     {ev:E}:room:admitted        zset  user -> active until (ms); a hold
                                                          keeps an admitted user active until it
                                                          expires (only raised, only if present)
+KEYS[8]  user's bookings     {ev:E}:bookings:<user>      zset  booking id -> created at (ms)
 
 ARGV[1]  body hash        ARGV[2]  now (ms)          ARGV[3]  deadline (ms)
 ARGV[4]  quantity         ARGV[5]  booking id        ARGV[6]  user id
@@ -80,6 +81,7 @@ redis.call('HSET', KEYS[4],
   'expires_at', expires_at, 'request_id', ARGV[11])
 redis.call('ZADD', KEYS[5], expires_at, ARGV[5])
 redis.call('ZADD', KEYS[7], 'XX', 'GT', expires_at, ARGV[6])
+redis.call('ZADD', KEYS[8], now, ARGV[5])
 
 return answer({
   status = 'reserved', booking_id = ARGV[5], user_id = ARGV[6], show_id = ARGV[7],

@@ -65,7 +65,9 @@ class CommandProcessor:
         """Stage 2: the events, acknowledged by Kafka; only then the answers to the gateways."""
         events, replies = self._outcomes(commands, outputs)
         await self._produce(events)
-        await self._answer(replies)
+        await self._answer(
+            replies, [(e["user_id"], e["event_id"]) for e in events if e["type"] == messages.BOOKING_CREATED]
+        )
 
     async def _run_scripts(self, commands: list[dict[str, Any]]) -> list[Any]:
         now = now_ms()
@@ -164,8 +166,11 @@ class CommandProcessor:
         ]
         await asyncio.gather(*pending)
 
-    async def _answer(self, replies: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """One pub/sub message per gateway for the whole batch, and the results for the poll."""
+    async def _answer(
+        self, replies: list[tuple[str, str, dict[str, Any]]], booked: list[tuple[str, str]]
+    ) -> None:
+        """One pub/sub message per gateway for the whole batch, and the results for the poll;
+        first, each new booking's event into its user's event set (keys.user_events)."""
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_event: dict[str, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
         for channel, event_id, r in replies:
@@ -175,6 +180,8 @@ class CommandProcessor:
             values.append(messages.encode(r))
 
         def fill(pipe) -> None:
+            for user_id, event_id in booked:
+                pipe.sadd(keys.user_events(user_id), event_id)
             for result_keys, values in by_event.values():
                 queue_script(
                     pipe, self.scripts.store_results, result_keys, [self.settings.result_ttl_s, *values]

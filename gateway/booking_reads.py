@@ -1,0 +1,105 @@
+"""A user's bookings: `GET /api/v1/bookings` and `GET /api/v1/bookings/{booking_id}`.
+
+Live reservations are read from the sale Redis (the hold, and the user's per-event index that
+lua/reserve_seats.lua writes with it), so a booking shows the moment its 201 is sent; PostgreSQL
+(which follows through the persistence consumer) adds what Redis no longer holds. Only the owner
+sees a booking: anyone else's answers 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import appkeys, errors
+from gateway.auth import current_principal
+from gateway.event_store import iso, iso_ms
+from gateway.responses import ok
+from lua import keys
+from workers.messages import event_of
+
+LIST_LIMIT = 200  # per-user limits keep a person's bookings few; a bound all the same
+
+ROW_COLUMNS = "public_id, event_id, show_id, zone_id, quantity, total_price, status, reserved_at, expires_at"
+
+
+def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict[str, Any]:
+    field = {k.decode(): v.decode() for k, v in hold.items()}
+    return {
+        "booking_id": booking_id,
+        "event_id": event_id,
+        "show_id": field["show_id"],
+        "zone_id": field["zone_id"],
+        "quantity": int(field["quantity"]),
+        "total_price": f"{int(field['total_cents']) / 100:.2f}",
+        "status": field["status"],
+        "created_at": iso_ms(int(field["created_at"])),
+        "expires_at": iso_ms(int(field["expires_at"])),
+    }
+
+
+def _from_row(row) -> dict[str, Any]:
+    return {
+        "booking_id": row["public_id"],
+        "event_id": str(row["event_id"]),
+        "show_id": str(row["show_id"]),
+        "zone_id": str(row["zone_id"]),
+        "quantity": row["quantity"],
+        "total_price": f"{row['total_price']:.2f}",
+        "status": row["status"],
+        "created_at": iso(row["reserved_at"]),
+        "expires_at": iso(row["expires_at"]) if row["expires_at"] else None,
+    }
+
+
+async def get_booking(request: web.Request) -> web.Response:
+    user_id = current_principal(request).user_id
+    booking_id = request.match_info["booking_id"]
+    event_id = event_of(booking_id)
+    if event_id is None:
+        raise errors.NotFound("no such booking")
+    hold = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id))
+    if hold and hold.get(b"user_id", b"").decode() == user_id:
+        return ok(_from_hold(booking_id, event_id, hold))
+    row = await request.app[appkeys.PG_POOL].fetchrow(
+        f"SELECT {ROW_COLUMNS} FROM bookings WHERE public_id = $1 AND user_id = $2", booking_id, user_id
+    )
+    if row is None:
+        raise errors.NotFound("no such booking")
+    return ok(_from_row(row))
+
+
+async def list_bookings(request: web.Request) -> web.Response:
+    user_id = current_principal(request).user_id
+    redis = request.app[appkeys.SALE_REDIS]
+    event_ids = sorted(e.decode() for e in await redis.smembers(keys.user_events(user_id)))
+    async with redis.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.zrevrange(keys.user_bookings(event_id, user_id), 0, LIST_LIMIT - 1)
+        per_event = await pipe.execute()
+    found = [(event_id, b.decode()) for event_id, ids in zip(event_ids, per_event, strict=True) for b in ids]
+    async with redis.pipeline(transaction=False) as pipe:
+        for event_id, booking_id in found:
+            pipe.hgetall(keys.hold(event_id, booking_id))
+        holds = await pipe.execute()
+    bookings = {
+        booking_id: _from_hold(booking_id, event_id, hold)
+        for (event_id, booking_id), hold in zip(found, holds, strict=True)
+        if hold
+    }
+    rows = await request.app[appkeys.PG_POOL].fetch(
+        f"SELECT {ROW_COLUMNS} FROM bookings WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
+        user_id,
+        LIST_LIMIT,
+    )
+    for row in rows:
+        bookings.setdefault(row["public_id"], _from_row(row))  # Redis, where it has it, is newer
+    newest_first = sorted(bookings.values(), key=lambda b: b["created_at"], reverse=True)
+    return ok(newest_first[:LIST_LIMIT])
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/bookings", list_bookings, name="list_bookings")
+    # Only a booking id's shape matches, so /bookings/reserve and /bookings/requests/... keep theirs.
+    app.router.add_get("/api/v1/bookings/{booking_id:[0-9a-f]{64}}", get_booking, name="get_booking")
