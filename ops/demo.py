@@ -154,7 +154,7 @@ async def waiting_room_act(cfg: StackConfig, args: argparse.Namespace, base: str
         settings = {"mode": "always", "rate_per_min": args.admit_per_min, "max_active": seats, "grace_s": 120}
         await room.configure(seeded["event_id"], settings)
         say(f"  room: always on, {args.admit_per_min} admissions/min, at most {seats} buyers active at once")
-        outcome = await queue_rush(base, seeded["event_id"], seeded["shows"], tokens, args.concurrency, redis)
+        outcome = await queue_rush(base, seeded["event_id"], seeded["shows"], tokens, args.concurrency, room)
     finally:
         await redis.aclose()
     audit = await audit_admissions(cfg.sale_redis_url, seeded["event_id"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from lua import keys
+from waiting_room.room import WaitingRoom
 
 
 def say(msg: str) -> None:
@@ -63,39 +65,49 @@ async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
 async def _reserve(
     session, base: str, event_id: str, targets: list, auth: dict, queue_pass: str, rng
 ) -> tuple:
-    """One buyer's booking with the pass: a zone of their choice, others when it has run out."""
-    quantity = rng.randint(1, 2)
+    """One buyer's booking with the pass: a zone of their choice, others when it has run out, and
+    one seat instead of two when two are nowhere to be had."""
+    wanted = rng.randint(1, 2)
     headers = {**auth, "X-Queue-Pass": queue_pass}
-    status = None
-    for show, zone in rng.sample(targets, len(targets)):
-        body = {"event_id": event_id, "show_id": show, "zone_id": zone, "quantity": quantity}
-        async with session.post(f"{base}/api/v1/bookings/reserve", json=body, headers=headers) as r:
-            status, answer = r.status, await r.json()
-        if status == 202:
-            poll = f"{base}{answer['data']['poll']}"
-            while status == 202:
-                await asyncio.sleep(0.25)  # a client's polling pace for a late answer
-                async with session.get(poll, headers=auth) as r:
-                    status, answer = (201 if r.status == 200 else r.status), await r.json()
-        if status != 409:
-            break
-    return status, quantity if status == 201 else 0, (answer.get("error") or {}).get("code")
+    status, answer = None, {}
+    for quantity in sorted({wanted, 1}, reverse=True):
+        for show, zone in rng.sample(targets, len(targets)):
+            body = {"event_id": event_id, "show_id": show, "zone_id": zone, "quantity": quantity}
+            async with session.post(f"{base}/api/v1/bookings/reserve", json=body, headers=headers) as r:
+                status, answer = r.status, await r.json()
+            if status == 202:
+                poll = f"{base}{answer['data']['poll']}"
+                while status == 202:
+                    await asyncio.sleep(0.25)  # a client's polling pace for a late answer
+                    async with session.get(poll, headers=auth) as r:
+                        status, answer = (201 if r.status == 200 else r.status), await r.json()
+            if status != 409:
+                return status, quantity if status == 201 else 0, (answer.get("error") or {}).get("code")
+    return status, 0, (answer.get("error") or {}).get("code")
 
 
-async def seats_left(redis, event_id: str) -> int:
-    zones = await redis.smembers(keys.zone_index(event_id))
-    async with redis.pipeline(transaction=False) as pipe:
-        for zone in zones:
-            pipe.hget(zone, "available")
-        return sum(int(a or 0) for a in await pipe.execute())
+async def sale_over(room: WaitingRoom, event_id: str, told_admitted: int) -> str | None:
+    """Why nobody more can buy now, if so (every admission has reached its buyer, and): every
+    seat is held, or the seats left are fewer than the live holds allow the room to admit for
+    (oversubscription x seats available; holds count as active until paid or lapsed)."""
+    stats = await room.stats(event_id, int(time.time() * 1000))
+    if told_admitted < stats["admitted"]:
+        return None  # someone let in has not heard yet (a poll or a stream event on its way)
+    if stats["seats_remaining"] == 0:
+        return "every seat held"
+    config = await room.config(event_id)
+    cap = min(config.max_active, math.floor(config.oversubscription * stats["seats_remaining"]))
+    if stats["active"] >= cap:
+        return f"{stats['seats_remaining']} seats left for holds to lapse"
+    return None
 
 
 async def queue_rush(
-    base: str, event_id: str, shows: dict, tokens: list[str], concurrency: int, redis
+    base: str, event_id: str, shows: dict, tokens: list[str], concurrency: int, room: WaitingRoom
 ) -> dict:
-    """The sale ends for the demo when every seat is held and every admitted buyer has had their
-    answer: those still in line then stay in line (held seats come back only when holds lapse,
-    and only then would the room sell out and tell them)."""
+    """The sale ends for the demo when every admitted buyer has had their answer and nobody more
+    can be admitted (see sale_over): those still in line then stay in line (held seats come back
+    only when holds lapse, and only then would the room move on, or sell out and tell them)."""
     rng = random.Random(4)
     targets = [(s, z) for s, zones in shows.items() for z in zones.values()]
     outcomes: Counter = Counter()
@@ -140,9 +152,11 @@ async def queue_rush(
         buyers = [asyncio.create_task(buyer(i, t)) for i, t in enumerate(tokens)]
         while not all(b.done() for b in buyers):
             await asyncio.wait(buyers, timeout=0.5)  # the observer's pace
-            if reserving == 0 and await seats_left(redis, event_id) == 0:
+            told = outcomes["ended admitted"]
+            why = await sale_over(room, event_id, told) if reserving == 0 else None
+            if why is not None:
                 still = [b for b in buyers if not b.done()]
-                outcomes["still in line when the last seat went"] = len(still)
+                outcomes[f"still in line at the end ({why})"] = len(still)
                 for b in still:
                     b.cancel()
                 await asyncio.gather(*still, return_exceptions=True)
