@@ -1,4 +1,4 @@
-"""A user's bookings: `GET /api/v1/bookings` and `GET /api/v1/bookings/{booking_id}`.
+"""A user's bookings: `GET /api/v1/bookings`, `/bookings/pending` and `/bookings/{booking_id}`.
 
 Live reservations are read from the sale Redis (the hold, and the user's per-event index that
 lua/reserve_seats.lua writes with it), so a booking shows the moment its 201 is sent; PostgreSQL
@@ -8,6 +8,7 @@ sees a booking: anyone else's answers 404, as if it did not exist.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -71,7 +72,22 @@ async def get_booking(request: web.Request) -> web.Response:
 
 
 async def list_bookings(request: web.Request) -> web.Response:
-    user_id = current_principal(request).user_id
+    return ok(await _bookings_of(request, current_principal(request).user_id))
+
+
+async def pending_bookings(request: web.Request) -> web.Response:
+    """Reservations still holding their seats: what a buyer who lost the connection comes back
+    to pay for (spec: resume payment within the hold)."""
+    now = datetime.now(UTC)
+    bookings = await _bookings_of(request, current_principal(request).user_id)
+    return ok([b for b in bookings if b["status"] == "reserved" and _time(b["expires_at"]) > now])
+
+
+def _time(iso_text: str | None) -> datetime:
+    return datetime.fromisoformat(iso_text) if iso_text else datetime.min.replace(tzinfo=UTC)
+
+
+async def _bookings_of(request: web.Request, user_id: str) -> list[dict[str, Any]]:
     redis = request.app[appkeys.SALE_REDIS]
     event_ids = sorted(e.decode() for e in await redis.smembers(keys.user_events(user_id)))
     async with redis.pipeline(transaction=False) as pipe:
@@ -96,10 +112,11 @@ async def list_bookings(request: web.Request) -> web.Response:
     for row in rows:
         bookings.setdefault(row["public_id"], _from_row(row))  # Redis, where it has it, is newer
     newest_first = sorted(bookings.values(), key=lambda b: b["created_at"], reverse=True)
-    return ok(newest_first[:LIST_LIMIT])
+    return newest_first[:LIST_LIMIT]
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/bookings", list_bookings, name="list_bookings")
+    app.router.add_get("/api/v1/bookings/pending", pending_bookings, name="pending_bookings")
     # Only a booking id's shape matches, so /bookings/reserve and /bookings/requests/... keep theirs.
     app.router.add_get("/api/v1/bookings/{booking_id:[0-9a-f]{64}}", get_booking, name="get_booking")

@@ -488,6 +488,13 @@ PATHS: dict[str, dict[str, Any]] = {
             auth=True,
         )
     },
+    "/api/v1/bookings/pending": {
+        "get": op(
+            "My reservations still holding their seats (resume payment)",
+            {200: success({"type": "array", "items": BOOKING})},
+            auth=True,
+        )
+    },
     "/api/v1/bookings/{booking_id}": {
         "get": op("One of my bookings", {200: success(BOOKING)}, auth=True, errors=(400, 404))
     },

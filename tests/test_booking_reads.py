@@ -74,3 +74,18 @@ async def test_postgresql_answers_once_redis_no_longer_holds_the_booking(
     assert status == 200 and one["data"]["status"] == "reserved" and one["data"]["quantity"] == 1
     _, mine = await call(http, "GET", f"{gateway_url}/api/v1/bookings", token_for(owner))
     assert [b["booking_id"] for b in mine["data"]] == [booking_id]
+
+
+async def test_pending_lists_only_reservations_still_holding_seats(
+    gateway_url, http, make_event, make_users, token_for, sale_redis
+):
+    event, owner, other, reserved = await _booked(gateway_url, http, make_event, make_users, token_for)
+    url = f"{gateway_url}/api/v1/bookings/pending"
+    _, pending = await call(http, "GET", url, token_for(owner))
+    assert [b["booking_id"] for b in pending["data"]] == [reserved["booking_id"]]
+    _, theirs = await call(http, "GET", url, token_for(other))
+    assert theirs["data"] == []
+    # The hold runs out (as the sweeper's expire would leave it): nothing to resume any more.
+    await sale_redis.hset(keys.hold(event.event_id, reserved["booking_id"]), "status", "expired")
+    _, pending = await call(http, "GET", url, token_for(owner))
+    assert pending["data"] == []
