@@ -12,6 +12,7 @@ from gateway import (
     admin_routes,
     appkeys,
     auth_routes,
+    booking_cancel,
     booking_reads,
     bookings,
     category_routes,
@@ -78,4 +79,5 @@ def create_app(
     app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     booking_reads.add_routes(app)
+    booking_cancel.add_routes(app)
     return app

@@ -82,6 +82,22 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
             },
             status=created_status,
         )
+    if status == "cancelled":  # the owner's cancel (gateway/booking_cancel.py)
+        return ok(
+            {
+                "booking_id": result["booking_id"],
+                "status": "cancelled",
+                "show_id": result["show_id"],
+                "zone_id": result["zone_id"],
+                "quantity": result["quantity"],
+                "cancelled_at": iso_ms(result["cancelled_at"]),
+                "remaining": result["remaining"],
+            }
+        )
+    if status == "not_cancellable":
+        raise errors.InvalidTransition(f"a {result['current']} booking cannot be cancelled")
+    if status == "not_found":
+        raise errors.NotFound("no such booking")
     if status == "insufficient_stock":
         raise errors.InsufficientStock(details={"remaining": result["remaining"]})
     if status == "max_per_user_exceeded":

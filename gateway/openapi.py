@@ -133,6 +133,16 @@ BOOKING = obj(
     created_at=TIME,
     expires_at=TIME,
 )
+CANCELLED = obj(
+    ["booking_id", "status", "show_id", "zone_id", "quantity", "cancelled_at", "remaining"],
+    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    status={"const": "cancelled"},
+    show_id=UUID,
+    zone_id=UUID,
+    quantity=INT,
+    cancelled_at=TIME,
+    remaining=INT,
+)
 PENDING = obj(["request_id", "status"], request_id=TEXT, status={"const": "pending"}, poll=TEXT)
 CATEGORY = obj(["id", "name", "slug"], id=UUID, name=TEXT, slug=TEXT)
 ADMIN_USER = obj(
@@ -488,6 +498,14 @@ PATHS: dict[str, dict[str, Any]] = {
             auth=True,
         )
     },
+    "/api/v1/bookings/{booking_id}/cancel": {
+        "post": op(
+            "Cancel my reservation: its seats return, once",
+            {200: success(CANCELLED), 202: success(PENDING)},
+            auth=True,
+            errors=(400, 404, 409),
+        )
+    },
     "/api/v1/bookings/pending": {
         "get": op(
             "My reservations still holding their seats (resume payment)",
@@ -500,8 +518,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/bookings/requests/{request_id}": {
         "get": op(
-            "The final answer of a reserve that got 202",
-            {200: success(RESERVED), 202: success(PENDING)},
+            "The final answer of a command that got 202 (reserve, cancel, seat change)",
+            {200: success({"anyOf": [RESERVED, CANCELLED, ZONE_CHANGE]}), 202: success(PENDING)},
             auth=True,
             errors=(404, 409, 422),
         )

@@ -24,6 +24,7 @@ class SaleScripts:
 
     reserve_seats: AsyncScript
     expire_hold: AsyncScript
+    cancel_hold: AsyncScript
     store_results: AsyncScript
     adjust_zone: AsyncScript
     queue_join: AsyncScript

@@ -77,6 +77,7 @@ class CommandProcessor:
             messages.RESERVE: self._queue_reserve,
             messages.EXPIRE: self._queue_expire,
             messages.ADJUST_ZONE: self._queue_adjust,
+            messages.CANCEL: self._queue_cancel,
         }
 
         def fill(pipe) -> None:
@@ -126,6 +127,20 @@ class CommandProcessor:
             [cmd["booking_id"], cmd.get("as_of_ms", now), cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
         )
 
+    def _queue_cancel(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        ev = cmd["event_id"]
+        queue_script(
+            pipe,
+            self.scripts.cancel_hold,
+            [
+                keys.hold(ev, cmd["booking_id"]),
+                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
+                keys.user_count(ev, cmd["user_id"]),
+                keys.expiry_index(ev),
+            ],
+            [cmd["booking_id"], now, cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
+        )
+
     def _queue_adjust(self, pipe, cmd: dict[str, Any], now: int) -> None:
         ev = cmd["event_id"]
         queue_script(
@@ -154,6 +169,8 @@ class CommandProcessor:
             result = messages.decode(out[0])
             if result["status"] == "reserved":
                 events.append(messages.booking_created_event(cmd, result))
+            elif result["status"] == "cancelled":  # again on a redelivery: the consumers are idempotent
+                events.append(messages.booking_cancelled_event(cmd, result))
             elif result["status"] == "adjusted":
                 events.append(messages.zone_adjusted_event(cmd, result))
             replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))

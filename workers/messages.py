@@ -19,6 +19,8 @@ EXPIRE = "expire"
 ADJUST_ZONE = "adjust_zone"
 BOOKING_CREATED = "booking.created"
 BOOKING_EXPIRED = "booking.expired"
+CANCEL = "cancel"
+BOOKING_CANCELLED = "booking.cancelled"
 ZONE_ADJUSTED = "inventory.zone_adjusted"
 
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -116,6 +118,30 @@ def expire_command(
     }
 
 
+def cancel_command(
+    *,
+    request_id: str,
+    event_id: str,
+    booking_id: str,
+    user_id: str,
+    show_id: str,
+    zone_id: str,
+    reply_to: str,
+) -> dict[str, Any]:
+    """The owner cancels a reservation; like a system command it has no deadline (cancelling
+    late only returns seats later) and applies once."""
+    return {
+        "type": CANCEL,
+        "request_id": request_id,
+        "event_id": event_id,
+        "booking_id": booking_id,
+        "user_id": user_id,
+        "show_id": show_id,
+        "zone_id": zone_id,
+        "reply_to": reply_to,
+    }
+
+
 def adjust_zone_command(
     *, request_id: str, event_id: str, show_id: str, zone_id: str, user_id: str, total: int, reply_to: str
 ) -> dict[str, Any]:
@@ -177,6 +203,20 @@ def booking_expired_event(command: dict[str, Any], result: dict[str, Any]) -> di
         "quantity": result["quantity"],
         "remaining": result["remaining"],
         "expired_at": result["expired_at"],
+    }
+
+
+def booking_cancelled_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": BOOKING_CANCELLED,
+        "event_id": command["event_id"],
+        "booking_id": result["booking_id"],
+        "user_id": result["user_id"],
+        "show_id": result["show_id"],
+        "zone_id": result["zone_id"],
+        "quantity": result["quantity"],
+        "remaining": result["remaining"],
+        "cancelled_at": result["cancelled_at"],
     }
 
 

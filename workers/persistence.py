@@ -43,13 +43,14 @@ WITH inserted AS (
 SELECT zone_id, show_id, sum(quantity)::int AS seats FROM inserted GROUP BY zone_id, show_id
 """
 
-MARK_EXPIRED = """
-WITH expired AS (
-    UPDATE bookings SET status = 'expired', updated_at = now()
+# A live reservation ends ($2: expired or cancelled); only a row that really changed moves seats.
+MARK_ENDED = """
+WITH ended AS (
+    UPDATE bookings SET status = $2, updated_at = now()
     WHERE id = ANY($1::uuid[]) AND status = 'reserved'
     RETURNING zone_id, show_id, quantity
 )
-SELECT zone_id, show_id, -sum(quantity)::int AS seats FROM expired GROUP BY zone_id, show_id
+SELECT zone_id, show_id, -sum(quantity)::int AS seats FROM ended GROUP BY zone_id, show_id
 """
 
 RECORD_ADJUSTMENTS = """
@@ -125,7 +126,10 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         )
         deltas += await conn.fetch(INSERT_CREATED, *columns)
     if expired:
-        deltas += await conn.fetch(MARK_EXPIRED, [messages.row_id(b) for b in expired])
+        deltas += await conn.fetch(MARK_ENDED, [messages.row_id(b) for b in expired], "expired")
+    cancelled = [e["booking_id"] for e in events if e["type"] == messages.BOOKING_CANCELLED]
+    if cancelled:
+        deltas += await conn.fetch(MARK_ENDED, [messages.row_id(b) for b in cancelled], "cancelled")
     adjusted = [e for e in events if e["type"] == messages.ZONE_ADJUSTED]
     if adjusted:
         # Seat-count changes as deltas, recorded once: they commute with the booking deltas.

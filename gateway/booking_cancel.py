@@ -1,0 +1,49 @@
+"""`POST /api/v1/bookings/{booking_id}/cancel`: the owner gives a reservation back.
+
+Like every change of a hold, it is a command through Kafka applied by one Lua script
+(lua/cancel_hold.lua), which returns the seats and lowers the user's count exactly once; the
+worker emits `booking.cancelled` and answers only after Kafka has it.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import appkeys, errors
+from gateway.auth import current_principal
+from gateway.bookings import render_result
+from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
+from lua import keys
+from workers import messages
+
+
+async def cancel(request: web.Request) -> web.Response:
+    app = request.app
+    user_id = current_principal(request).user_id
+    booking_id = request.match_info["booking_id"]
+    event_id = messages.event_of(booking_id)
+    if event_id is None:
+        raise errors.NotFound("no such booking")
+    show_id, zone_id, owner = await app[appkeys.SALE_REDIS].hmget(
+        keys.hold(event_id, booking_id), "show_id", "zone_id", "user_id"
+    )
+    if owner is None or owner.decode() != user_id:
+        raise errors.NotFound("no such booking")  # someone else's does not exist for you
+    reply_channel_ready(app)
+    command = messages.cancel_command(
+        request_id=messages.new_public_id(event_id),
+        event_id=event_id,
+        booking_id=booking_id,
+        user_id=user_id,
+        show_id=show_id.decode(),
+        zone_id=zone_id.decode(),
+        reply_to=app[appkeys.GATEWAY_ID],
+    )
+    reply = await dispatch(app, command["show_id"], command)
+    if reply is None:
+        return pending_answer(command["request_id"])
+    return render_result(reply["result"], created_status=200)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/bookings/{booking_id:[0-9a-f]{64}}/cancel", cancel, name="cancel_booking")

@@ -1,0 +1,54 @@
+--[[
+cancel_hold.lua: the owner cancels a live reservation; its seats and the user's count return
+exactly once.
+
+Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
+The caller reads show/zone from the hold to name KEYS[2]; the script checks they match.
+
+KEYS[1]  hold            {ev:E}:hold:<booking id>   hash  status, user_id, show_id, zone_id,
+                                                          quantity, expires_at, [cancelled_at]
+KEYS[2]  zone            {ev:E}:zone:<show>:<zone>  hash  available, ...
+KEYS[3]  per-user count  {ev:E}:user:<user>         string
+KEYS[4]  expiry index    {ev:E}:expiry              zset  booking id -> expires_at (ms)
+
+ARGV[1]  booking id   ARGV[2]  now (ms)   ARGV[3]  requesting user id
+ARGV[4]  show id      ARGV[5]  zone id    (what the caller named KEYS[2..3] after)
+
+Returns {result_json}; result.status is one of:
+  cancelled        booking_id, user_id, show_id, zone_id, quantity, cancelled_at, remaining
+                   (cancelling again answers the same: a redelivered command finds its result)
+  not_cancellable  current: the hold's status (expired, or later confirmed)
+  not_found        no such hold, not the requester's, or KEYS that do not match it
+]]
+
+local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
+                        'quantity', 'cancelled_at', 'remaining_after')
+local status = hold[1]
+if not status or hold[2] ~= ARGV[3] or hold[3] ~= ARGV[4] or hold[4] ~= ARGV[5] then
+  return {cjson.encode({status = 'not_found', booking_id = ARGV[1]})}
+end
+
+local function cancelled(at, remaining)
+  return {cjson.encode({
+    status = 'cancelled', booking_id = ARGV[1], user_id = hold[2], show_id = hold[3],
+    zone_id = hold[4], quantity = tonumber(hold[5]), cancelled_at = tonumber(at),
+    remaining = tonumber(remaining),
+  })}
+end
+
+if status == 'cancelled' then
+  return cancelled(hold[6], hold[7])
+end
+if status ~= 'reserved' then
+  return {cjson.encode({status = 'not_cancellable', booking_id = ARGV[1], current = status})}
+end
+
+local quantity = tonumber(hold[5])
+local now = tonumber(ARGV[2])
+local remaining = redis.call('HINCRBY', KEYS[2], 'available', quantity)
+if redis.call('DECRBY', KEYS[3], quantity) <= 0 then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', now, 'remaining_after', remaining)
+redis.call('ZREM', KEYS[4], ARGV[1])
+return cancelled(now, remaining)
