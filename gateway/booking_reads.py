@@ -3,7 +3,8 @@
 Live reservations are read from the sale Redis (the hold, and the user's per-event index that
 lua/reserve_seats.lua writes with it), so a booking shows the moment its 201 is sent; PostgreSQL
 (which follows through the persistence consumer) adds what Redis no longer holds. Only the owner
-sees a booking: anyone else's answers 404, as if it did not exist.
+(or an admin of the event's tenant) sees a booking: anyone else's answers 404, as if it did not
+exist.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import appkeys, errors
+from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
 from gateway.responses import ok
@@ -54,20 +55,30 @@ def _from_row(row) -> dict[str, Any]:
     }
 
 
+async def may_manage(request: web.Request, event_id: str, owner_id: str) -> bool:
+    """The owner, or an admin of the event's tenant, may see and change a booking."""
+    principal = current_principal(request)
+    if principal.user_id == owner_id:
+        return True
+    if principal.role != "admin":
+        return False
+    event = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
+    return event is not None and str(event["tenant_id"]) == principal.tenant_id
+
+
 async def get_booking(request: web.Request) -> web.Response:
-    user_id = current_principal(request).user_id
     booking_id = request.match_info["booking_id"]
     event_id = event_of(booking_id)
     if event_id is None:
         raise errors.NotFound("no such booking")
     hold = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id))
-    if hold and hold.get(b"user_id", b"").decode() == user_id:
+    if hold and await may_manage(request, event_id, hold.get(b"user_id", b"").decode()):
         return ok(_from_hold(booking_id, event_id, hold))
     row = await request.app[appkeys.PG_POOL].fetchrow(
-        f"SELECT {ROW_COLUMNS} FROM bookings WHERE public_id = $1 AND user_id = $2", booking_id, user_id
+        f"SELECT {ROW_COLUMNS}, user_id FROM bookings WHERE public_id = $1", booking_id
     )
-    if row is None:
-        raise errors.NotFound("no such booking")
+    if row is None or not await may_manage(request, event_id, str(row["user_id"])):
+        raise errors.NotFound("no such booking")  # someone else's does not exist for you
     return ok(_from_row(row))
 
 

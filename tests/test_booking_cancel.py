@@ -4,6 +4,9 @@ reservation that already ended cannot be."""
 
 from __future__ import annotations
 
+import uuid
+
+from gateway.auth import issue_access_token
 from lua import keys
 from tests.support import book, call, wait_until
 
@@ -70,3 +73,26 @@ async def test_only_the_owner_cancels_and_only_a_live_reservation(
     assert int(await sale_redis.hget(keys.zone(event.event_id, show, zone), "available")) == 17
     status, _ = await call(http, "POST", f"{gateway_url}/api/v1/bookings/{'0' * 64}/cancel", token_for(owner))
     assert status == 404
+
+
+async def test_an_admin_of_the_events_tenant_sees_and_cancels_for_the_owner(
+    gateway_url, http, make_event, make_users, token_for, token_with_role, new_tenant, jwt_secret, sale_redis
+):
+    event, show, zone, owner, _, booking_id = await _reserved(
+        gateway_url, http, make_event, make_users, token_for
+    )
+    one = f"{gateway_url}/api/v1/bookings/{booking_id}"
+    foreign_admin = issue_access_token(
+        jwt_secret, user_id=str(uuid.uuid4()), tenant_id=await new_tenant(), role="admin"
+    )
+    for token in (await token_with_role("organizer"), foreign_admin):
+        status, _ = await call(http, "GET", one, token)
+        assert status == 404
+        status, _ = await call(http, "POST", f"{one}/cancel", token)
+        assert status == 404
+    admin = await token_with_role("admin")
+    status, seen = await call(http, "GET", one, admin)
+    assert status == 200 and seen["data"]["status"] == "reserved"
+    status, cancelled = await call(http, "POST", f"{one}/cancel", admin)
+    assert status == 200 and cancelled["data"]["status"] == "cancelled"
+    assert await sale_redis.get(keys.user_count(event.event_id, owner)) is None  # the owner's count dropped
