@@ -1,6 +1,5 @@
 """Calls made during one event-loop iteration, answered together: one round trip for all of them
-instead of one each (the waiting room's joins and polls; see also the rate limiter, which does the
-same for its checks)."""
+instead of one each (the rate limiter's checks; the waiting room's joins and polls)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from gateway.loop_batch import LoopBatch
 from lua import AuxScripts
 
 log = logging.getLogger("gateway.ratelimit")
@@ -87,45 +88,27 @@ class RateLimiter:
         self.policies = policies
         self.namespace = namespace
         self.clock = clock  # injectable: tests move time instead of sleeping
-        self.flushes = 0
-        self._pending: list[tuple[Policy, str, asyncio.Future]] = []
-        self._tasks: set[asyncio.Task] = set()
+        # Every check of one event-loop iteration goes to Redis in one script call.
+        self._checks: LoopBatch[tuple[Policy, str], Decision] = LoopBatch(self._decide)
 
     def check(self, policy_name: str, subject: str) -> asyncio.Future:
         """Take a token for `subject` under `policy_name`; resolves to a Decision."""
-        policy = self.policies[policy_name]
-        future = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._start_flush)
-        self._pending.append((policy, subject, future))
-        return future
+        return self._checks.submit((self.policies[policy_name], subject))
 
-    def _start_flush(self) -> None:
-        task = asyncio.create_task(self._flush())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        self.flushes += 1
+    async def _decide(self, batch: list[tuple[Policy, str]]) -> list[Decision]:
         now = int(self.clock() * 1000)
         args: list[int] = [now, WINDOW_MS]
-        for policy, _, _ in batch:
+        for policy, _ in batch:
             args += (policy.burst, policy.rate)
         try:
             flat = await self.scripts.rate_limit(
-                keys=[f"{self.namespace}:{policy.name}:{subject}" for policy, subject, _ in batch],
-                args=args,
+                keys=[f"{self.namespace}:{policy.name}:{subject}" for policy, subject in batch], args=args
             )
-            results = [flat[i : i + 4] for i in range(0, len(flat), 4)]
         except (RedisError, OSError) as exc:
             log.warning("rate limiter unavailable (%s): letting %d requests through", exc, len(batch))
-            results = [None] * len(batch)
-        for (policy, _, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if result is None:
-                future.set_result(Decision(True, policy.rate, policy.burst, 0, 0))
-            else:
-                allowed, remaining, retry_after, reset = (int(v) for v in result)
-                future.set_result(Decision(bool(allowed), policy.rate, remaining, retry_after, reset))
+            return [Decision(True, policy.rate, policy.burst, 0, 0) for policy, _ in batch]
+        decisions = []
+        for (policy, _), i in zip(batch, range(0, len(flat), 4), strict=True):
+            allowed, remaining, retry_after, reset = (int(v) for v in flat[i : i + 4])
+            decisions.append(Decision(bool(allowed), policy.rate, remaining, retry_after, reset))
+        return decisions
