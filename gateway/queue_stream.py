@@ -31,7 +31,7 @@ from gateway.event_store import iso_ms
 from gateway.params import text_query, uuid_value
 from gateway.queue_ticket import read_queue_ticket
 from waiting_room.passes import QueuePasses
-from waiting_room.room import Standing, WaitingRoom
+from waiting_room.room import Standing, WaitingRoom, eta_seconds
 from workers.periodic import run_every
 
 log = logging.getLogger("gateway.queue_stream")
@@ -53,10 +53,6 @@ async def published(request: web.Request, event_id: str) -> None:
 
 def sse(kind: str, event_id: str, data: bytes) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), kind.encode(), data)
-
-
-def eta_s(ahead: int, admitted_last_minute: int) -> int | None:
-    return Standing("waiting", ahead, None, None, 0, admitted_last_minute).eta_s()
 
 
 @dataclass(eq=False)
@@ -207,7 +203,7 @@ class StreamHub:
             "position": None if ahead is None else ahead + 1,
             "ahead": ahead,
             "waiting": waiting,
-            "eta_seconds": None if ahead is None else eta_s(ahead, recent),
+            "eta_seconds": None if ahead is None else eta_seconds(ahead, recent),
             "admission_rate_per_min": recent,
         }
 
@@ -252,7 +248,7 @@ class StreamHub:
                 continue
             else:
                 ahead = max(0, client.ticket - head - 1 - client.offset)
-                eta = None if recent == 0 else round((ahead + 1) * 60 / recent)
+                eta = eta_seconds(ahead, recent)
                 changed = client.send_encoded(
                     f"{state}.{ahead}.{waiting}.{eta}",
                     common

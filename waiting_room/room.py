@@ -19,6 +19,14 @@ JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "pre
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 
 
+def eta_seconds(ahead: int, admitted_last_minute: int) -> int | None:
+    """The wait of someone with `ahead` people before them: their place over the admissions of
+    the last minute (measured, not configured)."""
+    if admitted_last_minute == 0:
+        return None  # nobody admitted lately (paused, or just opened): no honest estimate
+    return round((ahead + 1) * 60 / admitted_last_minute)
+
+
 @dataclass(frozen=True)
 class Standing:
     """Where one user stands: state (open, closed, sold_out, prequeue, waiting, paused, admitted,
@@ -40,12 +48,7 @@ class Standing:
         return None if self.ahead is None else self.ahead + 1
 
     def eta_s(self) -> int | None:
-        """People ahead over the admissions of the last minute (measured, not configured)."""
-        if self.ahead is None:
-            return None
-        if self.admitted_last_minute == 0:
-            return None  # nobody admitted lately (paused, or just opened): no honest estimate
-        return round((self.ahead + 1) * 60 / self.admitted_last_minute)
+        return None if self.ahead is None else eta_seconds(self.ahead, self.admitted_last_minute)
 
 
 def _opt(value: int) -> int | None:
