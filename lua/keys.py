@@ -83,5 +83,15 @@ def reserve_keys(
     ]
 
 
+def hold_keys(event_id: str, booking_id: str, user_id: str, show_id: str, zone_id: str) -> list[str]:
+    """KEYS of the scripts that end a hold (lua/expire_hold.lua, lua/cancel_hold.lua), in order."""
+    return [
+        hold(event_id, booking_id),
+        zone(event_id, show_id, zone_id),
+        user_count(event_id, user_id),
+        expiry_index(event_id),
+    ]
+
+
 def reply_channel(gateway_id: str) -> str:
     return f"replies:{gateway_id}"

@@ -117,12 +117,7 @@ class CommandProcessor:
         queue_script(
             pipe,
             self.scripts.expire_hold,
-            [
-                keys.hold(ev, cmd["booking_id"]),
-                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
-                keys.user_count(ev, cmd["user_id"]),
-                keys.expiry_index(ev),
-            ],
+            keys.hold_keys(ev, cmd["booking_id"], cmd["user_id"], cmd["show_id"], cmd["zone_id"]),
             # The sweeper judged the hold due as of its clock; the script re-checks.
             [cmd["booking_id"], cmd.get("as_of_ms", now), cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
         )
@@ -132,12 +127,7 @@ class CommandProcessor:
         queue_script(
             pipe,
             self.scripts.cancel_hold,
-            [
-                keys.hold(ev, cmd["booking_id"]),
-                keys.zone(ev, cmd["show_id"], cmd["zone_id"]),
-                keys.user_count(ev, cmd["user_id"]),
-                keys.expiry_index(ev),
-            ],
+            keys.hold_keys(ev, cmd["booking_id"], cmd["user_id"], cmd["show_id"], cmd["zone_id"]),
             [cmd["booking_id"], now, cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
         )
 

@@ -192,32 +192,20 @@ def booking_created_event(command: dict[str, Any], result: dict[str, Any]) -> di
     }
 
 
+def _hold_ended_event(
+    kind: str, at_field: str, command: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """A hold that ended (expired, cancelled): its seats went back to the zone."""
+    fields = ("booking_id", "user_id", "show_id", "zone_id", "quantity", "remaining", at_field)
+    return {"type": kind, "event_id": command["event_id"], **{f: result[f] for f in fields}}
+
+
 def booking_expired_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": BOOKING_EXPIRED,
-        "event_id": command["event_id"],
-        "booking_id": result["booking_id"],
-        "user_id": result["user_id"],
-        "show_id": result["show_id"],
-        "zone_id": result["zone_id"],
-        "quantity": result["quantity"],
-        "remaining": result["remaining"],
-        "expired_at": result["expired_at"],
-    }
+    return _hold_ended_event(BOOKING_EXPIRED, "expired_at", command, result)
 
 
 def booking_cancelled_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": BOOKING_CANCELLED,
-        "event_id": command["event_id"],
-        "booking_id": result["booking_id"],
-        "user_id": result["user_id"],
-        "show_id": result["show_id"],
-        "zone_id": result["zone_id"],
-        "quantity": result["quantity"],
-        "remaining": result["remaining"],
-        "cancelled_at": result["cancelled_at"],
-    }
+    return _hold_ended_event(BOOKING_CANCELLED, "cancelled_at", command, result)
 
 
 def reply(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
