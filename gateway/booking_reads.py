@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
+from gateway.bookings import price_text
 from gateway.event_store import iso, iso_ms
 from gateway.responses import ok
 from lua import keys
@@ -34,7 +35,7 @@ def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict
         "show_id": field["show_id"],
         "zone_id": field["zone_id"],
         "quantity": int(field["quantity"]),
-        "total_price": f"{int(field['total_cents']) / 100:.2f}",
+        "total_price": price_text(int(field["total_cents"])),
         "status": field["status"],
         "created_at": iso_ms(int(field["created_at"])),
         "expires_at": iso_ms(int(field["expires_at"])),

@@ -65,6 +65,11 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     return ReserveRequest(event_id, show_id, zone_id, quantity, key)
 
 
+def price_text(cents: int) -> str:
+    """A price as the API writes it: "123.45"."""
+    return f"{cents / 100:.2f}"
+
+
 def render_result(result: dict[str, Any], created_status: int) -> web.Response:
     """A worker's result, as the HTTP answer the client gets (also used by the poll)."""
     status = result["status"]
@@ -77,7 +82,7 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
                 "zone_id": result["zone_id"],
                 "quantity": result["quantity"],
                 "expires_at": iso_ms(result["expires_at"]),
-                "total_price": f"{result['total_cents'] / 100:.2f}",
+                "total_price": price_text(result["total_cents"]),
                 "remaining": result["remaining"],
             },
             status=created_status,
