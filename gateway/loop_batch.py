@@ -16,6 +16,7 @@ class LoopBatch(Generic[T, R]):
         self._run = run  # answers a batch of items, in order, in one go
         self._pending: list[tuple[T, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
+        self.runs = 0  # batches run so far (tests check that one iteration made one)
 
     def submit(self, item: T) -> asyncio.Future:
         """The answer to `item`, once this iteration's batch has been run."""
@@ -33,6 +34,7 @@ class LoopBatch(Generic[T, R]):
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        self.runs += 1
         try:
             results = await self._run([item for item, _ in batch])
         except Exception as exc:  # every caller gets the failure, as if it had called alone

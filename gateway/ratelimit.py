@@ -91,6 +91,11 @@ class RateLimiter:
         # Every check of one event-loop iteration goes to Redis in one script call.
         self._checks: LoopBatch[tuple[Policy, str], Decision] = LoopBatch(self._decide)
 
+    @property
+    def flushes(self) -> int:
+        """Round trips to Redis so far."""
+        return self._checks.runs
+
     def check(self, policy_name: str, subject: str) -> asyncio.Future:
         """Take a token for `subject` under `policy_name`; resolves to a Decision."""
         return self._checks.submit((self.policies[policy_name], subject))
