@@ -252,31 +252,34 @@ async def update_profile(pool: asyncpg.Pool, user_id: str, changes: dict[str, An
 RESET_TOKEN_TTL = timedelta(minutes=30)
 
 
-async def start_password_reset(pool: asyncpg.Pool, *, tenant: Any, email: Any) -> tuple[str, str] | None:
-    """(email, reset token) when such an active account exists; None otherwise (the caller
+async def start_password_reset(pool: asyncpg.Pool, *, tenant: Any, email: Any) -> tuple[Account, str] | None:
+    """(account, reset token) when such an active account exists; None otherwise (the caller
     answers the same either way, so the endpoint does not reveal who has an account)."""
     email = validate_email(email)
     async with pool.acquire() as conn:
         tenant_id = await tenant_id_of(conn, tenant)
-        user_id = await conn.fetchval(
-            "SELECT id FROM users WHERE tenant_id = $1 AND email = $2 AND disabled_at IS NULL",
+        row = await conn.fetchrow(
+            f"SELECT {ACCOUNT_COLUMNS} FROM users "
+            "WHERE tenant_id = $1 AND email = $2 AND disabled_at IS NULL",
             tenant_id,
             email,
         )
-        if user_id is None:
+        if row is None:
             return None
         token = secrets.token_urlsafe(32)
         await conn.execute(
             "INSERT INTO password_resets (user_id, token_hash, expires_at) VALUES ($1, $2, $3)",
-            user_id,
+            row["id"],
             _digest(token),
             datetime.now(UTC) + RESET_TOKEN_TTL,
         )
-    return email, token
+    return Account.from_row(row), token
 
 
-async def finish_password_reset(pool: asyncpg.Pool, *, token: Any, password: Any, bcrypt_cost: int) -> None:
-    """Set the new password once; every session of the account ends."""
+async def finish_password_reset(
+    pool: asyncpg.Pool, *, token: Any, password: Any, bcrypt_cost: int
+) -> Account:
+    """Set the new password once; every session of the account ends. Returns the account."""
     if not isinstance(token, str) or not 20 <= len(token) <= 200:
         raise errors.ValidationError("invalid or expired reset token", details={"token": "required"})
     password = validate_password(password)
@@ -289,11 +292,15 @@ async def finish_password_reset(pool: asyncpg.Pool, *, token: Any, password: Any
         )
         if user_id is None:
             raise errors.ValidationError("invalid or expired reset token", details={"token": "unusable"})
-        await conn.execute(
-            "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", user_id, hashed
+        row = await conn.fetchrow(
+            "UPDATE users SET password_hash = $2, updated_at = now() "
+            f"WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}",
+            user_id,
+            hashed,
         )
         await conn.execute(
             "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() "
             "WHERE user_id = $1 AND revoked_at IS NULL",
             user_id,
         )
+    return Account.from_row(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import appkeys, errors
+from gateway.audit_trail import audit
 from gateway.auth import Principal, current_principal
 from gateway.event_store import iso
 from gateway.params import int_query, path_uuid
@@ -82,6 +83,8 @@ async def update_user(request: web.Request) -> web.Response:
                 "WHERE user_id = $1 AND revoked_at IS NULL",
                 user_id,
             )
+    changes = {name: value for name, value in (("role", role), ("disabled", disabled)) if value is not None}
+    await audit(request, "admin.user_updated", "user", user_id, **changes)
     return ok(_user_json(row))
 
 

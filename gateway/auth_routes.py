@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from aiohttp import web
 
 from gateway import accounts, appkeys, errors
+from gateway.audit_trail import audit
 from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_token
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from workers.mail import MailError
+
+log = logging.getLogger("gateway.auth_routes")
 
 
 def _session(request: web.Request, account: accounts.Account, refresh_token: str) -> web.Response:
@@ -45,18 +51,48 @@ async def register(request: web.Request) -> web.Response:
         full_name=body.get("full_name"),
         bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
     )
+    await audit(
+        request, "user.registered", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
+    )
     return ok({"user": account.public()}, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
-    account = await accounts.login(
-        pool, tenant=body.get("tenant"), email=body.get("email"), password=body.get("password")
-    )
+    try:
+        account = await accounts.login(
+            pool, tenant=body.get("tenant"), email=body.get("email"), password=body.get("password")
+        )
+    except (errors.Unauthorized, errors.Forbidden) as refusal:
+        await _audit_failed_login(request, body, refusal)
+        raise
     async with pool.acquire() as conn:
         refresh = await accounts.new_refresh_token(conn, account.id)
+    await audit(request, "user.login", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id)
     return _session(request, account, refresh)
+
+
+async def _audit_failed_login(request: web.Request, body: dict[str, Any], refusal: errors.ApiError) -> None:
+    """Who was tried, in which tenant, and why it was refused: never the password tried. Both
+    refusals come after the email and tenant were found valid, so they are safe to record."""
+    email, slug = str(body.get("email")).strip().lower(), body.get("tenant")
+    tenant_id = None
+    try:
+        async with request.app[appkeys.PG_POOL].acquire() as conn:
+            tenant_id = await accounts.tenant_id_of(conn, slug)
+    except Exception:  # the row goes out without its tenant id rather than not at all
+        log.warning("tenant %r of a failed login not resolved", slug, exc_info=True)
+    await audit(
+        request,
+        "user.login_failed",
+        "user",
+        email,
+        tenant_id=tenant_id,
+        email=email,
+        tenant=slug,
+        reason=refusal.message,
+    )
 
 
 async def refresh(request: web.Request) -> web.Response:
@@ -71,6 +107,7 @@ async def logout(request: web.Request) -> web.Response:
     revoked = await accounts.logout(
         request.app[appkeys.PG_POOL], principal.user_id, body.get("refresh_token")
     )
+    await audit(request, "user.logout", "user", principal.user_id, session_revoked=revoked)
     return ok({"revoked": revoked})
 
 
@@ -84,6 +121,9 @@ async def update_me(request: web.Request) -> web.Response:
     principal = current_principal(request)
     body = await read_json_object(request)
     account = await accounts.update_profile(request.app[appkeys.PG_POOL], principal.user_id, body)
+    # The names of the fields changed, not their values (a birth date is personal data).
+    changed = sorted(f for f in ("full_name", "birth_date") if body.get(f) is not None)
+    await audit(request, "user.profile_updated", "user", principal.user_id, fields=changed)
     return ok({"user": account.public()})
 
 
@@ -94,10 +134,10 @@ async def forgot_password(request: web.Request) -> web.Response:
         request.app[appkeys.PG_POOL], tenant=body.get("tenant"), email=body.get("email")
     )
     if started is not None:
-        email, token = started
+        account, token = started
         try:
             await request.app[appkeys.MAILER].send(
-                email,
+                account.email,
                 "Reset your Booking Rush password",
                 f"Someone asked to reset your password. If it was you, use this token within "
                 f"{int(accounts.RESET_TOKEN_TTL.total_seconds() // 60)} minutes:\n\n{token}\n\n"
@@ -105,16 +145,21 @@ async def forgot_password(request: web.Request) -> web.Response:
             )
         except MailError as exc:
             raise errors.ServiceUnavailable("mail is unavailable; try again shortly") from exc
+        # No actor: anyone may ask for a reset; the row says whose account it was asked for.
+        await audit(request, "user.password_reset_requested", "user", account.id, tenant_id=account.tenant_id)
     return ok({"sent": True})
 
 
 async def reset_password(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    await accounts.finish_password_reset(
+    account = await accounts.finish_password_reset(
         request.app[appkeys.PG_POOL],
         token=body.get("token"),
         password=body.get("password"),
         bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
+    )
+    await audit(
+        request, "user.password_reset", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
     )
     return ok({"reset": True})
 

@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from gateway import appkeys, errors
+from gateway.audit_trail import audit
 from gateway.auth import current_principal
 from gateway.payloads import read_json_object
 from gateway.responses import ok
@@ -36,6 +37,7 @@ async def create_category(request: web.Request) -> web.Response:
     )
     if row is None:
         raise errors.Conflict("a category with this slug exists")
+    await audit(request, "category.created", "category", str(row["id"]), name=row["name"], slug=row["slug"])
     return ok({"id": str(row["id"]), "name": row["name"], "slug": row["slug"]}, status=201)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import appkeys, errors, event_store
+from gateway.audit_trail import audit
 from gateway.auth import Principal, current_principal
 from gateway.bookings import render_result
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
@@ -26,6 +27,9 @@ from workers.inventory import load_event_inventory
 
 MANAGERS = {"organizer", "admin"}
 TRANSITIONS = {"draft": {"published", "cancelled"}, "published": {"cancelled"}, "cancelled": set()}
+EDITABLE = ("title", "description", "venue", "max_tickets_per_user", "booking_window_minutes", "min_age")
+# The audit action of an edit that moves the status; an edit that keeps it is "event.updated".
+STATUS_ACTIONS = {"published": "event.published", "cancelled": "event.cancelled"}
 
 
 def _manager(request: web.Request) -> Principal:
@@ -161,7 +165,9 @@ async def create_event(request: web.Request) -> web.Response:
             shows=_shows(body),
             category_id=await _category_id(pool, body.get("category")),
         )
-    return ok(await _detail(pool, event_id), status=201)
+    event = await _detail(pool, event_id)
+    await audit(request, "event.created", "event", event_id, title=event["title"], shows=len(event["shows"]))
+    return ok(event, status=201)
 
 
 async def update_event(request: web.Request) -> web.Response:
@@ -188,6 +194,16 @@ async def update_event(request: web.Request) -> web.Response:
         if status == "published":
             # Seats go on sale (or prices and the limit change): counters are never overwritten.
             await load_event_inventory(request.app[appkeys.SALE_REDIS], conn, str(row["id"]))
+    action = STATUS_ACTIONS[status] if status != row["status"] else "event.updated"
+    await audit(
+        request,
+        action,
+        "event",
+        str(row["id"]),
+        fields=[f for f in EDITABLE if f in body],
+        status_from=row["status"],
+        status_to=status,
+    )
     return ok(await _detail(pool, str(row["id"])))
 
 
@@ -199,6 +215,7 @@ async def delete_event(request: web.Request) -> web.Response:
     await request.app[appkeys.PG_POOL].execute(
         "DELETE FROM events WHERE id = $1 AND status = 'draft'", row["id"]
     )
+    await audit(request, "event.deleted", "event", str(row["id"]), title=row["title"])
     return ok({"deleted": str(row["id"])})
 
 
@@ -235,6 +252,16 @@ async def change_zone_seats(request: web.Request) -> web.Response:
                 show_id,
                 delta,
             )
+        await audit(
+            request,
+            "zone.seats_changed",
+            "zone",
+            zone_id,
+            event_id=str(row["event_id"]),
+            show_id=show_id,
+            seats_from=row["total_seats"],
+            seats_to=seats,
+        )
         return ok({"total_seats": seats, "available_seats": seats, "taken": 0})
     reply_channel_ready(request.app)
     event_id = str(row["event_id"])
@@ -248,6 +275,19 @@ async def change_zone_seats(request: web.Request) -> web.Response:
         reply_to=request.app[appkeys.GATEWAY_ID],
     )
     reply = await dispatch(request.app, show_id, command)
+    outcome = "pending" if reply is None else reply["result"]["status"]
+    if outcome in ("pending", "adjusted"):  # a refusal (below_taken) changed nothing
+        await audit(
+            request,
+            "zone.seats_changed",
+            "zone",
+            zone_id,
+            event_id=event_id,
+            show_id=show_id,
+            seats_to=seats,
+            outcome=outcome,
+            command_id=command["request_id"],
+        )
     if reply is None:
         return pending_answer(command["request_id"])
     return render_result(reply["result"], created_status=200)

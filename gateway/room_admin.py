@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway import appkeys, errors, event_store
 from gateway.admin_routes import admin_of
+from gateway.audit_trail import audit
 from gateway.event_store import iso_ms
 from gateway.params import path_uuid, uuid_value
 from gateway.payloads import read_json_object
@@ -63,6 +64,10 @@ async def update_room(request: web.Request) -> web.Response:
         config = await request.app[appkeys.WAITING_ROOM].configure(event_id, changes)
     except ConfigError as exc:
         raise errors.ValidationError(f"invalid {exc.field}", details={exc.field: exc.reason}) from exc
+    # The settings asked for, and the whole config they produced (its shuffle seed is kept for audit).
+    await audit(
+        request, "room.configured", "event", event_id, fields=sorted(changes), config=_config_json(config)
+    )
     return await _room_answer(request, event_id, config)
 
 
@@ -73,6 +78,7 @@ async def revoke_pass(request: web.Request) -> web.Response:
     revoked = await room.revoke_user(event_id, user_id, int(time.time() * 1000))
     if revoked is None:
         raise errors.NotFound("that user holds no live pass for this event")
+    await audit(request, "room.pass_revoked", "queue_pass", revoked, event_id=event_id, user_id=user_id)
     return ok({"event_id": event_id, "user_id": user_id, "pass_id": revoked, "revoked": True})
 
 

@@ -18,6 +18,7 @@ import uvloop
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
 from workers.admitter import Admitter
+from workers.audit import keep_partitions_ahead
 from workers.clients import idempotent_producer, pg_pool, sale_redis
 from workers.commands import CommandConsumer
 from workers.persistence import PersistenceConsumer
@@ -51,6 +52,8 @@ async def serve(settings: WorkerSettings) -> None:
             pool = await stack.enter_async_context(pg_pool(settings.database_url))
             persistence = PersistenceConsumer(pool, producer, settings)
             tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
+            # The audit log's next months get their partitions before any row needs them.
+            tasks.append(asyncio.create_task(keep_partitions_ahead(pool, stop), name="audit-partitions"))
         log.info("worker %s running roles %s", settings.instance_id, ",".join(settings.roles))
         print(f"worker {settings.instance_id} ready", flush=True)
         stopper = asyncio.create_task(stop.wait())
