@@ -21,12 +21,13 @@ from gateway import (
     health,
     openapi,
     pages,
+    payments,
     queue_routes,
     room_admin,
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
-from gateway.clients import aux_redis_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
+from gateway.clients import aux_redis_ctx, jobs_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
 from gateway.queue_pass import PassLimiter
 from gateway.queue_stream import streams_ctx
@@ -61,7 +62,16 @@ def create_app(
     app[appkeys.QUEUE_PASSES] = QueuePasses(settings.queue_pass_keys or PassKeys.generate())
     app[appkeys.PASS_LIMITER] = PassLimiter(settings.pass_rate_per_s, settings.pass_burst)
     app.cleanup_ctx.extend(
-        [sale_redis_ctx, aux_redis_ctx, producer_ctx, pg_ctx, replies_ctx, room_view_ctx, streams_ctx]
+        [
+            sale_redis_ctx,
+            aux_redis_ctx,
+            jobs_ctx,
+            producer_ctx,
+            pg_ctx,
+            replies_ctx,
+            room_view_ctx,
+            streams_ctx,
+        ]
     )
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(freeze_startup_objects)
@@ -80,4 +90,5 @@ def create_app(
     app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
     booking_reads.add_routes(app)
     booking_cancel.add_routes(app)
+    payments.add_routes(app)
     return app

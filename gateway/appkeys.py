@@ -23,6 +23,7 @@ from gateway.settings import GatewaySettings
 from lua import SaleScripts
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom
+from workers.jobs import JobQueue
 from workers.mail import Mailer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -46,5 +47,6 @@ ROOMS = web.AppKey("rooms", RoomView)
 WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 STREAMS = web.AppKey("streams", StreamHub)
 ROOM_ENTRIES = web.AppKey("room_entries", LoopBatch)  # joins and polls, one round trip per iteration
+JOBS = web.AppKey("jobs", JobQueue)
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)

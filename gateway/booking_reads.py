@@ -16,15 +16,17 @@ from aiohttp import web
 
 from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
-from gateway.bookings import price_text
 from gateway.event_store import iso, iso_ms
-from gateway.responses import ok
+from gateway.responses import ok, price_text
 from lua import keys
 from workers.messages import event_of
 
 LIST_LIMIT = 200  # per-user limits keep a person's bookings few; a bound all the same
 
-ROW_COLUMNS = "public_id, event_id, show_id, zone_id, quantity, total_price, status, reserved_at, expires_at"
+ROW_COLUMNS = (
+    "public_id, event_id, show_id, zone_id, quantity, total_price, status, reserved_at, expires_at, "
+    "payment_id, ticket_code, cancel_reason"
+)
 
 
 def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict[str, Any]:
@@ -38,7 +40,11 @@ def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict
         "total_price": price_text(int(field["total_cents"])),
         "status": field["status"],
         "created_at": iso_ms(int(field["created_at"])),
-        "expires_at": iso_ms(int(field["expires_at"])),
+        # A hold being paid for lasts until its paying deadline.
+        "expires_at": iso_ms(int(field.get("paying_until") or field["expires_at"])),
+        "payment_id": field.get("payment_id"),
+        "ticket_code": field.get("ticket_code"),
+        "cancel_reason": field.get("cancel_reason"),
     }
 
 
@@ -53,6 +59,9 @@ def _from_row(row) -> dict[str, Any]:
         "status": row["status"],
         "created_at": iso(row["reserved_at"]),
         "expires_at": iso(row["expires_at"]) if row["expires_at"] else None,
+        "payment_id": row["payment_id"],
+        "ticket_code": row["ticket_code"],
+        "cancel_reason": row["cancel_reason"],
     }
 
 
@@ -67,20 +76,43 @@ async def may_manage(request: web.Request, event_id: str, owner_id: str) -> bool
     return event is not None and str(event["tenant_id"]) == principal.tenant_id
 
 
-async def get_booking(request: web.Request) -> web.Response:
-    booking_id = request.match_info["booking_id"]
+async def find_booking(request: web.Request, booking_id: str) -> dict[str, Any]:
+    """A booking the caller may see: the live hold in the sale Redis, else PostgreSQL's row."""
     event_id = event_of(booking_id)
     if event_id is None:
         raise errors.NotFound("no such booking")
     hold = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id))
     if hold and await may_manage(request, event_id, hold.get(b"user_id", b"").decode()):
-        return ok(_from_hold(booking_id, event_id, hold))
+        return _from_hold(booking_id, event_id, hold)
     row = await request.app[appkeys.PG_POOL].fetchrow(
         f"SELECT {ROW_COLUMNS}, user_id FROM bookings WHERE public_id = $1", booking_id
     )
     if row is None or not await may_manage(request, event_id, str(row["user_id"])):
         raise errors.NotFound("no such booking")  # someone else's does not exist for you
-    return ok(_from_row(row))
+    return _from_row(row)
+
+
+async def get_booking(request: web.Request) -> web.Response:
+    return ok(await find_booking(request, request.match_info["booking_id"]))
+
+
+async def confirm_booking(request: web.Request) -> web.Response:
+    """`POST /api/v1/bookings/{id}/confirm`: the confirmed booking with its e-ticket code, only
+    once its payment succeeded (the payment's success confirms it, through lua/settle_payment.lua;
+    this says where it stands). Past its time: 410 RESERVATION_EXPIRED."""
+    booking = await find_booking(request, request.match_info["booking_id"])
+    status = booking["status"]
+    if status == "confirmed":
+        return ok(booking)
+    if status == "expired" or (status == "reserved" and _time(booking["expires_at"]) <= datetime.now(UTC)):
+        raise errors.ReservationExpired()
+    if status == "reserved":
+        raise errors.PaymentRequired("pay for the booking first (POST /api/v1/payments)")
+    if status == "paying":
+        raise errors.PaymentInProgress()
+    if status == "cancelled" and booking["cancel_reason"] == "payment_failed":
+        raise errors.PaymentFailed("the payment failed and the seats were released")
+    raise errors.InvalidTransition(f"a {status} booking cannot be confirmed")
 
 
 async def list_bookings(request: web.Request) -> web.Response:
@@ -92,7 +124,8 @@ async def pending_bookings(request: web.Request) -> web.Response:
     to pay for (spec: resume payment within the hold)."""
     now = datetime.now(UTC)
     bookings = await _bookings_of(request, current_principal(request).user_id)
-    return ok([b for b in bookings if b["status"] == "reserved" and _time(b["expires_at"]) > now])
+    live = ("reserved", "paying")  # paying: the buyer comes back to see how the payment ends
+    return ok([b for b in bookings if b["status"] in live and _time(b["expires_at"]) > now])
 
 
 def _time(iso_text: str | None) -> datetime:
@@ -132,3 +165,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/bookings/pending", pending_bookings, name="pending_bookings")
     # Only a booking id's shape matches, so /bookings/reserve and /bookings/requests/... keep theirs.
     app.router.add_get("/api/v1/bookings/{booking_id:[0-9a-f]{64}}", get_booking, name="get_booking")
+    app.router.add_post(
+        "/api/v1/bookings/{booking_id:[0-9a-f]{64}}/confirm", confirm_booking, name="confirm_booking"
+    )

@@ -17,8 +17,9 @@ from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.event_store import iso_ms
 from gateway.params import parse_uuid
 from gateway.payloads import json_object
+from gateway.payments import PAYMENT_RESULTS, render_payment_result
 from gateway.queue_pass import admit_reserve
-from gateway.responses import ok
+from gateway.responses import ok, price_text
 from lua import keys
 from workers import messages
 
@@ -65,14 +66,11 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     return ReserveRequest(event_id, show_id, zone_id, quantity, key)
 
 
-def price_text(cents: int) -> str:
-    """A price as the API writes it: "123.45"."""
-    return f"{cents / 100:.2f}"
-
-
 def render_result(result: dict[str, Any], created_status: int) -> web.Response:
     """A worker's result, as the HTTP answer the client gets (also used by the poll)."""
     status = result["status"]
+    if status in PAYMENT_RESULTS:
+        return render_payment_result(result)
     if status == "reserved":
         return ok(
             {

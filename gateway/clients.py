@@ -16,6 +16,7 @@ from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.replies import ReplyRouter
 from lua import keys, load_aux_scripts, load_scripts
 from workers.clients import new_idempotent_producer, stop_producer
+from workers.jobs import JobQueue
 
 log = logging.getLogger("gateway")
 
@@ -89,3 +90,11 @@ async def replies_ctx(app: web.Application):
     # Subscribed before the first request is accepted, so no answer can be missed.
     async with listening("reply-listener", router.run(), router.connected):
         yield
+
+
+async def jobs_ctx(app: web.Application):
+    """Hands payment and refund jobs to the payment workers (Dramatiq on the aux Redis)."""
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.JOBS] = queue = JobQueue(settings.aux_redis_url, settings.topic_prefix)
+    yield
+    queue.close()

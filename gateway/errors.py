@@ -63,6 +63,31 @@ class BookingClosed(ApiError):
     status, code, message = 409, "BOOKING_CLOSED", "booking for this show has closed"
 
 
+class PaymentRequired(ApiError):
+    status, code, message = 402, "PAYMENT_REQUIRED", "this booking has no successful payment yet"
+
+
+class PaymentFailed(ApiError):
+    status, code, message = 402, "PAYMENT_FAILED", "payment processing failed"
+
+
+class PaymentInProgress(ApiError):
+    status, code = 409, "PAYMENT_IN_PROGRESS"
+    message = "the payment is still being processed; ask again shortly"
+
+
+class RefundNotAllowed(ApiError):
+    status, code, message = 409, "REFUND_NOT_ALLOWED", "this payment cannot be refunded"
+
+
+class ReservationExpired(ApiError):
+    status, code, message = (
+        410,
+        "RESERVATION_EXPIRED",
+        "the reservation timed out and its seats were released",
+    )
+
+
 class AgeRestricted(ApiError):
     status, code = 403, "AGE_RESTRICTED"
     message = "this event has a minimum age; add your birth date to your profile"

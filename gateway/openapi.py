@@ -129,9 +129,44 @@ BOOKING = obj(
     zone_id=UUID,
     quantity=INT,
     total_price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
-    status={"enum": ["reserved", "confirmed", "cancelled", "expired"]},
+    status={"enum": ["reserved", "paying", "confirmed", "cancelled", "expired", "refunded"]},
     created_at=TIME,
     expires_at=TIME,
+    payment_id=NULLABLE_TEXT,
+    ticket_code=NULLABLE_TEXT,
+    cancel_reason=NULLABLE_TEXT,
+)
+MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
+PAYMENT = obj(
+    ["payment_id", "booking_id", "status", "amount", "method", "masked", "attempts", "refund", "created_at"],
+    payment_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    status={"enum": ["pending", "processing", "success", "failed", "refunded"]},
+    amount=MONEY,
+    method={"enum": ["card", "bank_transfer", "e_wallet"]},
+    masked=TEXT,
+    attempts=INT,
+    failure_reason=NULLABLE_TEXT,
+    refund={
+        "anyOf": [
+            {"type": "null"},
+            obj(
+                ["status", "percent", "amount"],
+                status={"enum": ["requested", "approved", "refunded"]},
+                percent=INT,
+                amount=MONEY,
+                reason=NULLABLE_TEXT,
+            ),
+        ]
+    },
+    created_at=TIME,
+    updated_at=TIME,
+)
+PAYMENT_BODY = obj(
+    ["booking_id", "method", "details"],
+    booking_id=TEXT,
+    method={"enum": ["card", "bank_transfer", "e_wallet"]},
+    details=obj([], card_number=TEXT, expiry=TEXT, cvc=TEXT, account=TEXT, wallet_id=TEXT),
 )
 CANCELLED = obj(
     ["booking_id", "status", "show_id", "zone_id", "quantity", "cancelled_at", "remaining"],
@@ -518,10 +553,50 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/bookings/requests/{request_id}": {
         "get": op(
-            "The final answer of a command that got 202 (reserve, cancel, seat change)",
-            {200: success({"anyOf": [RESERVED, CANCELLED, ZONE_CHANGE]}), 202: success(PENDING)},
+            "The final answer of a command that got 202 (reserve, cancel, pay, refund, seat change)",
+            {
+                200: success({"anyOf": [RESERVED, CANCELLED, ZONE_CHANGE, PAYMENT]}),
+                201: success(PAYMENT),
+                202: success(PENDING),
+            },
             auth=True,
-            errors=(404, 409, 422),
+            errors=(404, 409, 410, 422),
+        )
+    },
+    "/api/v1/bookings/{booking_id}/confirm": {
+        "post": op(
+            "My booking, confirmed with its e-ticket code once its payment succeeded",
+            {200: success(BOOKING)},
+            auth=True,
+            errors=(400, 402, 404, 409, 410),
+        )
+    },
+    "/api/v1/payments": {
+        "post": op(
+            "Pay for my reservation (one payment per booking: again answers the same payment)",
+            {200: success(PAYMENT), 201: success(PAYMENT), 202: success(PENDING)},
+            auth=True,
+            body=PAYMENT_BODY,
+            errors=(400, 404, 409, 410),
+        )
+    },
+    "/api/v1/payments/{payment_id}": {
+        "get": op("One of my payments", {200: success(PAYMENT)}, auth=True, errors=(400, 404))
+    },
+    "/api/v1/payments/{payment_id}/refund": {
+        "post": op(
+            "Ask for a refund (100 % more than 7 days before the show, 50 % from 3 days, else none)",
+            {200: success(PAYMENT), 202: success(PENDING)},
+            auth=True,
+            errors=(400, 404, 409),
+        )
+    },
+    "/api/v1/admin/payments/{payment_id}/refund/approve": {
+        "post": op(
+            "Approve a requested refund (an organizer or admin of the event's tenant)",
+            {200: success(PAYMENT), 202: success(PENDING)},
+            auth=True,
+            errors=(400, 403, 404, 409),
         )
     },
 }

@@ -22,3 +22,8 @@ def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.
 
 def error(status: int, code: str, message: str, details: Any = None) -> web.Response:
     return _json({"success": False, "error": {"code": code, "message": message, "details": details}}, status)
+
+
+def price_text(cents: int) -> str:
+    """A price as the API writes it: "123.45"."""
+    return f"{cents / 100:.2f}"

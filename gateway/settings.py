@@ -97,11 +97,7 @@ class GatewaySettings:
             stream_heartbeat_s=env_float("BR_STREAM_HEARTBEAT_SECONDS", 15.0),
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
             stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
-            mail=MailSettings(
-                host=env_str("BR_SMTP_HOST", "127.0.0.1"),
-                port=env_int("BR_SMTP_PORT", 1025),
-                sender=env_str("BR_MAIL_FROM", MailSettings.sender),
-            ),
+            mail=MailSettings.from_env(),
         )
 
     @property

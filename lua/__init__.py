@@ -14,8 +14,16 @@ from redis.exceptions import NoScriptError
 SCRIPTS_DIR = Path(__file__).resolve().parent
 
 
+INCLUDE = "--#include "
+
+
 def source(name: str) -> str:
-    return (SCRIPTS_DIR / f"{name}.lua").read_text()
+    """A script's text, with each `--#include <file>` line replaced by that file (Redis has no
+    way for one script to call another, so shared helpers are spliced in)."""
+    lines = (SCRIPTS_DIR / f"{name}.lua").read_text().splitlines(keepends=True)
+    return "".join(
+        source(line[len(INCLUDE) :].strip()) if line.startswith(INCLUDE) else line for line in lines
+    )
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,9 @@ class SaleScripts:
     reserve_seats: AsyncScript
     expire_hold: AsyncScript
     cancel_hold: AsyncScript
+    begin_payment: AsyncScript
+    settle_payment: AsyncScript
+    refund_payment: AsyncScript
     store_results: AsyncScript
     adjust_zone: AsyncScript
     queue_join: AsyncScript

@@ -19,7 +19,10 @@ Returns {result_json}; result.status is one of:
                    (cancelling again answers the same: a redelivered command finds its result)
   not_cancellable  current: the hold's status (expired, or later confirmed)
   not_found        no such hold, not the requester's, or KEYS that do not match it
+The result of a cancel also carries `booking`: the whole hold after it (for the event).
 ]]
+
+--#include _hold
 
 local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
                         'quantity', 'cancelled_at', 'remaining_after')
@@ -32,7 +35,7 @@ local function cancelled(at, remaining)
   return {cjson.encode({
     status = 'cancelled', booking_id = ARGV[1], user_id = hold[2], show_id = hold[3],
     zone_id = hold[4], quantity = tonumber(hold[5]), cancelled_at = tonumber(at),
-    remaining = tonumber(remaining),
+    remaining = tonumber(remaining), booking = record(KEYS[1]),
   })}
 end
 
@@ -43,12 +46,8 @@ if status ~= 'reserved' then
   return {cjson.encode({status = 'not_cancellable', booking_id = ARGV[1], current = status})}
 end
 
-local quantity = tonumber(hold[5])
 local now = tonumber(ARGV[2])
-local remaining = redis.call('HINCRBY', KEYS[2], 'available', quantity)
-if redis.call('DECRBY', KEYS[3], quantity) <= 0 then
-  redis.call('DEL', KEYS[3])
-end
+local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]))
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', now, 'remaining_after', remaining)
-redis.call('ZREM', KEYS[4], ARGV[1])
+bump(KEYS[1])
 return cancelled(now, remaining)

@@ -19,7 +19,11 @@ Returns {code, result_json}:
    0  nothing to expire (no such hold, or it was confirmed or cancelled); removed from the index
   -1  not due yet (expires_at is still ahead of now)
   -2  KEYS do not match the hold (caller bug); nothing changed
+With 1 and 2 the result also carries `booking`: the whole hold after it (for the event). A hold
+in `paying` is not expired here: the sweeper asks the payment provider about it instead (0).
 ]]
+
+--#include _hold
 
 local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
                         'quantity', 'expires_at', 'expired_at', 'remaining_after')
@@ -36,11 +40,15 @@ local function result(expired_at, remaining)
   return cjson.encode({
     booking_id = ARGV[1], user_id = hold[2], show_id = hold[3], zone_id = hold[4],
     quantity = tonumber(hold[5]), expired_at = tonumber(expired_at), remaining = tonumber(remaining),
+    booking = record(KEYS[1]),
   })
 end
 
 if status == 'expired' then
   return {2, result(hold[7], hold[8])}
+end
+if status == 'paying' then
+  return {0, '{}'}  -- stays in the index: its paying deadline is the sweeper's cue to ask
 end
 if status ~= 'reserved' then
   redis.call('ZREM', KEYS[4], ARGV[1])
@@ -52,12 +60,7 @@ if tonumber(hold[6]) > now then
   return {-1, '{}'}
 end
 
-local quantity = tonumber(hold[5])
-local remaining = redis.call('HINCRBY', KEYS[2], 'available', quantity)
-local count = redis.call('DECRBY', KEYS[3], quantity)
-if count <= 0 then
-  redis.call('DEL', KEYS[3])
-end
+local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]))
 redis.call('HSET', KEYS[1], 'status', 'expired', 'expired_at', now, 'remaining_after', remaining)
-redis.call('ZREM', KEYS[4], ARGV[1])
+bump(KEYS[1])
 return {1, result(now, remaining)}

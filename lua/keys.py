@@ -29,6 +29,11 @@ def hold(event_id: str, booking_id: str) -> str:
     return f"{tag(event_id)}:hold:{booking_id}"
 
 
+def payment(event_id: str, payment_id: str) -> str:
+    """A booking's payment (lua/begin_payment.lua documents the fields)."""
+    return f"{tag(event_id)}:payment:{payment_id}"
+
+
 def user_bookings(event_id: str, user_id: str) -> str:
     """The user's bookings in the event: zset booking id -> created at (ms)."""
     return f"{tag(event_id)}:bookings:{user_id}"
@@ -87,6 +92,19 @@ def hold_keys(event_id: str, booking_id: str, user_id: str, show_id: str, zone_i
     """KEYS of the scripts that end a hold (lua/expire_hold.lua, lua/cancel_hold.lua), in order."""
     return [
         hold(event_id, booking_id),
+        zone(event_id, show_id, zone_id),
+        user_count(event_id, user_id),
+        expiry_index(event_id),
+    ]
+
+
+def payment_keys(
+    event_id: str, booking_id: str, payment_id: str, user_id: str, show_id: str, zone_id: str
+) -> list[str]:
+    """KEYS of lua/settle_payment.lua and lua/refund_payment.lua, in order."""
+    return [
+        hold(event_id, booking_id),
+        payment(event_id, payment_id),
         zone(event_id, show_id, zone_id),
         user_count(event_id, user_id),
         expiry_index(event_id),

@@ -8,7 +8,10 @@ KEYS[1]  idempotency record  {ev:E}:idem:<user>:<scope>  hash  h = body hash, r 
 KEYS[2]  zone                {ev:E}:zone:<show>:<zone>   hash  available, total, price_cents
 KEYS[3]  per-user count      {ev:E}:user:<user>          string: seats held or bought in the event
                                                          (no TTL: lowered by expire/cancel/refund)
-KEYS[4]  hold                {ev:E}:hold:<booking id>    hash  (written here; see fields below)
+KEYS[4]  hold                {ev:E}:hold:<booking id>    hash  status, user_id, show_id, zone_id,
+                                                         quantity, total_cents, created_at,
+                                                         expires_at, request_id, scope, body_hash,
+                                                         version (1 here; every transition adds 1)
 KEYS[5]  expiry index        {ev:E}:expiry               zset  booking id -> expires_at (ms)
 KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user
 KEYS[7]  room's admitted     {ev:E}:room:admitted        zset  user -> active until (ms); a hold
@@ -21,6 +24,8 @@ ARGV[4]  quantity         ARGV[5]  booking id        ARGV[6]  user id
 ARGV[7]  show id          ARGV[8]  zone id           ARGV[9]  hold duration (ms)
 ARGV[10] idempotency record TTL (s)                  ARGV[11] request id
 ARGV[12] default max seats per user (when the meta hash has none)
+ARGV[13] idempotency scope (kept on the hold, with the body hash: every later event of the
+         booking carries the whole record, so PostgreSQL can be written from any one of them)
 
 Returns {result_json, replayed}: replayed is 1 when the idempotency record answered.
 result.status is one of:
@@ -78,7 +83,8 @@ local total_cents = quantity * tonumber(zone[2] or '0')
 redis.call('HSET', KEYS[4],
   'status', 'reserved', 'user_id', ARGV[6], 'show_id', ARGV[7], 'zone_id', ARGV[8],
   'quantity', quantity, 'total_cents', total_cents, 'created_at', now,
-  'expires_at', expires_at, 'request_id', ARGV[11])
+  'expires_at', expires_at, 'request_id', ARGV[11], 'scope', ARGV[13] or '', 'body_hash', ARGV[1],
+  'version', 1)
 redis.call('ZADD', KEYS[5], expires_at, ARGV[5])
 redis.call('ZADD', KEYS[7], 'XX', 'GT', expires_at, ARGV[6])
 redis.call('ZADD', KEYS[8], now, ARGV[5])

@@ -5,6 +5,7 @@ Each session gets its own topic prefix and consumer groups, so it never meets a 
 
 from __future__ import annotations
 
+import email
 import secrets
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from aiosmtpd.controller import Controller
 
 from gateway.auth import issue_access_token
 from lua import load_scripts
@@ -24,6 +26,7 @@ from tests.contract import BREACHES
 from tests.support import (
     Topics,
     WorkerProcess,
+    free_port,
     gateway_settings,
     running_gateway,
     unique,
@@ -228,3 +231,24 @@ def browser():
     """A headless Chromium (tests/browser.py), one per test module: each starts signed out."""
     with chromium() as driver:
         yield driver
+
+
+class Sink:
+    """A local SMTP server's inbox: keeps every message it is handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp_sink():
+    """(inbox, port) of a local SMTP sink, one per test module."""
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield sink, controller.port
+    controller.stop()

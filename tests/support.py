@@ -60,10 +60,12 @@ class Topics:
 
 
 class WorkerProcess:
-    """`python -m workers` as a child process, with its own environment."""
+    """`python -m workers` (or another worker `module`) as a child process, with its own
+    environment."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], module: str = "workers") -> None:
         self.env = env
+        self.module = module
         self.proc: asyncio.subprocess.Process | None = None
         self.output: list[str] = []
         self._reader: asyncio.Task | None = None
@@ -73,7 +75,7 @@ class WorkerProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "workers",
+            self.module,
             cwd=REPO_ROOT,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,

@@ -39,6 +39,9 @@ async def test_a_booking_is_visible_to_its_owner_at_once(
         "status": "reserved",
         "created_at": one["data"]["created_at"],
         "expires_at": reserved["expires_at"],
+        "payment_id": None,
+        "ticket_code": None,
+        "cancel_reason": None,
     }
     status, mine = await call(http, "GET", f"{gateway_url}/api/v1/bookings", token_for(owner))
     assert status == 200 and [b["booking_id"] for b in mine["data"]] == [booking_id]

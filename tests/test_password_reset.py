@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import email
 import re
 
-import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
 
 from tests.support import (
     accounts_gateway_settings,
     call,
-    free_port,
     running_gateway,
     unique,
     wait_until,
@@ -20,26 +16,6 @@ from tests.support import (
 from workers.mail import MailSettings
 
 OLD, NEW = "first pass 11", "second pass 22"
-
-
-class Sink:
-    """Keeps every message it is handed."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture(scope="module")
-def smtp_sink():
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield sink, controller.port
-    controller.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

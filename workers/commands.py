@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
-from workers import messages
+from workers import jobs, messages
 from workers.clients import group_consumer
 from workers.settings import WorkerSettings
 
@@ -45,12 +45,18 @@ class CommandProcessor:
     """Applies one batch of commands: Lua, then events, then replies (no offsets here)."""
 
     def __init__(
-        self, redis, scripts: SaleScripts, producer: AIOKafkaProducer, settings: WorkerSettings
+        self,
+        redis,
+        scripts: SaleScripts,
+        producer: AIOKafkaProducer,
+        settings: WorkerSettings,
+        job_queue: jobs.JobQueue | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.producer = producer
         self.settings = settings
+        self.job_queue = job_queue or jobs.JobQueue(settings.aux_redis_url, settings.topic_prefix)
 
     async def apply(self, commands: list[dict[str, Any]]) -> list[Any]:
         """Stage 1: every command's script, in one pipeline. Safe to repeat (idempotent)."""
@@ -63,11 +69,15 @@ class CommandProcessor:
 
     async def publish(self, commands: list[dict[str, Any]], outputs: list[Any]) -> None:
         """Stage 2: the events, acknowledged by Kafka; only then the answers to the gateways."""
-        events, replies = self._outcomes(commands, outputs)
+        events, replies, follow_ups = self._outcomes(commands, outputs)
         await self._produce(events)
         await self._answer(
             replies, [(e["user_id"], e["event_id"]) for e in events if e["type"] == messages.BOOKING_CREATED]
         )
+        # After the events are acknowledged and before the offsets are committed: a crash in
+        # between sends them again, and every job is idempotent.
+        for actor_name, *args in follow_ups:
+            await self.job_queue.send(actor_name, *args)
 
     async def _run_scripts(self, commands: list[dict[str, Any]]) -> list[Any]:
         now = now_ms()
@@ -78,6 +88,9 @@ class CommandProcessor:
             messages.EXPIRE: self._queue_expire,
             messages.ADJUST_ZONE: self._queue_adjust,
             messages.CANCEL: self._queue_cancel,
+            messages.BEGIN_PAYMENT: self._queue_begin_payment,
+            messages.SETTLE_PAYMENT: self._queue_settle_payment,
+            messages.REFUND: self._queue_refund,
         }
 
         def fill(pipe) -> None:
@@ -109,6 +122,7 @@ class CommandProcessor:
                 s.idempotency_ttl_s,
                 cmd["request_id"],
                 s.default_max_per_user,
+                scope,
             ],
         )
 
@@ -131,6 +145,61 @@ class CommandProcessor:
             [cmd["booking_id"], now, cmd["user_id"], cmd["show_id"], cmd["zone_id"]],
         )
 
+    def _queue_begin_payment(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        ev = cmd["event_id"]
+        queue_script(
+            pipe,
+            self.scripts.begin_payment,
+            [keys.hold(ev, cmd["booking_id"]), keys.payment(ev, cmd["payment_id"]), keys.expiry_index(ev)],
+            [
+                cmd["booking_id"],
+                cmd["payment_id"],
+                cmd["user_id"],
+                cmd["method"],
+                cmd["masked"],
+                now,
+                self.settings.payment_hold_ms,
+            ],
+        )
+
+    @staticmethod
+    def _payment_keys(cmd: dict[str, Any]) -> list[str]:
+        ids = ("event_id", "booking_id", "payment_id", "user_id", "show_id", "zone_id")
+        return keys.payment_keys(*(cmd[i] for i in ids))
+
+    def _queue_settle_payment(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        queue_script(
+            pipe,
+            self.scripts.settle_payment,
+            self._payment_keys(cmd),
+            [
+                cmd["booking_id"],
+                cmd["payment_id"],
+                cmd["outcome"],
+                now,
+                cmd["provider_ref"],
+                cmd["reason"],
+                cmd.get("ticket_code", ""),
+            ],
+        )
+
+    def _queue_refund(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        queue_script(
+            pipe,
+            self.scripts.refund_payment,
+            self._payment_keys(cmd),
+            [
+                cmd["booking_id"],
+                cmd["payment_id"],
+                cmd["step"],
+                now,
+                cmd["user_id"],
+                cmd["percent"],
+                cmd["amount_cents"],
+                cmd["provider_ref"],
+            ],
+        )
+
     def _queue_adjust(self, pipe, cmd: dict[str, Any], now: int) -> None:
         ev = cmd["event_id"]
         queue_script(
@@ -145,9 +214,11 @@ class CommandProcessor:
 
     @staticmethod
     def _outcomes(commands, outputs):
-        """Events to produce, and (reply channel, event id, reply) for the gateways."""
+        """Events to produce, (reply channel, event id, reply) for the gateways, and the jobs
+        that follow (actor name, *args)."""
         events: list[dict[str, Any]] = []
         replies: list[tuple[str, str, dict[str, Any]]] = []  # (reply channel, event id, reply)
+        follow_ups: list[tuple] = []
         for cmd, out in zip(commands, outputs, strict=True):
             if cmd["type"] == messages.EXPIRE:
                 code, raw = int(out[0]), out[1]
@@ -157,14 +228,18 @@ class CommandProcessor:
                     log.error("expire command names keys that do not match its hold: %s", cmd)
                 continue
             result = messages.decode(out[0])
-            if result["status"] == "reserved":
+            if cmd["type"] in PAYMENT_COMMANDS:
+                events += payment_events(cmd["event_id"], cmd["booking_id"], result)
+                follow_ups += payment_follow_ups(cmd["event_id"], cmd["booking_id"], result)
+            elif result["status"] == "reserved":
                 events.append(messages.booking_created_event(cmd, result))
             elif result["status"] == "cancelled":  # again on a redelivery: the consumers are idempotent
                 events.append(messages.booking_cancelled_event(cmd, result))
             elif result["status"] == "adjusted":
                 events.append(messages.zone_adjusted_event(cmd, result))
-            replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
-        return events, replies
+            if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
+                replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
+        return events, replies, follow_ups
 
     async def _produce(self, events: list[dict[str, Any]]) -> None:
         topic = self.settings.events_topic
@@ -198,6 +273,35 @@ class CommandProcessor:
 
         async with asyncio.timeout(self.settings.redis_timeout_s):
             await execute_scripted(self.redis, fill, self.scripts)
+
+
+PAYMENT_COMMANDS = frozenset({messages.BEGIN_PAYMENT, messages.SETTLE_PAYMENT, messages.REFUND})
+
+
+def payment_events(event_id: str, booking_id: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records a payment script returned, as events: the booking's and the payment's (also
+    again on a replay; versions make PostgreSQL keep only what is newer)."""
+    booking, payment = result.get("booking"), result.get("payment")
+    if not booking or not payment or result["status"] in ("not_found", "not_payable", "reservation_expired"):
+        return []
+    return [
+        messages.booking_event(event_id, booking_id, booking),
+        messages.payment_event(event_id, payment, booking),
+    ]
+
+
+# A settled payment or refund step, and the mail it is told by (workers/notifications.py).
+MAIL_AFTER = {"confirmed": "booking_confirmed", "payment_failed": "payment_failed", "refunded": "refunded"}
+
+
+def payment_follow_ups(event_id: str, booking_id: str, result: dict[str, Any]) -> list[tuple]:
+    status = result["status"]
+    follow: list[tuple] = []
+    if status in ("late_success", "refund_approved"):
+        follow.append((jobs.PROCESS_REFUND, event_id, result["payment"]["payment_id"]))
+    if status in MAIL_AFTER:
+        follow.append((jobs.NOTIFY, MAIL_AFTER[status], event_id, booking_id))
+    return follow
 
 
 class AssignmentLog(ConsumerRebalanceListener):

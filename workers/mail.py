@@ -11,6 +11,8 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from workers.settings import env_int, env_str
+
 
 @dataclass(frozen=True)
 class MailSettings:
@@ -18,6 +20,14 @@ class MailSettings:
     port: int = 1025
     sender: str = "Booking Rush <no-reply@booking-rush.test>"
     timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> MailSettings:
+        return cls(
+            host=env_str("BR_SMTP_HOST", cls.host),
+            port=env_int("BR_SMTP_PORT", cls.port),
+            sender=env_str("BR_MAIL_FROM", cls.sender),
+        )
 
 
 class MailError(Exception):

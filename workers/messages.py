@@ -22,6 +22,39 @@ BOOKING_EXPIRED = "booking.expired"
 CANCEL = "cancel"
 BOOKING_CANCELLED = "booking.cancelled"
 ZONE_ADJUSTED = "inventory.zone_adjusted"
+BEGIN_PAYMENT = "begin_payment"
+SETTLE_PAYMENT = "settle_payment"
+REFUND = "refund"
+BOOKING_PAYING = "booking.paying"
+BOOKING_CONFIRMED = "booking.confirmed"
+BOOKING_REFUNDED = "booking.refunded"
+PAYMENT_CREATED = "payment.created"
+PAYMENT_SUCCESS = "payment.success"
+PAYMENT_FAILED = "payment.failed"
+PAYMENT_REFUND_REQUESTED = "payment.refund_requested"
+PAYMENT_REFUND_APPROVED = "payment.refund_approved"
+PAYMENT_REFUNDED = "payment.refunded"
+
+# The event a booking record in each status is published as.
+BOOKING_EVENT_OF = {
+    "reserved": BOOKING_CREATED,
+    "paying": BOOKING_PAYING,
+    "confirmed": BOOKING_CONFIRMED,
+    "cancelled": BOOKING_CANCELLED,
+    "expired": BOOKING_EXPIRED,
+    "refunded": BOOKING_REFUNDED,
+}
+BOOKING_EVENTS = frozenset(BOOKING_EVENT_OF.values())
+PAYMENT_EVENTS = frozenset(
+    {
+        PAYMENT_CREATED,
+        PAYMENT_SUCCESS,
+        PAYMENT_FAILED,
+        PAYMENT_REFUND_REQUESTED,
+        PAYMENT_REFUND_APPROVED,
+        PAYMENT_REFUNDED,
+    }
+)
 
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -52,6 +85,12 @@ def event_of(public_id: str) -> str | None:
 def row_id(public_id: str) -> str:
     """The booking's primary key in PostgreSQL: the random half of its public id."""
     return str(uuid.UUID(public_id[32:]))
+
+
+def payment_id_of(booking_id: str) -> str:
+    """The one payment of a booking: an id of the same event, derived from the booking id (so a
+    second "pay" for the booking names the same payment, and no lookup is needed)."""
+    return booking_id[:32] + hashlib.sha256(b"payment:" + booking_id.encode()).hexdigest()[:32]
 
 
 def body_hash(fields: dict[str, Any]) -> str:
@@ -142,6 +181,83 @@ def cancel_command(
     }
 
 
+def begin_payment_command(
+    *, request_id: str, hold: dict[str, Any], booking_id: str, method: str, masked: str, reply_to: str
+) -> dict[str, Any]:
+    """reserved -> paying, before the provider is charged (answered like a client command)."""
+    return {
+        "type": BEGIN_PAYMENT,
+        "request_id": request_id,
+        "event_id": event_of(booking_id),
+        "booking_id": booking_id,
+        "payment_id": payment_id_of(booking_id),
+        "user_id": hold["user_id"],
+        "show_id": hold["show_id"],
+        "zone_id": hold["zone_id"],
+        "method": method,
+        "masked": masked,
+        "reply_to": reply_to,
+    }
+
+
+def settle_payment_command(
+    *, payment: dict[str, Any], hold: dict[str, Any], outcome: str, provider_ref: str = "", reason: str = ""
+) -> dict[str, Any]:
+    """A system command: the provider's outcome (success, failed). No deadline, no reply; it is
+    retried until it applies. A success carries the e-ticket code the booking gets if this
+    confirms it: random, so nobody can derive another booking's ticket."""
+    return {
+        "type": SETTLE_PAYMENT,
+        "event_id": event_of(payment["booking_id"]),
+        "booking_id": payment["booking_id"],
+        "payment_id": payment["payment_id"],
+        "user_id": hold["user_id"],
+        "show_id": hold["show_id"],
+        "zone_id": hold["zone_id"],
+        "outcome": outcome,
+        "provider_ref": provider_ref,
+        "reason": reason,
+        "ticket_code": new_ticket_code() if outcome == "success" else "",
+    }
+
+
+def new_ticket_code() -> str:
+    """An e-ticket code people can read out: BR- and 12 characters of Crockford base32."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    raw = int.from_bytes(os.urandom(8), "big")
+    chars = "".join(alphabet[(raw >> (5 * i)) & 31] for i in range(12))
+    return f"BR-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+def refund_command(
+    *,
+    step: str,
+    payment: dict[str, Any],
+    hold: dict[str, Any],
+    request_id: str | None = None,
+    reply_to: str | None = None,
+    percent: int = 0,
+    amount_cents: int = 0,
+    provider_ref: str = "",
+) -> dict[str, Any]:
+    """One refund step (request, approve: answered to the gateway; complete: a system command)."""
+    return {
+        "type": REFUND,
+        "step": step,
+        "request_id": request_id,
+        "event_id": event_of(payment["booking_id"]),
+        "booking_id": payment["booking_id"],
+        "payment_id": payment["payment_id"],
+        "user_id": hold["user_id"],
+        "show_id": hold["show_id"],
+        "zone_id": hold["zone_id"],
+        "percent": percent,
+        "amount_cents": amount_cents,
+        "provider_ref": provider_ref,
+        "reply_to": reply_to,
+    }
+
+
 def adjust_zone_command(
     *, request_id: str, event_id: str, show_id: str, zone_id: str, user_id: str, total: int, reply_to: str
 ) -> dict[str, Any]:
@@ -189,23 +305,79 @@ def booking_created_event(command: dict[str, Any], result: dict[str, Any]) -> di
         "request_id": result["request_id"],
         "idempotency_scope": idempotency_scope(command.get("idempotency_key"), result["request_id"]),
         "body_hash": command["body_hash"],
+        "status": "reserved",
+        "version": 1,
     }
 
 
-def _hold_ended_event(
-    kind: str, at_field: str, command: dict[str, Any], result: dict[str, Any]
-) -> dict[str, Any]:
-    """A hold that ended (expired, cancelled): its seats went back to the zone."""
-    fields = ("booking_id", "user_id", "show_id", "zone_id", "quantity", "remaining", at_field)
-    return {"type": kind, "event_id": command["event_id"], **{f: result[f] for f in fields}}
+_INT_FIELDS = frozenset(
+    {
+        "quantity",
+        "total_cents",
+        "amount_cents",
+        "created_at",
+        "expires_at",
+        "updated_at",
+        "version",
+        "paying_until",
+        "confirmed_at",
+        "cancelled_at",
+        "expired_at",
+        "refunded_at",
+        "settled_at",
+        "remaining_after",
+        "attempts",
+        "refund_percent",
+        "refund_cents",
+        "refund_requested_at",
+        "refund_approved_at",
+    }
+)
+
+
+def typed_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A hold or payment hash as the scripts return it (every value a string), with numbers as
+    numbers."""
+    return {k: int(v) if k in _INT_FIELDS and v not in ("", None) else v for k, v in record.items()}
+
+
+def booking_event(event_id: str, booking_id: str, hold: dict[str, Any]) -> dict[str, Any]:
+    """A booking's whole record after a transition, as the event its status is published as.
+    Every booking event carries every column, so PostgreSQL can be written from whichever of a
+    booking's events arrives first, and its version says which is newest."""
+    record = typed_record(hold)
+    return {
+        **record,
+        "type": BOOKING_EVENT_OF[record["status"]],
+        "event_id": event_id,
+        "booking_id": booking_id,
+        "idempotency_scope": record.pop("scope", None) or f"r:{record.get('request_id')}",
+        "remaining": record.get("remaining_after"),
+    }
+
+
+def payment_event(event_id: str, payment: dict[str, Any], booking: dict[str, Any]) -> dict[str, Any]:
+    """A payment's whole record after a step (keyed by its booking's show, like the booking)."""
+    record = typed_record(payment)
+    refund = record.get("refund_status")
+    kind = {
+        "pending": PAYMENT_CREATED,
+        "processing": PAYMENT_CREATED,
+        "success": {None: PAYMENT_SUCCESS, "requested": PAYMENT_REFUND_REQUESTED}.get(
+            refund, PAYMENT_REFUND_APPROVED
+        ),
+        "failed": PAYMENT_FAILED,
+        "refunded": PAYMENT_REFUNDED,
+    }[record["status"]]
+    return {**record, "type": kind, "event_id": event_id, "show_id": booking["show_id"]}
 
 
 def booking_expired_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    return _hold_ended_event(BOOKING_EXPIRED, "expired_at", command, result)
+    return booking_event(command["event_id"], command["booking_id"], result["booking"])
 
 
 def booking_cancelled_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    return _hold_ended_event(BOOKING_CANCELLED, "cancelled_at", command, result)
+    return booking_event(command["event_id"], command["booking_id"], result["booking"])
 
 
 def reply(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,33 +25,51 @@ from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
 
-INSERT_CREATED = """
-WITH inserted AS (
-    INSERT INTO bookings (id, public_id, reservation_id, user_id, event_id, show_id, zone_id,
-                          quantity, total_price, status, request_id, body_hash, reserved_at,
-                          expires_at)
-    SELECT b.id, b.public_id, b.reservation_id, b.user_id, b.event_id, b.show_id, b.zone_id,
-           b.quantity, b.total_price, 'reserved', b.request_id, b.body_hash, b.reserved_at,
-           b.expires_at
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[],
-                $7::uuid[], $8::int[], $9::numeric[], $10::text[], $11::text[],
-                $12::timestamptz[], $13::timestamptz[])
-         AS b(id, public_id, reservation_id, user_id, event_id, show_id, zone_id, quantity,
-              total_price, request_id, body_hash, reserved_at, expires_at)
-    ON CONFLICT DO NOTHING
-    RETURNING zone_id, show_id, quantity
-)
-SELECT zone_id, show_id, sum(quantity)::int AS seats FROM inserted GROUP BY zone_id, show_id
+# Statuses in which a booking keeps its seats out of the zone.
+HOLDING = "('reserved', 'paying', 'confirmed')"
+
+# Before the upsert, in its own statement (a CTE would read the rows the upsert itself changed):
+# what each row held, locked so a second consumer (a rebalance overlap) waits for this one.
+LOCK_PRIOR = "SELECT id, status FROM bookings WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+
+# Every booking event carries the whole record: insert it, or move the row forward when the
+# event's version is newer. Seats move by what the row holds now minus what it held before, so
+# a redelivered or older event (the row unchanged, not returned) moves nothing.
+UPSERT_BOOKINGS = """
+INSERT INTO bookings (id, public_id, reservation_id, user_id, event_id, show_id, zone_id,
+                      quantity, total_price, request_id, body_hash, reserved_at, expires_at,
+                      status, version, payment_id, cancel_reason, confirmed_at, ticket_code)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[],
+                     $7::uuid[], $8::int[], $9::numeric[], $10::text[], $11::text[],
+                     $12::timestamptz[], $13::timestamptz[], $14::text[], $15::int[],
+                     $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+ON CONFLICT (id) DO UPDATE
+    SET status = EXCLUDED.status, version = EXCLUDED.version,
+        expires_at = EXCLUDED.expires_at, payment_id = EXCLUDED.payment_id,
+        cancel_reason = EXCLUDED.cancel_reason, confirmed_at = EXCLUDED.confirmed_at,
+        ticket_code = EXCLUDED.ticket_code,
+        updated_at = now()
+    WHERE bookings.version < EXCLUDED.version
+RETURNING id, public_id, user_id, event_id, zone_id, show_id, quantity, status, version
 """
 
-# A live reservation ends ($2: expired or cancelled); only a row that really changed moves seats.
-MARK_ENDED = """
-WITH ended AS (
-    UPDATE bookings SET status = $2, updated_at = now()
-    WHERE id = ANY($1::uuid[]) AND status = 'reserved'
-    RETURNING zone_id, show_id, quantity
-)
-SELECT zone_id, show_id, -sum(quantity)::int AS seats FROM ended GROUP BY zone_id, show_id
+HOLDING = frozenset({"reserved", "paying", "confirmed"})  # statuses that keep seats out of the zone
+
+UPSERT_PAYMENTS = """
+INSERT INTO payments (id, public_id, booking_id, event_id, amount, method, masked, status,
+                      provider_ref, failure_reason, attempts, refund_status, refund_percent,
+                      refund_amount, refund_reason, version, created_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[],
+                     $13::int[], $14::numeric[], $15::text[], $16::int[], $17::timestamptz[])
+ON CONFLICT (id) DO UPDATE
+    SET status = EXCLUDED.status, provider_ref = EXCLUDED.provider_ref,
+        failure_reason = EXCLUDED.failure_reason, attempts = EXCLUDED.attempts,
+        refund_status = EXCLUDED.refund_status, refund_percent = EXCLUDED.refund_percent,
+        refund_amount = EXCLUDED.refund_amount, refund_reason = EXCLUDED.refund_reason,
+        version = EXCLUDED.version, updated_at = now()
+    WHERE payments.version < EXCLUDED.version
+RETURNING public_id, booking_id, event_id, status, refund_status, version
 """
 
 RECORD_ADJUSTMENTS = """
@@ -95,41 +114,95 @@ def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
-    """Write one batch of events in the caller's transaction (idempotent)."""
-    created = [e for e in events if e["type"] == messages.BOOKING_CREATED]
-    expired = [e["booking_id"] for e in events if e["type"] == messages.BOOKING_EXPIRED]
-    deltas: list[asyncpg.Record] = []
-    if created:
-        columns = list(
-            zip(
-                *[
-                    (
-                        messages.row_id(e["booking_id"]),
-                        e["booking_id"],
-                        f"{e['event_id']}:{e['user_id']}:{e['idempotency_scope']}",
-                        e["user_id"],
-                        e["event_id"],
-                        e["show_id"],
-                        e["zone_id"],
-                        e["quantity"],
-                        Decimal(e["total_cents"]) / 100,
-                        e["request_id"],
-                        e["body_hash"],
-                        _ts(e["created_at"]),
-                        _ts(e["expires_at"]),
-                    )
-                    for e in created
-                ],
-                strict=True,
-            )
+def _newest(events: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """One record per id, the highest version (one statement cannot write a row twice)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for e in events:
+        seen = newest.get(e[key])
+        if seen is None or e.get("version", 1) > seen.get("version", 1):
+            newest[e[key]] = e
+    return list(newest.values())
+
+
+def _money(cents: int | None) -> Decimal | None:
+    return None if cents is None else Decimal(cents) / 100
+
+
+def _opt_ts(ms: int | None) -> datetime | None:
+    return None if ms is None else _ts(ms)
+
+
+async def _write_bookings(
+    conn: asyncpg.Connection, events: list[dict[str, Any]]
+) -> list[tuple[asyncpg.Record, int]]:
+    """The rows really written, each with the seats it holds now minus what it held before."""
+    rows = [
+        (
+            messages.row_id(e["booking_id"]),
+            e["booking_id"],
+            f"{e['event_id']}:{e['user_id']}:{e['idempotency_scope']}",
+            e["user_id"],
+            e["event_id"],
+            e["show_id"],
+            e["zone_id"],
+            e["quantity"],
+            _money(e["total_cents"]),
+            e["request_id"],
+            e["body_hash"],
+            _ts(e["created_at"]),
+            _ts(e["expires_at"]),
+            e.get("status", "reserved"),
+            e.get("version", 1),
+            e.get("payment_id"),
+            e.get("cancel_reason"),
+            _opt_ts(e.get("confirmed_at")),
+            e.get("ticket_code") or None,
         )
-        deltas += await conn.fetch(INSERT_CREATED, *columns)
-    if expired:
-        deltas += await conn.fetch(MARK_ENDED, [messages.row_id(b) for b in expired], "expired")
-    cancelled = [e["booking_id"] for e in events if e["type"] == messages.BOOKING_CANCELLED]
-    if cancelled:
-        deltas += await conn.fetch(MARK_ENDED, [messages.row_id(b) for b in cancelled], "cancelled")
+        for e in _newest(events, "booking_id")
+    ]
+    prior = {r["id"]: r["status"] for r in await conn.fetch(LOCK_PRIOR, [r[0] for r in rows])}
+    written = await conn.fetch(UPSERT_BOOKINGS, *zip(*rows, strict=True))
+    return [
+        (w, w["quantity"] * ((w["status"] in HOLDING) - (prior.get(w["id"]) in HOLDING))) for w in written
+    ]
+
+
+async def _write_payments(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> list[asyncpg.Record]:
+    rows = [
+        (
+            messages.row_id(e["payment_id"]),
+            e["payment_id"],
+            messages.row_id(e["booking_id"]),
+            e["event_id"],
+            _money(e["amount_cents"]),
+            e["method"],
+            e.get("masked", ""),
+            e["status"],
+            e.get("provider_ref") or None,
+            e.get("failure_reason") or None,
+            e.get("attempts", 0),
+            e.get("refund_status"),
+            e.get("refund_percent"),
+            _money(e.get("refund_cents")),
+            e.get("refund_reason"),
+            e.get("version", 1),
+            _ts(e["created_at"]),
+        )
+        for e in _newest(events, "payment_id")
+    ]
+    return await conn.fetch(UPSERT_PAYMENTS, *zip(*rows, strict=True))
+
+
+async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
+    """Write one batch of events in the caller's transaction (idempotent, order-insensitive)."""
+    held: Counter[tuple[str, str]] = Counter()  # (zone, show) -> seats now held minus before
+    bookings = [e for e in events if e["type"] in messages.BOOKING_EVENTS]
+    if bookings:
+        for written, seats in await _write_bookings(conn, bookings):
+            held[(written["zone_id"], written["show_id"])] += seats
+    payments = [e for e in events if e["type"] in messages.PAYMENT_EVENTS]
+    if payments:
+        await _write_payments(conn, payments)
     adjusted = [e for e in events if e["type"] == messages.ZONE_ADJUSTED]
     if adjusted:
         # Seat-count changes as deltas, recorded once: they commute with the booking deltas.
@@ -143,12 +216,10 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         if grown:
             await conn.execute(GROW_ZONES, [g["zone_id"] for g in grown], [g["delta"] for g in grown])
             await conn.execute(GROW_SHOWS, [g["show_id"] for g in grown], [g["delta"] for g in grown])
-    if deltas:
-        zone_ids = [d["zone_id"] for d in deltas]
-        show_ids = [d["show_id"] for d in deltas]
-        seats = [d["seats"] for d in deltas]
-        await conn.execute(ADJUST_ZONES, zone_ids, seats)
-        await conn.execute(ADJUST_SHOWS, show_ids, seats)
+    moved = {where: seats for where, seats in held.items() if seats}
+    if moved:
+        await conn.execute(ADJUST_ZONES, [z for z, _ in moved], list(moved.values()))
+        await conn.execute(ADJUST_SHOWS, [s for _, s in moved], list(moved.values()))
 
 
 class PersistenceConsumer:

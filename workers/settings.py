@@ -25,6 +25,11 @@ def env_float(name: str, default: float) -> float:
     return default if raw in (None, "") else float(raw)
 
 
+def env_ms(name: str, default_ms: int) -> int:
+    """A duration given in seconds in the environment, in milliseconds."""
+    return int(env_float(name, default_ms / 1000) * 1000)
+
+
 def env_bool(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
@@ -37,6 +42,7 @@ class WorkerSettings:
     """Everything a worker process needs: services, topics, business timings and batch sizes."""
 
     sale_redis_url: str = _STACK.sale_redis_url
+    aux_redis_url: str = _STACK.aux_redis_url
     database_url: str = _STACK.database_url
     kafka_bootstrap: str = _STACK.kafka_bootstrap
     topic_prefix: str = ""
@@ -45,6 +51,9 @@ class WorkerSettings:
     instance_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
     roles: tuple[str, ...] = ALL_ROLES
     hold_ms: int = 600_000
+    # A hold being paid for lasts this long from the moment payment begins (spec §10.4: extend,
+    # don't drop); past it the sweeper asks the provider instead of releasing the seats.
+    payment_hold_ms: int = 900_000
     idempotency_ttl_s: int = 86_400
     result_ttl_s: int = 900
     default_max_per_user: int = 4
@@ -69,6 +78,7 @@ class WorkerSettings:
         defaults = cls()
         return cls(
             sale_redis_url=env_str("BR_SALE_REDIS_URL", defaults.sale_redis_url),
+            aux_redis_url=env_str("BR_AUX_REDIS_URL", defaults.aux_redis_url),
             database_url=env_str("BR_DATABASE_URL", defaults.database_url),
             kafka_bootstrap=env_str("BR_KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
             topic_prefix=env_str("BR_TOPIC_PREFIX", ""),
@@ -76,12 +86,14 @@ class WorkerSettings:
             persistence_group=env_str("BR_PERSISTENCE_GROUP", defaults.persistence_group),
             instance_id=env_str("BR_WORKER_ID", defaults.instance_id),
             roles=roles,
-            hold_ms=int(env_float("BR_HOLD_SECONDS", defaults.hold_ms / 1000) * 1000),
+            hold_ms=env_ms("BR_HOLD_SECONDS", defaults.hold_ms),
+            payment_hold_ms=env_ms("BR_PAYMENT_HOLD_SECONDS", defaults.payment_hold_ms),
             idempotency_ttl_s=env_int("BR_IDEMPOTENCY_TTL_SECONDS", defaults.idempotency_ttl_s),
             result_ttl_s=env_int("BR_RESULT_TTL_SECONDS", defaults.result_ttl_s),
             default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", defaults.default_max_per_user),
             batch_size=env_int("BR_WORKER_BATCH_SIZE", defaults.batch_size),
             sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_s),
+            sweep_reissue_ms=env_ms("BR_SWEEP_REISSUE_SECONDS", defaults.sweep_reissue_ms),
             admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),
             redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_s),

@@ -1,8 +1,11 @@
-"""The sweeper: finds holds past their expiry in each event's index and issues expire commands.
+"""The sweeper: finds holds past their deadline in each event's index and acts on them.
 
-It never changes a seat itself. The expire command goes through the command consumer like any
-other, so expiry is applied once by `lua/expire_hold.lua` and emits `booking.expired`. Two
-sweepers at once only produce duplicate commands, which the script turns into no-ops.
+It never changes a seat itself. A reservation past its expiry gets an expire command, through
+the command consumer like any other, so expiry is applied once by `lua/expire_hold.lua` and
+emits `booking.expired`. A hold being paid for is not released blindly when its (longer)
+deadline passes: the sweeper has a payment worker ask the provider (`check_payment`), and asks
+again every reissue period while the outcome is unknown. Two sweepers at once only produce
+duplicate commands and jobs, which the scripts turn into no-ops.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 from lua import keys
-from workers import messages
+from workers import jobs, messages
 from workers.commands import now_ms
 from workers.periodic import run_every
 from workers.settings import WorkerSettings
@@ -32,6 +35,7 @@ class Sweeper:
         self.producer = producer
         self.settings = settings
         self.per_event_limit = per_event_limit
+        self.job_queue = jobs.JobQueue(settings.aux_redis_url, settings.topic_prefix)
 
     async def sweep_once(self, as_of_ms: int | None = None, event_ids: Iterable[str] | None = None) -> int:
         """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""
@@ -53,10 +57,16 @@ class Sweeper:
         booking_ids = [b.decode() if isinstance(b, bytes) else b for b in due]
         async with self.redis.pipeline(transaction=False) as pipe:
             for booking_id in booking_ids:
-                pipe.hmget(keys.hold(event_id, booking_id), "user_id", "show_id", "zone_id")
+                pipe.hmget(
+                    keys.hold(event_id, booking_id), "user_id", "show_id", "zone_id", "status", "payment_id"
+                )
             holds = await pipe.execute()
         sends = []
-        for booking_id, (user_id, show_id, zone_id) in zip(booking_ids, holds, strict=True):
+        for booking_id, hold in zip(booking_ids, holds, strict=True):
+            user_id, show_id, zone_id, status, payment_id = hold
+            if status == b"paying":
+                await self.job_queue.send(jobs.CHECK_PAYMENT, event_id, _s(payment_id))
+                continue
             if show_id is None:
                 # An index entry without its hold: let the script clean it up.
                 user_id = show_id = zone_id = b""

@@ -1,0 +1,288 @@
+"""Payments (spec §2.1.5, §4.5): `POST /api/v1/payments`, `GET /api/v1/payments/{id}`,
+`POST /api/v1/payments/{id}/refund`, and an organizer's or admin's
+`POST /api/v1/admin/payments/{id}/refund/approve`.
+
+Paying is two steps. First a command through Kafka, applied by lua/begin_payment.lua, moves the
+reservation to `paying` (and gives it the longer paying deadline) before anything is charged;
+then a payment worker (Dramatiq) charges the provider and sends the outcome back as a command.
+One payment per booking: its id is derived from the booking id, so paying again answers the
+payment already begun. The client follows it with `GET /api/v1/payments/{id}`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway import appkeys, errors, event_store
+from gateway.auth import current_principal
+from gateway.booking_reads import may_manage
+from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.event_store import iso, iso_ms
+from gateway.payloads import json_object
+from gateway.responses import ok, price_text
+from lua import keys
+from workers import jobs, messages
+from workers.payment_provider import DETAIL_FIELD, METHODS
+
+PUBLIC_ID = "{payment_id:[0-9a-f]{64}}"
+_DETAIL_PATTERN = {
+    "card_number": re.compile(r"^[0-9]{12,19}$"),
+    "account": re.compile(r"^[A-Za-z0-9]{6,34}$"),
+    "wallet_id": re.compile(r"^[A-Za-z0-9@.+_-]{4,64}$"),
+}
+_EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/([0-9]{2})$")
+_CVC = re.compile(r"^[0-9]{3,4}$")
+
+
+def parse_payment(raw: bytes, today: datetime) -> tuple[str, str, dict[str, str]]:
+    """booking id, method, and the details the provider needs (card: number, expiry, cvc)."""
+    body = json_object(raw)
+    problems: dict[str, str] = {}
+    booking_id = body.get("booking_id")
+    if not isinstance(booking_id, str) or messages.event_of(booking_id) is None:
+        problems["booking_id"] = "required, a booking id (64 hex characters)"
+    method = body.get("method")
+    details = body.get("details")
+    if method not in METHODS:
+        problems["method"] = f"one of {', '.join(METHODS)}"
+    elif not isinstance(details, dict):
+        problems["details"] = f"required, an object with {DETAIL_FIELD[method]}"
+    else:
+        field = DETAIL_FIELD[method]
+        value = details.get(field)
+        if not isinstance(value, str) or not _DETAIL_PATTERN[field].match(value):
+            problems[f"details.{field}"] = "missing or malformed"
+        if method == "card":
+            expiry = details.get("expiry")
+            match = _EXPIRY.match(expiry) if isinstance(expiry, str) else None
+            if match is None:
+                problems["details.expiry"] = "MM/YY"
+            elif (2000 + int(match[2]), int(match[1])) < (today.year, today.month):
+                problems["details.expiry"] = "the card has expired"
+            if not isinstance(details.get("cvc"), str) or not _CVC.match(details["cvc"]):
+                problems["details.cvc"] = "3 or 4 digits"
+    if problems:
+        raise errors.ValidationError("invalid payment request", details=problems)
+    field = DETAIL_FIELD[method]
+    kept = {field: details[field]} | ({"expiry": details["expiry"]} if method == "card" else {})
+    return booking_id, method, kept
+
+
+def masked(method: str, details: dict[str, str]) -> str:
+    """What we keep and show of the payment means: the method and the last four characters."""
+    return f"{method} ****{details[DETAIL_FIELD[method]][-4:]}"
+
+
+def payment_view(payment: dict[str, Any]) -> dict[str, Any]:
+    """A payment record (sale Redis, typed) as the API shows it."""
+    refund = payment.get("refund_status")
+    return {
+        "payment_id": payment["payment_id"],
+        "booking_id": payment["booking_id"],
+        "status": payment["status"],
+        "amount": price_text(payment["amount_cents"]),
+        "method": payment["method"],
+        "masked": payment.get("masked", ""),
+        "attempts": payment.get("attempts", 0),
+        "failure_reason": payment.get("failure_reason") or None,
+        "refund": None
+        if refund is None
+        else {
+            "status": refund,
+            "percent": payment.get("refund_percent", 0),
+            "amount": price_text(payment.get("refund_cents", 0)),
+            "reason": payment.get("refund_reason"),
+        },
+        "created_at": iso_ms(payment["created_at"]),
+        "updated_at": iso_ms(payment.get("updated_at", payment["created_at"])),
+    }
+
+
+def _row_view(row) -> dict[str, Any]:
+    return {
+        "payment_id": row["public_id"],
+        "booking_id": row["booking_public_id"],
+        "status": row["status"],
+        "amount": f"{row['amount']:.2f}",
+        "method": row["method"],
+        "masked": row["masked"],
+        "attempts": row["attempts"],
+        "failure_reason": row["failure_reason"],
+        "refund": None
+        if row["refund_status"] is None
+        else {
+            "status": row["refund_status"],
+            "percent": row["refund_percent"],
+            "amount": f"{row['refund_amount']:.2f}",
+            "reason": row["refund_reason"],
+        },
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+async def _records(app: web.Application, event_id: str, payment_id: str) -> tuple[dict, dict]:
+    """The payment and its booking's hold from the sale Redis ({} where it has none)."""
+    redis = app[appkeys.SALE_REDIS]
+    payment = await redis.hgetall(keys.payment(event_id, payment_id))
+    if not payment:
+        return {}, {}
+    payment = messages.typed_record({k.decode(): v.decode() for k, v in payment.items()})
+    hold = await redis.hgetall(keys.hold(event_id, payment["booking_id"]))
+    return payment, messages.typed_record({k.decode(): v.decode() for k, v in hold.items()})
+
+
+async def owned_hold(request: web.Request, booking_id: str) -> dict[str, Any]:
+    """The caller's live hold of `booking_id` (anyone else's is not found)."""
+    event_id = messages.event_of(booking_id)
+    raw = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id)) if event_id else {}
+    hold = messages.typed_record({k.decode(): v.decode() for k, v in raw.items()})
+    if not hold or hold["user_id"] != current_principal(request).user_id:
+        raise errors.NotFound("no such booking")
+    return hold
+
+
+PAYMENT_SHOWN = frozenset(
+    {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved"}
+)
+PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable"}
+
+
+def render_payment_result(result: dict[str, Any]) -> web.Response:
+    """A worker's answer to a begin or refund command (also what the 202 poll shows)."""
+    status = result["status"]
+    if status in PAYMENT_SHOWN:
+        payment = messages.typed_record(result["payment"])
+        return ok(payment_view(payment), status=201 if status == "paying" else 200)
+    if status == "reservation_expired":
+        raise errors.ReservationExpired()
+    if status == "not_payable":
+        raise errors.InvalidTransition(f"a {result['current']} booking cannot be paid for")
+    if status == "not_refundable":
+        raise errors.RefundNotAllowed(f"not refundable: {result['current']}")
+    raise errors.NotFound("no such booking or payment")
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    app = request.app
+    booking_id, method, details = parse_payment(await request.read(), datetime.now(UTC))
+    hold = await owned_hold(request, booking_id)
+    reply_channel_ready(app)
+    command = messages.begin_payment_command(
+        request_id=messages.new_public_id(messages.event_of(booking_id)),
+        hold=hold,
+        booking_id=booking_id,
+        method=method,
+        masked=masked(method, details),
+        reply_to=app[appkeys.GATEWAY_ID],
+    )
+    reply = await dispatch(app, command["show_id"], command)
+    result = None if reply is None else reply["result"]
+    if result is None or (
+        result["status"] in ("paying", "payment_exists") and result["payment"]["status"] == "pending"
+    ):
+        # Charged by a payment worker once the payment is begun (it waits for that). The card
+        # details travel only in this job, never on Kafka or in the sale Redis; a real
+        # provider's client-side token would take their place.
+        await app[appkeys.JOBS].send(
+            jobs.PROCESS_PAYMENT, command["event_id"], command["payment_id"], details
+        )
+    if result is None:
+        return pending_answer(command["request_id"])
+    return render_payment_result(result)
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    payment_id = request.match_info["payment_id"]
+    event_id = messages.event_of(payment_id)
+    payment, hold = await _records(request.app, event_id, payment_id)
+    if payment and await may_manage(request, event_id, hold.get("user_id", "")):
+        return ok(payment_view(payment))
+    row = await request.app[appkeys.PG_POOL].fetchrow(
+        "SELECT p.*, b.public_id AS booking_public_id, b.user_id FROM payments p "
+        "JOIN bookings b ON b.id = p.booking_id WHERE p.public_id = $1",
+        payment_id,
+    )
+    if row is None or not await may_manage(request, event_id, str(row["user_id"])):
+        raise errors.NotFound("no such payment")
+    return ok(_row_view(row))
+
+
+def refund_percent(show_date: datetime, event_status: str, now: datetime) -> int:
+    """Spec §2.2.3: more than 7 days before the show 100 %, 3 to 7 days 50 %, less 0 %; an event
+    the organizer cancelled, 100 %."""
+    if event_status == "cancelled":
+        return 100
+    days = (show_date - now).total_seconds() / 86_400
+    return 100 if days > 7 else 50 if days >= 3 else 0
+
+
+async def request_refund(request: web.Request) -> web.Response:
+    app = request.app
+    payment_id = request.match_info["payment_id"]
+    event_id = messages.event_of(payment_id)
+    payment, hold = await _records(app, event_id, payment_id)
+    if not payment or hold.get("user_id") != current_principal(request).user_id:
+        raise errors.NotFound("no such payment")
+    show = await app[appkeys.PG_POOL].fetchrow(
+        "SELECT s.show_date, e.status FROM shows s JOIN events e ON e.id = s.event_id WHERE s.id = $1",
+        hold["show_id"],
+    )
+    percent = refund_percent(show["show_date"], show["status"], datetime.now(UTC))
+    if percent == 0 and payment.get("refund_status") is None:
+        raise errors.RefundNotAllowed(
+            "less than 3 days before the show: no refund (spec §2.2.3)", details={"percent": 0}
+        )
+    return await _refund_step(request, "request", payment, hold, percent)
+
+
+async def approve_refund(request: web.Request) -> web.Response:
+    app = request.app
+    payment_id = request.match_info["payment_id"]
+    event_id = messages.event_of(payment_id)
+    payment, hold = await _records(app, event_id, payment_id)
+    if not payment or not await may_approve(request, event_id):
+        raise errors.NotFound("no such payment")
+    return await _refund_step(request, "approve", payment, hold)
+
+
+async def may_approve(request: web.Request, event_id: str) -> bool:
+    """Organizers and admins of the event's tenant (those who manage its events)."""
+    principal = current_principal(request)
+    if principal.role not in ("admin", "organizer"):
+        raise errors.Forbidden("only an organizer or an admin approves refunds")
+    event = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
+    return event is not None and str(event["tenant_id"]) == principal.tenant_id
+
+
+async def _refund_step(
+    request: web.Request, step: str, payment: dict, hold: dict, percent: int = 0
+) -> web.Response:
+    app = request.app
+    reply_channel_ready(app)
+    command = messages.refund_command(
+        step=step,
+        payment=payment,
+        hold=hold,
+        request_id=messages.new_public_id(messages.event_of(payment["payment_id"])),
+        reply_to=app[appkeys.GATEWAY_ID],
+        percent=percent,
+        amount_cents=payment["amount_cents"] * percent // 100,
+    )
+    reply = await dispatch(app, command["show_id"], command)
+    if reply is None:
+        return pending_answer(command["request_id"])
+    return render_payment_result(reply["result"])
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/payments", create_payment, name="create_payment")
+    app.router.add_get(f"/api/v1/payments/{PUBLIC_ID}", get_payment, name="get_payment")
+    app.router.add_post(f"/api/v1/payments/{PUBLIC_ID}/refund", request_refund, name="request_refund")
+    app.router.add_post(
+        f"/api/v1/admin/payments/{PUBLIC_ID}/refund/approve", approve_refund, name="approve_refund"
+    )

@@ -1,0 +1,33 @@
+--[[
+_hold.lua: shared by the scripts that change a booking (included where a script says
+`--#include _hold`; lua/__init__.py splices it in before loading).
+
+record(key)        the whole hash as a Lua table (field -> string): a hold or a payment
+bump(key)          add 1 to the hash's `version`: every transition moves a booking or a
+                   payment forward by one, so PostgreSQL can ignore anything older
+release(zone, count, index, booking_id, quantity)
+                   seats back to the zone, the user's count down (deleted at zero), the hold
+                   out of the expiry index; returns the zone's seats available after it
+]]
+
+local function record(key)
+  local flat = redis.call('HGETALL', key)
+  local out = {}
+  for i = 1, #flat, 2 do
+    out[flat[i]] = flat[i + 1]
+  end
+  return out
+end
+
+local function bump(key)
+  return redis.call('HINCRBY', key, 'version', 1)
+end
+
+local function release(zone, count, index, booking_id, quantity)
+  local remaining = redis.call('HINCRBY', zone, 'available', quantity)
+  if redis.call('DECRBY', count, quantity) <= 0 then
+    redis.call('DEL', count)
+  end
+  redis.call('ZREM', index, booking_id)
+  return remaining
+end

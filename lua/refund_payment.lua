@@ -1,0 +1,90 @@
+--[[
+refund_payment.lua: a refund, one step at a time (spec §2.1.5: request -> approve -> process).
+
+  request   the owner asks: the payment succeeded and its booking is confirmed; records the
+            share (percent, amount in cents) the gateway computed from the event's date
+  approve   an organizer or admin approves a requested refund
+  complete  the provider refunded it: payment refunded; a confirmed booking -> refunded, its
+            seats back on sale and the user's count lowered, exactly once
+Each step done again answers as the first time (refund_exists for a second request).
+
+Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
+
+KEYS[1]  hold  KEYS[2]  payment  KEYS[3]  zone  KEYS[4]  per-user count  KEYS[5]  expiry index
+(as in lua/settle_payment.lua)
+
+ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  step: request | approve | complete
+ARGV[4]  now (ms)     ARGV[5]  requesting user id (request)
+ARGV[6]  refund percent (request)   ARGV[7]  refund amount in cents (request)
+ARGV[8]  provider's refund reference (complete)
+
+Returns {result_json}; result.status: refund_requested | refund_approved | refunded |
+refund_exists | not_refundable (current: why) | not_found; with booking and payment (records).
+]]
+
+--#include _hold
+
+local payment = redis.call('HMGET', KEYS[2], 'status', 'booking_id', 'user_id', 'refund_status')
+if not payment[1] or payment[2] ~= ARGV[1] then
+  return {cjson.encode({status = 'not_found', payment_id = ARGV[2]})}
+end
+
+local function answer(status, extra)
+  local out = {status = status, booking = record(KEYS[1]), payment = record(KEYS[2])}
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return {cjson.encode(out)}
+end
+
+local now = tonumber(ARGV[4])
+local step = ARGV[3]
+local refund = payment[4]
+
+if step == 'request' then
+  if payment[3] ~= ARGV[5] then
+    return {cjson.encode({status = 'not_found', payment_id = ARGV[2]})}
+  end
+  if refund then
+    return answer('refund_exists')
+  end
+  local hold_status = redis.call('HGET', KEYS[1], 'status')
+  if payment[1] ~= 'success' or hold_status ~= 'confirmed' then
+    return answer('not_refundable', {current = payment[1] ~= 'success' and payment[1] or hold_status})
+  end
+  redis.call('HSET', KEYS[2], 'refund_status', 'requested', 'refund_percent', ARGV[6],
+    'refund_cents', ARGV[7], 'refund_reason', 'requested', 'refund_requested_at', now, 'updated_at', now)
+  bump(KEYS[2])
+  return answer('refund_requested')
+end
+
+if step == 'approve' then
+  if refund == 'requested' then
+    redis.call('HSET', KEYS[2], 'refund_status', 'approved', 'refund_approved_at', now, 'updated_at', now)
+    bump(KEYS[2])
+    return answer('refund_approved')
+  end
+  if refund == 'approved' or refund == 'refunded' then
+    return answer('refund_approved')
+  end
+  return answer('not_refundable', {current = 'no refund requested'})
+end
+
+if step == 'complete' then
+  if refund == 'refunded' then
+    return answer('refunded')
+  end
+  if refund ~= 'approved' then
+    return answer('not_refundable', {current = refund or 'no refund requested'})
+  end
+  redis.call('HSET', KEYS[2], 'refund_status', 'refunded', 'status', 'refunded', 'refund_ref', ARGV[8],
+    'refunded_at', now, 'updated_at', now)
+  bump(KEYS[2])
+  local hold = redis.call('HMGET', KEYS[1], 'status', 'quantity')
+  if hold[1] == 'confirmed' then
+    local remaining = release(KEYS[3], KEYS[4], KEYS[5], ARGV[1], tonumber(hold[2]))
+    redis.call('HSET', KEYS[1], 'status', 'refunded', 'refunded_at', now, 'remaining_after', remaining)
+    bump(KEYS[1])
+  end
+  return answer('refunded')
+end
+
+return redis.error_reply('unknown refund step ' .. tostring(step))

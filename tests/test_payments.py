@@ -1,0 +1,398 @@
+"""Paying for a reservation: reserved -> paying -> confirmed (or released), on the real services.
+
+A sale of its own: command/sweeper/persistence workers and a payment worker (Dramatiq on the aux
+Redis) with the fake provider, a short paying deadline (3 s) so the sweeper's "ask the provider"
+path runs within a test, and a local SMTP sink for the mails. The fake provider's scenario is
+chosen by the last four characters of the card number (workers/payment_provider.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest_asyncio
+
+from gateway.payments import refund_percent
+from lua import keys
+from tests.support import (
+    WorkerProcess,
+    book,
+    call,
+    gateway_settings,
+    running_gateway,
+    wait_until,
+    worker_env,
+)
+from workers.clients import idempotent_producer
+from workers.settings import WorkerSettings
+from workers.sweeper import Sweeper
+
+CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
+DECLINED = {**CARD, "card_number": "4000000000000002"}
+FLAKY = {**CARD, "card_number": "4000000000000119"}  # the provider errs once, then charges
+TIMES_OUT = {**CARD, "card_number": "4000000000000408"}  # charged, but the answer never comes
+LOST = {**CARD, "card_number": "4000000000000409"}  # the charge reaches the provider 6 s late
+PAYING_HOLD_S = 3
+
+
+@dataclass
+class Sale:
+    url: str
+    prefix: str  # of its topics and job queues
+    inbox: list
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sale(schema, new_topics, jwt_secret, smtp_sink):
+    inbox, smtp_port = smtp_sink
+    topics = await new_topics("pay")
+    env = {
+        "BR_PAYMENT_HOLD_SECONDS": str(PAYING_HOLD_S),
+        "BR_SWEEP_INTERVAL_SECONDS": "0.2",
+        "BR_SWEEP_REISSUE_SECONDS": "1",
+        "BR_SMTP_PORT": str(smtp_port),
+        "BR_FAKEPAY_LATENCY_MS": "20",
+        "BR_FAKEPAY_SETTLE_DELAY_MS": "6000",
+        "BR_PAYMENT_PROVIDER_TIMEOUT_SECONDS": "1",
+        "BR_PAYMENT_MIN_BACKOFF_MS": "200",
+        "BR_PAYMENT_MAX_BACKOFF_MS": "1000",
+        "BR_PAYMENT_MAX_RETRIES": "60",
+    }
+    workers = await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w", **env)).start()
+    payer = await WorkerProcess(
+        worker_env(schema, topics, f"{topics.prefix}p", **env), module="workers.payment_worker"
+    ).start()
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
+    try:
+        async with running_gateway(settings) as url:
+            yield Sale(url, topics.prefix, inbox.messages)
+    finally:
+        await payer.stop()
+        await workers.stop()
+
+
+async def _reserved(sale, http, make_event, make_users, token_for, quantity=2, seats=10):
+    event = await make_event([("GA", seats)], shows=1)
+    show = next(iter(event.shows))
+    (user,) = await make_users(1)
+    body = {
+        "event_id": event.event_id,
+        "show_id": show,
+        "zone_id": event.shows[show]["GA"],
+        "quantity": quantity,
+    }
+    status, answer = await book(http, sale.url, token_for(user), body)
+    assert status == 201, answer
+    return event, user, answer["data"]["booking_id"]
+
+
+async def _pay(http, sale, token, booking_id, details=CARD, method="card"):
+    return await call(
+        http,
+        "POST",
+        f"{sale.url}/api/v1/payments",
+        token,
+        {"booking_id": booking_id, "method": method, "details": details},
+    )
+
+
+async def _payment_settles(http, sale, token, payment_id, wanted: set[str], timeout=30) -> dict:
+    seen: dict = {}
+
+    async def settled() -> bool:
+        status, answer = await call(http, "GET", f"{sale.url}/api/v1/payments/{payment_id}", token)
+        assert status == 200, answer
+        seen.update(answer["data"])
+        return seen["status"] in wanted
+
+    await wait_until(settled, timeout, f"payment {wanted}")
+    return seen
+
+
+async def _available(sale_redis, event, booking_zone="GA") -> int:
+    show = next(iter(event.shows))
+    return int(
+        await sale_redis.hget(keys.zone(event.event_id, show, event.shows[show][booking_zone]), "available")
+    )
+
+
+async def _row(pg, booking_id, wanted_status):
+    async def persisted() -> bool:
+        return (
+            await pg.fetchval("SELECT status FROM bookings WHERE public_id = $1", booking_id) == wanted_status
+        )
+
+    await wait_until(persisted, 30, f"booking {wanted_status} in PostgreSQL")
+
+
+def _mail_to(sale, address: str, subject_part: str):
+    return [m for m in sale.inbox if m["To"] == address and subject_part in m["Subject"]]
+
+
+async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
+    sale, http, make_event, make_users, token_for, pg, sale_redis
+):
+    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+    token = token_for(user)
+    status, paid = await _pay(http, sale, token, booking_id)
+    assert status == 201, paid
+    assert paid["data"]["status"] in ("pending", "processing")
+    assert paid["data"]["amount"] == "200.00" and paid["data"]["masked"] == "card ****4242"
+    payment_id = paid["data"]["payment_id"]
+    status, again = await _pay(http, sale, token, booking_id)  # paying again names the same payment
+    assert status == 200 and again["data"]["payment_id"] == payment_id
+
+    payment = await _payment_settles(http, sale, token, payment_id, {"success"})
+    assert payment["attempts"] >= 1
+    status, confirmed = await call(http, "POST", f"{sale.url}/api/v1/bookings/{booking_id}/confirm", token)
+    assert status == 200, confirmed
+    ticket = confirmed["data"]["ticket_code"]
+    assert confirmed["data"]["status"] == "confirmed" and ticket.startswith("BR-")
+    assert await _available(sale_redis, event) == 8  # sold seats stay sold
+    assert await sale_redis.zscore(keys.expiry_index(event.event_id), booking_id) is None
+
+    email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
+    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, ticket))), 30, "confirmation mail")
+    (mail,) = _mail_to(sale, email, ticket)
+    assert ticket in mail.get_payload() and "200.00" in mail.get_payload()
+
+    await _row(pg, booking_id, "confirmed")
+    row = await pg.fetchrow(
+        "SELECT b.ticket_code, p.status, p.amount, p.method FROM bookings b "
+        "JOIN payments p ON p.booking_id = b.id WHERE b.public_id = $1",
+        booking_id,
+    )
+    assert (row["ticket_code"], row["status"], str(row["amount"]), row["method"]) == (
+        ticket,
+        "success",
+        "200.00",
+        "card",
+    )
+    zone = next(iter(event.shows.values()))["GA"]
+    assert await pg.fetchval("SELECT available_seats FROM seat_zones WHERE id = $1", zone) == 8
+
+
+async def test_a_declined_payment_releases_the_seats_once_and_confirm_is_refused(
+    sale, http, make_event, make_users, token_for, pg, sale_redis
+):
+    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for, quantity=3)
+    token = token_for(user)
+    assert await _available(sale_redis, event) == 7
+    status, paid = await _pay(http, sale, token, booking_id, DECLINED)
+    assert status == 201, paid
+    payment = await _payment_settles(http, sale, token, paid["data"]["payment_id"], {"failed"})
+    assert payment["failure_reason"] == "card_declined"
+    assert await _available(sale_redis, event) == 10
+    assert await sale_redis.get(keys.user_count(event.event_id, user)) is None
+    status, refused = await call(http, "POST", f"{sale.url}/api/v1/bookings/{booking_id}/confirm", token)
+    assert (status, refused["error"]["code"]) == (402, "PAYMENT_FAILED")
+    status, refused = await _pay(http, sale, token, booking_id)  # the same payment, still failed
+    assert status == 200 and refused["data"]["status"] == "failed"
+    await _row(pg, booking_id, "cancelled")
+    email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
+    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "failed"))), 30, "failure mail")
+    assert await _available(sale_redis, event) == 10  # returned exactly once
+
+
+async def test_a_transient_error_is_retried_and_a_timeout_is_settled_by_asking_the_provider(
+    sale, http, make_event, make_users, token_for
+):
+    for details in (FLAKY, TIMES_OUT):
+        _, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+        token = token_for(user)
+        status, paid = await _pay(http, sale, token, booking_id, details)
+        assert status == 201, paid
+        payment = await _payment_settles(http, sale, token, paid["data"]["payment_id"], {"success", "failed"})
+        assert payment["status"] == "success", payment
+        if details is FLAKY:
+            assert payment["attempts"] >= 2
+
+
+async def test_money_that_arrives_after_the_paying_deadline_is_refunded_and_the_seats_return_once(
+    sale, http, make_event, make_users, token_for, pg, sale_redis
+):
+    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+    token = token_for(user)
+    status, paid = await _pay(http, sale, token, booking_id, LOST)
+    assert status == 201, paid
+    payment_id = paid["data"]["payment_id"]
+    # Past the paying deadline the provider knows of no charge: the seats go back.
+    payment = await _payment_settles(http, sale, token, payment_id, {"failed"}, timeout=20)
+    assert payment["failure_reason"] == "payment_timeout"
+    assert await _available(sale_redis, event) == 10
+    # Then the charge lands at the provider after all: refunded in full, automatically.
+    payment = await _payment_settles(http, sale, token, payment_id, {"refunded"}, timeout=30)
+    assert payment["refund"] == {
+        "status": "refunded",
+        "percent": 100,
+        "amount": "200.00",
+        "reason": "late_payment",
+    }
+    assert await _available(sale_redis, event) == 10  # not a second time
+    status, refused = await call(http, "POST", f"{sale.url}/api/v1/bookings/{booking_id}/confirm", token)
+    assert status == 402, refused
+
+
+async def test_expiry_racing_payment_returns_each_hold_once(
+    sale, schema, http, make_event, make_users, token_for, sale_redis, pg
+):
+    """Each reservation is paid for while the sweeper expires it as of a later clock: per
+    booking exactly one wins (410, seats back; or paid and confirmed), never both."""
+    event = await make_event([("GA", 20)], shows=1)
+    show = next(iter(event.shows))
+    users = await make_users(8)
+    booked = {}
+    for user in users:
+        body = {
+            "event_id": event.event_id,
+            "show_id": show,
+            "zone_id": event.shows[show]["GA"],
+            "quantity": 2,
+        }
+        status, answer = await book(http, sale.url, token_for(user), body)
+        assert status == 201, answer
+        booked[answer["data"]["booking_id"]] = user
+    assert await _available(sale_redis, event) == 4
+
+    sweeper_settings = WorkerSettings(
+        sale_redis_url=schema.sale_redis_url, kafka_bootstrap=schema.kafka_bootstrap, topic_prefix=sale.prefix
+    )
+    later = int(time.time() * 1000) + 3_600_000
+    async with idempotent_producer(schema.kafka_bootstrap) as producer:
+        sweeper = Sweeper(sale_redis, producer, sweeper_settings)
+        answers = await asyncio.gather(
+            sweeper.sweep_once(as_of_ms=later, event_ids=[event.event_id]),
+            *(_pay(http, sale, token_for(u), b) for b, u in booked.items()),
+        )
+    outcomes = {}
+    for (booking_id, user), (status, answer) in zip(booked.items(), answers[1:], strict=True):
+        assert status in (201, 410), answer
+        outcomes[booking_id] = status
+        if status == 201:
+            await _payment_settles(http, sale, token_for(user), answer["data"]["payment_id"], {"success"})
+
+    async def settled() -> bool:
+        statuses = [(await sale_redis.hget(keys.hold(event.event_id, b), "status")).decode() for b in booked]
+        return all(s in ("confirmed", "expired") for s in statuses)
+
+    await wait_until(settled, 30, "every hold expired or confirmed")
+    confirmed = [
+        b for b in booked if await sale_redis.hget(keys.hold(event.event_id, b), "status") == b"confirmed"
+    ]
+    assert {b for b, s in outcomes.items() if s == 201} == set(confirmed)
+    assert await _available(sale_redis, event) == 20 - 2 * len(confirmed)
+
+
+def test_refund_share_by_days_before_the_show():
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    assert refund_percent(now + timedelta(days=8), "published", now) == 100
+    assert refund_percent(now + timedelta(days=7), "published", now) == 50
+    assert refund_percent(now + timedelta(days=3), "published", now) == 50
+    assert refund_percent(now + timedelta(days=2, hours=23), "published", now) == 0
+    assert refund_percent(now + timedelta(hours=1), "cancelled", now) == 100
+
+
+async def _paid(sale, http, make_event, make_users, token_for):
+    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+    status, paid = await _pay(http, sale, token_for(user), booking_id)
+    assert status == 201, paid
+    payment_id = paid["data"]["payment_id"]
+    await _payment_settles(http, sale, token_for(user), payment_id, {"success"})
+    return event, user, booking_id, payment_id
+
+
+async def test_a_refund_is_requested_then_approved_then_processed(
+    sale, http, make_event, make_users, token_for, tenant, pg, sale_redis
+):
+    event, user, booking_id, payment_id = await _paid(sale, http, make_event, make_users, token_for)
+    token = token_for(user)
+    refund_url = f"{sale.url}/api/v1/payments/{payment_id}/refund"
+    approve_url = f"{sale.url}/api/v1/admin/payments/{payment_id}/refund/approve"
+    status, asked = await call(http, "POST", refund_url, token)  # the show is 30 days away
+    assert status == 200, asked
+    assert asked["data"]["refund"] == {
+        "status": "requested",
+        "percent": 100,
+        "amount": "200.00",
+        "reason": "requested",
+    }
+    status, again = await call(http, "POST", refund_url, token)
+    assert status == 200 and again["data"]["refund"]["status"] == "requested"
+
+    status, refused = await call(http, "POST", approve_url, token)
+    assert (status, refused["error"]["code"]) == (403, "FORBIDDEN")
+    (stranger,) = await make_users(1)
+    status, _ = await call(http, "POST", refund_url, token_for(stranger))
+    assert status == 404
+    assert await _available(sale_redis, event) == 8  # nothing moves before the approval
+
+    organizer = token_for(tenant["organizer_id"], role="organizer")
+    status, approved = await call(http, "POST", approve_url, organizer)
+    assert status == 200 and approved["data"]["refund"]["status"] in ("approved", "refunded"), approved
+    payment = await _payment_settles(http, sale, token, payment_id, {"refunded"})
+    assert payment["refund"]["status"] == "refunded"
+    assert await _available(sale_redis, event) == 10
+    assert await sale_redis.get(keys.user_count(event.event_id, user)) is None
+    status, booking = await call(http, "GET", f"{sale.url}/api/v1/bookings/{booking_id}", token)
+    assert booking["data"]["status"] == "refunded"
+
+    email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
+    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "Refund"))), 30, "refund mail")
+    await _row(pg, booking_id, "refunded")
+
+    async def payment_row_refunded() -> bool:
+        row = await pg.fetchrow("SELECT status, refund_amount FROM payments WHERE public_id = $1", payment_id)
+        return row is not None and (row["status"], str(row["refund_amount"])) == ("refunded", "200.00")
+
+    await wait_until(payment_row_refunded, 30, "refund persisted")
+    zone = next(iter(event.shows.values()))["GA"]
+    assert await pg.fetchval("SELECT available_seats FROM seat_zones WHERE id = $1", zone) == 10
+
+
+async def test_the_refund_share_follows_the_days_left_before_the_show(
+    sale, http, make_event, make_users, token_for, pg
+):
+    for days, expected in ((5, (200, "100.00", 50)), (1, (409, None, 0))):
+        event, user, _, payment_id = await _paid(sale, http, make_event, make_users, token_for)
+        show = next(iter(event.shows))
+        await pg.execute(
+            "UPDATE shows SET show_date = now() + make_interval(days => $2) WHERE id = $1", show, days
+        )
+        status, answer = await call(
+            http, "POST", f"{sale.url}/api/v1/payments/{payment_id}/refund", token_for(user)
+        )
+        assert status == expected[0], answer
+        if status == 200:
+            assert (answer["data"]["refund"]["amount"], answer["data"]["refund"]["percent"]) == expected[1:]
+        else:
+            assert answer["error"]["code"] == "REFUND_NOT_ALLOWED"
+
+
+async def test_confirm_refuses_an_unpaid_and_an_expired_booking(
+    sale, http, make_event, make_users, token_for, sale_redis, schema
+):
+    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+    confirm = f"{sale.url}/api/v1/bookings/{booking_id}/confirm"
+    status, refused = await call(http, "POST", confirm, token_for(user))
+    assert (status, refused["error"]["code"]) == (402, "PAYMENT_REQUIRED")
+    (stranger,) = await make_users(1)
+    status, _ = await call(http, "POST", confirm, token_for(stranger))
+    assert status == 404
+    settings = WorkerSettings(
+        sale_redis_url=schema.sale_redis_url, kafka_bootstrap=schema.kafka_bootstrap, topic_prefix=sale.prefix
+    )
+    async with idempotent_producer(schema.kafka_bootstrap) as producer:
+        later = int(time.time() * 1000) + 3_600_000
+        await Sweeper(sale_redis, producer, settings).sweep_once(as_of_ms=later, event_ids=[event.event_id])
+
+    async def expired() -> bool:
+        return await sale_redis.hget(keys.hold(event.event_id, booking_id), "status") == b"expired"
+
+    await wait_until(expired, 30, "hold expired")
+    status, refused = await call(http, "POST", confirm, token_for(user))
+    assert (status, refused["error"]["code"]) == (410, "RESERVATION_EXPIRED")
+    status, refused = await _pay(http, sale, token_for(user), booking_id)
+    assert (status, refused["error"]["code"]) == (410, "RESERVATION_EXPIRED")

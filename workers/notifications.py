@@ -1,0 +1,78 @@
+"""The mails a booking's life sends (spec §4.6): templates, and what fills them.
+
+Each mail is sent at most once per (kind, booking): the actor marks it sent in the aux Redis
+after the SMTP server took it, so a redelivered job does not send it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import Template
+
+SUBJECTS = {
+    "booking_confirmed": Template("Your tickets for $event_title: $ticket_code"),
+    "payment_failed": Template("Payment failed for $event_title"),
+    "refunded": Template("Refund processed for $event_title"),
+}
+
+BODIES = {
+    "booking_confirmed": Template(
+        """Hello $name,
+
+your payment of $amount was received and your booking is confirmed.
+
+  Event:     $event_title
+  Show:      $show_date
+  Zone:      $zone_name
+  Tickets:   $quantity
+  Booking:   $booking_id
+
+Your e-ticket code: $ticket_code
+Show it at the entrance.
+
+Booking Rush
+"""
+    ),
+    "payment_failed": Template(
+        """Hello $name,
+
+the payment for your booking of $quantity ticket(s) to $event_title ($show_date) did not go
+through ($reason), so the seats were released and nothing was charged.
+
+You are welcome to book again while seats are left.
+
+Booking Rush
+"""
+    ),
+    "refunded": Template(
+        """Hello $name,
+
+we refunded $refund_amount ($refund_percent % of $amount) for your booking of $quantity
+ticket(s) to $event_title ($show_date). It reaches your account by the payment method you
+used.
+
+  Booking:   $booking_id
+
+Booking Rush
+"""
+    ),
+}
+
+KINDS = frozenset(SUBJECTS)
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+def render(kind: str, to: str, context: dict[str, object]) -> Mail:
+    """A mail of `kind` filled from `context` (a missing field is a bug: KeyError)."""
+    values = {k: str(v) for k, v in context.items()}
+    return Mail(to, SUBJECTS[kind].substitute(values), BODIES[kind].substitute(values))
+
+
+def money(cents: int | None) -> str:
+    return f"{(cents or 0) / 100:.2f}"

@@ -1,0 +1,302 @@
+"""The payment worker's Dramatiq actors: charge, ask about a payment past its deadline, refund,
+and send the booking's mails.
+
+An actor never changes a booking itself: it asks the provider, then sends the outcome as a
+command to the reservations topic, where lua/settle_payment.lua or lua/refund_payment.lua applies
+it once (a redelivered job or command finds the state already moved). The one direct write is
+pending -> processing (a payment's own progress, not a booking transition).
+
+Failures that may pass (the provider unavailable, an answer that did not come, the outcome not
+known yet) raise, and Dramatiq's Retries middleware runs the job again with exponential backoff.
+A charge whose outcome stays unknown is not given up: when the paying hold's deadline passes, the
+sweeper has `check_payment` ask the provider, again every reissue period, until it knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import dramatiq
+
+from lua import keys, load_scripts
+from workers import jobs, messages, notifications
+from workers.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
+from workers.mail import Mailer, MailError, MailSettings
+from workers.payment_provider import (
+    FakeProvider,
+    FakeProviderSettings,
+    PaymentProvider,
+    ProviderResult,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from workers.settings import WorkerSettings, env_float, env_int
+
+log = logging.getLogger("workers.payments")
+
+SETTLED = frozenset({"success", "failed", "refunded"})
+PAYMENT_TIMEOUT = "payment_timeout"  # failed: the provider knew of no charge at the deadline
+
+
+class OutcomeUnknown(Exception):
+    """The provider has not said how the charge ended (yet): ask again later."""
+
+
+class NotBegunYet(Exception):
+    """The job came before its begin_payment command was applied: try again shortly."""
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """How hard the actors try (BR_PAYMENT_*), besides the worker settings they share."""
+
+    provider_timeout_s: float = 5.0
+    max_retries: int = 10
+    min_backoff_ms: int = 500
+    max_backoff_ms: int = 60_000
+    threads: int = 8
+
+    @classmethod
+    def from_env(cls) -> PaymentSettings:
+        d = cls()
+        return cls(
+            provider_timeout_s=env_float("BR_PAYMENT_PROVIDER_TIMEOUT_SECONDS", d.provider_timeout_s),
+            max_retries=env_int("BR_PAYMENT_MAX_RETRIES", d.max_retries),
+            min_backoff_ms=env_int("BR_PAYMENT_MIN_BACKOFF_MS", d.min_backoff_ms),
+            max_backoff_ms=env_int("BR_PAYMENT_MAX_BACKOFF_MS", d.max_backoff_ms),
+            threads=env_int("BR_PAYMENT_THREADS", d.threads),
+        )
+
+
+class PaymentRuntime:
+    """The clients the actors share in one process, opened on Dramatiq's event loop at first use
+    (the loop lives in a thread Dramatiq starts) and closed when the worker stops."""
+
+    def __init__(self, settings: WorkerSettings, payment: PaymentSettings, mail: MailSettings) -> None:
+        self.settings, self.payment, self.mail = settings, payment, mail
+        self._stack = contextlib.AsyncExitStack()
+        self._opened: asyncio.Task | None = None
+
+    async def ready(self) -> PaymentRuntime:
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opened)
+        return self
+
+    async def _open(self) -> None:
+        s = self.settings
+        self.redis = await self._stack.enter_async_context(sale_redis(s.sale_redis_url))
+        self.aux = await self._stack.enter_async_context(sale_redis(s.aux_redis_url))
+        self.scripts = await load_scripts(self.redis)
+        self.producer = new_idempotent_producer(s.kafka_bootstrap, linger_ms=0)
+        await self.producer.start()
+        self._stack.push_async_callback(stop_producer, self.producer)
+        self.pool: asyncpg.Pool = await self._stack.enter_async_context(pg_pool(s.database_url))
+        self.provider: PaymentProvider = FakeProvider(
+            self.aux, jobs.namespace(s.topic_prefix), FakeProviderSettings.from_env()
+        )
+        self.mailer = Mailer(self.mail)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def records(self, event_id: str, payment_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The payment and its booking's hold, as typed records ({} when missing)."""
+        payment = _text(await self.redis.hgetall(keys.payment(event_id, payment_id)))
+        hold = _text(await self.redis.hgetall(keys.hold(event_id, payment["booking_id"]))) if payment else {}
+        return messages.typed_record(payment), messages.typed_record(hold)
+
+    async def ask(self, call) -> ProviderResult:
+        """One provider call, bounded: no answer in time is a ProviderTimeout (outcome unknown)."""
+        try:
+            async with asyncio.timeout(self.payment.provider_timeout_s):
+                return await call
+        except TimeoutError as exc:
+            raise ProviderTimeout("the provider did not answer in time") from exc
+
+    async def command(self, command: dict[str, Any]) -> None:
+        """Hand a system command to the command consumers (acknowledged: it will apply)."""
+        await self.producer.send_and_wait(
+            self.settings.reservations_topic, messages.encode(command), key=command["show_id"].encode()
+        )
+
+    async def settle(self, payment: dict, hold: dict, outcome: ProviderResult) -> None:
+        command = messages.settle_payment_command(
+            payment=payment,
+            hold=hold,
+            outcome="success" if outcome.status == "success" else "failed",
+            provider_ref=outcome.reference or "",
+            reason=outcome.reason or "",
+        )
+        log.info("payment %s: %s", payment["payment_id"], command["outcome"])
+        await self.command(command)
+
+
+def _text(record: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in record.items()}
+
+
+async def process_payment(
+    rt: PaymentRuntime, event_id: str, payment_id: str, details: dict[str, str]
+) -> None:
+    """Charge a payment begun by the buyer, then send its outcome."""
+    payment, hold = await rt.records(event_id, payment_id)
+    if not payment:
+        raise NotBegunYet(payment_id)
+    if payment.get("failure_reason") == PAYMENT_TIMEOUT and payment["status"] == "failed":
+        # Given up at the deadline while our charge was on its way: never charge now, but keep
+        # asking, so money that reaches the provider after all is found and refunded.
+        outcome = await rt.ask(rt.provider.status(payment_id))
+        if outcome.status != "success":
+            raise OutcomeUnknown(f"payment {payment_id}: provider says {outcome.status}")
+        await rt.settle(payment, hold, outcome)
+        return
+    if payment["status"] in SETTLED:
+        return
+    await rt.scripts.settle_payment(
+        keys=keys.payment_keys(
+            event_id, payment["booking_id"], payment_id, hold["user_id"], hold["show_id"], hold["zone_id"]
+        ),
+        args=[payment["booking_id"], payment_id, "processing", int(time.time() * 1000), "", "", ""],
+    )
+    try:
+        outcome = await rt.ask(
+            rt.provider.charge(payment_id, payment["amount_cents"], payment["method"], details)
+        )
+    except ProviderTimeout:
+        # The charge may have happened: the provider's word decides, never our guess.
+        outcome = await rt.ask(rt.provider.status(payment_id))
+    if outcome.status not in ("success", "failed"):
+        raise OutcomeUnknown(f"payment {payment_id}: provider says {outcome.status}")
+    await rt.settle(payment, hold, outcome)
+
+
+async def check_payment(rt: PaymentRuntime, event_id: str, payment_id: str) -> None:
+    """A paying hold's deadline passed: settle it by what the provider knows. No charge there
+    means the buyer's payment never arrived: the seats go back. Unknown: the sweeper asks again."""
+    payment, hold = await rt.records(event_id, payment_id)
+    if not payment or payment["status"] in SETTLED:
+        return
+    try:
+        outcome = await rt.ask(rt.provider.status(payment_id))
+    except (ProviderTimeout, ProviderUnavailable) as exc:
+        log.warning("payment %s past its deadline, provider unreachable (%s); asking later", payment_id, exc)
+        return
+    if outcome.status == "not_found":
+        outcome = ProviderResult("failed", reason=PAYMENT_TIMEOUT)
+    if outcome.status in ("success", "failed"):
+        await rt.settle(payment, hold, outcome)
+
+
+async def process_refund(rt: PaymentRuntime, event_id: str, payment_id: str) -> None:
+    """An approved refund (by an organizer, or automatic for money that came too late)."""
+    payment, hold = await rt.records(event_id, payment_id)
+    if payment.get("refund_status") != "approved":
+        return
+    outcome = await rt.ask(rt.provider.refund(payment_id, payment["refund_cents"]))
+    if outcome.status != "refunded":
+        log.error("refund of %s refused by the provider: %s", payment_id, outcome.reason)
+        return
+    await rt.command(
+        messages.refund_command(
+            step="complete", payment=payment, hold=hold, provider_ref=outcome.reference or ""
+        )
+    )
+
+
+MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long
+
+MAIL_CONTEXT = """
+SELECT u.email, u.full_name, e.title, s.show_date, z.name AS zone_name
+FROM users u, events e, shows s, seat_zones z
+WHERE u.id = $1 AND e.id = $2 AND s.id = $3 AND z.id = $4
+"""
+
+
+async def notify(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
+    """Send one booking mail, once."""
+    sent_key = f"{jobs.namespace(rt.settings.topic_prefix)}:mail-sent:{kind}:{booking_id}"
+    # Claimed before sending, so two copies of the job (a replayed command) send one mail.
+    if not await rt.aux.set(sent_key, "sending", nx=True, ex=MAIL_CLAIM_S):
+        return
+    try:
+        await _send_mail(rt, kind, event_id, booking_id)
+    except BaseException:
+        await rt.aux.delete(sent_key)  # not sent: the retry may claim it again
+        raise
+    await rt.aux.set(sent_key, "sent", ex=30 * 86_400)
+
+
+async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
+    hold = messages.typed_record(_text(await rt.redis.hgetall(keys.hold(event_id, booking_id))))
+    payment, _ = await rt.records(event_id, hold["payment_id"])
+    row = await rt.pool.fetchrow(MAIL_CONTEXT, hold["user_id"], event_id, hold["show_id"], hold["zone_id"])
+    if row is None:
+        log.error("no mail for %s: user, event or zone gone", booking_id)
+        return
+    mail = notifications.render(
+        kind,
+        row["email"],
+        {
+            "name": row["full_name"] or row["email"],
+            "event_title": row["title"],
+            "show_date": row["show_date"].strftime("%Y-%m-%d %H:%M UTC"),
+            "zone_name": row["zone_name"],
+            "quantity": hold["quantity"],
+            "booking_id": booking_id,
+            "ticket_code": hold.get("ticket_code", ""),
+            "amount": notifications.money(payment.get("amount_cents")),
+            "reason": payment.get("failure_reason") or "declined",
+            "refund_amount": notifications.money(payment.get("refund_cents")),
+            "refund_percent": payment.get("refund_percent", 0),
+        },
+    )
+    try:
+        await rt.mailer.send(mail.to, mail.subject, mail.body)
+    except MailError as exc:
+        raise ProviderUnavailable(str(exc)) from exc  # retried like any transient failure
+
+
+TRANSIENT = (
+    ProviderTimeout,
+    ProviderUnavailable,
+    OutcomeUnknown,
+    NotBegunYet,
+    OSError,
+    asyncpg.PostgresError,
+)
+
+
+def declare_actors(broker: dramatiq.Broker, rt: PaymentRuntime) -> dict[str, dramatiq.Actor]:
+    """The actors, bound to this process's runtime (no module globals)."""
+    p = rt.payment
+
+    def actor(fn, name: str):
+        async def run(*args):
+            await fn(await rt.ready(), *args)
+
+        run.__name__ = name
+        return dramatiq.actor(
+            run,
+            broker=broker,
+            actor_name=name,
+            queue_name=jobs.QUEUE_OF.get(name, jobs.MAIL_QUEUE),
+            max_retries=p.max_retries,
+            min_backoff=p.min_backoff_ms,
+            max_backoff=p.max_backoff_ms,
+            # Anything else is a bug: retrying it would only repeat it.
+            retry_when=lambda retries, exc: retries < p.max_retries and isinstance(exc, TRANSIENT),
+        )
+
+    return {
+        jobs.PROCESS_PAYMENT: actor(process_payment, jobs.PROCESS_PAYMENT),
+        jobs.CHECK_PAYMENT: actor(check_payment, jobs.CHECK_PAYMENT),
+        jobs.PROCESS_REFUND: actor(process_refund, jobs.PROCESS_REFUND),
+        jobs.NOTIFY: actor(notify, jobs.NOTIFY),
+    }

@@ -1,0 +1,61 @@
+"""Run one payment worker process: Dramatiq actors for payments, refunds and mail.
+
+Usage: python -m workers.payment_worker   (broker: the aux Redis, BR_AUX_REDIS_URL; queues under
+the deployment's BR_TOPIC_PREFIX). SIGTERM/SIGINT: finish the jobs in hand, then stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import AsyncIO, Middleware, default_middleware
+
+from workers import jobs
+from workers.mail import MailSettings
+from workers.payment_jobs import PaymentRuntime, PaymentSettings, declare_actors
+from workers.settings import WorkerSettings
+
+log = logging.getLogger("workers.payment_worker")
+
+
+class CloseRuntime(Middleware):
+    """Closes the actors' clients on their own event loop before Dramatiq stops it."""
+
+    def __init__(self, runtime: PaymentRuntime) -> None:
+        self.runtime = runtime
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        get_event_loop_thread().run_coroutine(self.runtime.close())
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = WorkerSettings.from_env()
+    payment = PaymentSettings.from_env()
+    runtime = PaymentRuntime(settings, payment, MailSettings.from_env())
+    middleware = [m() for m in default_middleware] + [AsyncIO(), CloseRuntime(runtime)]
+    broker = jobs.broker(settings.aux_redis_url, settings.topic_prefix, middleware=middleware)
+    declare_actors(broker, runtime)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = dramatiq.Worker(broker, worker_threads=payment.threads, worker_timeout=200)
+    worker.start()
+    log.info("payment worker %s consuming %s", settings.instance_id, sorted(broker.get_declared_queues()))
+    print(f"payment worker {settings.instance_id} ready", flush=True)
+    stop.wait()
+    worker.stop(timeout=int(settings.shutdown_timeout_s * 1000))
+    broker.close()
+    log.info("payment worker %s stopped", settings.instance_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
