@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +20,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from workers import messages
+from workers import audit, messages
 from workers.clients import group_consumer
 from workers.commands import BatchStats
 from workers.settings import WorkerSettings
@@ -193,16 +195,49 @@ async def _write_payments(conn: asyncpg.Connection, events: list[dict[str, Any]]
     return await conn.fetch(UPSERT_PAYMENTS, *zip(*rows, strict=True))
 
 
+async def _audit(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    """An audit row per booking or payment transition written (spec §8.5), in the same
+    transaction: a redelivered event writes no row, so it audits nothing twice."""
+    tenants = {
+        r["id"]: str(r["tenant_id"])
+        for r in await conn.fetch(
+            "SELECT id, tenant_id FROM events WHERE id = ANY($1::uuid[])", list({r["event_id"] for r in rows})
+        )
+    }
+    entries = []
+    for row in rows:
+        if "quantity" in row.keys():  # a booking row
+            kind, status, details = "booking", row["status"], {"user_id": str(row["user_id"])}
+        else:
+            kind, details = "payment", {"booking": str(row["booking_id"])}
+            refund = row["refund_status"]  # requested, approved: the payment's status stays success
+            status = f"refund_{refund}" if refund in ("requested", "approved") else row["status"]
+        entries.append(
+            audit.AuditEntry(
+                action=f"{kind}.{status}",
+                entity_type=kind,
+                entity_id=row["public_id"],
+                tenant_id=tenants.get(row["event_id"]),
+                details={**details, "version": row["version"]},
+            )
+        )
+    await audit.record(conn, entries)
+
+
 async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
     """Write one batch of events in the caller's transaction (idempotent, order-insensitive)."""
     held: Counter[tuple[str, str]] = Counter()  # (zone, show) -> seats now held minus before
+    changed: list[asyncpg.Record] = []  # rows really written: each one transition, audited once
     bookings = [e for e in events if e["type"] in messages.BOOKING_EVENTS]
     if bookings:
         for written, seats in await _write_bookings(conn, bookings):
             held[(written["zone_id"], written["show_id"])] += seats
+            changed.append(written)
     payments = [e for e in events if e["type"] in messages.PAYMENT_EVENTS]
     if payments:
-        await _write_payments(conn, payments)
+        changed += await _write_payments(conn, payments)
+    if changed:
+        await _audit(conn, changed)
     adjusted = [e for e in events if e["type"] == messages.ZONE_ADJUSTED]
     if adjusted:
         # Seat-count changes as deltas, recorded once: they commute with the booking deltas.
@@ -220,6 +255,10 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
     if moved:
         await conn.execute(ADJUST_ZONES, [z for z, _ in moved], list(moved.values()))
         await conn.execute(ADJUST_SHOWS, [s for _, s in moved], list(moved.values()))
+
+
+# What PostgreSQL (or a malformed event's missing field) refuses: never the whole role's end.
+REFUSALS = (asyncpg.PostgresError, KeyError, TypeError, ValueError)
 
 
 class PersistenceConsumer:
@@ -254,6 +293,8 @@ class PersistenceConsumer:
                         self.consumer.seek(tp, rs[0].offset)
                     await asyncio.sleep(1.0)  # back off before refetching (retry pacing)
                     continue
+                if self.settings.crash_after_persist:  # test hook: the rows are durable, the offsets not
+                    os.kill(os.getpid(), signal.SIGKILL)
                 await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
                 self.stats.add(len(records))
                 self.stats.maybe_log()
@@ -273,14 +314,26 @@ class PersistenceConsumer:
             async with self.pool.acquire() as conn, conn.transaction():
                 await apply_events(conn, events)
             return
-        except asyncpg.PostgresError:
+        except REFUSALS:
             log.exception("batch of %d events refused; writing them one by one", len(events))
         for record, event in zip(records, events, strict=True):
+            await self._write_one(record, event)
+
+    async def _write_one(self, record, event: dict[str, Any]) -> None:
+        """One event, tried `dead_letter_after` times (a deadlock or a serialization failure
+        passes); one that keeps failing goes to the dead-letter topic, so its partition moves on."""
+        for attempt in range(1, self.settings.dead_letter_after + 1):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     await apply_events(conn, [event])
-            except asyncpg.PostgresError as exc:
-                await self._dead_letter(record, exc)
+                return
+            except REFUSALS as exc:
+                if attempt == self.settings.dead_letter_after:
+                    await self._dead_letter(record, exc)
+                    return
+                log.warning(
+                    "event at %s:%s refused (try %d): %s", record.partition, record.offset, attempt, exc
+                )
 
     async def _dead_letter(self, record, exc: Exception) -> None:
         log.error("dead-lettering event at %s:%s: %s", record.partition, record.offset, exc)

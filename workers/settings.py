@@ -66,8 +66,12 @@ class WorkerSettings:
     # was a tenth of the worker's CPU).
     redis_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
-    # Test hook for the crash scenario: SIGKILL this process right after a Lua batch ran.
+    # A persisted event PostgreSQL refuses this many times goes to the dead-letter topic.
+    dead_letter_after: int = 3
+    # Test hooks for the crash scenarios: SIGKILL this process right after a Lua batch ran, or
+    # right after a persistence batch committed (before its offsets are).
     crash_after_lua: bool = False
+    crash_after_persist: bool = False
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -97,7 +101,9 @@ class WorkerSettings:
             admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),
             redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_s),
+            dead_letter_after=env_int("BR_DEAD_LETTER_AFTER", defaults.dead_letter_after),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
+            crash_after_persist=env_bool("BR_FAULT_CRASH_AFTER_PERSIST"),
         )
 
     @property
