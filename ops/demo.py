@@ -26,11 +26,11 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from lua import keys, load_scripts
-from ops import stack
+from ops import demo_pay, stack
 from ops.config import StackConfig
 from ops.demo_room import audit_admissions, queue_rush
 from ops.migrate import migrate
-from ops.processes import service_env, start_gateway, start_worker
+from ops.processes import free_port, service_env, start_gateway, start_payment_worker, start_worker
 from ops.seed import DEMO_PASSWORD, seed
 from waiting_room.room import WaitingRoom
 
@@ -47,13 +47,15 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 async def rush(
     base: str, event_id: str, shows: dict, tokens: list[str], per_buyer: int, concurrency: int
-) -> tuple[list[tuple[int, float, int]], float]:
-    """Every buyer asks `per_buyer` times for 1-2 seats somewhere; returns (status, ms, qty)."""
+) -> tuple[list[tuple[int, float, int]], list[tuple[str, str, int]], float]:
+    """Every buyer asks `per_buyer` times for 1-2 seats somewhere; returns (status, ms, qty) per
+    request, (token, booking id, seats) per booking, and the seconds it took."""
     rng = random.Random(2026)
     targets = [(s, z) for s, zones in shows.items() for z in zones.values()]
     jobs = [(t, *rng.choice(targets), rng.randint(1, 2)) for t in tokens for _ in range(per_buyer)]
     rng.shuffle(jobs)
     results: list[tuple[int, float, int]] = []
+    booked: list[tuple[str, str, int]] = []
     queue: asyncio.Queue = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
@@ -77,9 +79,12 @@ async def rush(
                     await asyncio.sleep(wait)
                     async with session.get(poll, headers={"Authorization": f"Bearer {token}"}) as r:
                         status = 201 if r.status == 200 else r.status
+                        payload = await r.json()
                         # a polite client: as often as the rate limiter allows
                         wait = int(r.headers.get("Retry-After", 0)) or 0.25
             results.append((status, (time.perf_counter() - started) * 1000, qty))
+            if status == 201:
+                booked.append((token, payload["data"]["booking_id"], qty))
             done_count += 1
             if done_count % 2000 == 0:
                 say(f"  {done_count}/{len(jobs)} answered")
@@ -88,7 +93,7 @@ async def rush(
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
-    return results, time.perf_counter() - started
+    return results, booked, time.perf_counter() - started
 
 
 async def log_in(base: str, tenant: str, emails: list[str], password: str, concurrency: int) -> list[str]:
@@ -173,7 +178,27 @@ async def waiting_room_act(cfg: StackConfig, args: argparse.Namespace, base: str
     }
 
 
-async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> dict:
+async def payments_act(cfg, args, base: str, seeded: dict, booked: list, sold: int, mailbox) -> dict:
+    """Act three (ops/demo_pay.py): some of act one's buyers pay, some are declined, some cancel."""
+    say(f"act three: {min(args.payers, len(booked))} of the buyers pay (8 in 10), are declined or cancel")
+    outcome = await demo_pay.payment_act(base, booked, args.payers, args.concurrency)
+    confirmed = outcome.pop("confirmed_ids")
+    persisted = await demo_pay.persisted_payments(cfg.database_url, confirmed)
+    declined = outcome["answers"].get("payment failed", 0)
+    await asyncio.to_thread(mailbox.wait_for, outcome["tickets"] + declined)
+    checks = await verify(cfg, seeded["event_id"], seeded["shows"], 0, 2 * args.seats_per_show, timeout=0)
+    return {
+        **outcome,
+        **persisted,
+        "mails": dict(mailbox.subjects()),
+        "redis_sold_after": checks["redis_sold"],
+        "consistent": checks["redis_sold"] == sold - outcome["seats_released"]
+        and persisted["pg_confirmed"] == outcome["tickets"] == len(confirmed)
+        and outcome["tickets_unique"],
+    }
+
+
+async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mailbox) -> dict:
     """The rush; the gateway and worker processes it starts go into `procs` (the caller stops them)."""
     await migrate(cfg.database_url)
     say(f"seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats")
@@ -181,14 +206,21 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
     seats = 2 * args.seats_per_show
     secret = os.environ.get("BR_JWT_SECRET") or secrets.token_hex(32)
     # Every buyer logs in from this one address: the demo lifts the per-address login limit.
-    env = service_env(cfg.service_env(), BR_JWT_SECRET=secret, BR_RATE_LIMITS="login=1000000/100000")
+    env = service_env(
+        cfg.service_env(),
+        BR_JWT_SECRET=secret,
+        BR_RATE_LIMITS="login=1000000/100000",
+        BR_SMTP_PORT=str(mailbox.controller.port),
+    )
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    say("starting 2 workers and the gateway")
-    procs.extend(start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2))
-    for worker in procs:  # the group has settled: every worker holds partitions
+    say("starting 2 workers, a payment worker and the gateway")
+    workers = [start_worker(f"demo-worker-{i}", env, log_dir) for i in range(2)]
+    procs.extend(workers)
+    for worker in workers:  # the group has settled: every worker holds partitions
         worker.wait_for_line("assigned")
+    procs.append(start_payment_worker("demo-payments", env, log_dir))
     procs.append(start_gateway(env, log_dir, args.port))
     base = f"http://127.0.0.1:{args.port}"
     say(f"{len(seeded['buyer_emails'])} buyers log in (POST /api/v1/auth/login)")
@@ -200,7 +232,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
     say(f"  logged in in {login_s:.1f}s")
     total = len(tokens) * args.requests_per_buyer
     say(f"the rush: {total} reservation requests from {len(tokens)} buyers for {seats} seats")
-    results, elapsed = await rush(
+    results, booked, elapsed = await rush(
         base, seeded["event_id"], seeded["shows"], tokens, args.requests_per_buyer, args.concurrency
     )
     statuses = Counter(s for s, _, _ in results)
@@ -209,6 +241,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
     checks = await verify(cfg, seeded["event_id"], seeded["shows"], statuses[201], seats)
     latencies = sorted(ms for _, ms, _ in results)
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
+    paying = await payments_act(cfg, args, base, seeded, booked, sold, mailbox)
     room = await waiting_room_act(cfg, args, base, tokens, seats)
     return {
         "seats": seats,
@@ -226,6 +259,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list) -> d
         "consistent": sold == checks["redis_sold"] == checks["pg_seats"]
         and statuses[201] == checks["pg_bookings"],
         **checks,
+        "payments": paying,
         "waiting_room": room,
         "tenant": seeded["tenant_slug"],
         "first_buyer": seeded["buyer_emails"][0],
@@ -243,6 +277,16 @@ def print_summary(summary: dict) -> None:
     print(f"  answers    {summary['answers']}  (201 booked, 409 sold out or over the limit)")
     print(f"  throughput {summary['throughput_rps']} req/s over {summary['requests']} requests")
     print(f"  latency    p50 {summary['latency_ms']['p50']} ms, p99 {summary['latency_ms']['p99']} ms")
+    pay = summary["payments"]
+    print("  payments (act three):")
+    print(f"    answers    {pay['answers']}")
+    print(
+        f"    tickets    {pay['tickets']} e-tickets (unique: {pay['tickets_unique']}), "
+        f"payment p50 {pay['payment_s_p50']} s"
+    )
+    print(f"    seats back {pay['seats_released']} (declined, cancelled); sold now {pay['redis_sold_after']}")
+    print(f"    PostgreSQL {pay['pg_confirmed']} confirmed, {pay['pg_paid']} payments succeeded")
+    print(f"    mails      {pay['mails']}")
     room = summary["waiting_room"]
     print("  behind the waiting room (act two):")
     print(f"    buyers     {room['buyers']}: {room['outcomes']}")
@@ -273,7 +317,13 @@ async def open_a_room_for_the_browser(cfg: StackConfig) -> None:
 
 def succeeded(summary: dict) -> bool:
     room = summary["waiting_room"]
-    return summary["consistent"] and not summary["oversold"] and room["consistent"] and not room["oversold"]
+    return (
+        summary["consistent"]
+        and not summary["oversold"]
+        and summary["payments"]["consistent"]
+        and room["consistent"]
+        and not room["oversold"]
+    )
 
 
 def serve_until_interrupted(summary: dict, port: int) -> None:
@@ -295,6 +345,7 @@ def main() -> int:
     parser.add_argument("--requests-per-buyer", type=int, default=2)
     parser.add_argument("--seats-per-show", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--payers", type=int, default=300, help="act three: bookings that pay or cancel")
     parser.add_argument("--admit-per-min", type=int, default=60_000, help="the waiting room's admission rate")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BR_GATEWAY_PORT", 8080)))
     parser.add_argument(
@@ -307,8 +358,10 @@ def main() -> int:
         print(f"[demo] the stack did not start: {exc}", file=sys.stderr)
         return 1
     procs: list = []
+    mailbox = demo_pay.Mailbox(free_port())  # the buyers' inboxes: confirmations, failure notices
+    mailbox.__enter__()
     try:
-        summary = asyncio.run(run_demo(cfg, args, procs))
+        summary = asyncio.run(run_demo(cfg, args, procs, mailbox))
         print_summary(summary)
         if args.serve:
             asyncio.run(open_a_room_for_the_browser(cfg))
@@ -317,6 +370,7 @@ def main() -> int:
         say("stopping gateway and workers (the services keep running)")
         for p in reversed(procs):
             p.stop()
+        mailbox.__exit__()
     return 0 if succeeded(summary) else 1
 
 

@@ -73,6 +73,14 @@ def start_worker(name: str, env: dict[str, str], log_dir: Path, cpus: str | None
     return worker
 
 
+def start_payment_worker(name: str, env: dict[str, str], log_dir: Path) -> Managed:
+    """`python -m workers.payment_worker`: Dramatiq actors for payments, refunds and mail."""
+    args = [sys.executable, "-m", "workers.payment_worker"]
+    worker = Managed(name, args, {**env, "BR_WORKER_ID": name}, log_dir)
+    worker.wait_for_line("ready")
+    return worker
+
+
 def start_gateway(env: dict[str, str], log_dir: Path, port: int, cpus: str | None = None) -> Managed:
     gateway = Managed(
         "gateway", [sys.executable, "-m", "gateway"], {**env, "BR_GATEWAY_PORT": str(port)}, log_dir, cpus

@@ -60,7 +60,9 @@ class PaymentSettings:
     max_retries: int = 10
     min_backoff_ms: int = 500
     max_backoff_ms: int = 60_000
-    threads: int = 8
+    # An async actor holds a Dramatiq thread while it waits on the provider, so the threads bound
+    # how many payments are in flight at once; idle ones cost little.
+    threads: int = 32
 
     @classmethod
     def from_env(cls) -> PaymentSettings:
