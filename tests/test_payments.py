@@ -22,11 +22,13 @@ from tests.support import (
     book,
     call,
     gateway_settings,
+    queue_call,
     running_gateway,
     wait_until,
     worker_env,
 )
 from workers.clients import idempotent_producer
+from workers.commands import now_ms
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
 
@@ -133,10 +135,23 @@ def _mail_to(sale, address: str, subject_part: str):
 
 
 async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
-    sale, http, make_event, make_users, token_for, pg, sale_redis
+    sale, http, make_event, make_users, token_for, pg, sale_redis, room
 ):
-    event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+    """The whole way: join the waiting room, admitted, reserve with the pass, pay, confirmed."""
+    event = await make_event([("GA", 10)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "grace_s": 600, "rate_per_min": 60_000})
+    show = next(iter(event.shows))
+    (user,) = await make_users(1)
     token = token_for(user)
+    status, joined = await queue_call(http, sale.url, token, "join", event.event_id)
+    assert status == 200 and joined["data"]["state"] == "waiting", joined
+    await room.admit(event.event_id, now_ms())  # what an admitter does each tick
+    _, standing = await queue_call(http, sale.url, token, "status", event.event_id)
+    assert standing["data"]["state"] == "admitted", standing
+    body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["GA"], "quantity": 2}
+    status, reserved = await book(http, sale.url, token, body, {"X-Queue-Pass": standing["data"]["pass"]})
+    assert status == 201, reserved
+    booking_id = reserved["data"]["booking_id"]
     status, paid = await _pay(http, sale, token, booking_id)
     assert status == 201, paid
     assert paid["data"]["status"] in ("pending", "processing")
