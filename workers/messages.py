@@ -200,6 +200,19 @@ def begin_payment_command(
     }
 
 
+def _payment_target(payment: dict[str, Any], hold: dict[str, Any]) -> dict[str, Any]:
+    """What a payment script's keys are named after: the payment, its booking and the hold's
+    user, show and zone."""
+    return {
+        "event_id": event_of(payment["booking_id"]),
+        "booking_id": payment["booking_id"],
+        "payment_id": payment["payment_id"],
+        "user_id": hold["user_id"],
+        "show_id": hold["show_id"],
+        "zone_id": hold["zone_id"],
+    }
+
+
 def settle_payment_command(
     *, payment: dict[str, Any], hold: dict[str, Any], outcome: str, provider_ref: str = "", reason: str = ""
 ) -> dict[str, Any]:
@@ -208,12 +221,7 @@ def settle_payment_command(
     confirms it: random, so nobody can derive another booking's ticket."""
     return {
         "type": SETTLE_PAYMENT,
-        "event_id": event_of(payment["booking_id"]),
-        "booking_id": payment["booking_id"],
-        "payment_id": payment["payment_id"],
-        "user_id": hold["user_id"],
-        "show_id": hold["show_id"],
-        "zone_id": hold["zone_id"],
+        **_payment_target(payment, hold),
         "outcome": outcome,
         "provider_ref": provider_ref,
         "reason": reason,
@@ -245,12 +253,7 @@ def refund_command(
         "type": REFUND,
         "step": step,
         "request_id": request_id,
-        "event_id": event_of(payment["booking_id"]),
-        "booking_id": payment["booking_id"],
-        "payment_id": payment["payment_id"],
-        "user_id": hold["user_id"],
-        "show_id": hold["show_id"],
-        "zone_id": hold["zone_id"],
+        **_payment_target(payment, hold),
         "percent": percent,
         "amount_cents": amount_cents,
         "provider_ref": provider_ref,
