@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import lua
 from workers.settings import env_float, env_int
 
 
@@ -115,48 +116,6 @@ class FakeProviderSettings:
         )
 
 
-# Counts the attempt, then registers the proposed outcome unless the key already has one.
-# KEYS[1] the charge hash. ARGV: status, reference, reason, amount_cents, method, registers_at_ms,
-# refuse_first_attempt ("1"/"0"), ttl_s.
-# Returns {"registered"|"existing"|"unavailable", status, reference, reason, registers_at_ms,
-# refunded_cents}.
-_CHARGE_LUA = """
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-local found = redis.call('HMGET', KEYS[1], 'status', 'reference', 'reason', 'registers_at_ms',
-  'refunded_cents')
-if found[1] then
-  return {'existing', found[1], found[2] or '', found[3] or '', found[4] or '0', found[5] or '0'}
-end
-if ARGV[7] == '1' and attempts == 1 then
-  return {'unavailable', '', '', '', '0', '0'}
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'reference', ARGV[2], 'reason', ARGV[3],
-  'amount_cents', ARGV[4], 'method', ARGV[5], 'registers_at_ms', ARGV[6], 'refunded_cents', '0')
-return {'registered', ARGV[1], ARGV[2], ARGV[3], ARGV[6], '0'}
-"""
-
-# Refunds once: a visible, successful, not yet refunded charge gets `refunded_cents` set.
-# KEYS[1] the charge hash. ARGV: amount_cents, now_ms, ttl_s.
-# Returns {"refunded"|"already"|"not_refundable"|"too_large", reference, refunded_cents}.
-_REFUND_LUA = """
-local found = redis.call('HMGET', KEYS[1], 'status', 'reference', 'amount_cents', 'registers_at_ms',
-  'refunded_cents')
-if not found[1] or found[1] ~= 'success' or tonumber(found[4]) > tonumber(ARGV[2]) then
-  return {'not_refundable', found[2] or '', '0'}
-end
-if tonumber(found[5]) > 0 then
-  return {'already', found[2], found[5]}
-end
-if tonumber(ARGV[1]) > tonumber(found[3]) then
-  return {'too_large', found[2], '0'}
-end
-redis.call('HSET', KEYS[1], 'refunded_cents', ARGV[1], 'refunded_at_ms', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {'refunded', found[2], ARGV[1]}
-"""
-
-
 def _now_ms() -> int:
     # Wall clock, not monotonic: registers_at_ms is compared across the processes sharing the bank.
     return int(time.time() * 1000)
@@ -192,8 +151,8 @@ class FakeProvider:
         self.redis = redis
         self.namespace = namespace
         self.settings = settings
-        self._charge_script = redis.register_script(_CHARGE_LUA)
-        self._refund_script = redis.register_script(_REFUND_LUA)
+        self._charge_script = redis.register_script(lua.source("fakepay_charge"))
+        self._refund_script = redis.register_script(lua.source("fakepay_refund"))
 
     def charge_key(self, key: str) -> str:
         """The Redis hash holding the charge with that key (tests read it)."""
