@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import appkeys, errors
+from gateway.auth import current_principal
 from gateway.booking_reads import may_manage
 from gateway.bookings import render_result
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
@@ -39,6 +40,7 @@ async def cancel(request: web.Request) -> web.Response:
         zone_id=zone_id.decode(),
         reply_to=app[appkeys.GATEWAY_ID],
     )
+    command["requester"] = current_principal(request).user_id
     reply = await dispatch(app, command["show_id"], command)
     if reply is None:
         return pending_answer(command["request_id"])

@@ -273,6 +273,7 @@ async def _refund_step(
         percent=percent,
         amount_cents=payment["amount_cents"] * percent // 100,
     )
+    command["requester"] = current_principal(request).user_id
     reply = await dispatch(app, command["show_id"], command)
     if reply is None:
         return pending_answer(command["request_id"])

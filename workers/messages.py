@@ -384,5 +384,11 @@ def booking_cancelled_event(command: dict[str, Any], result: dict[str, Any]) -> 
 
 
 def reply(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """What a gateway is told about one request (also stored under the request's result key)."""
-    return {"request_id": command["request_id"], "user_id": command["user_id"], "result": result}
+    """What a gateway is told about one request (also stored under the request's result key).
+    `user_id` is who may poll it: whoever asked (an admin acting on an owner's booking, an
+    organizer approving a refund), else the booking's owner."""
+    return {
+        "request_id": command["request_id"],
+        "user_id": command.get("requester") or command["user_id"],
+        "result": result,
+    }
