@@ -21,14 +21,22 @@ PAGES = {
     "/events": "events.html",
     "/waiting-room/{event_id}": "waiting-room.html",
     "/book/{event_id}": "book.html",
+    "/my-bookings": "my-bookings.html",
+}
+
+# Pages of one booking. A booking id is 64 hex characters (not a UUID), so the route's own pattern
+# checks it: any other value matches no route, which is the same 404 in the API's envelope.
+BOOKING_PAGES = {
+    "/pay/{booking_id:[0-9a-f]{64}}": "pay.html",
+    "/tickets/{booking_id:[0-9a-f]{64}}": "ticket.html",
 }
 
 
-def _page(filename: str):
+def _page(filename: str, uuid_params: bool = True):
     path = STATIC_DIR / filename
 
     async def serve(request: web.Request) -> web.FileResponse:
-        for name in request.match_info:
+        for name in request.match_info if uuid_params else ():
             path_uuid(request, name)  # not a UUID names nothing: 404, in the API's envelope
         # Pages change with a deploy; make the browser ask again rather than keep a stale one.
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
@@ -44,4 +52,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home, name="page:home")
     for route, filename in PAGES.items():
         app.router.add_get(route, _page(filename), name=f"page:{filename}")
+    for route, filename in BOOKING_PAGES.items():
+        app.router.add_get(route, _page(filename, uuid_params=False), name=f"page:{filename}")
     app.router.add_static("/static/", STATIC_DIR, name="page:static", append_version=False)

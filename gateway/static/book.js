@@ -1,11 +1,11 @@
 // The booking page: a show, a zone and a number of tickets, then Reserve (with the queue pass the
 // waiting room handed out, when there is one); a late answer (202) is polled until it is final.
+// The reservation is then paid for on its payment page (/pay/{booking_id}).
+import { finalAnswer, pause } from "/static/late-answer.js";
 import { forgetPass, storedPass } from "/static/queue-pass.js";
 import { api, requireSignIn } from "/static/session.js";
 
 const RETRIES = 3; // automatic retries of one click (rate limited, connection lost), same key
-const POLL_MS = 1000;
-const POLL_LIMIT_MS = 60000;
 const PASS_PROBLEMS = {
   QUEUE_PASS_REQUIRED: "This sale has a waiting room: take your place in line to book.",
   QUEUE_PASS_EXPIRED: "Your turn to book has run out. Join the line again.",
@@ -24,7 +24,6 @@ function when(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
 }
 
-const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function newIdempotencyKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -94,24 +93,6 @@ function explain(failure) {
   }
 }
 
-// A 202: the reservation was accepted and its answer is late; ask for it until it is final.
-async function finalAnswer(pending) {
-  const path = pending.poll || `/api/v1/bookings/requests/${encodeURIComponent(pending.request_id)}`;
-  const deadline = Date.now() + POLL_LIMIT_MS;
-  while (Date.now() < deadline) {
-    statusLine.textContent = "Reserving… (waiting for the answer)";
-    await pause(POLL_MS);
-    try {
-      const { data } = await api(path);
-      if (data.status !== "pending") return data;
-    } catch (failure) {
-      if (failure.code !== "RATE_LIMITED") throw failure;
-      await pause(1000 * (failure.retryAfter || 1));
-    }
-  }
-  throw new Error("no answer yet: look for the booking in your bookings before trying again");
-}
-
 // One click's reservation; its retries carry the same Idempotency-Key, so at most one is applied.
 async function reserve(body, key) {
   for (let tries = 0; ; tries += 1) {
@@ -120,7 +101,9 @@ async function reserve(body, key) {
     if (pass) headers["X-Queue-Pass"] = pass.pass;
     try {
       const { data } = await api("/api/v1/bookings/reserve", { method: "POST", body, headers });
-      return data.status === "pending" ? await finalAnswer(data) : data;
+      return await finalAnswer(data, () => {
+        statusLine.textContent = "Reserving… (waiting for the answer)";
+      });
     } catch (failure) {
       const lostConnection = failure instanceof TypeError; // fetch failed: the answer may be lost
       if (tries >= RETRIES || !(lostConnection || failure.code === "RATE_LIMITED")) throw failure;
@@ -138,6 +121,7 @@ function showBooking(booking) {
   document.getElementById("booking-quantity").textContent = String(booking.quantity);
   document.getElementById("booking-total").textContent = booking.total_price;
   document.getElementById("booking-expires").textContent = when(booking.expires_at);
+  document.getElementById("pay-now").href = `/pay/${encodeURIComponent(booking.booking_id)}`;
   document.getElementById("confirmation").hidden = false;
   statusLine.textContent = "Reserved.";
 }
