@@ -54,6 +54,7 @@ end
 if outcome == 'processing' then
   redis.call('HSET', KEYS[2], 'status', 'processing', 'updated_at', now)
   redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+  bump(KEYS[2])
   return answer('processing')
 end
 

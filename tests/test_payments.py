@@ -176,7 +176,7 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
 
     await _row(pg, booking_id, "confirmed")
     row = await pg.fetchrow(
-        "SELECT b.ticket_code, p.status, p.amount, p.method FROM bookings b "
+        "SELECT b.ticket_code, p.status, p.amount, p.method, p.attempts FROM bookings b "
         "JOIN payments p ON p.booking_id = b.id WHERE b.public_id = $1",
         booking_id,
     )
@@ -186,6 +186,7 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
         "200.00",
         "card",
     )
+    assert row["attempts"] >= 1
     zone = next(iter(event.shows.values()))["GA"]
     assert await pg.fetchval("SELECT available_seats FROM seat_zones WHERE id = $1", zone) == 8
 

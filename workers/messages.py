@@ -29,6 +29,7 @@ BOOKING_PAYING = "booking.paying"
 BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_REFUNDED = "booking.refunded"
 PAYMENT_CREATED = "payment.created"
+PAYMENT_PROCESSING = "payment.processing"
 PAYMENT_SUCCESS = "payment.success"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_REFUND_REQUESTED = "payment.refund_requested"
@@ -48,6 +49,7 @@ BOOKING_EVENTS = frozenset(BOOKING_EVENT_OF.values())
 PAYMENT_EVENTS = frozenset(
     {
         PAYMENT_CREATED,
+        PAYMENT_PROCESSING,
         PAYMENT_SUCCESS,
         PAYMENT_FAILED,
         PAYMENT_REFUND_REQUESTED,
@@ -365,7 +367,7 @@ def payment_event(event_id: str, payment: dict[str, Any], booking: dict[str, Any
     refund = record.get("refund_status")
     kind = {
         "pending": PAYMENT_CREATED,
-        "processing": PAYMENT_CREATED,
+        "processing": PAYMENT_PROCESSING,
         "success": {None: PAYMENT_SUCCESS, "requested": PAYMENT_REFUND_REQUESTED}.get(
             refund, PAYMENT_REFUND_APPROVED
         ),

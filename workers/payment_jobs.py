@@ -4,7 +4,8 @@ and send the booking's mails.
 An actor never changes a booking itself: it asks the provider, then sends the outcome as a
 command to the reservations topic, where lua/settle_payment.lua or lua/refund_payment.lua applies
 it once (a redelivered job or command finds the state already moved). The one direct write is
-pending -> processing (a payment's own progress, not a booking transition).
+pending -> processing (a payment's own progress, not a booking transition), whose event the
+actor publishes itself.
 
 Failures that may pass (the provider unavailable, an answer that did not come, the outcome not
 known yet) raise, and Dramatiq's Retries middleware runs the job again with exponential backoff.
@@ -128,6 +129,29 @@ class PaymentRuntime:
             self.settings.reservations_topic, messages.encode(command), key=command["show_id"].encode()
         )
 
+    async def attempt_begins(self, event_id: str, payment: dict, hold: dict) -> None:
+        """pending -> processing, attempts + 1 (lua/settle_payment.lua), and its event, so
+        PostgreSQL shows the attempt too (a payment's own progress: no booking changes)."""
+        ids = (event_id, payment["booking_id"], payment["payment_id"], hold["user_id"], hold["show_id"])
+        raw = await self.scripts.settle_payment(
+            keys=keys.payment_keys(*ids, hold["zone_id"]),
+            args=[
+                payment["booking_id"],
+                payment["payment_id"],
+                "processing",
+                int(time.time() * 1000),
+                "",
+                "",
+                "",
+            ],
+        )
+        result = messages.decode(raw[0])
+        if result["status"] == "processing":
+            event = messages.payment_event(event_id, result["payment"], hold)
+            await self.producer.send_and_wait(
+                self.settings.events_topic, messages.encode(event), key=hold["show_id"].encode()
+            )
+
     async def settle(self, payment: dict, hold: dict, outcome: ProviderResult) -> None:
         command = messages.settle_payment_command(
             payment=payment,
@@ -161,12 +185,7 @@ async def process_payment(
         return
     if payment["status"] in SETTLED:
         return
-    await rt.scripts.settle_payment(
-        keys=keys.payment_keys(
-            event_id, payment["booking_id"], payment_id, hold["user_id"], hold["show_id"], hold["zone_id"]
-        ),
-        args=[payment["booking_id"], payment_id, "processing", int(time.time() * 1000), "", "", ""],
-    )
+    await rt.attempt_begins(event_id, payment, hold)
     try:
         outcome = await rt.ask(
             rt.provider.charge(payment_id, payment["amount_cents"], payment["method"], details)
