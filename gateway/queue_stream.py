@@ -319,7 +319,9 @@ class StreamHub:
                     False,
                 )
                 state = ROOM_STATE.get(tick.get("state", "admitting"), tick.get("state"))
-                if state in ("waiting", "paused", "closed"):
+                # Before this process has heard a tick it knows no line length: sending one
+                # would show "0 waiting" until the next tick; the place is kept for that tick.
+                if room.tick is not None and state in ("waiting", "paused", "closed"):
                     payload = self._payload(
                         event_id, state, rank, tick.get("waiting", 0), tick.get("recent", 0)
                     )

@@ -185,7 +185,8 @@ async def payments_act(cfg, args, base: str, seeded: dict, booked: list, sold: i
     confirmed = outcome.pop("confirmed_ids")
     persisted = await demo_pay.persisted_payments(cfg.database_url, confirmed)
     declined = outcome["answers"].get("payment failed", 0)
-    await asyncio.to_thread(mailbox.wait_for, outcome["tickets"] + declined)
+    # Each confirmation: a receipt and the e-ticket; each decline: a failure notice.
+    await asyncio.to_thread(mailbox.wait_for, 2 * outcome["tickets"] + declined)
     checks = await verify(cfg, seeded["event_id"], seeded["shows"], 0, 2 * args.seats_per_show, timeout=0)
     return {
         **outcome,

@@ -36,7 +36,7 @@ CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
 DECLINED = {**CARD, "card_number": "4000000000000002"}
 FLAKY = {**CARD, "card_number": "4000000000000119"}  # the provider errs once, then charges
 TIMES_OUT = {**CARD, "card_number": "4000000000000408"}  # charged, but the answer never comes
-LOST = {**CARD, "card_number": "4000000000000409"}  # the charge reaches the provider 6 s late
+LOST = {**CARD, "card_number": "4000000000000409"}  # the charge reaches the provider 12 s late
 PAYING_HOLD_S = 3
 
 
@@ -57,7 +57,9 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
         "BR_SWEEP_REISSUE_SECONDS": "1",
         "BR_SMTP_PORT": str(smtp_port),
         "BR_FAKEPAY_LATENCY_MS": "20",
-        "BR_FAKEPAY_SETTLE_DELAY_MS": "6000",
+        # Well past the paying deadline (3 s), even on a loaded machine, so the sweeper's question
+        # comes before the money does.
+        "BR_FAKEPAY_SETTLE_DELAY_MS": "12000",
         "BR_PAYMENT_PROVIDER_TIMEOUT_SECONDS": "1",
         "BR_PAYMENT_MIN_BACKOFF_MS": "200",
         "BR_PAYMENT_MAX_BACKOFF_MS": "1000",
@@ -173,6 +175,9 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
     await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, ticket))), 30, "confirmation mail")
     (mail,) = _mail_to(sale, email, ticket)
     assert ticket in mail.get_payload() and "200.00" in mail.get_payload()
+    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "Payment received"))), 30, "receipt")
+    (receipt,) = _mail_to(sale, email, "Payment received")
+    assert "200.00 (card ****4242)" in receipt.get_payload()
 
     await _row(pg, booking_id, "confirmed")
     row = await pg.fetchrow(
@@ -236,11 +241,11 @@ async def test_money_that_arrives_after_the_paying_deadline_is_refunded_and_the_
     assert status == 201, paid
     payment_id = paid["data"]["payment_id"]
     # Past the paying deadline the provider knows of no charge: the seats go back.
-    payment = await _payment_settles(http, sale, token, payment_id, {"failed"}, timeout=20)
-    assert payment["failure_reason"] == "payment_timeout"
+    payment = await _payment_settles(http, sale, token, payment_id, {"failed", "success"}, timeout=20)
+    assert (payment["status"], payment["failure_reason"]) == ("failed", "payment_timeout")
     assert await _available(sale_redis, event) == 10
     # Then the charge lands at the provider after all: refunded in full, automatically.
-    payment = await _payment_settles(http, sale, token, payment_id, {"refunded"}, timeout=30)
+    payment = await _payment_settles(http, sale, token, payment_id, {"refunded"}, timeout=60)
     assert payment["refund"] == {
         "status": "refunded",
         "percent": 100,

@@ -290,8 +290,12 @@ def payment_events(event_id: str, booking_id: str, result: dict[str, Any]) -> li
     ]
 
 
-# A settled payment or refund step, and the mail it is told by (workers/notifications.py).
-MAIL_AFTER = {"confirmed": "booking_confirmed", "payment_failed": "payment_failed", "refunded": "refunded"}
+# A settled payment or refund step, and the mails it is told by (workers/notifications.py).
+MAIL_AFTER = {
+    "confirmed": ("payment_success", "booking_confirmed"),
+    "payment_failed": ("payment_failed",),
+    "refunded": ("refunded",),
+}
 
 
 def payment_follow_ups(event_id: str, booking_id: str, result: dict[str, Any]) -> list[tuple]:
@@ -299,8 +303,7 @@ def payment_follow_ups(event_id: str, booking_id: str, result: dict[str, Any]) -
     follow: list[tuple] = []
     if status in ("late_success", "refund_approved"):
         follow.append((jobs.PROCESS_REFUND, event_id, result["payment"]["payment_id"]))
-    if status in MAIL_AFTER:
-        follow.append((jobs.NOTIFY, MAIL_AFTER[status], event_id, booking_id))
+    follow += [(jobs.NOTIFY, kind, event_id, booking_id) for kind in MAIL_AFTER.get(status, ())]
     return follow
 
 

@@ -10,12 +10,27 @@ from dataclasses import dataclass
 from string import Template
 
 SUBJECTS = {
+    "payment_success": Template("Payment received for $event_title"),
     "booking_confirmed": Template("Your tickets for $event_title: $ticket_code"),
     "payment_failed": Template("Payment failed for $event_title"),
     "refunded": Template("Refund processed for $event_title"),
 }
 
 BODIES = {
+    "payment_success": Template(
+        """Hello $name,
+
+we received your payment of $amount ($method) for $quantity ticket(s) to $event_title
+($show_date).
+
+  Booking:   $booking_id
+  Payment:   $payment_id
+
+Your e-ticket follows in a separate mail.
+
+Booking Rush
+"""
+    ),
     "booking_confirmed": Template(
         """Hello $name,
 

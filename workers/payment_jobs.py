@@ -271,6 +271,8 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "zone_name": row["zone_name"],
             "quantity": hold["quantity"],
             "booking_id": booking_id,
+            "payment_id": hold["payment_id"],
+            "method": payment.get("masked") or payment.get("method", ""),
             "ticket_code": hold.get("ticket_code", ""),
             "amount": notifications.money(payment.get("amount_cents")),
             "reason": payment.get("failure_reason") or "declined",
