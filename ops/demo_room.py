@@ -11,6 +11,7 @@ were told (every admission reached its buyer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import random
@@ -55,6 +56,8 @@ async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
         if r.status == 429:
             await asyncio.sleep(int(r.headers.get("Retry-After", "1")))  # the limiter's pacing
             continue
+        if r.status != 200:
+            raise RuntimeError(f"queue status answered {r.status}: {body}")
         standing = body["data"]
         if standing["state"] not in ("waiting", "prequeue"):
             return standing
@@ -86,20 +89,40 @@ async def _reserve(
     return status, 0, (answer.get("error") or {}).get("code")
 
 
-async def sale_over(room: WaitingRoom, event_id: str, told_admitted: int) -> str | None:
-    """Why nobody more can buy now, if so (every admission has reached its buyer, and): every
-    seat is held, or the seats left are fewer than the live holds allow the room to admit for
-    (oversubscription x seats available; holds count as active until paid or lapsed)."""
+async def sale_over(room: WaitingRoom, event_id: str, told_admitted: int) -> tuple[str | None, bool]:
+    """Why nobody more can buy now, if so: every seat is held, or the seats left are fewer than
+    the live holds allow the room to admit for (oversubscription x seats available; holds count
+    as active until paid or lapsed). Over only once every admission has reached its buyer; the
+    second value says the sale would be over but for admissions not heard of yet."""
     stats = await room.stats(event_id, int(time.time() * 1000))
-    if told_admitted < stats["admitted"]:
-        return None  # someone let in has not heard yet (a poll or a stream event on its way)
+    why = None
     if stats["seats_remaining"] == 0:
-        return "every seat held"
-    config = await room.config(event_id)
-    cap = min(config.max_active, math.floor(config.oversubscription * stats["seats_remaining"]))
-    if stats["active"] >= cap:
-        return f"{stats['seats_remaining']} seats left for holds to lapse"
-    return None
+        why = "every seat held"
+    else:
+        config = await room.config(event_id)
+        cap = min(config.max_active, math.floor(config.oversubscription * stats["seats_remaining"]))
+        if stats["active"] >= cap:
+            why = f"{stats['seats_remaining']} seats left for holds to lapse"
+    if told_admitted < stats["admitted"]:
+        return None, why is not None  # someone let in has not heard yet (a poll or a stream event)
+    return why, False
+
+
+def user_of(token: str) -> str:
+    """The user id in one of the demo's own access tokens (read, not verified: it made them)."""
+    claims = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"]
+
+
+async def never_told(room: WaitingRoom, event_id: str, heard: dict[str, str]) -> list[str]:
+    """Admitted users whose buyer never heard of it, with how each was listening."""
+    admitted = {u.decode() for u in await room.redis.zrange(keys.room(event_id, "admitted"), 0, -1)}
+    return sorted(
+        f"{user} ({heard.get(user, 'not yet listening')})" for user in admitted if heard.get(user) != "told"
+    )
+
+
+STALL_S = 30  # an admission heard of by nobody for this long is lost, not late
 
 
 async def queue_rush(
@@ -120,9 +143,12 @@ async def queue_rush(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         joining = asyncio.Semaphore(concurrency)
 
+        heard: dict[str, str] = {}  # user -> how they listen, then "told" once admitted
+
         async def buyer(i: int, token: str) -> None:
             nonlocal sold, reserving
             auth = {"Authorization": f"Bearer {token}"}
+            user = user_of(token)
             async with (
                 joining,
                 session.post(f"{base}/api/v1/queue/join", json={"event_id": event_id}, headers=auth) as r,
@@ -130,6 +156,7 @@ async def queue_rush(
                 joined = (await r.json())["data"]
             standing = joined
             if joined["state"] in ("waiting", "prequeue"):
+                heard[user] = "stream" if i % 2 == 0 else "polling"
                 if i % 2 == 0:
                     standing = await _follow_stream(session, base, event_id, joined["queue_ticket"])
                     outcomes["followed the stream"] += 1
@@ -138,6 +165,7 @@ async def queue_rush(
                     outcomes["polled"] += 1
             outcomes[f"ended {standing.get('state')}"] += 1
             if standing.get("state") == "admitted":
+                heard[user] = "told"
                 reserving += 1
                 try:
                     status, seats, code = await _reserve(
@@ -150,10 +178,25 @@ async def queue_rush(
 
         say(f"  {len(tokens)} buyers join the waiting room; half follow the stream, half poll")
         buyers = [asyncio.create_task(buyer(i, t)) for i, t in enumerate(tokens)]
+        untold_since = None
         while not all(b.done() for b in buyers):
             await asyncio.wait(buyers, timeout=0.5)  # the observer's pace
+            failed = next((b for b in buyers if b.done() and not b.cancelled() and b.exception()), None)
+            if failed is not None:  # a buyer's error ends the act at once, not after a stall
+                for b in buyers:
+                    b.cancel()
+                await asyncio.gather(*buyers, return_exceptions=True)
+                raise failed.exception()
             told = outcomes["ended admitted"]
-            why = await sale_over(room, event_id, told) if reserving == 0 else None
+            why, untold = await sale_over(room, event_id, told) if reserving == 0 else (None, False)
+            untold_since = (untold_since or time.monotonic()) if untold else None
+            if untold_since is not None and time.monotonic() - untold_since > STALL_S:
+                # An admission that never reaches its buyer is a bug: say whose, and stop
+                # rather than wait for holds to lapse (the audit then fails the demo).
+                lost = await never_told(room, event_id, heard)
+                say(f"  {len(lost)} admitted buyers never heard of it in {STALL_S} s: {lost[:5]}")
+                outcomes["admitted but never told"] = len(lost)
+                why = "stalled"
             if why is not None:
                 still = [b for b in buyers if not b.done()]
                 outcomes[f"still in line at the end ({why})"] = len(still)
