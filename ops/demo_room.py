@@ -53,8 +53,8 @@ async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
             f"{base}/api/v1/queue/status", params={"event_id": event_id}, headers=auth
         ) as r:
             body = await r.json()
-        if r.status == 429:
-            await asyncio.sleep(int(r.headers.get("Retry-After", "1")))  # the limiter's pacing
+        if r.status in (429, 503):  # the limiter's pacing; a store busy for a moment
+            await asyncio.sleep(int(r.headers.get("Retry-After", "1")))
             continue
         if r.status != 200:
             raise RuntimeError(f"queue status answered {r.status}: {body}")
