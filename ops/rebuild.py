@@ -48,7 +48,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from lua import keys
-from ops.sale_state import EventState, Say, bookings_by_user, expected_state, tool_settings
+from ops.sale_state import (
+    EventState,
+    Say,
+    add_sale_arguments,
+    bookings_by_user,
+    expected_state,
+    tool_settings,
+)
 from workers import messages
 from workers.settings import WorkerSettings
 
@@ -378,11 +385,7 @@ async def rebuild(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops.rebuild", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--event", action="append", dest="events", metavar="ID", help="an event id (repeatable)"
-    )
-    parser.add_argument("--prefix", help="topic prefix (default: $BR_TOPIC_PREFIX)")
-    parser.add_argument("--persistence-group", help="default: $BR_PERSISTENCE_GROUP or booking-persistence")
+    add_sale_arguments(parser)
     parser.add_argument(
         "--yes", action="store_true", help="replace an event whose zones exist in Redis (workers stopped!)"
     )

@@ -37,6 +37,7 @@ from lua import keys
 from ops.sale_state import (
     EventState,
     Say,
+    add_sale_arguments,
     committed_offsets,
     decoded,
     expected_state,
@@ -387,11 +388,7 @@ async def reconcile(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ops.reconcile", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--event", action="append", dest="events", metavar="ID", help="an event id (repeatable)"
-    )
-    parser.add_argument("--prefix", help="topic prefix (default: $BR_TOPIC_PREFIX)")
-    parser.add_argument("--persistence-group", help="default: $BR_PERSISTENCE_GROUP or booking-persistence")
+    add_sale_arguments(parser)
     parser.add_argument("--review-group", help="the dead letters' review group (default: <dlq topic>.review)")
     parser.add_argument("--handled", action="store_true", help="mark every dead letter listed as handled")
     return parser

@@ -46,6 +46,15 @@ def _quiet(_: str) -> None:
     pass
 
 
+def add_sale_arguments(parser) -> None:
+    """The options ops.reconcile and ops.rebuild share: which events, and whose topics."""
+    parser.add_argument(
+        "--event", action="append", dest="events", metavar="ID", help="an event id (repeatable)"
+    )
+    parser.add_argument("--prefix", help="topic prefix (default: $BR_TOPIC_PREFIX)")
+    parser.add_argument("--persistence-group", help="default: $BR_PERSISTENCE_GROUP or booking-persistence")
+
+
 def tool_settings(prefix: str | None = None, persistence_group: str | None = None) -> WorkerSettings:
     """The workers' own settings (from the environment: same services, topics and timings), with
     an operator's topic prefix and persistence group instead, when given."""

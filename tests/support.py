@@ -27,6 +27,8 @@ from ops.processes import stop_redis as stop_redis
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers import messages
+from workers.admitter import tick_message
+from workers.commands import now_ms
 
 
 async def wait_until(
@@ -374,3 +376,19 @@ async def event_stream(session: aiohttp.ClientSession, base: str, event_id: str,
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"].startswith("text/event-stream")
         yield EventStream(response)
+
+
+async def admission_tick(room, event_id: str, timeout: float) -> list[str]:
+    """One admission tick as the admitter runs it (the script, then the broadcast every gateway
+    process hears), repeated until the bucket has a token to spend; who it let in."""
+    admitted: list[str] = []
+
+    async def lets_one_in() -> bool:
+        at = now_ms()
+        tick = await room.admit(event_id, at)
+        await room.broadcast(tick_message(event_id, at, tick))
+        admitted.extend(user for user, _ in tick["admitted"])
+        return bool(admitted)
+
+    await wait_until(lets_one_in, timeout=timeout, what="an admission tick that lets someone in")
+    return admitted

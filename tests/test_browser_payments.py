@@ -27,16 +27,14 @@ from ops.catalog import ZoneSpec, create_event
 from tests.browser import Shop, open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import (
     WorkerProcess,
+    admission_tick,
     book,
     call,
     gateway_settings,
     running_gateway,
     unique,
-    wait_until,
     worker_env,
 )
-from workers.admitter import tick_message
-from workers.commands import now_ms
 from workers.inventory import load_event_inventory
 
 PASSWORD = "pay pages pass 2026"
@@ -196,19 +194,7 @@ def _into_the_line_signing_in(driver, sale: Sale, event: Event) -> str:
 
 
 async def _let_in(room, event_id: str) -> list[str]:
-    """Admission ticks as the admitter runs them (the script, then the broadcast) until one lets
-    somebody in."""
-    admitted: list[str] = []
-
-    async def lets_one_in() -> bool:
-        at = now_ms()
-        tick = await room.admit(event_id, at)
-        await room.broadcast(tick_message(event_id, at, tick))
-        admitted.extend(user for user, _ in tick["admitted"])
-        return bool(admitted)
-
-    await wait_until(lets_one_in, timeout=10, what="an admission tick that lets someone in")
-    return admitted
+    return await admission_tick(room, event_id, timeout=10)
 
 
 def _book_then_pay_by_card(driver, sale: Sale, event: Event) -> dict:

@@ -23,8 +23,7 @@ from selenium.webdriver.support.ui import Select
 from lua import keys
 from ops.catalog import ZoneSpec, create_event
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
-from tests.support import unique, wait_until
-from workers.admitter import tick_message
+from tests.support import admission_tick, unique
 from workers.commands import now_ms
 from workers.inventory import load_event_inventory
 
@@ -105,19 +104,7 @@ async def sale(pg, sale_redis, room, gateway_url):
 
 
 async def _tick(room, event_id: str) -> list[str]:
-    """One admission tick as the admitter runs it (the script, then the broadcast every gateway
-    process hears), repeated until the bucket has a token to spend: it lets exactly one in."""
-    admitted: list[str] = []
-
-    async def lets_one_in() -> bool:
-        at = now_ms()
-        tick = await room.admit(event_id, at)
-        await room.broadcast(tick_message(event_id, at, tick))
-        admitted.extend(user for user, _ in tick["admitted"])
-        return bool(admitted)
-
-    await wait_until(lets_one_in, timeout=5, what="an admission tick with a token to spend")
-    return admitted
+    return await admission_tick(room, event_id, timeout=5)
 
 
 def _standing(driver) -> dict:
