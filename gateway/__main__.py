@@ -7,11 +7,16 @@ Each process has its own reply channel; SIGTERM drains in-flight requests and st
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
+import tempfile
+
+from prometheus_client import multiprocess as multiproc
 
 from gateway.server import serve
 from gateway.settings import ConfigError, GatewaySettings
+from workers.metrics import MULTIPROC_ENV
 
 
 def main() -> int:
@@ -23,6 +28,10 @@ def main() -> int:
     if settings.processes <= 1:
         serve(settings)
         return 0
+    # Several processes, one pod: each writes its metrics to files in one folder, and /metrics
+    # on any of them sums them all (workers/metrics.py). Set before the children import anything.
+    metrics_dir = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
     ctx = multiprocessing.get_context("spawn")
     children = [
         ctx.Process(target=serve, args=(settings,), name=f"gateway-{i}") for i in range(settings.processes)
@@ -40,6 +49,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     for child in children:
         child.join()
+        multiproc.mark_process_dead(child.pid, metrics_dir)  # its live gauges stop counting
     return max((c.exitcode or 0) for c in children)
 
 

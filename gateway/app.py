@@ -77,6 +77,8 @@ def create_app(
     app.on_startup.append(freeze_startup_objects)
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
+    # "ops:": operational, not API (Prometheus text, outside the OpenAPI document).
+    app.router.add_get("/metrics", health.metrics, name="ops:metrics")
     app.router.add_get("/api/v1/openapi.json", openapi.openapi, name="openapi")
     auth_routes.add_routes(app)
     event_routes.add_routes(app)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.responses import error, ok
+from workers import metrics as worker_metrics
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -40,3 +41,11 @@ async def readyz(request: web.Request) -> web.Response:
     if all(v == "ok" for v in checks.values()):
         return ok({"status": "ready", "checks": checks})
     return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics (Prometheus text; every process of this pod when there are several)."""
+    pool = request.app.get(appkeys.PG_POOL)
+    if pool is not None:
+        worker_metrics.DB_CONNECTIONS.labels("gateway").set(pool.get_size() - pool.get_idle_size())
+    return await worker_metrics.metrics_handler(request)

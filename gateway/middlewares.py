@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 
 import asyncpg
 from aiohttp import web
@@ -15,6 +16,7 @@ from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
+from workers import metrics
 
 log = logging.getLogger("gateway.http")
 
@@ -45,6 +47,7 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
     if not _CLIENT_REQUEST_ID.match(rid):
         rid = os.urandom(16).hex()  # uuid4().hex's shape, without building a UUID object
     request[appkeys.REQUEST_ID] = rid
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except errors.ApiError as exc:
@@ -64,7 +67,18 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, rid)
         response = error(500, "INTERNAL_ERROR", "internal server error")
     response.headers[REQUEST_ID_HEADER] = rid
+    _count(request, response, started)
     return response
+
+
+def _count(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    """http_requests_total and, for plain answers (not streams, which last minutes), the
+    latency histogram; labelled by route template, so ids do not explode the series."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics.HTTP_REQUESTS.labels("gateway", request.method, route, str(response.status)).inc()
+    if isinstance(response, web.Response):
+        metrics.HTTP_DURATION.labels("gateway", request.method, route).observe(time.perf_counter() - started)
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -74,7 +88,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 # Route name -> policy; every other /api route is "general"; these are not limited at all.
 ROUTE_POLICIES = {"reserve": "reserve", "login": "login", "register": "register"}
-UNLIMITED_ROUTES = {"healthz", "readyz"}
+UNLIMITED_ROUTES = {"healthz", "readyz", "ops:metrics"}
 
 
 PASS_HEADER = "X-Queue-Pass"

@@ -32,6 +32,7 @@ from gateway.params import text_query, uuid_value
 from gateway.queue_ticket import read_queue_ticket
 from waiting_room.passes import QueuePasses
 from waiting_room.room import Standing, WaitingRoom, eta_seconds
+from workers import metrics
 from workers.periodic import run_every
 
 log = logging.getLogger("gateway.queue_stream")
@@ -168,10 +169,12 @@ class StreamHub:
 
     def add(self, event_id: str, client: StreamClient) -> None:
         self.rooms.setdefault(event_id, RoomStreams()).clients[client] = None
+        metrics.SSE_CONNECTIONS.labels(event_id).inc()
 
     def remove(self, event_id: str, client: StreamClient) -> None:
         room = self.rooms.get(event_id)
-        if room is not None:
+        if room is not None and client in room.clients:
+            metrics.SSE_CONNECTIONS.labels(event_id).dec()
             room.clients.pop(client, None)
             if not room.clients:
                 del self.rooms[event_id]

@@ -52,8 +52,8 @@ def breach_of(method: str, route: str | None, status: int, body: bytes) -> str |
 async def openapi_contract(request: web.Request, handler) -> web.StreamResponse:
     response = await handler(request)
     route = request.match_info.route
-    if (route.name or "").startswith("page:") or not isinstance(response, web.Response):
-        return response  # browser pages and streams are not API answers
+    if (route.name or "").startswith(("page:", "ops:")) or not isinstance(response, web.Response):
+        return response  # browser pages, operational endpoints and streams are not API answers
     resource = route.resource
     canonical = (
         resource.canonical if resource is not None and request.match_info.http_exception is None else None

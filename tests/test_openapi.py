@@ -31,7 +31,8 @@ def test_every_route_is_described():
     routes = {
         (r.method.lower(), r.resource.canonical)
         for r in app.router.routes()
-        if r.method != "HEAD" and not (r.name or "").startswith("page:")  # browser pages, not API
+        # browser pages and operational endpoints (/metrics): not API
+        if r.method != "HEAD" and not (r.name or "").startswith(("page:", "ops:"))
     }
     described = {(m, p) for p, ops in DOCUMENT["paths"].items() for m in ops}
     assert routes == described, (routes - described, described - routes)

@@ -17,10 +17,12 @@ import uvloop
 
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
+from workers import metrics
 from workers.admitter import Admitter
 from workers.audit import keep_partitions_ahead
 from workers.clients import idempotent_producer, pg_pool, sale_redis
 from workers.commands import CommandConsumer
+from workers.gauges import SaleGauges
 from workers.persistence import PersistenceConsumer
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
@@ -54,6 +56,17 @@ async def serve(settings: WorkerSettings) -> None:
             tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
             # The audit log's next months get their partitions before any row needs them.
             tasks.append(asyncio.create_task(keep_partitions_ahead(pool, stop), name="audit-partitions"))
+        if settings.metrics_port is not None:
+            # The sweeper's holds and, with the admitter, the rooms' active counts, as gauges.
+            gauges = SaleGauges(
+                redis,
+                room if "admitter" in settings.roles else None,
+                pool if "persistence" in settings.roles else None,
+            )
+            tasks.append(asyncio.create_task(gauges.run(stop), name="gauges"))
+            runner = await metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
+            stack.push_async_callback(runner.cleanup)
+            print(f"worker {settings.instance_id} metrics on :{metrics.bound_port(runner)}", flush=True)
         log.info("worker %s running roles %s", settings.instance_id, ",".join(settings.roles))
         print(f"worker {settings.instance_id} ready", flush=True)
         stopper = asyncio.create_task(stop.wait())

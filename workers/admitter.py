@@ -14,6 +14,7 @@ import orjson
 
 from lua import keys
 from waiting_room.room import WaitingRoom
+from workers import metrics
 from workers.commands import now_ms
 from workers.periodic import run_every
 from workers.settings import WorkerSettings
@@ -45,6 +46,11 @@ class Admitter:
             for event_id, tick in ticks.items():
                 pipe.publish(keys.ROOM_CHANNEL, orjson.dumps(tick_message(event_id, now_ms, tick)))
             await pipe.execute()
+        for event_id, tick in ticks.items():
+            if tick["admitted"]:
+                metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]))
+            metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"])
+            metrics.ADMISSION_RATE.labels(event_id).set(tick["recent"])
         return ticks
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
-from workers import jobs, messages
+from workers import jobs, messages, metrics
 from workers.clients import group_consumer
 from workers.settings import WorkerSettings
 
@@ -99,7 +99,8 @@ class CommandProcessor:
                     queue[cmd["type"]](pipe, cmd, now)
 
         async with asyncio.timeout(self.settings.redis_timeout_s):
-            outputs = iter(await execute_scripted(self.redis, fill, self.scripts))
+            with metrics.timed(metrics.REDIS_DURATION, service="worker", operation="command_batch"):
+                outputs = iter(await execute_scripted(self.redis, fill, self.scripts))
         return [LATE_COMMAND_OUTPUT if is_late else next(outputs) for is_late in late]
 
     def _queue_reserve(self, pipe, cmd: dict[str, Any], now: int) -> None:
@@ -228,6 +229,8 @@ class CommandProcessor:
                     log.error("expire command names keys that do not match its hold: %s", cmd)
                 continue
             result = messages.decode(out[0])
+            if cmd["type"] == messages.RESERVE and not (len(out) > 1 and out[1] == 1):  # not a replay
+                count_reservation(cmd["event_id"], result["status"])
             if cmd["type"] in PAYMENT_COMMANDS:
                 events += payment_events(cmd["event_id"], cmd["booking_id"], result)
                 follow_ups += payment_follow_ups(cmd["event_id"], cmd["booking_id"], result)
@@ -275,6 +278,13 @@ class CommandProcessor:
             await execute_scripted(self.redis, fill, self.scripts)
 
 
+def count_reservation(event_id: str, status: str) -> None:
+    if status == "reserved":
+        metrics.RESERVATIONS.labels(event_id).inc()
+    else:
+        metrics.RESERVATION_FAILURES.labels(event_id, status).inc()
+
+
 PAYMENT_COMMANDS = frozenset({messages.BEGIN_PAYMENT, messages.SETTLE_PAYMENT, messages.REFUND})
 
 
@@ -316,6 +326,17 @@ class AssignmentLog(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         log.info("command partitions assigned: %s", sorted(tp.partition for tp in assigned))
         print(f"assigned {len(assigned)} command partitions", flush=True)
+
+
+def record_lag(consumer, group: str, topic: str, batches: dict) -> None:
+    """kafka_consumer_lag: how far the batch just fetched is from the end of each partition
+    (nothing fetched: caught up). What the consumers' autoscaler reads."""
+    lag = 0
+    for tp, records in batches.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None and records:
+            lag += max(0, highwater - (records[-1].offset + 1))
+    metrics.KAFKA_LAG.labels(group, topic).set(lag)
 
 
 class BatchStats:
@@ -374,6 +395,9 @@ class CommandConsumer:
         try:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
+                record_lag(
+                    self.consumer, self.settings.command_group, self.settings.reservations_topic, batches
+                )
                 if batches:
                     await self._apply(batches)
                 elif self._finishing is not None and self._finishing.done():

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from workers import audit, messages
 from workers.clients import group_consumer
-from workers.commands import BatchStats
+from workers.commands import BatchStats, record_lag
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
@@ -278,6 +278,9 @@ class PersistenceConsumer:
         try:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
+                record_lag(
+                    self.consumer, self.settings.persistence_group, self.settings.events_topic, batches
+                )
                 if not batches:
                     continue
                 records = [r for rs in batches.values() for r in rs]

@@ -66,6 +66,9 @@ class WorkerSettings:
     # was a tenth of the worker's CPU).
     redis_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
+    # /metrics of this worker process (None: not served; 0: any free port, printed at start).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     # A persisted event PostgreSQL refuses this many times goes to the dead-letter topic.
     dead_letter_after: int = 3
     # Test hooks for the crash scenarios: SIGKILL this process right after a Lua batch ran, or
@@ -101,6 +104,8 @@ class WorkerSettings:
             admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),
             redis_timeout_s=env_float("BR_REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_s),
+            metrics_host=env_str("BR_METRICS_HOST", defaults.metrics_host),
+            metrics_port=None if not os.environ.get("BR_METRICS_PORT") else env_int("BR_METRICS_PORT", 0),
             dead_letter_after=env_int("BR_DEAD_LETTER_AFTER", defaults.dead_letter_after),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
             crash_after_persist=env_bool("BR_FAULT_CRASH_AFTER_PERSIST"),

@@ -1,0 +1,172 @@
+"""/metrics on the gateway and on a worker: the spec §9.2 names, the waiting room's, labelled by
+route and event, and a multi-process gateway that sums its processes in one scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.config import REPO_ROOT
+from ops.processes import free_port, service_env
+from tests.support import (
+    WorkerProcess,
+    book,
+    call,
+    event_stream,
+    gateway_settings,
+    queue_call,
+    running_gateway,
+    wait_until,
+    worker_env,
+)
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a Prometheus text exposition: (name, sorted labels) -> value."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    """The sum of `name` over every series whose labels include `labels`."""
+    return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> dict:
+    async with http.get(url) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        return samples(await r.text())
+
+
+async def test_the_gateway_counts_requests_by_route_and_streams_by_event(
+    schema, topics, jwt_secret, workers, http, make_event, make_users, token_for, room
+):
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
+    async with running_gateway(settings) as url:
+        event = await make_event([("GA", 5)], shows=1)
+        show = next(iter(event.shows))
+        (user,) = await make_users(1)
+        body = {
+            "event_id": event.event_id,
+            "show_id": show,
+            "zone_id": event.shows[show]["GA"],
+            "quantity": 1,
+        }
+        before = await scrape(http, f"{url}/metrics")
+        route = "/api/v1/bookings/reserve"
+        status, _ = await book(http, url, token_for(user), body)
+        assert status == 201
+        status, _ = await call(http, "POST", f"{url}/api/v1/bookings/reserve", token_for(user), {"bad": 1})
+        assert status == 400
+        after = await scrape(http, f"{url}/metrics")
+        for code in ("201", "400"):
+            grew = value(after, "http_requests_total", route=route, status=code) - value(
+                before, "http_requests_total", route=route, status=code
+            )
+            assert grew == 1, code
+        assert value(after, "http_request_duration_seconds_count", route=route) >= 2
+
+        await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
+        _, joined = await queue_call(http, url, token_for(user), "join", event.event_id)
+        async with event_stream(http, url, event.event_id, joined["data"]["queue_ticket"]) as stream:
+            await stream.next_event()
+            live = await scrape(http, f"{url}/metrics")
+            assert value(live, "waiting_room_sse_connections", event_id=event.event_id) == 1
+
+        async def closed() -> bool:
+            gone = await scrape(http, f"{url}/metrics")
+            return value(gone, "waiting_room_sse_connections", event_id=event.event_id) == 0
+
+        await wait_until(closed, 10, "the stream's gauge back to 0")
+
+
+async def test_a_worker_serves_reservations_failures_lag_and_live_holds(
+    schema, new_topics, jwt_secret, http, make_event, make_users, token_for
+):
+    topics = await new_topics("metrics")
+    worker = await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w", BR_METRICS_PORT="0")).start()
+    try:
+        line = await worker.wait_for_line("metrics on :")
+        metrics_url = f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/metrics"
+        event = await make_event([("GA", 2)], shows=1)
+        show = next(iter(event.shows))
+        users = await make_users(2)
+        body = {
+            "event_id": event.event_id,
+            "show_id": show,
+            "zone_id": event.shows[show]["GA"],
+            "quantity": 2,
+        }
+        settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
+        async with running_gateway(settings) as url:
+            assert (await book(http, url, token_for(users[0]), body))[0] == 201
+            assert (await book(http, url, token_for(users[1]), body))[0] == 409  # sold out
+
+        async def counted() -> bool:
+            found = await scrape(http, metrics_url)
+            return (
+                value(found, "booking_reservations_total", event_id=event.event_id) == 1
+                and value(
+                    found,
+                    "booking_reservation_failures_total",
+                    event_id=event.event_id,
+                    reason="insufficient_stock",
+                )
+                == 1
+                and value(found, "active_reservations", event_id=event.event_id) == 1
+            )
+
+        await wait_until(counted, 20, "reservations, failures and live holds on the worker's /metrics")
+        found = await scrape(http, metrics_url)
+        assert (
+            "kafka_consumer_lag",
+            (("group", f"{topics.prefix}commands"), ("topic", topics.reservations)),
+        ) in found
+        assert value(found, "redis_operation_duration_seconds_count", operation="command_batch") >= 1
+        assert ("db_connections_active", (("service", "worker"),)) in found
+    finally:
+        await worker.stop()
+
+
+async def test_a_gateway_of_several_processes_sums_them_in_one_scrape(schema, topics, jwt_secret, http):
+    port = free_port()
+    env = service_env(
+        schema.service_env(),
+        BR_JWT_SECRET=jwt_secret,
+        BR_TOPIC_PREFIX=topics.prefix,
+        BR_GATEWAY_PORT=str(port),
+        BR_GATEWAY_PROCESSES="2",
+        BR_RATE_LIMIT_NAMESPACE="metrics-mp",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        async def ready() -> bool:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/readyz") as r:
+                    return r.status == 200
+            return False
+
+        await wait_until(ready, 60, "the two-process gateway ready")
+        before = value(await scrape(http, f"{base}/metrics"), "http_requests_total", route="/healthz")
+        # Fresh connections: the kernel spreads them over both processes (SO_REUSEPORT).
+        for _ in range(40):
+            async with aiohttp.ClientSession() as fresh, fresh.get(f"{base}/healthz") as r:
+                assert r.status == 200
+        scraped = await scrape(http, f"{base}/metrics")
+        # Either process answered the scrape, and it counted both processes' requests.
+        assert value(scraped, "http_requests_total", route="/healthz") - before == 40
+    finally:
+        proc.terminate()
+        await proc.wait()
