@@ -15,6 +15,7 @@ import jwt
 from aiohttp import web
 
 from gateway.errors import Unauthorized
+from workers import logs
 
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TTL_S = 15 * 60
@@ -127,6 +128,7 @@ def current_principal(request: web.Request) -> Principal:
     principal = request.get(PRINCIPAL)
     if principal is None:
         principal = request[PRINCIPAL] = request.app[TOKENS].verify(bearer_token(request))
+        logs.USER_ID.set(principal.user_id)  # and the user, in the lines logged after this
     return principal
 
 

@@ -16,7 +16,7 @@ from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
-from workers import metrics
+from workers import logs, metrics
 
 log = logging.getLogger("gateway.http")
 
@@ -47,6 +47,7 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
     if not _CLIENT_REQUEST_ID.match(rid):
         rid = os.urandom(16).hex()  # uuid4().hex's shape, without building a UUID object
     request[appkeys.REQUEST_ID] = rid
+    logs.REQUEST_ID.set(rid)  # every line logged while serving it carries the request id
     started = time.perf_counter()
     try:
         response = await handler(request)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvloop
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from workers import logs
 
 
 def serve(settings: GatewaySettings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs.configure("gateway")
     uvloop.install()
     web.run_app(
         create_app(settings),

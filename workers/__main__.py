@@ -17,7 +17,7 @@ import uvloop
 
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
-from workers import metrics
+from workers import logs, metrics
 from workers.admitter import Admitter
 from workers.audit import keep_partitions_ahead
 from workers.clients import idempotent_producer, pg_pool, sale_redis
@@ -84,8 +84,7 @@ async def serve(settings: WorkerSettings) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs.configure("worker")
     settings = WorkerSettings.from_env()
     uvloop.run(serve(settings))
     return 0

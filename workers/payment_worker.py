@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware, default_middleware
 
-from workers import jobs
+from workers import jobs, logs
 from workers.mail import MailSettings
 from workers.payment_jobs import PaymentRuntime, PaymentSettings, declare_actors
 from workers.settings import WorkerSettings
@@ -34,8 +34,7 @@ class CloseRuntime(Middleware):
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logs.configure("payment-worker")
     settings = WorkerSettings.from_env()
     payment = PaymentSettings.from_env()
     runtime = PaymentRuntime(settings, payment, MailSettings.from_env())
