@@ -28,12 +28,13 @@ from gateway import (
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, jobs_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
-from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors
+from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_request
 from gateway.queue_pass import PassLimiter
 from gateway.queue_stream import streams_ctx
 from gateway.rooms import room_view_ctx
 from gateway.settings import GatewaySettings, new_gateway_id
 from waiting_room.passes import PassKeys, QueuePasses
+from workers import tracing
 from workers.mail import Mailer
 
 
@@ -48,9 +49,10 @@ def create_app(
     settings: GatewaySettings, gateway_id: str | None = None, clock: Callable[[], float] = time.time
 ) -> web.Application:
     """`clock` is what the rate limiter reads; tests pass one they can move."""
-    app = web.Application(
-        middlewares=[request_id_and_errors, rate_limit], client_max_size=settings.max_body_bytes
-    )
+    middlewares = [request_id_and_errors, rate_limit]
+    if tracing.enabled():  # no span machinery on the hot path unless spans go somewhere
+        middlewares.insert(0, trace_request)
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[appkeys.CLOCK] = clock
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 from gateway import appkeys, errors
 from gateway.replies import NotAccepted
 from gateway.responses import ok
+from workers import tracing
 
 ACCEPT_SKEW_MARGIN_S = 1.0
 
@@ -33,6 +34,8 @@ async def dispatch(app: web.Application, key: str, command: dict[str, Any]) -> d
     caller answers 202). Raises KafkaUnavailable when Kafka did not take it in time."""
     settings, replies = app[appkeys.SETTINGS], app[appkeys.REPLIES]
     request_id = command["request_id"]
+    if tracing.enabled():  # the request's trace goes on with the command, to the worker
+        command["trace"] = tracing.carrier()
     answer = replies.expect(request_id)
     try:
         ack = app[appkeys.BATCHER].submit(key, command)

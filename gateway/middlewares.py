@@ -10,13 +10,14 @@ import time
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
-from workers import logs, metrics
+from workers import logs, metrics, tracing
 
 log = logging.getLogger("gateway.http")
 
@@ -38,6 +39,22 @@ _HTTP_CODES = {
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
+
+
+@web.middleware
+async def trace_request(request: web.Request, handler) -> web.StreamResponse:
+    """A server span per request, continuing a caller's `traceparent` (only when tracing is on:
+    create_app adds this middleware then)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    context = tracing.context_of(request.headers)
+    with tracing.TRACER.start_as_current_span(
+        f"{request.method} {route}", context=context, kind=SpanKind.SERVER
+    ) as span:
+        span.set_attribute("http.route", route)
+        response = await handler(request)
+        span.set_attribute("http.response.status_code", response.status)
+        return response
 
 
 @web.middleware

@@ -7,11 +7,12 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from workers import logs
+from workers import logs, tracing
 
 
 def serve(settings: GatewaySettings) -> None:
     logs.configure("gateway")
+    tracer_provider = tracing.configure("gateway")
     uvloop.install()
     web.run_app(
         create_app(settings),
@@ -23,3 +24,5 @@ def serve(settings: GatewaySettings) -> None:
         shutdown_timeout=10,
         handle_signals=True,
     )
+    if tracer_provider is not None:
+        tracer_provider.shutdown()  # the last spans out

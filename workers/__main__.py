@@ -17,7 +17,7 @@ import uvloop
 
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
-from workers import logs, metrics
+from workers import logs, metrics, tracing
 from workers.admitter import Admitter
 from workers.audit import keep_partitions_ahead
 from workers.clients import idempotent_producer, pg_pool, sale_redis
@@ -85,8 +85,13 @@ async def serve(settings: WorkerSettings) -> None:
 
 def main() -> int:
     logs.configure("worker")
+    tracer_provider = tracing.configure("worker")
     settings = WorkerSettings.from_env()
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # the last spans out
     return 0
 
 

@@ -19,9 +19,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
-from workers import jobs, messages, metrics
+from workers import jobs, messages, metrics, tracing
 from workers.clients import group_consumer
 from workers.settings import WorkerSettings
 
@@ -62,7 +64,11 @@ class CommandProcessor:
         """Stage 1: every command's script, in one pipeline. Safe to repeat (idempotent)."""
         if not commands:
             return []
+        started = time.time_ns()
         outputs = await self._run_scripts(commands)
+        for cmd in commands:
+            if "trace" in cmd:  # a traced request: its spans are written once it is answered
+                cmd["_lua_ns"] = (started, time.time_ns())
         if self.settings.crash_after_lua:
             os.kill(os.getpid(), signal.SIGKILL)
         return outputs
@@ -70,10 +76,13 @@ class CommandProcessor:
     async def publish(self, commands: list[dict[str, Any]], outputs: list[Any]) -> None:
         """Stage 2: the events, acknowledged by Kafka; only then the answers to the gateways."""
         events, replies, follow_ups = self._outcomes(commands, outputs)
+        produced = time.time_ns()
         await self._produce(events)
+        answered = time.time_ns()
         await self._answer(
             replies, [(e["user_id"], e["event_id"]) for e in events if e["type"] == messages.BOOKING_CREATED]
         )
+        trace_commands(commands, produced, answered, time.time_ns())
         # After the events are acknowledged and before the offsets are committed: a crash in
         # between sends them again, and every job is idempotent.
         for actor_name, *args in follow_ups:
@@ -276,6 +285,30 @@ class CommandProcessor:
 
         async with asyncio.timeout(self.settings.redis_timeout_s):
             await execute_scripted(self.redis, fill, self.scripts)
+
+
+def trace_commands(commands: list[dict[str, Any]], produced: int, answered: int, done: int) -> None:
+    """A span per traced command, continuing its request's trace, with the batch's stages as
+    children: the Lua scripts, the events' produce (acknowledged) and the answer."""
+    for cmd in commands:
+        if "_lua_ns" not in cmd:
+            continue
+        lua_started, lua_done = cmd["_lua_ns"]
+        span = tracing.TRACER.start_span(
+            f"apply {cmd['type']}",
+            context=tracing.context_of(cmd["trace"]),
+            kind=SpanKind.CONSUMER,
+            start_time=lua_started,
+            attributes={"booking.event_id": cmd["event_id"], "messaging.destination.name": "reservations"},
+        )
+        inside = trace.set_span_in_context(span)
+        for name, started, ended in (
+            ("redis lua batch", lua_started, lua_done),
+            ("kafka produce booking.events", produced, answered),
+            ("redis answer", answered, done),
+        ):
+            tracing.TRACER.start_span(name, context=inside, start_time=started).end(end_time=ended)
+        span.end(end_time=done)
 
 
 def count_reservation(event_id: str, status: str) -> None:

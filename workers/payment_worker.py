@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware, default_middleware
 
-from workers import jobs, logs
+from workers import jobs, logs, tracing
 from workers.mail import MailSettings
 from workers.payment_jobs import PaymentRuntime, PaymentSettings, declare_actors
 from workers.settings import WorkerSettings
@@ -35,6 +35,7 @@ class CloseRuntime(Middleware):
 
 def main() -> int:
     logs.configure("payment-worker")
+    tracer_provider = tracing.configure("payment-worker")
     settings = WorkerSettings.from_env()
     payment = PaymentSettings.from_env()
     runtime = PaymentRuntime(settings, payment, MailSettings.from_env())
@@ -52,6 +53,8 @@ def main() -> int:
     stop.wait()
     worker.stop(timeout=int(settings.shutdown_timeout_s * 1000))
     broker.close()
+    if tracer_provider is not None:
+        tracer_provider.shutdown()
     log.info("payment worker %s stopped", settings.instance_id)
     return 0
 

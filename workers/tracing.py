@@ -1,0 +1,102 @@
+"""Tracing (OpenTelemetry): one trace per reservation across processes (spec §9.3).
+
+The gateway's request span travels in each command (W3C `traceparent`, in the command's "trace"
+field, since a gateway batches many commands into one Kafka record); the worker continues it
+with a span per command, and child spans for the Lua batch, the event produce and the answer.
+Redis and PostgreSQL calls are spans too (the OpenTelemetry instrumentations), once tracing is on.
+
+Nothing is set up, and nothing exported, unless an exporter is configured: BR_OTLP_ENDPOINT
+(OTLP over HTTP, e.g. http://collector:4318) and/or BR_TRACE_FILE (one JSON span a line: tests,
+and a person without a collector). BR_TRACE_SAMPLE_RATIO (default 1.0; the spec: 1.0 in dev,
+0.1 in production) samples at the root; a continued trace follows its parent's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+TRACER = trace.get_tracer("booking-rush")
+
+
+class JsonLinesExporter(SpanExporter):
+    """Finished spans appended to a file, one JSON object a line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = [
+            json.dumps(
+                {
+                    "name": s.name,
+                    "trace_id": format(s.context.trace_id, "032x"),
+                    "span_id": format(s.context.span_id, "016x"),
+                    "parent_id": format(s.parent.span_id, "016x") if s.parent else None,
+                    "service": s.resource.attributes.get("service.name"),
+                    "kind": s.kind.name,
+                    "start_ns": s.start_time,
+                    "end_ns": s.end_time,
+                    "attributes": dict(s.attributes or {}),
+                }
+            )
+            for s in spans
+        ]
+        with self._lock, open(self.path, "a") as out:
+            out.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+
+def configure(service: str) -> TracerProvider | None:
+    """Install the process's tracer provider if an exporter is configured; the caller shuts it
+    down at exit (which flushes the last spans)."""
+    endpoint, path = os.environ.get("BR_OTLP_ENDPOINT"), os.environ.get("BR_TRACE_FILE")
+    if not endpoint and not path:
+        return None
+    ratio = float(os.environ.get("BR_TRACE_SAMPLE_RATIO") or 1.0)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(ratio)),
+    )
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
+    if path:
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesExporter(path), schedule_delay_millis=200))
+    trace.set_tracer_provider(provider)
+    _instrument_clients()
+    return provider
+
+
+def _instrument_clients() -> None:
+    """Redis and PostgreSQL calls as spans (only when tracing is on: the wrappers cost time)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    RedisInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()
+
+
+def enabled() -> bool:
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context, to travel inside a message ({} when not tracing)."""
+    out: dict[str, str] = {}
+    propagate.inject(out)
+    return out
+
+
+def context_of(carried: dict[str, str] | None):
+    return propagate.extract(carried or {})
