@@ -312,9 +312,16 @@ async def queue_call(session: aiohttp.ClientSession, base: str, token: str, verb
 
 
 async def final_answer(
-    session: aiohttp.ClientSession, base: str, token: str, status: int, body: dict, timeout: float = 60
+    session: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    status: int,
+    body: dict,
+    timeout: float = 60,
+    created: bool = True,
 ) -> tuple[int, dict]:
-    """Follow a 202 to its final answer by polling the request's result (bounded)."""
+    """Follow a 202 to its final answer by polling the request's result (bounded). `created`:
+    a poll's 200 stands for the 201 a reserve would have answered."""
     if status != 202:
         return status, body
     url = f"{base}{body['data']['poll']}"
@@ -325,7 +332,7 @@ async def final_answer(
                 await asyncio.sleep(int(r.headers["Retry-After"]))
                 continue
             if r.status != 202:
-                return (201 if r.status == 200 else r.status), await r.json()
+                return (201 if created and r.status == 200 else r.status), await r.json()
         await asyncio.sleep(0.2)
     raise AssertionError(f"request {body['data']['request_id']} never got a final answer")
 

@@ -21,6 +21,7 @@ from tests.support import (
     WorkerProcess,
     book,
     call,
+    final_answer,
     gateway_settings,
     queue_call,
     running_gateway,
@@ -93,14 +94,15 @@ async def _reserved(sale, http, make_event, make_users, token_for, quantity=2, s
     return event, user, answer["data"]["booking_id"]
 
 
+async def _answered(http, sale, token, method: str, url: str, body=None):
+    """A command's answer, following a 202 (a worker slow to answer) to the final one."""
+    status, answer = await call(http, method, url, token, body)
+    return await final_answer(http, sale.url, token, status, answer, created=False)
+
+
 async def _pay(http, sale, token, booking_id, details=CARD, method="card"):
-    return await call(
-        http,
-        "POST",
-        f"{sale.url}/api/v1/payments",
-        token,
-        {"booking_id": booking_id, "method": method, "details": details},
-    )
+    body = {"booking_id": booking_id, "method": method, "details": details}
+    return await _answered(http, sale, token, "POST", f"{sale.url}/api/v1/payments", body)
 
 
 async def _payment_settles(http, sale, token, payment_id, wanted: set[str], timeout=30) -> dict:
@@ -332,7 +334,7 @@ async def test_a_refund_is_requested_then_approved_then_processed(
     token = token_for(user)
     refund_url = f"{sale.url}/api/v1/payments/{payment_id}/refund"
     approve_url = f"{sale.url}/api/v1/admin/payments/{payment_id}/refund/approve"
-    status, asked = await call(http, "POST", refund_url, token)  # the show is 30 days away
+    status, asked = await _answered(http, sale, token, "POST", refund_url)  # the show is 30 days away
     assert status == 200, asked
     assert asked["data"]["refund"] == {
         "status": "requested",
@@ -340,7 +342,7 @@ async def test_a_refund_is_requested_then_approved_then_processed(
         "amount": "200.00",
         "reason": "requested",
     }
-    status, again = await call(http, "POST", refund_url, token)
+    status, again = await _answered(http, sale, token, "POST", refund_url)
     assert status == 200 and again["data"]["refund"]["status"] == "requested"
 
     status, refused = await call(http, "POST", approve_url, token)
@@ -351,7 +353,7 @@ async def test_a_refund_is_requested_then_approved_then_processed(
     assert await _available(sale_redis, event) == 8  # nothing moves before the approval
 
     organizer = token_for(tenant["organizer_id"], role="organizer")
-    status, approved = await call(http, "POST", approve_url, organizer)
+    status, approved = await _answered(http, sale, organizer, "POST", approve_url)
     assert status == 200 and approved["data"]["refund"]["status"] in ("approved", "refunded"), approved
     payment = await _payment_settles(http, sale, token, payment_id, {"refunded"})
     assert payment["refund"]["status"] == "refunded"
@@ -382,8 +384,8 @@ async def test_the_refund_share_follows_the_days_left_before_the_show(
         await pg.execute(
             "UPDATE shows SET show_date = now() + make_interval(days => $2) WHERE id = $1", show, days
         )
-        status, answer = await call(
-            http, "POST", f"{sale.url}/api/v1/payments/{payment_id}/refund", token_for(user)
+        status, answer = await _answered(
+            http, sale, token_for(user), "POST", f"{sale.url}/api/v1/payments/{payment_id}/refund"
         )
         assert status == expected[0], answer
         if status == 200:

@@ -14,6 +14,8 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from workers import tracing
+
 PAYMENTS_QUEUE = "payments"
 MAIL_QUEUE = "mail"
 
@@ -45,7 +47,8 @@ class JobQueue:
             queue_name=QUEUE_OF.get(actor_name, MAIL_QUEUE),
             actor_name=actor_name,
             args=args,
-            kwargs={},
+            # The sender's trace goes on in the job (workers/payment_jobs.py continues it).
+            kwargs={"trace": tracing.carrier()} if tracing.enabled() else {},
             options={},
         )
         await asyncio.to_thread(self.broker.enqueue, message)

@@ -24,9 +24,10 @@ from typing import Any
 
 import asyncpg
 import dramatiq
+from opentelemetry.trace import SpanKind
 
 from lua import keys, load_scripts
-from workers import jobs, messages, notifications
+from workers import jobs, messages, notifications, tracing
 from workers.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
 from workers.mail import Mailer, MailError, MailSettings
 from workers.payment_provider import (
@@ -301,8 +302,11 @@ def declare_actors(broker: dramatiq.Broker, rt: PaymentRuntime) -> dict[str, dra
     p = rt.payment
 
     def actor(fn, name: str):
-        async def run(*args):
-            await fn(await rt.ready(), *args)
+        async def run(*args, trace: dict[str, str] | None = None):
+            with tracing.TRACER.start_as_current_span(
+                f"job {name}", context=tracing.context_of(trace), kind=SpanKind.CONSUMER
+            ):
+                await fn(await rt.ready(), *args)
 
         run.__name__ = name
         return dramatiq.actor(
