@@ -22,6 +22,7 @@ PAGES = {
     "/waiting-room/{event_id}": "waiting-room.html",
     "/book/{event_id}": "book.html",
     "/my-bookings": "my-bookings.html",
+    "/dashboard": "dashboard.html",
 }
 
 # Pages of one booking. A booking id is 64 hex characters (not a UUID), so the route's own pattern
