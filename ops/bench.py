@@ -1,6 +1,6 @@
 """The benchmark: how much of a bare aiohttp core the full reservation path keeps.
 
-Usage: python -m ops.bench [--duration 10] [--connections 64] [--commands 30000]
+Usage: python -m ops.bench [--duration 10] [--connections 64] [--commands 30000] [--trace-ratio 0.1]
 
 In one run, on this 2-core machine:
   (a) a bare aiohttp + uvloop JSON endpoint under wrk: requests per server CPU-second;
@@ -294,6 +294,13 @@ def run(args: argparse.Namespace) -> dict:
         BR_TOPIC_PREFIX=prefix,
         BR_COMMAND_GROUP=f"{prefix}commands",
     )
+    if args.trace_ratio is not None:
+        # Spans sampled at this ratio, exported to a file (the exporter's cost is part of it).
+        env.update(
+            BR_TRACE_FILE=str(log_dir / f"bench-spans-{prefix}jsonl"),
+            BR_TRACE_SAMPLE_RATIO=str(args.trace_ratio),
+        )
+        say(f"tracing on: sampling {args.trace_ratio:.0%} of requests, spans to {env['BR_TRACE_FILE']}")
     pin_services(cfg, LOAD_CORE)
     procs: list[Managed] = []
     try:
@@ -396,6 +403,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--commands", type=int, default=30000)
     parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument(
+        "--trace-ratio", type=float, default=None, help="trace the gateway and workers at this sampling ratio"
+    )
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         print("[bench] needs at least 2 cores (server on one, load on the other)", file=sys.stderr)
@@ -420,7 +430,7 @@ def main() -> int:
         f"  (d) at {r['d_offered_rps']} req/s   p50 {r['d_p50_ms']} ms, p99 {r['d_p99_ms']} ms"
         f"   target p99 < 50 ms"
     )
-    print(json.dumps(r))
+    print(json.dumps({**r, "trace_ratio": args.trace_ratio}))
     return 0
 
 
