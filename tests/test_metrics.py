@@ -121,6 +121,8 @@ async def test_a_worker_serves_reservations_failures_lag_and_live_holds(
                 )
                 == 1
                 and value(found, "active_reservations", event_id=event.event_id) == 1
+                and value(found, "zone_seats_total", event_id=event.event_id) == 2
+                and value(found, "zone_seats_available", event_id=event.event_id) == 0
             )
 
         await wait_until(counted, 20, "reservations, failures and live holds on the worker's /metrics")

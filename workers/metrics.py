@@ -68,6 +68,17 @@ DB_CONNECTIONS = Gauge(
     "db_connections_active", "PostgreSQL connections in use", ["service"], multiprocess_mode="livesum"
 )
 
+# Seats per zone (the Low Stock alert: available below a tenth of the total)
+ZONE_AVAILABLE = Gauge(
+    "zone_seats_available",
+    "Seats still on sale in a zone",
+    ["event_id", "show_id", "zone_id"],
+    multiprocess_mode="livemax",
+)
+ZONE_TOTAL = Gauge(
+    "zone_seats_total", "Seats of a zone", ["event_id", "show_id", "zone_id"], multiprocess_mode="livemax"
+)
+
 # The waiting room
 QUEUE_DEPTH = Gauge(
     "waiting_room_queue_depth",
