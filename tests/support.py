@@ -22,6 +22,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
 from ops.processes import free_port as free_port  # throwaway servers, re-exported for the tests
+from ops.processes import service_env
 from ops.processes import start_redis as start_redis
 from ops.processes import stop_redis as stop_redis
 from tests.contract import openapi_contract
@@ -399,3 +400,36 @@ async def admission_tick(room, event_id: str, timeout: float) -> list[str]:
 
     await wait_until(lets_one_in, timeout=timeout, what="an admission tick that lets someone in")
     return admitted
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(cfg: StackConfig, topics: Topics, secret: str, session, **env_extra: str):
+    """`python -m gateway` as real processes (BR_GATEWAY_PROCESSES and the rest from
+    `env_extra`), ready; yields its base URL, and stops it after."""
+    port = free_port()
+    env = service_env(
+        cfg.service_env(),
+        BR_JWT_SECRET=secret,
+        BR_TOPIC_PREFIX=topics.prefix,
+        BR_GATEWAY_PORT=str(port),
+        BR_RATE_LIMIT_NAMESPACE=unique("rl-"),
+        **env_extra,
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the gateway makes its own
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        async def ready() -> bool:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{base}/readyz") as r:
+                    return r.status == 200
+            return False
+
+        await wait_until(ready, 60, "the gateway process ready")
+        yield base
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -3,20 +3,15 @@ route and event, and a multi-process gateway that sums its processes in one scra
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sys
-
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.config import REPO_ROOT
-from ops.processes import free_port, service_env
 from tests.support import (
     WorkerProcess,
     book,
     call,
     event_stream,
+    gateway_process,
     gateway_settings,
     queue_call,
     running_gateway,
@@ -138,29 +133,7 @@ async def test_a_worker_serves_reservations_failures_lag_and_live_holds(
 
 
 async def test_a_gateway_of_several_processes_sums_them_in_one_scrape(schema, topics, jwt_secret, http):
-    port = free_port()
-    env = service_env(
-        schema.service_env(),
-        BR_JWT_SECRET=jwt_secret,
-        BR_TOPIC_PREFIX=topics.prefix,
-        BR_GATEWAY_PORT=str(port),
-        BR_GATEWAY_PROCESSES="2",
-        BR_RATE_LIMIT_NAMESPACE="metrics-mp",
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        async def ready() -> bool:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{base}/readyz") as r:
-                    return r.status == 200
-            return False
-
-        await wait_until(ready, 60, "the two-process gateway ready")
+    async with gateway_process(schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="2") as base:
         before = value(await scrape(http, f"{base}/metrics"), "http_requests_total", route="/healthz")
         # Fresh connections: the kernel spreads them over both processes (SO_REUSEPORT).
         for _ in range(40):
@@ -169,6 +142,3 @@ async def test_a_gateway_of_several_processes_sums_them_in_one_scrape(schema, to
         scraped = await scrape(http, f"{base}/metrics")
         # Either process answered the scrape, and it counted both processes' requests.
         assert value(scraped, "http_requests_total", route="/healthz") - before == 40
-    finally:
-        proc.terminate()
-        await proc.wait()

@@ -3,17 +3,10 @@ worker that applied the command (spans written to files by the processes themsel
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import sys
 from pathlib import Path
 
-import aiohttp
-
-from ops.config import REPO_ROOT
-from ops.processes import free_port, service_env
-from tests.support import WorkerProcess, book, wait_until, worker_env
+from tests.support import WorkerProcess, book, gateway_process, wait_until, worker_env
 
 
 def spans(path: Path) -> list[dict]:
@@ -36,63 +29,50 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             BR_TRACE_FILE=str(worker_file),
         )
     ).start()
-    port = free_port()
-    env = service_env(
-        schema.service_env(),
-        BR_JWT_SECRET=jwt_secret,
-        BR_TOPIC_PREFIX=topics.prefix,
-        BR_GATEWAY_PORT=str(port),
-        BR_GATEWAY_PROCESSES="1",
-        BR_RATE_LIMIT_NAMESPACE="trace-rl",
-        BR_TRACE_FILE=str(gateway_file),
-        BR_TRACE_SAMPLE_RATIO="1.0",
-    )
-    gateway = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-
-        async def ready() -> bool:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{base}/readyz") as r:
-                    return r.status == 200
-            return False
-
-        await wait_until(ready, 60, "the traced gateway ready")
-        event = await make_event([("GA", 5)], shows=1)
-        show = next(iter(event.shows))
-        (user,) = await make_users(1)
-        body = {
-            "event_id": event.event_id,
-            "show_id": show,
-            "zone_id": event.shows[show]["GA"],
-            "quantity": 1,
-        }
-        status, _ = await book(http, base, token_for(user), body)
-        assert status == 201
-
-        found: dict[str, list[dict]] = {}
-
-        async def both_exported() -> bool:
-            found["gateway"] = [
-                s for s in spans(gateway_file) if s["name"] == "POST /api/v1/bookings/reserve"
-            ]
-            found["worker"] = [s for s in spans(worker_file) if s["name"] == "apply reserve"]
-            return bool(found["gateway"]) and bool(found["worker"])
-
-        await wait_until(both_exported, 20, "spans from the gateway and the worker")
-        (request,) = found["gateway"]
-        (applied,) = [s for s in found["worker"] if s["trace_id"] == request["trace_id"]]
-        assert request["service"] == "gateway" and applied["service"] == "worker"
-        assert applied["kind"] == "CONSUMER" and applied["parent_id"] is not None
-        gateway_spans = {s["span_id"]: s for s in spans(gateway_file) if s["trace_id"] == request["trace_id"]}
-        assert applied["parent_id"] in gateway_spans  # continued from inside the gateway's request
-        stages = {s["name"] for s in spans(worker_file) if s["parent_id"] == applied["span_id"]}
-        assert stages == {"redis lua batch", "kafka produce booking.events", "redis answer"}
-        # Redis calls made while serving the request are spans of the same trace.
-        assert len(gateway_spans) > 1
+        async with gateway_process(
+            schema,
+            topics,
+            jwt_secret,
+            http,
+            BR_GATEWAY_PROCESSES="1",
+            BR_TRACE_FILE=str(gateway_file),
+            BR_TRACE_SAMPLE_RATIO="1.0",
+        ) as base:
+            await _reserve_and_check(http, base, worker_file, gateway_file, make_event, make_users, token_for)
     finally:
-        gateway.terminate()
-        await gateway.wait()
         await worker.stop()
+
+
+async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, make_users, token_for):
+    """Reserve through the traced gateway; the worker's span continues the request's trace."""
+    event = await make_event([("GA", 5)], shows=1)
+    show = next(iter(event.shows))
+    (user,) = await make_users(1)
+    body = {
+        "event_id": event.event_id,
+        "show_id": show,
+        "zone_id": event.shows[show]["GA"],
+        "quantity": 1,
+    }
+    status, _ = await book(http, base, token_for(user), body)
+    assert status == 201
+
+    found: dict[str, list[dict]] = {}
+
+    async def both_exported() -> bool:
+        found["gateway"] = [s for s in spans(gateway_file) if s["name"] == "POST /api/v1/bookings/reserve"]
+        found["worker"] = [s for s in spans(worker_file) if s["name"] == "apply reserve"]
+        return bool(found["gateway"]) and bool(found["worker"])
+
+    await wait_until(both_exported, 20, "spans from the gateway and the worker")
+    (request,) = found["gateway"]
+    (applied,) = [s for s in found["worker"] if s["trace_id"] == request["trace_id"]]
+    assert request["service"] == "gateway" and applied["service"] == "worker"
+    assert applied["kind"] == "CONSUMER" and applied["parent_id"] is not None
+    gateway_spans = {s["span_id"]: s for s in spans(gateway_file) if s["trace_id"] == request["trace_id"]}
+    assert applied["parent_id"] in gateway_spans  # continued from inside the gateway's request
+    stages = {s["name"] for s in spans(worker_file) if s["parent_id"] == applied["span_id"]}
+    assert stages == {"redis lua batch", "kafka produce booking.events", "redis answer"}
+    # Redis calls made while serving the request are spans of the same trace.
+    assert len(gateway_spans) > 1
