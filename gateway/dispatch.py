@@ -34,8 +34,9 @@ async def dispatch(app: web.Application, key: str, command: dict[str, Any]) -> d
     caller answers 202). Raises KafkaUnavailable when Kafka did not take it in time."""
     settings, replies = app[appkeys.SETTINGS], app[appkeys.REPLIES]
     request_id = command["request_id"]
-    if tracing.enabled():  # the request's trace goes on with the command, to the worker
-        command["trace"] = tracing.carrier()
+    carried = tracing.carrier() if tracing.enabled() else None
+    if carried:  # a traced request: its trace goes on with the command, to the worker
+        command["trace"] = carried
     answer = replies.expect(request_id)
     try:
         ack = app[appkeys.BATCHER].submit(key, command)

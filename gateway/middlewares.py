@@ -10,6 +10,7 @@ import time
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
@@ -41,20 +42,27 @@ _HTTP_CODES = {
 }
 
 
-@web.middleware
-async def trace_request(request: web.Request, handler) -> web.StreamResponse:
-    """A server span per request, continuing a caller's `traceparent` (only when tracing is on:
-    create_app adds this middleware then)."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    context = tracing.context_of(request.headers)
-    with tracing.TRACER.start_as_current_span(
-        f"{request.method} {route}", context=context, kind=SpanKind.SERVER
-    ) as span:
-        span.set_attribute("http.route", route)
-        response = await handler(request)
-        span.set_attribute("http.response.status_code", response.status)
-        return response
+def trace_requests(ratio: float):
+    """A server span for the sampled share of requests (continuing a caller's `traceparent`);
+    the others run with the instrumentations switched off. Only when tracing is on: create_app
+    adds this middleware then."""
+
+    @web.middleware
+    async def trace_request(request: web.Request, handler) -> web.StreamResponse:
+        if not tracing.sampled(ratio, request.headers):
+            with suppress_instrumentation():
+                return await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        with tracing.TRACER.start_as_current_span(
+            f"{request.method} {route}", context=tracing.context_of(request.headers), kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("http.route", route)
+            response = await handler(request)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    return trace_request
 
 
 @web.middleware

@@ -12,7 +12,7 @@ from workers import logs, tracing
 
 def serve(settings: GatewaySettings) -> None:
     logs.configure("gateway")
-    tracer_provider = tracing.configure("gateway")
+    tracer_provider = tracing.configure("gateway", starts_traces=True)
     uvloop.install()
     web.run_app(
         create_app(settings),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tests.support import WorkerProcess, book, gateway_process, wait_until, worker_env
+from workers import tracing
 
 
 def spans(path: Path) -> list[dict]:
@@ -76,3 +77,14 @@ async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, 
     assert stages == {"redis lua batch", "kafka produce booking.events", "redis answer"}
     # Redis calls made while serving the request are spans of the same trace.
     assert len(gateway_spans) > 1
+
+
+def test_a_request_is_traced_at_the_ratio_or_when_its_caller_traces_it():
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    untraced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    assert not any(tracing.sampled(0.0, {}) for _ in range(100))
+    assert all(tracing.sampled(1.0, {}) for _ in range(100))
+    assert tracing.sampled(0.0, {"traceparent": traced})
+    assert not tracing.sampled(1.0, {"traceparent": untraced})
+    share = sum(tracing.sampled(0.1, {}) for _ in range(20_000)) / 20_000
+    assert 0.08 < share < 0.12

@@ -43,12 +43,13 @@ class JobQueue:
         self.broker = broker(aux_redis_url, topic_prefix, middleware=[])
 
     async def send(self, actor_name: str, *args: Any) -> None:
+        # The sender's trace goes on in the job (workers/payment_jobs.py continues it).
+        carried = tracing.carrier() if tracing.enabled() else None
         message = dramatiq.Message(
             queue_name=QUEUE_OF.get(actor_name, MAIL_QUEUE),
             actor_name=actor_name,
             args=args,
-            # The sender's trace goes on in the job (workers/payment_jobs.py continues it).
-            kwargs={"trace": tracing.carrier()} if tracing.enabled() else {},
+            kwargs={"trace": carried} if carried else {},
             options={},
         )
         await asyncio.to_thread(self.broker.enqueue, message)

@@ -8,13 +8,14 @@ Redis and PostgreSQL calls are spans too (the OpenTelemetry instrumentations), o
 Nothing is set up, and nothing exported, unless an exporter is configured: BR_OTLP_ENDPOINT
 (OTLP over HTTP, e.g. http://collector:4318) and/or BR_TRACE_FILE (one JSON span a line: tests,
 and a person without a collector). BR_TRACE_SAMPLE_RATIO (default 1.0; the spec: 1.0 in dev,
-0.1 in production) samples at the root; a continued trace follows its parent's decision.
+0.1 in production) is the share of gateway requests traced; everything downstream follows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 TRACER = trace.get_tracer("booking-rush")
 
@@ -56,16 +57,21 @@ class JsonLinesExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def configure(service: str) -> TracerProvider | None:
+def sample_ratio() -> float:
+    return float(os.environ.get("BR_TRACE_SAMPLE_RATIO") or 1.0)
+
+
+def configure(service: str, starts_traces: bool = False) -> TracerProvider | None:
     """Install the process's tracer provider if an exporter is configured; the caller shuts it
-    down at exit (which flushes the last spans)."""
+    down at exit (which flushes the last spans). Only the gateway starts traces (it decides per
+    request, see `sampled`); workers only continue them, so their own background Redis calls
+    never become traces of their own."""
     endpoint, path = os.environ.get("BR_OTLP_ENDPOINT"), os.environ.get("BR_TRACE_FILE")
     if not endpoint and not path:
         return None
-    ratio = float(os.environ.get("BR_TRACE_SAMPLE_RATIO") or 1.0)
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(ratio)),
+        sampler=ParentBased(ALWAYS_ON if starts_traces else ALWAYS_OFF),
     )
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -89,6 +95,16 @@ def _instrument_clients() -> None:
 
 def enabled() -> bool:
     return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def sampled(ratio: float, headers) -> bool:
+    """Whether a request is traced: always when its caller's trace is (a `traceparent` saying
+    so), else at `ratio`. Decided before any span exists, so the requests not traced pay for
+    nothing: no span, and the Redis and PostgreSQL instrumentation switched off for them."""
+    parent = headers.get("traceparent", "")
+    if parent:
+        return parent.endswith("-01")
+    return random.random() < ratio
 
 
 def carrier() -> dict[str, str]:
