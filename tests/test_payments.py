@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.payments import refund_percent
 from lua import keys
@@ -46,6 +47,7 @@ class Sale:
     url: str
     prefix: str  # of its topics and job queues
     inbox: list
+    payer: WorkerProcess
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -65,6 +67,7 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
         "BR_PAYMENT_MIN_BACKOFF_MS": "200",
         "BR_PAYMENT_MAX_BACKOFF_MS": "1000",
         "BR_PAYMENT_MAX_RETRIES": "60",
+        "BR_METRICS_PORT": "0",
     }
     workers = await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w", **env)).start()
     payer = await WorkerProcess(
@@ -73,7 +76,7 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
     settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
     try:
         async with running_gateway(settings) as url:
-            yield Sale(url, topics.prefix, inbox.messages)
+            yield Sale(url, topics.prefix, inbox.messages, payer)
     finally:
         await payer.stop()
         await workers.stop()
@@ -419,3 +422,35 @@ async def test_confirm_refuses_an_unpaid_and_an_expired_booking(
     assert (status, refused["error"]["code"]) == (410, "RESERVATION_EXPIRED")
     status, refused = await _pay(http, sale, token_for(user), booking_id)
     assert (status, refused["error"]["code"]) == (410, "RESERVATION_EXPIRED")
+
+
+async def test_the_payment_worker_counts_outcomes_and_its_queues(
+    sale, http, make_event, make_users, token_for
+):
+    line = await sale.payer.wait_for_line("metrics on :")
+    url = f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/metrics"
+
+    async def scraped() -> dict:
+        async with http.get(url) as r:
+            assert r.status == 200
+            text = await r.text()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def outcomes(found: dict, outcome: str) -> float:
+        return found.get(("payment_outcomes_total", (("outcome", outcome),)), 0)
+
+    before = await scraped()
+    for card, outcome in ((CARD, "success"), (DECLINED, "failed")):
+        _, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
+        status, paid = await _pay(http, sale, token_for(user), booking_id, card)
+        assert status == 201, paid
+        await _payment_settles(http, sale, token_for(user), paid["data"]["payment_id"], {outcome})
+    after = await scraped()
+    assert outcomes(after, "success") - outcomes(before, "success") == 1
+    assert outcomes(after, "failed") - outcomes(before, "failed") == 1
+    assert ("dramatiq_queue_depth", (("queue", "payments"),)) in after
+    assert ("dramatiq_queue_depth", (("queue", "mail"),)) in after

@@ -28,6 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as multiproc
+from prometheus_client.core import GaugeMetricFamily
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -77,6 +78,11 @@ ZONE_AVAILABLE = Gauge(
 )
 ZONE_TOTAL = Gauge(
     "zone_seats_total", "Seats of a zone", ["event_id", "show_id", "zone_id"], multiprocess_mode="livemax"
+)
+
+# Payments (the payment workers)
+PAYMENT_OUTCOMES = Counter(
+    "payment_outcomes", "Payments settled and refunds completed at the provider", ["outcome"]
 )
 
 # The waiting room
@@ -140,3 +146,19 @@ async def serve_metrics(host: str, port: int) -> web.AppRunner:
 
 def bound_port(runner: web.AppRunner) -> int:
     return runner.addresses[0][1]
+
+
+class DramatiqQueueDepth:
+    """dramatiq_queue_depth{queue}: jobs waiting in each queue of the aux Redis, read at scrape
+    (what the payment workers' autoscaler reads; KEDA reads the same lists)."""
+
+    def __init__(self, redis_client, namespace: str, queues: list[str]) -> None:
+        self.redis, self.namespace, self.queues = redis_client, namespace, queues
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "dramatiq_queue_depth", "Jobs waiting in a Dramatiq queue", labels=["queue"]
+        )
+        for queue in self.queues:
+            family.add_metric([queue], self.redis.llen(f"{self.namespace}:{queue}"))
+        yield family

@@ -27,7 +27,7 @@ import dramatiq
 from opentelemetry.trace import SpanKind
 
 from lua import keys, load_scripts
-from workers import jobs, messages, notifications, tracing
+from workers import jobs, messages, metrics, notifications, tracing
 from workers.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
 from workers.mail import Mailer, MailError, MailSettings
 from workers.payment_provider import (
@@ -163,6 +163,7 @@ class PaymentRuntime:
         )
         log.info("payment %s: %s", payment["payment_id"], command["outcome"])
         await self.command(command)
+        metrics.PAYMENT_OUTCOMES.labels(command["outcome"]).inc()
 
 
 def _text(record: dict[bytes, bytes]) -> dict[str, str]:
@@ -230,6 +231,7 @@ async def process_refund(rt: PaymentRuntime, event_id: str, payment_id: str) -> 
             step="complete", payment=payment, hold=hold, provider_ref=outcome.reference or ""
         )
     )
+    metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
 
 
 MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long

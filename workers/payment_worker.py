@@ -14,8 +14,9 @@ import threading
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware, default_middleware
+from prometheus_client import REGISTRY, start_http_server
 
-from workers import jobs, logs, tracing
+from workers import jobs, logs, metrics, tracing
 from workers.mail import MailSettings
 from workers.payment_jobs import PaymentRuntime, PaymentSettings, declare_actors
 from workers.settings import WorkerSettings
@@ -48,6 +49,11 @@ def main() -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker = dramatiq.Worker(broker, worker_threads=payment.threads, worker_timeout=200)
     worker.start()
+    if settings.metrics_port is not None:
+        queues = sorted(broker.get_declared_queues())
+        REGISTRY.register(metrics.DramatiqQueueDepth(broker.client, broker.namespace, queues))
+        server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
+        print(f"payment worker {settings.instance_id} metrics on :{server.server_port}", flush=True)
     log.info("payment worker %s consuming %s", settings.instance_id, sorted(broker.get_declared_queues()))
     print(f"payment worker {settings.instance_id} ready", flush=True)
     stop.wait()
