@@ -26,7 +26,7 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             schema,
             topics,
             f"{topics.prefix}w",
-            BR_WORKER_ROLES="commands",
+            BR_WORKER_ROLES="commands,persistence",
             BR_TRACE_FILE=str(worker_file),
         )
     ).start()
@@ -64,7 +64,8 @@ async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, 
     async def both_exported() -> bool:
         found["gateway"] = [s for s in spans(gateway_file) if s["name"] == "POST /api/v1/bookings/reserve"]
         found["worker"] = [s for s in spans(worker_file) if s["name"] == "apply reserve"]
-        return bool(found["gateway"]) and bool(found["worker"])
+        found["persisted"] = [s for s in spans(worker_file) if s["name"] == "persist booking.created"]
+        return all(found.values())
 
     await wait_until(both_exported, 20, "spans from the gateway and the worker")
     (request,) = found["gateway"]
@@ -75,6 +76,8 @@ async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, 
     assert applied["parent_id"] in gateway_spans  # continued from inside the gateway's request
     stages = {s["name"] for s in spans(worker_file) if s["parent_id"] == applied["span_id"]}
     assert stages == {"redis lua batch", "kafka produce booking.events", "redis answer"}
+    # The booking's row in PostgreSQL, by the persistence consumer, in the same trace.
+    assert [s["trace_id"] for s in found["persisted"]] == [request["trace_id"]]
     # Redis calls made while serving the request are spans of the same trace.
     assert len(gateway_spans) > 1
 

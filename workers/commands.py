@@ -230,6 +230,8 @@ class CommandProcessor:
         replies: list[tuple[str, str, dict[str, Any]]] = []  # (reply channel, event id, reply)
         follow_ups: list[tuple] = []
         for cmd, out in zip(commands, outputs, strict=True):
+            if "trace" in cmd:  # the events of a traced command carry its trace on (persistence)
+                traced_from = len(events)
             if cmd["type"] == messages.EXPIRE:
                 code, raw = int(out[0]), out[1]
                 if code in (1, 2):  # 2: already expired; re-emit, the consumers are idempotent
@@ -251,6 +253,9 @@ class CommandProcessor:
                 events.append(messages.zone_adjusted_event(cmd, result))
             if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
                 replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
+            if "trace" in cmd:
+                for event in events[traced_from:]:
+                    event["trace"] = cmd["trace"]
         return events, replies, follow_ups
 
     async def _produce(self, events: list[dict[str, Any]]) -> None:

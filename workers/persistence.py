@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,8 +20,9 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
 
-from workers import audit, messages
+from workers import audit, messages, tracing
 from workers.clients import group_consumer
 from workers.commands import BatchStats, record_lag
 from workers.settings import WorkerSettings
@@ -257,6 +259,20 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         await conn.execute(ADJUST_SHOWS, [s for _, s in moved], list(moved.values()))
 
 
+def trace_persisted(events: list[dict[str, Any]], started: int, ended: int) -> None:
+    """A span per traced event, in its reservation's trace: the batch's transaction."""
+    for event in events:
+        if event.get("trace"):
+            span = tracing.TRACER.start_span(
+                f"persist {event['type']}",
+                context=tracing.context_of(event["trace"]),
+                kind=SpanKind.CONSUMER,
+                start_time=started,
+                attributes={"messaging.destination.name": "booking.events", "db.system": "postgresql"},
+            )
+            span.end(end_time=ended)
+
+
 # What PostgreSQL (or a malformed event's missing field) refuses: never the whole role's end.
 REFUSALS = (asyncpg.PostgresError, KeyError, TypeError, ValueError)
 
@@ -314,8 +330,10 @@ class PersistenceConsumer:
         records = [r for r, _ in decoded]
         events = [e for _, e in decoded]
         try:
+            started = time.time_ns()
             async with self.pool.acquire() as conn, conn.transaction():
                 await apply_events(conn, events)
+            trace_persisted(events, started, time.time_ns())
             return
         except REFUSALS:
             log.exception("batch of %d events refused; writing them one by one", len(events))
