@@ -14,6 +14,9 @@ KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at 
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
 KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted or removed
+KEYS[10] joined     {ev:E}:room:joined     hash  user -> when this place in line was taken (ms);
+                                                 the admitter reads and drops it at admission
+                                                 (the wait-time histogram)
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
 
@@ -87,9 +90,11 @@ end
 redis.call('ZADD', KEYS[7], now, user)
 if tonumber(config[4] or '0') > now then
   redis.call('ZADD', KEYS[3], now, user)
+  redis.call('HSET', KEYS[10], user, now)
   return reply('prequeue')
 end
 local new_ticket = redis.call('INCR', KEYS[4])
 redis.call('ZADD', KEYS[2], new_ticket, user)
+redis.call('HSET', KEYS[10], user, now)
 waiting_count = waiting_count + 1
 return reply(in_line, redis.call('ZRANK', KEYS[2], user), new_ticket)

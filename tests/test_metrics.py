@@ -4,6 +4,7 @@ route and event, and a multi-process gateway that sums its processes in one scra
 from __future__ import annotations
 
 import aiohttp
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import (
@@ -18,6 +19,9 @@ from tests.support import (
     wait_until,
     worker_env,
 )
+from workers.admitter import Admitter
+from workers.commands import now_ms
+from workers.settings import WorkerSettings
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -142,3 +146,26 @@ async def test_a_gateway_of_several_processes_sums_them_in_one_scrape(schema, to
         scraped = await scrape(http, f"{base}/metrics")
         # Either process answered the scrape, and it counted both processes' requests.
         assert value(scraped, "http_requests_total", route="/healthz") - before == 40
+
+
+async def test_the_admitter_observes_each_admitted_persons_wait(room, make_event, make_users):
+    event = await make_event([("GA", 50)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "rate_per_min": 60_000, "grace_s": 600})
+    users = await make_users(2)
+    now = now_ms()
+    for user, waited_s in zip(users, (40, 10), strict=True):
+        await room.enter(event.event_id, user, now - waited_s * 1000, "join")
+    before = samples(generate_latest().decode())
+    admitter = Admitter(room, WorkerSettings())
+    tick = await admitter.room.admit(event.event_id, now)
+    assert sorted(user for user, _ in tick["admitted"]) == sorted(users)
+    await admitter.observe_waits({event.event_id: tick}, now)
+    await admitter.observe_waits({event.event_id: tick}, now)  # a second look finds nothing left
+    after = samples(generate_latest().decode())
+
+    def grew(name: str) -> float:
+        return value(after, name, event_id=event.event_id) - value(before, name, event_id=event.event_id)
+
+    assert grew("waiting_room_wait_seconds_count") == 2
+    assert grew("waiting_room_wait_seconds_sum") == 50
+    assert value(after, "waiting_room_wait_seconds_bucket", event_id=event.event_id, le="15.0") == 1

@@ -86,7 +86,7 @@ class WaitingRoom:
 
         def fill(pipe) -> None:
             for event_id, user_id, now_ms, verb in calls:
-                room_keys = [keys.room(event_id, p) for p in JOIN_PARTS]
+                room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
                 queue_script(pipe, self.scripts.queue_join, room_keys, [user_id, now_ms, verb])
 
         return [_standing(out) for out in await execute_scripted(self.redis, fill, self.scripts)]

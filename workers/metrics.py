@@ -96,6 +96,12 @@ ROOM_ACTIVE = Gauge(
     "waiting_room_active", "Admitted people still active", ["event_id"], multiprocess_mode="livemax"
 )
 ADMITTED = Counter("waiting_room_admitted", "People let in", ["event_id"])
+WAIT_SECONDS = Histogram(
+    "waiting_room_wait_seconds",
+    "Time in line, from taking a place to being let in",
+    ["event_id"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
 ADMISSION_RATE = Gauge(
     "waiting_room_admission_rate_per_minute",
     "Admissions over the last minute",
