@@ -28,7 +28,8 @@ def say(msg: str) -> None:
 
 
 class Mailbox:
-    """A local SMTP server that keeps what it is handed (the buyers' inboxes)."""
+    """A local SMTP server that keeps what it is handed (the demo's buyers' inboxes, and the
+    tests' SMTP sink)."""
 
     def __init__(self, port: int) -> None:
         self.messages: list[email.message.Message] = []
@@ -43,8 +44,12 @@ class Mailbox:
 
     def wait_for(self, count: int, timeout: float = 60) -> bool:
         """Block until `count` messages arrived (or `timeout`); whether they did."""
+        return self.wait_until(lambda messages: len(messages) >= count, timeout)
+
+    def wait_until(self, holds, timeout: float = 60) -> bool:
+        """Block until `holds(messages)` is true, woken by each arrival (or `timeout`)."""
         with self._arrived:
-            return self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
+            return self._arrived.wait_for(lambda: holds(self.messages), timeout)
 
     def __enter__(self) -> Mailbox:
         self.controller.start()

@@ -5,7 +5,6 @@ Each session gets its own topic prefix and consumer groups, so it never meets a 
 
 from __future__ import annotations
 
-import email
 import secrets
 from decimal import Decimal
 
@@ -14,12 +13,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from aiosmtpd.controller import Controller
 
 from gateway.auth import issue_access_token
 from lua import load_scripts
 from ops import stack
 from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.demo_pay import Mailbox
 from ops.migrate import migrate
 from tests.browser import chromium
 from tests.contract import BREACHES
@@ -233,22 +232,8 @@ def browser():
         yield driver
 
 
-class Sink:
-    """A local SMTP server's inbox: keeps every message it is handed."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def smtp_sink():
-    """(inbox, port) of a local SMTP sink, one per test module."""
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield sink, controller.port
-    controller.stop()
+    """(inbox, port) of a local SMTP sink (ops/demo_pay.Mailbox), one per test module."""
+    with Mailbox(free_port()) as inbox:
+        yield inbox, inbox.controller.port

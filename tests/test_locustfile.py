@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ from ops.config import REPO_ROOT
 from tests.support import WorkerProcess, gateway_settings, running_gateway, unique, wait_until, worker_env
 from workers.admitter import tick_message
 from workers.commands import now_ms
+from workers.periodic import run_every
 
 PASSWORD = "load test pass 2026"
 BUYERS = 80
@@ -67,12 +67,15 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
         await workers.stop()
 
 
-async def _admitting(room, event_id: str) -> None:
-    """What the admitter role does, for this event only: a tick, then its broadcast."""
-    while True:
+async def _admitting(room, event_id: str, stop: asyncio.Event) -> None:
+    """What the admitter role does, for this event only, on the admitter's own clock (a tick
+    every 0.3 s): the admission script, then its broadcast."""
+
+    async def tick() -> None:
         at = now_ms()
         await room.broadcast(tick_message(event_id, at, await room.admit(event_id, at)))
-        await asyncio.sleep(0.3)
+
+    await run_every(stop, 0.3, 10.0, tick, "test admission tick")
 
 
 async def test_a_short_flash_sale_reaches_paid_bookings_without_unexpected_failures(sale, room, pg, tmp_path):
@@ -89,7 +92,8 @@ async def test_a_short_flash_sale_reaches_paid_bookings_without_unexpected_failu
         "--out", str(tmp_path),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOAD_")}
-    admitter = asyncio.create_task(_admitting(room, event_id))
+    stop = asyncio.Event()
+    admitter = asyncio.create_task(_admitting(room, event_id, stop))
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ops.loadtest", *args,
@@ -97,9 +101,8 @@ async def test_a_short_flash_sale_reaches_paid_bookings_without_unexpected_failu
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 90)
     finally:
-        admitter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await admitter
+        stop.set()
+        await admitter
     text = out.decode(errors="replace")
     print(text)  # the runner's progress and summary, shown with -s or on a failure
     log = (tmp_path / "locust.log").read_text(errors="replace") if (tmp_path / "locust.log").exists() else ""

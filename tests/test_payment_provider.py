@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from tests.support import wait_until
 from workers.payment_provider import (
     DETAIL_FIELD,
     METHODS,
@@ -124,10 +125,11 @@ async def test_0409_stays_invisible_until_it_settles(aux):
     assert after_retry["reference"] == registered["reference"]
     assert after_retry["registers_at_ms"] == registered["registers_at_ms"]
 
-    deadline = time.monotonic() + 5
-    while (settled := await fake.status("k")).status == "not_found":
-        assert time.monotonic() < deadline, "the lost-response charge never settled"
-        await asyncio.sleep(0.02)
+    async def registered_at_last() -> bool:
+        return (await fake.status("k")).status != "not_found"
+
+    await wait_until(registered_at_last, 5, "the lost-response charge settled")
+    settled = await fake.status("k")
     assert time.time() * 1000 >= int(registered["registers_at_ms"])
     assert settled == ProviderResult("success", registered["reference"])
     assert await fake.charge("k", 100, "bank_transfer", {"account": "DE00-0409"}) == settled

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.payments import refund_percent
 from lua import keys
+from ops.demo_pay import Mailbox
 from tests.support import (
     WorkerProcess,
     book,
@@ -48,7 +49,7 @@ PAYING_HOLD_S = 60
 class Sale:
     url: str
     prefix: str  # of its topics and job queues
-    inbox: list
+    inbox: Mailbox
     payer: WorkerProcess
 
 
@@ -78,7 +79,7 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
     settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
     try:
         async with running_gateway(settings) as url:
-            yield Sale(url, topics.prefix, inbox.messages, payer)
+            yield Sale(url, topics.prefix, inbox, payer)
     finally:
         await payer.stop()
         await workers.stop()
@@ -151,7 +152,16 @@ async def _sweep_an_hour_ahead(sale, schema, sale_redis, event) -> None:
 
 
 def _mail_to(sale, address: str, subject_part: str):
-    return [m for m in sale.inbox if m["To"] == address and subject_part in m["Subject"]]
+    return [m for m in sale.inbox.messages if m["To"] == address and subject_part in m["Subject"]]
+
+
+async def _mail_arrives(sale, address: str, subject_part: str) -> None:
+    """Wait, woken by each arrival, for a mail to `address` whose subject has `subject_part`."""
+
+    def arrived(messages) -> bool:
+        return any(m["To"] == address and subject_part in m["Subject"] for m in messages)
+
+    assert await asyncio.to_thread(sale.inbox.wait_until, arrived, 30), f"no mail '{subject_part}'"
 
 
 async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
@@ -190,10 +200,10 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
     assert await sale_redis.zscore(keys.expiry_index(event.event_id), booking_id) is None
 
     email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
-    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, ticket))), 30, "confirmation mail")
+    await _mail_arrives(sale, email, ticket)
     (mail,) = _mail_to(sale, email, ticket)
     assert ticket in mail.get_payload() and "200.00" in mail.get_payload()
-    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "Payment received"))), 30, "receipt")
+    await _mail_arrives(sale, email, "Payment received")
     (receipt,) = _mail_to(sale, email, "Payment received")
     assert "200.00 (card ****4242)" in receipt.get_payload()
 
@@ -232,7 +242,7 @@ async def test_a_declined_payment_releases_the_seats_once_and_confirm_is_refused
     assert status == 200 and refused["data"]["status"] == "failed"
     await _row(pg, booking_id, "cancelled")
     email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
-    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "failed"))), 30, "failure mail")
+    await _mail_arrives(sale, email, "failed")
     assert await _available(sale_redis, event) == 10  # returned exactly once
 
 
@@ -382,7 +392,7 @@ async def test_a_refund_is_requested_then_approved_then_processed(
     assert booking["data"]["status"] == "refunded"
 
     email = await pg.fetchval("SELECT email FROM users WHERE id = $1", user)
-    await wait_until(lambda: asyncio.sleep(0, bool(_mail_to(sale, email, "Refund"))), 30, "refund mail")
+    await _mail_arrives(sale, email, "Refund")
     await _row(pg, booking_id, "refunded")
 
     async def payment_row_refunded() -> bool:
