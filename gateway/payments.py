@@ -131,16 +131,16 @@ async def _records(app: web.Application, event_id: str, payment_id: str) -> tupl
     payment = await redis.hgetall(keys.payment(event_id, payment_id))
     if not payment:
         return {}, {}
-    payment = messages.typed_record({k.decode(): v.decode() for k, v in payment.items()})
+    payment = messages.redis_record(payment)
     hold = await redis.hgetall(keys.hold(event_id, payment["booking_id"]))
-    return payment, messages.typed_record({k.decode(): v.decode() for k, v in hold.items()})
+    return payment, messages.redis_record(hold)
 
 
 async def owned_hold(request: web.Request, booking_id: str) -> dict[str, Any]:
     """The caller's live hold of `booking_id` (anyone else's is not found)."""
     event_id = messages.event_of(booking_id)
     raw = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id)) if event_id else {}
-    hold = messages.typed_record({k.decode(): v.decode() for k, v in raw.items()})
+    hold = messages.redis_record(raw)
     if not hold or hold["user_id"] != current_principal(request).user_id:
         raise errors.NotFound("no such booking")
     return hold

@@ -346,6 +346,11 @@ def typed_record(record: dict[str, Any]) -> dict[str, Any]:
     return {k: int(v) if k in _INT_FIELDS and v not in ("", None) else v for k, v in record.items()}
 
 
+def redis_record(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A hold or payment hash as HGETALL returns it (bytes), typed ({} when there is none)."""
+    return typed_record({k.decode(): v.decode() for k, v in raw.items()})
+
+
 def booking_event(event_id: str, booking_id: str, hold: dict[str, Any]) -> dict[str, Any]:
     """A booking's whole record after a transition, as the event its status is published as.
     Every booking event carries every column, so PostgreSQL can be written from whichever of a

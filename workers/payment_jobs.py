@@ -112,9 +112,12 @@ class PaymentRuntime:
 
     async def records(self, event_id: str, payment_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The payment and its booking's hold, as typed records ({} when missing)."""
-        payment = _text(await self.redis.hgetall(keys.payment(event_id, payment_id)))
-        hold = _text(await self.redis.hgetall(keys.hold(event_id, payment["booking_id"]))) if payment else {}
-        return messages.typed_record(payment), messages.typed_record(hold)
+        payment = messages.redis_record(await self.redis.hgetall(keys.payment(event_id, payment_id)))
+        if not payment:
+            return {}, {}
+        return payment, messages.redis_record(
+            await self.redis.hgetall(keys.hold(event_id, payment["booking_id"]))
+        )
 
     async def ask(self, call) -> ProviderResult:
         """One provider call, bounded: no answer in time is a ProviderTimeout (outcome unknown)."""
@@ -164,10 +167,6 @@ class PaymentRuntime:
         log.info("payment %s: %s", payment["payment_id"], command["outcome"])
         await self.command(command)
         metrics.PAYMENT_OUTCOMES.labels(command["outcome"]).inc()
-
-
-def _text(record: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in record.items()}
 
 
 async def process_payment(
@@ -258,7 +257,7 @@ async def notify(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) 
 
 
 async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
-    hold = messages.typed_record(_text(await rt.redis.hgetall(keys.hold(event_id, booking_id))))
+    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
     payment, _ = await rt.records(event_id, hold["payment_id"])
     row = await rt.pool.fetchrow(MAIL_CONTEXT, hold["user_id"], event_id, hold["show_id"], hold["zone_id"])
     if row is None:
