@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -101,6 +102,15 @@ def wrk(
         "non2xx": int(errors.group(1)) if errors else 0,
         "raw": out,
     }
+
+
+def tracing_env(ratio: float | None, spans_file: Path, say: Callable[[str], None]) -> dict[str, str]:
+    """The services' environment for tracing at `ratio` (None: off), spans exported to a file:
+    the exporter's cost is part of what a benchmark measures."""
+    if ratio is None:
+        return {}
+    say(f"tracing on: sampling {ratio:.0%} of requests, spans to {spans_file}")
+    return {"BR_TRACE_FILE": str(spans_file), "BR_TRACE_SAMPLE_RATIO": str(ratio)}
 
 
 def pin_services(cfg: StackConfig, cores: str) -> None:
@@ -294,13 +304,7 @@ def run(args: argparse.Namespace) -> dict:
         BR_TOPIC_PREFIX=prefix,
         BR_COMMAND_GROUP=f"{prefix}commands",
     )
-    if args.trace_ratio is not None:
-        # Spans sampled at this ratio, exported to a file (the exporter's cost is part of it).
-        env.update(
-            BR_TRACE_FILE=str(log_dir / f"bench-spans-{prefix}jsonl"),
-            BR_TRACE_SAMPLE_RATIO=str(args.trace_ratio),
-        )
-        say(f"tracing on: sampling {args.trace_ratio:.0%} of requests, spans to {env['BR_TRACE_FILE']}")
+    env.update(tracing_env(args.trace_ratio, log_dir / f"bench-spans-{prefix}jsonl", say))
     pin_services(cfg, LOAD_CORE)
     procs: list[Managed] = []
     try:

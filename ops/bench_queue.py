@@ -2,6 +2,7 @@
 
 Usage: python -m ops.bench_queue [--clients 18000] [--small-clients 5000] [--multi-clients 45000]
            [--processes 3] [--ticks 20] [--rate 600] [--duration 10] [--connections 256]
+           [--trace-ratio 0.1]
 Quick run: python -m ops.bench_queue --clients 2000 --multi-clients 3000 --ticks 5 --duration 3
 
 In one run, on this 2-core machine (the server under test on core 0; clients, Redis, the admitter
@@ -59,7 +60,16 @@ from gateway.auth import issue_access_token
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys, load_scripts
 from ops import stack
-from ops.bench import BENCH_TOOLS, LOAD_CORE, SERVER_CORE, UNREACHABLE_LIMITS, Measured, pin_services, wrk
+from ops.bench import (
+    BENCH_TOOLS,
+    LOAD_CORE,
+    SERVER_CORE,
+    UNREACHABLE_LIMITS,
+    Measured,
+    pin_services,
+    tracing_env,
+    wrk,
+)
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import REPO_ROOT, StackConfig
 from ops.migrate import migrate
@@ -82,7 +92,7 @@ SEATS = 50_000_000
 TICKET_TTL_S = 4 * 3600
 UPKEEP_SETTLE_S = 0.5  # a stream upkeep round's Redis work follows its log line by milliseconds
 FANOUT_LINE = re.compile(
-    rb"(\d+) streams open; tick fan-out over (\d+) ticks: median ([\d.]+) ms, max ([\d.]+) ms\n"
+    rb"(\d+) streams open; tick fan-out over (\d+) ticks: median ([\d.]+) ms, max ([\d.]+) ms"
 )
 TARGETS = {
     "memory_per_client_kib": 15,
@@ -651,6 +661,7 @@ def run(args: argparse.Namespace) -> dict:
             "people_ahead": fillers,
             "heartbeat_s": args.heartbeat,
             "open_files_limit": nofile,
+            "trace_ratio": args.trace_ratio,
         }
     }
     with contextlib.ExitStack() as cleanup:
@@ -685,6 +696,7 @@ def run(args: argparse.Namespace) -> dict:
             BR_RATE_LIMITS=UNREACHABLE_LIMITS,
             BR_RATE_LIMIT_NAMESPACE=f"rl-bench-queue-{run_id}",
             BR_STREAM_HEARTBEAT_SECONDS=str(args.heartbeat),
+            **tracing_env(args.trace_ratio, log_dir / f"bench-queue-spans-{run_id}.jsonl", say),
         )
         admission = Admission({**env, "BR_WORKER_ROLES": "admitter", "BR_ADMIT_TICK_SECONDS": "1"}, log_dir)
         cleanup.callback(admission.stop)
@@ -891,6 +903,9 @@ def main() -> int:
     parser.add_argument("--join-users", type=int, default=45_000, help="distinct users in (d)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk in (d)")
     parser.add_argument("--connections", type=int, default=256, help="wrk connections in (d)")
+    parser.add_argument(
+        "--trace-ratio", type=float, default=None, help="trace the gateways and the admitter at this ratio"
+    )
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         print("[bench-queue] needs at least 2 cores (server on one, load on the other)", file=sys.stderr)
