@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: the services' packages (apt-get)
 # and the Python virtual environment with the project and its dev extras (pip). Idempotent.
-# --with-browser also installs Debian's Chromium and chromedriver (for the browser tests).
+# --for-tests also installs what only the tests use: Debian's Chromium and chromedriver (browser
+# tests), Prometheus and promtool (alert rules and dashboard queries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

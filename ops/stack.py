@@ -1,6 +1,6 @@
 """Start, stop and report the real services on loopback: two Redis, PostgreSQL and Kafka (KRaft).
 
-Usage: python -m ops.stack up|down|status|packages [--with-browser]
+Usage: python -m ops.stack up|down|status|packages [--for-tests]
 
 Redis and PostgreSQL come from Debian packages (installed with apt-get when missing); Kafka is
 assembled from Maven Central jars. Everything keeps its data under one state folder. `up` is
@@ -32,8 +32,10 @@ APT_PACKAGES = {
     "java": "openjdk-17-jre-headless",
     "mvn": "maven",
 }
-# Only the tests need these: the browser tests drive Debian's Chromium through its chromedriver.
-BROWSER_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+# Only the tests need these: the browser tests drive Debian's Chromium through its chromedriver;
+# the alert rules are checked and unit-tested by promtool, and the dashboards' queries run on a
+# real Prometheus (Debian's `prometheus` package brings both).
+TEST_PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "promtool": "prometheus"}
 
 
 class StackError(RuntimeError):
@@ -565,7 +567,7 @@ def main(argv: list[str]) -> int:
     verb = argv[0] if argv else "status"
     try:
         if verb == "packages":
-            ensure_packages(BROWSER_PACKAGES if "--with-browser" in argv[1:] else None)
+            ensure_packages(TEST_PACKAGES if "--for-tests" in argv[1:] else None)
         elif verb == "up":
             up()
         elif verb == "down":

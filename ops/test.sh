@@ -3,7 +3,7 @@
 # Arguments go to pytest (e.g. ops/test.sh -k contention).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ops/bootstrap.sh --with-browser
+ops/bootstrap.sh --for-tests
 # Started here, before pytest captures output, so a first run's Kafka download shows its
 # progress; the test session's own `stack up` then finds everything answering.
 .venv/bin/python -m ops.stack up

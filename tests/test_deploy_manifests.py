@@ -4,12 +4,16 @@
   and the newest Kubernetes that `kubernetes-validate` bundles from 1.29 on (strict: no unknown
   fields); the custom resources (KEDA ScaledObject, Prometheus Operator PodMonitor and
   PrometheusRule) against the JSON schemas below, their HPA behavior against the official one.
+- The alert rules pass `promtool check rules` and their unit tests (`promtool test rules`
+  ops/k8s/prometheus-rules.test.yaml: each alert fires on its series and stays quiet on
+  look-alikes).
 - Every PromQL expression (alert rules, the prometheus-adapter rule, KEDA prometheus triggers if
   any, every Grafana target and variable query) parses with `promql-parser`, after Grafana's and
   the adapter's template variables are filled in.
 - Every metric they name is one our processes expose (read from prometheus_client's registry
-  after importing workers/metrics.py), or comes from a named other exporter, or is a proposed
-  gauge listed in PROPOSED; every label they match on is one that metric or the scrape carries.
+  after importing workers/metrics.py, plus the payment worker's Dramatiq queue collector), or
+  comes from a named other exporter; every label they match on is one that metric or the scrape
+  carries.
 - The autoscalers, probes, selectors, Secret keys, environment variables and KEDA triggers agree
   with the code: settings names, consumer groups, topics, Dramatiq queue keys.
 """
@@ -40,10 +44,11 @@ from workers.settings import ALL_ROLES, WorkerSettings
 
 K8S_DIR = REPO_ROOT / "ops" / "k8s"
 RULE_FILE = K8S_DIR / "prometheus-rules.yaml"
+RULE_TESTS = K8S_DIR / "prometheus-rules.test.yaml"
 DASHBOARD = K8S_DIR / "grafana-dashboard.json"
 ADAPTER_RULES = K8S_DIR / "prometheus-adapter-rules.yaml"
 # YAML files in ops/k8s/ that are not Kubernetes objects.
-NOT_OBJECTS = {"kustomization.yaml", "prometheus-rules.yaml"}
+NOT_OBJECTS = {"kustomization.yaml", "prometheus-rules.yaml", "prometheus-rules.test.yaml"}
 # Kubernetes objects that kustomization.yaml leaves out on purpose (it says why).
 NOT_APPLIED = {"secret.example.yaml", "prometheus-adapter-rules.yaml"}
 NAMESPACE = "booking-rush"
@@ -59,11 +64,6 @@ EXTERNAL_METRICS = {
     "redis_memory_used_bytes": "redis_exporter",
     "redis_memory_max_bytes": "redis_exporter",
     "redis_key_size": "redis_exporter (--check-single-keys)",
-}
-# Gauges the LowStock alert and its panel need, proposed but not exposed yet: name -> labels.
-PROPOSED = {
-    "zone_seats_available": {"event_id", "show_id", "zone_id"},
-    "zone_seats_total": {"event_id", "show_id", "zone_id"},
 }
 # Labels the scrape adds to every series (Prometheus Operator PodMonitor targets).
 TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "job", "instance"}
@@ -386,6 +386,8 @@ def exposed_metrics() -> dict[str, set[str]]:
         for suffix in SUFFIXES.get(family.type, ("",)):
             extra = {"le"} if suffix == "_bucket" else {"quantile"} if family.type == "summary" else set()
             exposed.setdefault(family.name + suffix, set()).update(own | extra)
+    # Registered by the payment worker only: it reads the aux Redis at each scrape.
+    exposed[worker_metrics.DramatiqQueueDepth.NAME] = set(worker_metrics.DramatiqQueueDepth.LABELS)
     return exposed
 
 
@@ -645,9 +647,15 @@ def test_worker_pods():
         assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("metrics", 9100)]
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (name, kind)
-    payment = container(one("Deployment", "payment-worker"))
+    payment, payment_env = (
+        container(one("Deployment", "payment-worker")),
+        env_of(one("Deployment", "payment-worker")),
+    )
     assert payment["command"] == ["python", "-m", "workers.payment_worker"]
-    assert "BR_DATABASE_URL" in env_of(one("Deployment", "payment-worker"))
+    assert "BR_DATABASE_URL" in payment_env
+    assert payment_env["BR_METRICS_PORT"]["value"] == "9100"
+    assert payment_env["BR_METRICS_HOST"]["value"] == "0.0.0.0"
+    assert [(p["name"], p["containerPort"]) for p in payment["ports"]] == [("metrics", 9100)]
     assert "BR_DATABASE_URL" in env_of(one("Deployment", "persistence-worker"))
 
 
@@ -675,7 +683,13 @@ def test_probes_and_selectors_meet_the_pods():
     scraped = matching(monitor["spec"]["selector"]["matchLabels"])
     endpoint_ports = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
     served = [name for name in scraped if pods[name][1] & endpoint_ports]
-    assert sorted(served) == ["command-worker", "gateway", "persistence-worker", "sweeper-admitter"]
+    assert sorted(served) == [
+        "command-worker",
+        "gateway",
+        "payment-worker",
+        "persistence-worker",
+        "sweeper-admitter",
+    ]
     # The alert rules name the scrape jobs: the pods' component label (the PodMonitor's jobLabel).
     jobs_in_rules = set()
     for group in rule_groups():
@@ -810,6 +824,38 @@ def test_prometheus_rule_wraps_the_rule_file():
     assert one("PrometheusRule", "booking-rush")["spec"]["groups"] == rule_groups()
 
 
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    tool = shutil.which("promtool")
+    assert tool, "promtool is missing: `ops/bootstrap.sh --for-tests` installs Debian's prometheus"
+    return subprocess.run([tool, *args], cwd=K8S_DIR, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_checks_the_rule_file():
+    result = promtool("check", "rules", RULE_FILE.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len([r for g in rule_groups() for r in g['rules']])} rules found" in result.stdout
+
+
+def test_alert_rules_pass_their_unit_tests():
+    """prometheus-rules.test.yaml: series that must fire each alert (with its labels and rendered
+    annotations) and look-alikes that must not."""
+    result = promtool("test", "rules", RULE_TESTS.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet():
+    document = yaml.safe_load(RULE_TESTS.read_text())
+    assert document["rule_files"] == [RULE_FILE.name]
+    fires, quiet = set(), set()
+    for case in document["tests"]:
+        for check in case["alert_rule_test"]:
+            (fires if check["exp_alerts"] else quiet).add(check["alertname"])
+    alerts = {rule["alert"] for group in rule_groups() for rule in group["rules"]}
+    assert alerts <= fires, f"never shown to fire: {alerts - fires}"
+    assert set(SPEC_ALERTS) <= quiet, f"never shown to stay quiet: {set(SPEC_ALERTS) - quiet}"
+
+
 def output_labels(node) -> set[str] | None:
     """The labels an expression's result keeps, where that is plain from its shape (else None)."""
     if isinstance(node, promql_parser.AggregateExpr):
@@ -861,7 +907,7 @@ def test_referenced_metrics_are_exposed():
         "waiting_room_sse_connections",
         "booking_reservation_failures_total",
     } <= set(exposed)
-    allowed = set(exposed) | set(EXTERNAL_METRICS) | set(PROPOSED)
+    allowed = set(exposed) | set(EXTERNAL_METRICS)
     referenced = {}
     for where, expr in all_expressions():
         for selector in selectors(promql_parser.parse(expr)):
@@ -873,13 +919,10 @@ def test_referenced_metrics_are_exposed():
                 referenced.setdefault(spec["metric"]["name"], f"HPA {hpa['metadata']['name']}")
     unknown = {name: where for name, where in referenced.items() if name not in allowed}
     assert not unknown, f"metrics no process or named exporter exposes: {unknown}"
-    still_proposed = set(PROPOSED) & set(exposed)
-    assert not still_proposed or all(PROPOSED[n] <= exposed[n] for n in still_proposed)
 
 
 def test_label_matchers_and_groupings_name_real_labels():
     labels = exposed_metrics()
-    labels.update(PROPOSED)
 
     def known(selector) -> set[str] | None:
         name = metric_name(selector)

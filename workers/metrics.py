@@ -158,13 +158,13 @@ class DramatiqQueueDepth:
     """dramatiq_queue_depth{queue}: jobs waiting in each queue of the aux Redis, read at scrape
     (what the payment workers' autoscaler reads; KEDA reads the same lists)."""
 
+    NAME, LABELS = "dramatiq_queue_depth", ("queue",)
+
     def __init__(self, redis_client, namespace: str, queues: list[str]) -> None:
         self.redis, self.namespace, self.queues = redis_client, namespace, queues
 
     def collect(self):
-        family = GaugeMetricFamily(
-            "dramatiq_queue_depth", "Jobs waiting in a Dramatiq queue", labels=["queue"]
-        )
+        family = GaugeMetricFamily(self.NAME, "Jobs waiting in a Dramatiq queue", labels=list(self.LABELS))
         for queue in self.queues:
             family.add_metric([queue], self.redis.llen(f"{self.namespace}:{queue}"))
         yield family
