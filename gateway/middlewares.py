@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
@@ -42,24 +44,54 @@ _HTTP_CODES = {
 }
 
 
-def trace_requests(ratio: float):
+# Requests that live for minutes (the live-position stream): their handler traces only their
+# opening (traced_opening), so no span or context stays held by each open stream.
+LONG_LIVED_ROUTES = frozenset({"queue_stream"})
+TRACE_RATIO = "trace_ratio"  # request key: the ratio, for a long-lived route's own tracing
+
+
+@contextlib.contextmanager
+def request_trace(request: web.Request, ratio: float) -> Iterator[Span | None]:
     """A server span for the sampled share of requests (continuing a caller's `traceparent`);
-    the others run with the instrumentations switched off. Only when tracing is on: create_app
-    adds this middleware then."""
+    the others run with the instrumentations switched off (None)."""
+    if not tracing.sampled(ratio, request.headers):
+        with suppress_instrumentation():
+            yield None
+        return
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    with tracing.TRACER.start_as_current_span(
+        f"{request.method} {route}", context=tracing.context_of(request.headers), kind=SpanKind.SERVER
+    ) as span:
+        span.set_attribute("http.route", route)
+        yield span
+
+
+@contextlib.contextmanager
+def traced_opening(request: web.Request) -> Iterator[Span | None]:
+    """What request_trace is to other requests, for the opening of a long-lived one."""
+    if TRACE_RATIO not in request:  # tracing is off
+        yield None
+        return
+    with request_trace(request, request[TRACE_RATIO]) as span:
+        yield span
+        if span is not None:
+            span.set_attribute("http.response.status_code", 200)
+
+
+def trace_requests(ratio: float):
+    """request_trace around each request (a long-lived one traces its own opening). Only when
+    tracing is on: create_app adds this middleware then."""
 
     @web.middleware
     async def trace_request(request: web.Request, handler) -> web.StreamResponse:
-        if not tracing.sampled(ratio, request.headers):
-            with suppress_instrumentation():
-                return await handler(request)
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        with tracing.TRACER.start_as_current_span(
-            f"{request.method} {route}", context=tracing.context_of(request.headers), kind=SpanKind.SERVER
-        ) as span:
-            span.set_attribute("http.route", route)
+        if request.match_info.route.name in LONG_LIVED_ROUTES:
+            request[TRACE_RATIO] = ratio
+            return await handler(request)
+        with request_trace(request, ratio) as span:
             response = await handler(request)
-            span.set_attribute("http.response.status_code", response.status)
+            if span is not None:
+                span.set_attribute("http.response.status_code", response.status)
             return response
 
     return trace_request

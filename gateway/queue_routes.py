@@ -16,7 +16,7 @@ from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
 from gateway.params import uuid_value
 from gateway.payloads import read_json_object
-from gateway.queue_stream import published, stream
+from gateway.queue_stream import end_streams, published, stream
 from gateway.queue_ticket import issue_queue_ticket
 from gateway.responses import ok
 from waiting_room.room import Standing
@@ -85,4 +85,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/queue/join", join, name="queue_join")
     app.router.add_get("/api/v1/queue/status", status, name="queue_status")
     app.router.add_get("/api/v1/queue/stream", stream, name="queue_stream")
+    app.on_shutdown.append(end_streams)
     app.router.add_get("/.well-known/jwks.json", jwks, name="jwks")

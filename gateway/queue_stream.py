@@ -28,6 +28,7 @@ from aiohttp import web
 
 from gateway import appkeys, errors
 from gateway.event_store import iso_ms
+from gateway.middlewares import traced_opening
 from gateway.params import text_query, uuid_value
 from gateway.queue_ticket import read_queue_ticket
 from waiting_room.passes import QueuePasses
@@ -343,6 +344,32 @@ class StreamHub:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
+    # Traced (or kept out of traces) while it opens, not for its life: a stream lives for
+    # minutes, and a span or context held by each of tens of thousands costs memory on each.
+    with traced_opening(request):
+        response, client, event_id, user_id = await open_stream(request)
+    hub, room = request.app[appkeys.STREAMS], request.app[appkeys.WAITING_ROOM]
+    try:
+        try:
+            while True:
+                await client.news()
+                ended = client.ended
+                chunk = client.take()
+                if chunk:
+                    await response.write(chunk)
+                client.written(hub)
+                if ended:
+                    break
+        except ConnectionError:
+            pass  # the client went away; the stream is closed below
+        return response
+    finally:
+        await leave_stream(hub, room, event_id, user_id, client)
+
+
+async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamClient, str, str]:
+    """Check the ticket, place the client, send the headers and the first standing, and mark
+    its user as held by this process; (response, client, event id, user id)."""
     app = request.app
     event_id = uuid_value(request.query.get("event_id"), "event_id")
     ticket = text_query(request, "ticket", 4096)
@@ -368,25 +395,24 @@ async def stream(request: web.Request) -> web.StreamResponse:
         response.headers.clear()
         if not client.ended:
             await room.stream(event_id, user_id, hub.holder, now_ms, "open", hub.lease_until_ms(now_ms))
-        try:
-            while True:
-                await client.news()
-                ended = client.ended
-                chunk = client.take()
-                if chunk:
-                    await response.write(chunk)
-                client.written(hub)
-                if ended:
-                    break
-        except ConnectionError:
-            pass  # the client went away; the stream is closed below
-        return response
-    finally:
-        client.written(hub)  # gone before writing: its tick's fan-out is not held up
-        hub.remove(event_id, client)
-        if not client.ended:
-            with contextlib.suppress(Exception):  # presence then lapses by the grace period
-                await room.stream(event_id, user_id, hub.holder, int(time.time() * 1000), "close")
+    except BaseException:
+        await leave_stream(hub, room, event_id, user_id, client)
+        raise
+    return response, client, event_id, user_id
+
+
+async def leave_stream(hub: StreamHub, room: WaitingRoom, event_id: str, user_id: str, client) -> None:
+    client.written(hub)  # gone before writing: its tick's fan-out is not held up
+    hub.remove(event_id, client)
+    if not client.ended:
+        with contextlib.suppress(Exception):  # presence then lapses by the grace period
+            await room.stream(event_id, user_id, hub.holder, int(time.time() * 1000), "close")
+
+
+async def end_streams(app: web.Application) -> None:
+    """on_shutdown: end every stream (their browsers reconnect, to another gateway), so that a
+    stopping gateway does not wait out its shutdown timeout on streams that never finish."""
+    app[appkeys.STREAMS].close_all()
 
 
 async def streams_ctx(app: web.Application):

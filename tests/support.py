@@ -197,6 +197,14 @@ async def running_gateway(settings: GatewaySettings, **app_options: Any):
 
 async def read_topic(bootstrap: str, topic: str, match: Callable[[dict], bool]) -> list[dict]:
     """Every message on `topic` (from the start up to its current end) that `match` accepts."""
+    return [value for value, _ in await read_records(bootstrap, topic, match)]
+
+
+async def read_records(
+    bootstrap: str, topic: str, match: Callable[[dict], bool]
+) -> list[tuple[dict, dict[str, bytes]]]:
+    """(message, record headers) for every message on `topic`, up to its current end, that
+    `match` accepts."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
     )
@@ -209,7 +217,7 @@ async def read_topic(bootstrap: str, topic: str, match: Callable[[dict], bool]) 
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        found: list[dict] = []
+        found: list[tuple[dict, dict[str, bytes]]] = []
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
@@ -217,7 +225,7 @@ async def read_topic(bootstrap: str, topic: str, match: Callable[[dict], bool]) 
                     if r.offset < end[TopicPartition(r.topic, r.partition)]:
                         value = messages.decode(r.value)
                         if match(value):
-                            found.append(value)
+                            found.append((value, dict(r.headers or ())))
         return found
     finally:
         await consumer.stop()
@@ -406,6 +414,13 @@ async def admission_tick(room, event_id: str, timeout: float) -> list[str]:
 async def gateway_process(cfg: StackConfig, topics: Topics, secret: str, session, **env_extra: str):
     """`python -m gateway` as real processes (BR_GATEWAY_PROCESSES and the rest from
     `env_extra`), ready; yields its base URL, and stops it after."""
+    async with started_gateway(cfg, topics, secret, session, **env_extra) as (base, _):
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def started_gateway(cfg: StackConfig, topics: Topics, secret: str, session, **env_extra: str):
+    """gateway_process, yielding (base URL, the process) for a test that signals it itself."""
     port = free_port()
     env = service_env(
         cfg.service_env(),
@@ -429,7 +444,8 @@ async def gateway_process(cfg: StackConfig, topics: Topics, secret: str, session
             return False
 
         await wait_until(ready, 60, "the gateway process ready")
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()

@@ -8,6 +8,7 @@ the tick), with a clock that moves one second per tick.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -17,7 +18,14 @@ import pytest_asyncio
 from gateway.queue_stream import StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys
-from tests.support import TEST_PASS_KEYS, event_stream, gateway_settings, queue_call, running_gateway
+from tests.support import (
+    TEST_PASS_KEYS,
+    event_stream,
+    gateway_settings,
+    queue_call,
+    running_gateway,
+    started_gateway,
+)
 from waiting_room.passes import QueuePasses
 from workers.admitter import tick_message
 
@@ -182,6 +190,18 @@ async def test_stream_opens_count_against_the_tickets_user_not_the_shared_addres
             async with http.get(f"{url}/api/v1/queue/stream", params=params) as response:
                 statuses.append(response.status)
         assert statuses[-1] == 429
+
+
+async def test_a_stopping_gateway_ends_its_streams_at_once(schema, topics, jwt_secret, http, line):
+    """SIGTERM ends the streams first (browsers reconnect, to another gateway, with their
+    Last-Event-ID), rather than holding the gateway up until its 10 s shutdown timeout."""
+    async with started_gateway(schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="1") as (base, proc):
+        async with event_stream(http, base, line["event_id"], line["tickets"][0]) as stream:
+            _, name, _ = await stream.next_event()
+            assert name == "standing"
+            proc.terminate()
+            assert await stream.ended(timeout=5)
+        assert await asyncio.wait_for(proc.wait(), 5) == 0
 
 
 def test_a_derived_standing_is_one_plain_json_object():

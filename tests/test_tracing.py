@@ -6,8 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support import WorkerProcess, book, gateway_process, wait_until, worker_env
+from tests.support import (
+    WorkerProcess,
+    book,
+    event_stream,
+    gateway_process,
+    queue_call,
+    read_records,
+    wait_until,
+    worker_env,
+)
 from workers import tracing
+
+# The span processors' export period (the SDK's default is 5 s).
+EXPORT_DELAY_MS = "200"
 
 
 def spans(path: Path) -> list[dict]:
@@ -28,6 +40,7 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             f"{topics.prefix}w",
             BR_WORKER_ROLES="commands,persistence",
             BR_TRACE_FILE=str(worker_file),
+            OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
         )
     ).start()
     try:
@@ -38,15 +51,26 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             http,
             BR_GATEWAY_PROCESSES="1",
             BR_TRACE_FILE=str(gateway_file),
+            OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
             BR_TRACE_SAMPLE_RATIO="1.0",
         ) as base:
-            await _reserve_and_check(http, base, worker_file, gateway_file, make_event, make_users, token_for)
+            trace_id = await _reserve_and_check(
+                http, base, worker_file, gateway_file, make_event, make_users, token_for
+            )
+        # The booking's event carries the trace in its record's headers (W3C traceparent), not
+        # inside the event.
+        ((created, headers),) = await read_records(
+            schema.kafka_bootstrap, topics.events, lambda e: e.get("type") == "booking.created"
+        )
+        assert "trace" not in created
+        assert headers["traceparent"].decode().split("-")[1] == trace_id
     finally:
         await worker.stop()
 
 
-async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, make_users, token_for):
-    """Reserve through the traced gateway; the worker's span continues the request's trace."""
+async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, make_users, token_for) -> str:
+    """Reserve through the traced gateway; the worker's span continues the request's trace,
+    whose id it returns."""
     event = await make_event([("GA", 5)], shows=1)
     show = next(iter(event.shows))
     (user,) = await make_users(1)
@@ -80,6 +104,47 @@ async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, 
     assert [s["trace_id"] for s in found["persisted"]] == [request["trace_id"]]
     # Redis calls made while serving the request are spans of the same trace.
     assert len(gateway_spans) > 1
+    return request["trace_id"]
+
+
+async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
+    schema, new_topics, jwt_secret, http, make_event, make_users, token_for, room, tmp_path
+):
+    """A live-position stream lasts minutes: its span ends once it is open (so it is exported
+    while the stream still runs), and nothing traced stays held by each open stream."""
+    topics = await new_topics("trace-stream")
+    gateway_file = tmp_path / "gateway.jsonl"
+    event = await make_event([("GA", 5)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
+    (user,) = await make_users(1)
+    async with gateway_process(
+        schema,
+        topics,
+        jwt_secret,
+        http,
+        BR_TRACE_FILE=str(gateway_file),
+        BR_TRACE_SAMPLE_RATIO="1.0",
+        OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
+    ) as base:
+        _, joined = await queue_call(http, base, token_for(user), "join", event.event_id)
+        async with event_stream(http, base, event.event_id, joined["data"]["queue_ticket"]) as stream:
+            _, name, standing = await stream.next_event()
+            assert name == "standing" and standing["state"] == "waiting"
+            opened: list[dict] = []
+
+            async def opening_exported() -> bool:
+                opened[:] = [s for s in spans(gateway_file) if s["name"] == "GET /api/v1/queue/stream"]
+                return bool(opened)
+
+            await wait_until(opening_exported, 20, "the stream's span exported while the stream is open")
+            async with http.get(f"{base}/metrics") as r:  # and the stream is still open
+                exposed = await r.text()
+            assert f'waiting_room_sse_connections{{event_id="{event.event_id}"}} 1.0' in exposed
+        (span,) = opened
+        assert span["kind"] == "SERVER" and span["attributes"]["http.response.status_code"] == 200
+        # The Redis calls of the opening (the place in line, the presence mark) are its children.
+        children = [s for s in spans(gateway_file) if s["parent_id"] == span["span_id"]]
+        assert len(children) >= 2
 
 
 def test_a_request_is_traced_at_the_ratio_or_when_its_caller_traces_it():

@@ -230,7 +230,7 @@ class CommandProcessor:
         replies: list[tuple[str, str, dict[str, Any]]] = []  # (reply channel, event id, reply)
         follow_ups: list[tuple] = []
         for cmd, out in zip(commands, outputs, strict=True):
-            if "trace" in cmd:  # the events of a traced command carry its trace on (persistence)
+            if "trace" in cmd:  # the events of a traced command carry its trace on (record headers)
                 traced_from = len(events)
             if cmd["type"] == messages.EXPIRE:
                 code, raw = int(out[0]), out[1]
@@ -260,9 +260,19 @@ class CommandProcessor:
 
     async def _produce(self, events: list[dict[str, Any]]) -> None:
         topic = self.settings.events_topic
-        pending = [
-            await self.producer.send(topic, messages.encode(e), key=e["show_id"].encode()) for e in events
-        ]
+        pending = []
+        for event in events:
+            carried = event.get("trace")
+            if carried:  # the trace goes in the record's headers, not in the event
+                event = {k: v for k, v in event.items() if k != "trace"}
+            pending.append(
+                await self.producer.send(
+                    topic,
+                    messages.encode(event),
+                    key=event["show_id"].encode(),
+                    headers=tracing.kafka_headers(carried),
+                )
+            )
         await asyncio.gather(*pending)
 
     async def _answer(

@@ -324,9 +324,14 @@ class PersistenceConsumer:
         decoded = []
         for record in records:
             try:
-                decoded.append((record, messages.decode(record.value)))
+                event = messages.decode(record.value)
             except ValueError as exc:
                 await self._dead_letter(record, exc)
+                continue
+            carried = tracing.from_kafka_headers(record.headers)
+            if carried and isinstance(event, dict):  # anything else is refused below
+                event["trace"] = carried
+            decoded.append((record, event))
         records = [r for r, _ in decoded]
         events = [e for _, e in decoded]
         try:

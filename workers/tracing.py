@@ -3,6 +3,8 @@
 The gateway's request span travels in each command (W3C `traceparent`, in the command's "trace"
 field, since a gateway batches many commands into one Kafka record); the worker continues it
 with a span per command, and child spans for the Lua batch, the event produce and the answer.
+Each booking event is a record of its own, so its trace rides in the record's headers
+(`traceparent`, as Kafka tools expect) to the persistence consumer's span.
 Redis and PostgreSQL calls are spans too (the OpenTelemetry instrumentations), once tracing is on.
 
 Nothing is set up, and nothing exported, unless an exporter is configured: BR_OTLP_ENDPOINT
@@ -116,3 +118,14 @@ def carrier() -> dict[str, str]:
 
 def context_of(carried: dict[str, str] | None):
     return propagate.extract(carried or {})
+
+
+def kafka_headers(carried: dict[str, str] | None) -> list[tuple[str, bytes]] | None:
+    """A carried context as Kafka record headers (`traceparent`, `tracestate`), for a record
+    that holds one message; None when there is none."""
+    return [(name, value.encode()) for name, value in carried.items()] if carried else None
+
+
+def from_kafka_headers(headers) -> dict[str, str]:
+    """The trace context a record's headers carry ({} when none)."""
+    return {name: value.decode() for name, value in headers or () if name in ("traceparent", "tracestate")}
