@@ -3,9 +3,15 @@ worker that applied the command (spans written to files by the processes themsel
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 from pathlib import Path
 
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ops.processes import free_port
 from tests.support import (
     WorkerProcess,
     book,
@@ -17,9 +23,6 @@ from tests.support import (
     worker_env,
 )
 from workers import tracing
-
-# The span processors' export period (the SDK's default is 5 s).
-EXPORT_DELAY_MS = "200"
 
 
 def spans(path: Path) -> list[dict]:
@@ -40,7 +43,6 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             f"{topics.prefix}w",
             BR_WORKER_ROLES="commands,persistence",
             BR_TRACE_FILE=str(worker_file),
-            OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
         )
     ).start()
     try:
@@ -51,7 +53,6 @@ async def test_a_reservation_is_one_trace_from_the_gateway_through_the_worker(
             http,
             BR_GATEWAY_PROCESSES="1",
             BR_TRACE_FILE=str(gateway_file),
-            OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
             BR_TRACE_SAMPLE_RATIO="1.0",
         ) as base:
             trace_id = await _reserve_and_check(
@@ -124,7 +125,6 @@ async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
         http,
         BR_TRACE_FILE=str(gateway_file),
         BR_TRACE_SAMPLE_RATIO="1.0",
-        OTEL_BSP_SCHEDULE_DELAY=EXPORT_DELAY_MS,
     ) as base:
         _, joined = await queue_call(http, base, token_for(user), "join", event.event_id)
         async with event_stream(http, base, event.event_id, joined["data"]["queue_ticket"]) as stream:
@@ -145,6 +145,86 @@ async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
         # The Redis calls of the opening (the place in line, the presence mark) are its children.
         children = [s for s in spans(gateway_file) if s["parent_id"] == span["span_id"]]
         assert len(children) >= 2
+
+
+@contextlib.asynccontextmanager
+async def otlp_receiver():
+    """A small OTLP/HTTP collector: POST /v1/traces (protobuf); yields (endpoint, spans received
+    as dicts of name, trace_id, parent_id, service)."""
+    received: list[dict] = []
+
+    async def traces(request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        export = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in export.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    received.append(
+                        {
+                            "name": span.name,
+                            "trace_id": span.trace_id.hex(),
+                            "span_id": span.span_id.hex(),
+                            "parent_id": span.parent_span_id.hex() or None,
+                            "service": attributes.get("service.name"),
+                        }
+                    )
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_spans_go_to_an_otlp_collector_when_one_is_configured(
+    schema, new_topics, jwt_secret, http, make_event, make_users, token_for
+):
+    topics = await new_topics("trace-otlp")
+    async with otlp_receiver() as (endpoint, received):
+        # OTEL_BSP_SCHEDULE_DELAY: the SDK's export period, 5 s by default.
+        otlp = {"BR_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        worker = await WorkerProcess(
+            worker_env(schema, topics, f"{topics.prefix}w", BR_WORKER_ROLES="commands", **otlp)
+        ).start()
+        try:
+            async with gateway_process(
+                schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="1", **otlp
+            ) as base:
+                event = await make_event([("GA", 5)], shows=1)
+                show = next(iter(event.shows))
+                (user,) = await make_users(1)
+                body = {
+                    "event_id": event.event_id,
+                    "show_id": show,
+                    "zone_id": event.shows[show]["GA"],
+                    "quantity": 1,
+                }
+                assert (await book(http, base, token_for(user), body))[0] == 201
+
+                def one_trace() -> tuple[dict, dict] | None:
+                    requests = [s for s in received if s["name"] == "POST /api/v1/bookings/reserve"]
+                    applied = [s for s in received if s["name"] == "apply reserve"]
+                    pairs = [(r, a) for r in requests for a in applied if a["trace_id"] == r["trace_id"]]
+                    return pairs[0] if pairs else None
+
+                async def exported() -> bool:
+                    return one_trace() is not None
+
+                await wait_until(exported, 20, "the gateway's and the worker's spans at the collector")
+        finally:
+            await worker.stop()
+    request, applied = one_trace()
+    assert (request["service"], applied["service"]) == ("gateway", "worker")
+    assert applied["parent_id"] in {s["span_id"] for s in received if s["trace_id"] == request["trace_id"]}
 
 
 def test_a_request_is_traced_at_the_ratio_or_when_its_caller_traces_it():
