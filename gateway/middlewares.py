@@ -13,7 +13,7 @@ import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.exceptions import RedisError
 
 from gateway import appkeys, errors
@@ -61,10 +61,24 @@ def request_trace(request: web.Request, ratio: float) -> Iterator[Span | None]:
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     with tracing.TRACER.start_as_current_span(
-        f"{request.method} {route}", context=tracing.context_of(request.headers), kind=SpanKind.SERVER
+        f"{request.method} {route}",
+        context=tracing.context_of(request.headers),
+        kind=SpanKind.SERVER,
+        record_exception=False,  # what escapes is an answer (traced_opening) or marked below
+        set_status_on_exception=False,
     ) as span:
         span.set_attribute("http.route", route)
-        yield span
+        try:
+            yield span
+        except errors.ApiError as exc:  # a refusal answered by request_id_and_errors
+            span.set_attribute("http.response.status_code", exc.status)
+            if exc.status >= 500:
+                span.set_status(Status(StatusCode.ERROR, exc.code))
+            raise
+        except BaseException as exc:  # answered 500, or the client went away
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
 
 
 @contextlib.contextmanager
@@ -92,6 +106,8 @@ def trace_requests(ratio: float):
             response = await handler(request)
             if span is not None:
                 span.set_attribute("http.response.status_code", response.status)
+                if response.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
             return response
 
     return trace_request

@@ -140,11 +140,35 @@ async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
             async with http.get(f"{base}/metrics") as r:  # and the stream is still open
                 exposed = await r.text()
             assert f'waiting_room_sse_connections{{event_id="{event.event_id}"}} 1.0' in exposed
-        (span,) = opened
-        assert span["kind"] == "SERVER" and span["attributes"]["http.response.status_code"] == 200
-        # The Redis calls of the opening (the place in line, the presence mark) are its children.
-        children = [s for s in spans(gateway_file) if s["parent_id"] == span["span_id"]]
-        assert len(children) >= 2
+    (span,) = opened
+    assert span["kind"] == "SERVER" and span["attributes"]["http.response.status_code"] == 200
+    exported = spans(gateway_file)  # all of them: the gateway flushed its spans as it stopped
+    # The Redis calls of the opening (the place in line, the presence mark) are its children.
+    assert len([s for s in exported if s["parent_id"] == span["span_id"]]) >= 2
+    # Nothing outside a traced request starts a trace of its own: not the rate limiter's call
+    # before the stream opened, not the presence mark's removal when it closed.
+    roots = [(s["kind"], s["name"]) for s in exported if s["parent_id"] is None]
+    assert [root for root in roots if root[0] != "SERVER"] == []
+    assert ("SERVER", "POST /api/v1/queue/join") in roots
+
+
+async def test_requests_not_sampled_leave_no_spans_at_all(
+    schema, new_topics, jwt_secret, http, make_event, make_users, token_for, room, tmp_path
+):
+    topics = await new_topics("trace-none")
+    gateway_file = tmp_path / "gateway.jsonl"
+    event = await make_event([("GA", 5)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
+    (user,) = await make_users(1)
+    async with gateway_process(
+        schema, topics, jwt_secret, http, BR_TRACE_FILE=str(gateway_file), BR_TRACE_SAMPLE_RATIO="0"
+    ) as base:
+        _, joined = await queue_call(http, base, token_for(user), "join", event.event_id)
+        async with event_stream(http, base, event.event_id, joined["data"]["queue_ticket"]) as stream:
+            await stream.next_event()
+        body = {"event_id": event.event_id, "show_id": next(iter(event.shows)), "zone_id": "x", "quantity": 1}
+        await book(http, base, token_for(user), body)  # refused (no pass): traced or not, the same
+    assert spans(gateway_file) == []
 
 
 @contextlib.asynccontextmanager

@@ -15,6 +15,7 @@ and a person without a collector). BR_TRACE_SAMPLE_RATIO (default 1.0; the spec:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,9 +26,37 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import SpanKind
 
 TRACER = trace.get_tracer("booking-rush")
+# W3C trace context and baggage: what the propagators write into a carrier.
+CONTEXT_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
+class ServerRootsOnly(Sampler):
+    """A trace starts only at a server span, which the gateway creates once it has decided to
+    trace the request (`sampled`); a Redis or PostgreSQL call outside any traced request (a
+    stream's later calls, the rate limiter before one) never becomes a trace of its own."""
+
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ):
+        if kind == SpanKind.SERVER:
+            return ALWAYS_ON.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "ServerRootsOnly"
 
 
 class JsonLinesExporter(SpanExporter):
@@ -73,7 +102,7 @@ def configure(service: str, starts_traces: bool = False) -> TracerProvider | Non
         return None
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(ALWAYS_ON if starts_traces else ALWAYS_OFF),
+        sampler=ParentBased(ServerRootsOnly() if starts_traces else ALWAYS_OFF),
     )
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -127,5 +156,11 @@ def kafka_headers(carried: dict[str, str] | None) -> list[tuple[str, bytes]] | N
 
 
 def from_kafka_headers(headers) -> dict[str, str]:
-    """The trace context a record's headers carry ({} when none)."""
-    return {name: value.decode() for name, value in headers or () if name in ("traceparent", "tracestate")}
+    """The trace context a record's headers carry ({} when none); a malformed header is ignored
+    (the record is still the persistence consumer's to write)."""
+    carried = {}
+    for name, value in headers or ():
+        if name in CONTEXT_HEADERS and isinstance(value, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                carried[name] = value.decode()
+    return carried
