@@ -163,12 +163,16 @@ class StreamHub:
         self.rooms: dict[str, RoomStreams] = {}
         # Fan-out: from a tick's arrival to the write of the last client it changed (ms).
         self.fanouts_ms: deque[float] = deque(maxlen=1000)
+        self.closing = False  # the gateway is stopping: streams opening now end at once
 
     @property
     def connected(self) -> int:
         return sum(len(r.clients) for r in self.rooms.values())
 
     def add(self, event_id: str, client: StreamClient) -> None:
+        if self.closing:
+            client.ended = True
+            client.wake()
         self.rooms.setdefault(event_id, RoomStreams()).clients[client] = None
         metrics.SSE_CONNECTIONS.labels(event_id).inc()
 
@@ -337,6 +341,7 @@ class StreamHub:
                 )
 
     def close_all(self) -> None:
+        self.closing = True
         for room in self.rooms.values():
             for client in room.clients:
                 client.ended = True

@@ -204,14 +204,14 @@ async def test_a_stopping_gateway_ends_its_streams_at_once(schema, topics, jwt_s
         assert await asyncio.wait_for(proc.wait(), 5) == 0
 
 
+class HubSettings:
+    stream_heartbeat_s, stream_correction_s, stream_correction_batch = 15.0, 5.0, 500
+
+
 def test_a_derived_standing_is_one_plain_json_object():
     """The tick's fast path encodes what clients share once and adds each one's place: the
     result must be the same JSON object a client would get from the slow path."""
-
-    class Settings:
-        stream_heartbeat_s, stream_correction_s, stream_correction_batch = 15.0, 5.0, 500
-
-    hub = StreamHub(None, PASSES, "gw-test", Settings())
+    hub = StreamHub(None, PASSES, "gw-test", HubSettings())
     client = StreamClient("u1", 10)
     hub.add("e1", client)
     tick = {"event_id": "e1", "state": "admitting", "head": 6, "waiting": 40, "recent": 30, "admitted": []}
@@ -228,3 +228,15 @@ def test_a_derived_standing_is_one_plain_json_object():
         "ahead": 3,
         "eta_seconds": 8,
     }
+
+
+async def test_a_stream_opening_while_the_gateway_stops_ends_at_once():
+    hub = StreamHub(None, PASSES, "gw-test", HubSettings())
+    open_before = StreamClient("u1", 10)
+    hub.add("e1", open_before)
+    hub.close_all()
+    opening_after = StreamClient("u2", 11)
+    hub.add("e1", opening_after)
+    for client in (open_before, opening_after):
+        assert client.ended
+        await asyncio.wait_for(client.news(), 1)  # the handler is woken, to write and end

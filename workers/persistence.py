@@ -368,6 +368,7 @@ class PersistenceConsumer:
             record.value,
             key=record.key,
             headers=[
+                *(record.headers or ()),  # the event's own (its trace) stay with it
                 ("error", str(exc).encode()[:1000]),
                 ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
             ],
