@@ -3,10 +3,14 @@ route and event, and a multi-process gateway that sums its processes in one scra
 
 from __future__ import annotations
 
+import uuid
+
 import aiohttp
+import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops.processes import free_port
 from tests.support import (
     WorkerProcess,
     book,
@@ -21,6 +25,7 @@ from tests.support import (
 )
 from workers.admitter import Admitter
 from workers.commands import now_ms
+from workers.metrics import DramatiqQueueDepth
 from workers.settings import WorkerSettings
 
 
@@ -169,3 +174,25 @@ async def test_the_admitter_observes_each_admitted_persons_wait(room, make_event
     assert grew("waiting_room_wait_seconds_count") == 2
     assert grew("waiting_room_wait_seconds_sum") == 50
     assert value(after, "waiting_room_wait_seconds_bucket", event_id=event.event_id, le="15.0") == 1
+
+
+def test_the_dramatiq_queue_depth_reads_each_list_and_survives_an_unreachable_redis(schema):
+    namespace = f"depth-{uuid.uuid4().hex[:8]}"
+    aux = redis.Redis.from_url(schema.aux_redis_url, socket_timeout=1)
+    try:
+        aux.rpush(f"{namespace}:payments", "m1", "m2")
+        aux.rpush(f"{namespace}:payments.DQ", "m3")
+        depth = DramatiqQueueDepth(aux, namespace, ["mail", "payments", "payments.DQ"])
+        ((family,),) = [list(depth.collect())]
+        assert {s.labels["queue"]: s.value for s in family.samples} == {
+            "mail": 0,
+            "payments": 2,
+            "payments.DQ": 1,
+        }
+    finally:
+        aux.delete(f"{namespace}:payments", f"{namespace}:payments.DQ")
+        aux.close()
+    # Nothing listens there: the scrape goes on without the series instead of failing.
+    nowhere = redis.Redis(port=free_port(), socket_timeout=1, socket_connect_timeout=1)
+    ((family,),) = [list(DramatiqQueueDepth(nowhere, namespace, ["payments"]).collect())]
+    assert family.name == "dramatiq_queue_depth" and family.samples == []

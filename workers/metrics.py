@@ -13,6 +13,7 @@ reads as `booking_reservation_failures_total`.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -29,6 +30,9 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as multiproc
 from prometheus_client.core import GaugeMetricFamily
+from redis.exceptions import RedisError
+
+log = logging.getLogger("workers.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -155,8 +159,10 @@ def bound_port(runner: web.AppRunner) -> int:
 
 
 class DramatiqQueueDepth:
-    """dramatiq_queue_depth{queue}: jobs waiting in each queue of the aux Redis, read at scrape
-    (what the payment workers' autoscaler reads; KEDA reads the same lists)."""
+    """dramatiq_queue_depth{queue}: jobs waiting in each queue of the aux Redis (".DQ": retries
+    waiting out their delay), read at scrape (KEDA reads the same lists). `redis_client` should
+    time out quickly: an aux Redis that does not answer leaves the series out of that scrape,
+    and the rest of /metrics (the probes read it) still answers."""
 
     NAME, LABELS = "dramatiq_queue_depth", ("queue",)
 
@@ -165,6 +171,14 @@ class DramatiqQueueDepth:
 
     def collect(self):
         family = GaugeMetricFamily(self.NAME, "Jobs waiting in a Dramatiq queue", labels=list(self.LABELS))
-        for queue in self.queues:
-            family.add_metric([queue], self.redis.llen(f"{self.namespace}:{queue}"))
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for queue in self.queues:
+                    pipe.llen(f"{self.namespace}:{queue}")
+                depths = pipe.execute()
+        except RedisError as exc:
+            log.warning("dramatiq_queue_depth left out of this scrape: %s", exc)
+            depths = []
+        for queue, depth in zip(self.queues, depths, strict=False):
+            family.add_metric([queue], depth)
         yield family

@@ -12,6 +12,7 @@ import sys
 import threading
 
 import dramatiq
+import redis
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware, default_middleware
 from prometheus_client import REGISTRY, start_http_server
@@ -50,8 +51,12 @@ def main() -> int:
     worker = dramatiq.Worker(broker, worker_threads=payment.threads, worker_timeout=200)
     worker.start()
     if settings.metrics_port is not None:
-        queues = sorted(broker.get_declared_queues())
-        REGISTRY.register(metrics.DramatiqQueueDepth(broker.client, broker.namespace, queues))
+        queues = sorted({*broker.get_declared_queues(), *broker.get_declared_delay_queues()})
+        # A client of its own that gives up within a second: a scrape never hangs on the aux Redis.
+        depth_client = redis.Redis.from_url(
+            settings.aux_redis_url, socket_timeout=1, socket_connect_timeout=1
+        )
+        REGISTRY.register(metrics.DramatiqQueueDepth(depth_client, broker.namespace, queues))
         server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
         print(f"payment worker {settings.instance_id} metrics on :{server.server_port}", flush=True)
     log.info("payment worker %s consuming %s", settings.instance_id, sorted(broker.get_declared_queues()))
