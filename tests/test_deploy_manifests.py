@@ -844,6 +844,72 @@ def test_alert_rules_pass_their_unit_tests():
     assert "SUCCESS" in result.stdout
 
 
+# Ratio panels and what they must read for given traffic (series sampled every 15 s, read at
+# 5 m): the 0 a missing side stands for, and the share itself.
+NS = f'namespace="{NAMESPACE}"'
+RATIO_PANEL_CASES = {
+    "Error rate (5xx share)": [
+        (
+            {
+                f'http_requests_total{{{NS}, status="500"}}': "3",
+                f'http_requests_total{{{NS}, status="201"}}': "147",
+            },
+            0.02,
+        ),
+        ({f'http_requests_total{{{NS}, status="201"}}': "150"}, 0.0),
+    ],
+    "Reservation success rate": [
+        (
+            {
+                f'booking_reservations_total{{{NS}, event_id="e1"}}': "60",
+                f'booking_reservation_failures_total{{{NS}, event_id="e1", reason="sold_out"}}': "60",
+            },
+            0.5,
+        ),
+        ({f'booking_reservation_failures_total{{{NS}, event_id="e1", reason="sold_out"}}': "60"}, 0.0),
+        ({f'booking_reservations_total{{{NS}, event_id="e1"}}': "60"}, 1.0),
+    ],
+    "Payment success share": [
+        (
+            {
+                f'payment_outcomes_total{{{NS}, outcome="success"}}': "9",
+                f'payment_outcomes_total{{{NS}, outcome="failed"}}': "1",
+                f'payment_outcomes_total{{{NS}, outcome="refunded"}}': "5",
+            },
+            0.9,
+        ),
+        ({f'payment_outcomes_total{{{NS}, outcome="failed"}}': "4"}, 0.0),
+    ],
+}
+
+
+def test_ratio_panels_read_the_share_and_zero_for_a_missing_side(tmp_path):
+    """promtool evaluates each ratio panel's query on series made for it (every counter grows
+    by the given step each 15 s)."""
+    by_title = {panel["title"]: panel for panel in panels()}
+    tests = []
+    for title, cases in RATIO_PANEL_CASES.items():
+        (target,) = by_title[title]["targets"]
+        for series, expected in cases:
+            tests.append(
+                {
+                    "interval": "15s",
+                    "input_series": [{"series": s, "values": f"0+{step}x40"} for s, step in series.items()],
+                    "promql_expr_test": [
+                        {
+                            "expr": fill_grafana(target["expr"]),
+                            "eval_time": "5m",
+                            "exp_samples": [{"labels": "{}", "value": expected}],
+                        }
+                    ],
+                }
+            )
+    path = tmp_path / "panels.test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "15s", "tests": tests}))
+    result = promtool("test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet():
     document = yaml.safe_load(RULE_TESTS.read_text())
     assert document["rule_files"] == [RULE_FILE.name]
