@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from opentelemetry.trace import SpanKind
 from lua import keys, load_scripts
 from workers import jobs, messages, metrics, notifications, tracing
 from workers.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
+from workers.commands import now_ms
 from workers.mail import Mailer, MailError, MailSettings
 from workers.payment_provider import (
     FakeProvider,
@@ -136,14 +136,20 @@ class PaymentRuntime:
     async def attempt_begins(self, event_id: str, payment: dict, hold: dict) -> None:
         """pending -> processing, attempts + 1 (lua/settle_payment.lua), and its event, so
         PostgreSQL shows the attempt too (a payment's own progress: no booking changes)."""
-        ids = (event_id, payment["booking_id"], payment["payment_id"], hold["user_id"], hold["show_id"])
         raw = await self.scripts.settle_payment(
-            keys=keys.payment_keys(*ids, hold["zone_id"]),
+            keys=keys.payment_keys(
+                event_id,
+                payment["booking_id"],
+                payment["payment_id"],
+                hold["user_id"],
+                hold["show_id"],
+                hold["zone_id"],
+            ),
             args=[
                 payment["booking_id"],
                 payment["payment_id"],
                 "processing",
-                int(time.time() * 1000),
+                now_ms(),
                 "",
                 "",
                 "",
@@ -258,7 +264,7 @@ async def notify(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) 
 
 async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
     hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
-    payment, _ = await rt.records(event_id, hold["payment_id"])
+    payment = messages.redis_record(await rt.redis.hgetall(keys.payment(event_id, hold["payment_id"])))
     row = await rt.pool.fetchrow(MAIL_CONTEXT, hold["user_id"], event_id, hold["show_id"], hold["zone_id"])
     if row is None:
         log.error("no mail for %s: user, event or zone gone", booking_id)
