@@ -34,7 +34,7 @@ async def dispatch(app: web.Application, key: str, command: dict[str, Any]) -> d
     caller answers 202). Raises KafkaUnavailable when Kafka did not take it in time."""
     settings, replies = app[appkeys.SETTINGS], app[appkeys.REPLIES]
     request_id = command["request_id"]
-    carried = tracing.carrier() if tracing.enabled() else None
+    carried = tracing.carrier()
     if carried:  # a traced request: its trace goes on with the command, to the worker
         command["trace"] = carried
     answer = replies.expect(request_id)

@@ -44,7 +44,7 @@ class JobQueue:
 
     async def send(self, actor_name: str, *args: Any) -> None:
         # The sender's trace goes on in the job (workers/payment_jobs.py continues it).
-        carried = tracing.carrier() if tracing.enabled() else None
+        carried = tracing.carrier()
         message = dramatiq.Message(
             queue_name=QUEUE_OF.get(actor_name, MAIL_QUEUE),
             actor_name=actor_name,

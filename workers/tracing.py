@@ -138,11 +138,13 @@ def sampled(ratio: float, headers) -> bool:
     return random.random() < ratio
 
 
-def carrier() -> dict[str, str]:
-    """The current trace context, to travel inside a message ({} when not tracing)."""
+def carrier() -> dict[str, str] | None:
+    """The current trace context, to travel inside a message (None when not tracing)."""
+    if not enabled():
+        return None
     out: dict[str, str] = {}
     propagate.inject(out)
-    return out
+    return out or None
 
 
 def context_of(carried: dict[str, str] | None):
