@@ -57,12 +57,8 @@ async def serve(settings: WorkerSettings) -> None:
             # The audit log's next months get their partitions before any row needs them.
             tasks.append(asyncio.create_task(keep_partitions_ahead(pool, stop), name="audit-partitions"))
         if settings.metrics_port is not None:
-            # The sweeper's holds and, with the admitter, the rooms' active counts, as gauges.
-            gauges = SaleGauges(
-                redis,
-                room if "admitter" in settings.roles else None,
-                pool if "persistence" in settings.roles else None,
-            )
+            # Live holds, zone seats and (with persistence) PostgreSQL connections, as gauges.
+            gauges = SaleGauges(redis, pool if "persistence" in settings.roles else None)
             tasks.append(asyncio.create_task(gauges.run(stop), name="gauges"))
             runner = await metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
             stack.push_async_callback(runner.cleanup)

@@ -50,7 +50,8 @@ class Admitter:
         for event_id, tick in ticks.items():
             if tick["admitted"]:
                 metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]))
-            metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"])
+            metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"] + tick["prequeue"])
+            metrics.ROOM_ACTIVE.labels(event_id).set(tick["active"])
             metrics.ADMISSION_RATE.labels(event_id).set(tick["recent"])
         return ticks
 
