@@ -47,5 +47,5 @@ async def metrics(request: web.Request) -> web.Response:
     """GET /metrics (Prometheus text; every process of this pod when there are several)."""
     pool = request.app.get(appkeys.PG_POOL)
     if pool is not None:
-        worker_metrics.DB_CONNECTIONS.labels("gateway").set(pool.get_size() - pool.get_idle_size())
+        worker_metrics.record_db_connections("gateway", pool)
     return await worker_metrics.metrics_handler(request)

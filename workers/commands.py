@@ -376,17 +376,6 @@ class AssignmentLog(ConsumerRebalanceListener):
         print(f"assigned {len(assigned)} command partitions", flush=True)
 
 
-def record_lag(consumer, group: str, topic: str, batches: dict) -> None:
-    """kafka_consumer_lag: how far the batch just fetched is from the end of each partition
-    (nothing fetched: caught up). What the consumers' autoscaler reads."""
-    lag = 0
-    for tp, records in batches.items():
-        highwater = consumer.highwater(tp)
-        if highwater is not None and records:
-            lag += max(0, highwater - (records[-1].offset + 1))
-    metrics.KAFKA_LAG.labels(group, topic).set(lag)
-
-
 class BatchStats:
     """Commands and batches since the last report, logged at most every `every_s` seconds."""
 
@@ -443,7 +432,7 @@ class CommandConsumer:
         try:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
-                record_lag(
+                metrics.record_lag(
                     self.consumer, self.settings.command_group, self.settings.reservations_topic, batches
                 )
                 if batches:

@@ -63,6 +63,19 @@ KAFKA_LAG = Gauge(
     ["group", "topic"],
     multiprocess_mode="livesum",
 )
+
+
+def record_lag(consumer, group: str, topic: str, batches: dict) -> None:
+    """kafka_consumer_lag: how far the batch just fetched is from the end of each partition
+    (nothing fetched: caught up). What the consumers' autoscaler reads."""
+    lag = 0
+    for tp, records in batches.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None and records:
+            lag += max(0, highwater - (records[-1].offset + 1))
+    KAFKA_LAG.labels(group, topic).set(lag)
+
+
 ACTIVE_RESERVATIONS = Gauge(
     "active_reservations",
     "Holds keeping seats out of sale and not yet sold (reserved or paying)",
@@ -72,6 +85,12 @@ ACTIVE_RESERVATIONS = Gauge(
 DB_CONNECTIONS = Gauge(
     "db_connections_active", "PostgreSQL connections in use", ["service"], multiprocess_mode="livesum"
 )
+
+
+def record_db_connections(service: str, pool) -> None:
+    """db_connections_active: an asyncpg pool's connections in use."""
+    DB_CONNECTIONS.labels(service).set(pool.get_size() - pool.get_idle_size())
+
 
 # Seats per zone (the Low Stock alert: available below a tenth of the total)
 ZONE_AVAILABLE = Gauge(

@@ -22,9 +22,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
-from workers import audit, messages, tracing
+from workers import audit, messages, metrics, tracing
 from workers.clients import group_consumer
-from workers.commands import BatchStats, record_lag
+from workers.commands import BatchStats
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
@@ -294,7 +294,7 @@ class PersistenceConsumer:
         try:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
-                record_lag(
+                metrics.record_lag(
                     self.consumer, self.settings.persistence_group, self.settings.events_topic, batches
                 )
                 if not batches:
