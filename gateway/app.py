@@ -28,7 +28,7 @@ from gateway import (
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
 from gateway.clients import aux_redis_ctx, jobs_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
-from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_requests
+from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_request
 from gateway.queue_pass import PassLimiter
 from gateway.queue_stream import streams_ctx
 from gateway.rooms import room_view_ctx
@@ -51,8 +51,10 @@ def create_app(
     """`clock` is what the rate limiter reads; tests pass one they can move."""
     middlewares = [request_id_and_errors, rate_limit]
     if tracing.enabled():  # no span machinery on the hot path unless spans go somewhere
-        middlewares.insert(0, trace_requests(tracing.sample_ratio()))
+        middlewares.insert(0, trace_request)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    if tracing.enabled():
+        app[appkeys.TRACE_RATIO] = tracing.sample_ratio()
     app[appkeys.CLOCK] = clock
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()

@@ -48,5 +48,6 @@ WAITING_ROOM = web.AppKey("waiting_room", WaitingRoom)
 STREAMS = web.AppKey("streams", StreamHub)
 ROOM_ENTRIES = web.AppKey("room_entries", LoopBatch)  # joins and polls, one round trip per iteration
 JOBS = web.AppKey("jobs", JobQueue)
+TRACE_RATIO = web.AppKey("trace_ratio", float)  # set only when tracing is on
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)

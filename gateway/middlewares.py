@@ -47,7 +47,12 @@ _HTTP_CODES = {
 # Requests that live for minutes (the live-position stream): their handler traces only their
 # opening (traced_opening), so no span or context stays held by each open stream.
 LONG_LIVED_ROUTES = frozenset({"queue_stream"})
-TRACE_RATIO = "trace_ratio"  # request key: the ratio, for a long-lived route's own tracing
+
+
+def route_of(request: web.Request) -> str:
+    """The route template a request matched ("unmatched" for none): metrics and span label."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 @contextlib.contextmanager
@@ -58,8 +63,7 @@ def request_trace(request: web.Request, ratio: float) -> Iterator[Span | None]:
         with suppress_instrumentation():
             yield None
         return
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = route_of(request)
     with tracing.TRACER.start_as_current_span(
         f"{request.method} {route}",
         context=tracing.context_of(request.headers),
@@ -84,33 +88,28 @@ def request_trace(request: web.Request, ratio: float) -> Iterator[Span | None]:
 @contextlib.contextmanager
 def traced_opening(request: web.Request) -> Iterator[Span | None]:
     """What request_trace is to other requests, for the opening of a long-lived one."""
-    if TRACE_RATIO not in request:  # tracing is off
+    if appkeys.TRACE_RATIO not in request.app:  # tracing is off
         yield None
         return
-    with request_trace(request, request[TRACE_RATIO]) as span:
+    with request_trace(request, request.app[appkeys.TRACE_RATIO]) as span:
         yield span
         if span is not None:
             span.set_attribute("http.response.status_code", 200)
 
 
-def trace_requests(ratio: float):
+@web.middleware
+async def trace_request(request: web.Request, handler) -> web.StreamResponse:
     """request_trace around each request (a long-lived one traces its own opening). Only when
-    tracing is on: create_app adds this middleware then."""
-
-    @web.middleware
-    async def trace_request(request: web.Request, handler) -> web.StreamResponse:
-        if request.match_info.route.name in LONG_LIVED_ROUTES:
-            request[TRACE_RATIO] = ratio
-            return await handler(request)
-        with request_trace(request, ratio) as span:
-            response = await handler(request)
-            if span is not None:
-                span.set_attribute("http.response.status_code", response.status)
-                if response.status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-            return response
-
-    return trace_request
+    tracing is on: create_app adds this middleware then, and the ratio."""
+    if request.match_info.route.name in LONG_LIVED_ROUTES:
+        return await handler(request)
+    with request_trace(request, request.app[appkeys.TRACE_RATIO]) as span:
+        response = await handler(request)
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return response
 
 
 @web.middleware
@@ -148,8 +147,7 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
 def _count(request: web.Request, response: web.StreamResponse, started: float) -> None:
     """http_requests_total and, for plain answers (not streams, which last minutes), the
     latency histogram; labelled by route template, so ids do not explode the series."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = route_of(request)
     metrics.HTTP_REQUESTS.labels("gateway", request.method, route, str(response.status)).inc()
     if isinstance(response, web.Response):
         metrics.HTTP_DURATION.labels("gateway", request.method, route).observe(time.perf_counter() - started)
