@@ -15,6 +15,7 @@ from gateway.auth import current_principal
 from gateway.booking_reads import may_manage
 from gateway.bookings import render_result
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.params import PUBLIC_ID
 from lua import keys
 from workers import messages
 
@@ -48,4 +49,4 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/bookings/{booking_id:[0-9a-f]{64}}/cancel", cancel, name="cancel_booking")
+    app.router.add_post(f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}/cancel", cancel, name="cancel_booking")

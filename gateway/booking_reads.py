@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
+from gateway.params import PUBLIC_ID
 from gateway.responses import ok, price_text
 from lua import keys
 from workers.messages import event_of
@@ -164,7 +165,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/bookings", list_bookings, name="list_bookings")
     app.router.add_get("/api/v1/bookings/pending", pending_bookings, name="pending_bookings")
     # Only a booking id's shape matches, so /bookings/reserve and /bookings/requests/... keep theirs.
-    app.router.add_get("/api/v1/bookings/{booking_id:[0-9a-f]{64}}", get_booking, name="get_booking")
+    app.router.add_get(f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}", get_booking, name="get_booking")
     app.router.add_post(
-        "/api/v1/bookings/{booking_id:[0-9a-f]{64}}/confirm", confirm_booking, name="confirm_booking"
+        f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}/confirm", confirm_booking, name="confirm_booking"
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.params import PUBLIC_ID
 from gateway.responses import ok
 
 UUID = {"type": "string", "format": "uuid"}
@@ -112,7 +113,7 @@ AVAILABILITY = obj(
 )
 RESERVED = obj(
     ["booking_id", "status", "show_id", "zone_id", "quantity", "expires_at", "total_price", "remaining"],
-    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    booking_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     status={"const": "reserved"},
     show_id=UUID,
     zone_id=UUID,
@@ -123,7 +124,7 @@ RESERVED = obj(
 )
 BOOKING = obj(
     ["booking_id", "event_id", "show_id", "zone_id", "quantity", "total_price", "status", "created_at"],
-    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    booking_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     event_id=UUID,
     show_id=UUID,
     zone_id=UUID,
@@ -139,8 +140,8 @@ BOOKING = obj(
 MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
 PAYMENT = obj(
     ["payment_id", "booking_id", "status", "amount", "method", "masked", "attempts", "refund", "created_at"],
-    payment_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    payment_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
+    booking_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     status={"enum": ["pending", "processing", "success", "failed", "refunded"]},
     amount=MONEY,
     method={"enum": ["card", "bank_transfer", "e_wallet"]},
@@ -170,7 +171,7 @@ PAYMENT_BODY = obj(
 )
 CANCELLED = obj(
     ["booking_id", "status", "show_id", "zone_id", "quantity", "cancelled_at", "remaining"],
-    booking_id={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    booking_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     status={"const": "cancelled"},
     show_id=UUID,
     zone_id=UUID,

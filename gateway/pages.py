@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.params import path_uuid
+from gateway.params import PUBLIC_ID, path_uuid
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -25,11 +25,10 @@ PAGES = {
     "/dashboard": "dashboard.html",
 }
 
-# Pages of one booking. A booking id is 64 hex characters (not a UUID), so the route's own pattern
-# checks it: any other value matches no route, which is the same 404 in the API's envelope.
+# Pages of one booking: the route's own pattern checks its id (params.PUBLIC_ID).
 BOOKING_PAGES = {
-    "/pay/{booking_id:[0-9a-f]{64}}": "pay.html",
-    "/tickets/{booking_id:[0-9a-f]{64}}": "ticket.html",
+    f"/pay/{{booking_id:{PUBLIC_ID}}}": "pay.html",
+    f"/tickets/{{booking_id:{PUBLIC_ID}}}": "ticket.html",
 }
 
 

@@ -9,6 +9,10 @@ from aiohttp import web
 
 from gateway import errors
 
+# Booking and payment ids are 64 hex characters (not UUIDs): routes check them in their pattern,
+# so any other value matches no route (a 404 in the API's envelope).
+PUBLIC_ID = "[0-9a-f]{64}"
+
 _CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

@@ -22,13 +22,14 @@ from gateway.auth import current_principal
 from gateway.booking_reads import may_manage
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.event_store import iso, iso_ms
+from gateway.params import PUBLIC_ID
 from gateway.payloads import json_object
 from gateway.responses import ok, price_text
 from lua import keys
 from workers import jobs, messages
 from workers.payment_provider import DETAIL_FIELD, METHODS
 
-PUBLIC_ID = "{payment_id:[0-9a-f]{64}}"
+PAYMENT_ID = f"{{payment_id:{PUBLIC_ID}}}"
 _DETAIL_PATTERN = {
     "card_number": re.compile(r"^[0-9]{12,19}$"),
     "account": re.compile(r"^[A-Za-z0-9]{6,34}$"),
@@ -282,8 +283,8 @@ async def _refund_step(
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/payments", create_payment, name="create_payment")
-    app.router.add_get(f"/api/v1/payments/{PUBLIC_ID}", get_payment, name="get_payment")
-    app.router.add_post(f"/api/v1/payments/{PUBLIC_ID}/refund", request_refund, name="request_refund")
+    app.router.add_get(f"/api/v1/payments/{PAYMENT_ID}", get_payment, name="get_payment")
+    app.router.add_post(f"/api/v1/payments/{PAYMENT_ID}/refund", request_refund, name="request_refund")
     app.router.add_post(
-        f"/api/v1/admin/payments/{PUBLIC_ID}/refund/approve", approve_refund, name="approve_refund"
+        f"/api/v1/admin/payments/{PAYMENT_ID}/refund/approve", approve_refund, name="approve_refund"
     )
