@@ -1,7 +1,8 @@
 // The booking page: a show, a zone and a number of tickets, then Reserve (with the queue pass the
 // waiting room handed out, when there is one); a late answer (202) is polled until it is final.
 // The reservation is then paid for on its payment page (/pay/{booking_id}).
-import { finalAnswer, pause } from "/static/late-answer.js";
+import { finalAnswer, retrying } from "/static/late-answer.js";
+import { idFromPath, when } from "/static/page-basics.js";
 import { forgetPass, storedPass } from "/static/queue-pass.js";
 import { api, requireSignIn } from "/static/session.js";
 
@@ -12,17 +13,13 @@ const PASS_PROBLEMS = {
   QUEUE_PASS_INVALID: "Your waiting-room pass is not valid here. Join the line again.",
 };
 
-const eventId = decodeURIComponent(location.pathname.split("/")[2] || "");
+const eventId = idFromPath();
 const form = document.getElementById("reserve-form");
 const button = document.getElementById("reserve");
 const statusLine = document.getElementById("book-status");
 const showSelect = document.getElementById("show");
 const zoneSelect = document.getElementById("zone");
 let shows = [];
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
-}
 
 
 function newIdempotencyKey() {
@@ -95,23 +92,20 @@ function explain(failure) {
 
 // One click's reservation; its retries carry the same Idempotency-Key, so at most one is applied.
 async function reserve(body, key) {
-  for (let tries = 0; ; tries += 1) {
+  const send = async () => {
     const headers = { "Idempotency-Key": key };
     const pass = storedPass(eventId);
     if (pass) headers["X-Queue-Pass"] = pass.pass;
-    try {
-      const { data } = await api("/api/v1/bookings/reserve", { method: "POST", body, headers });
-      return await finalAnswer(data, () => {
-        statusLine.textContent = "Reserving… (waiting for the answer)";
-      });
-    } catch (failure) {
-      const lostConnection = failure instanceof TypeError; // fetch failed: the answer may be lost
-      if (tries >= RETRIES || !(lostConnection || failure.code === "RATE_LIMITED")) throw failure;
-      const wait = failure.retryAfter || 2;
-      statusLine.textContent = `Busy; trying again in ${wait} s…`;
-      await pause(1000 * wait);
-    }
-  }
+    const { data } = await api("/api/v1/bookings/reserve", { method: "POST", body, headers });
+    return await finalAnswer(data, () => {
+      statusLine.textContent = "Reserving… (waiting for the answer)";
+    });
+  };
+  return retrying(send, { tries: RETRIES + 1, onWait: busy });
+}
+
+function busy(_failure, seconds) {
+  statusLine.textContent = `Busy; trying again in ${seconds} s…`;
 }
 
 function showBooking(booking) {

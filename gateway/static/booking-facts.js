@@ -1,13 +1,10 @@
 // What a booking names only by id (its event, show and zone), looked up for the pages that show
 // bookings: the event's title, and from its availability the show dates and zone names. One
 // lookup per event and page, however many of its bookings the page lists.
+import { when } from "/static/page-basics.js";
 import { api } from "/static/session.js";
 
 const looked = new Map(); // event id -> promise of its facts
-
-export function when(iso) {
-  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
-}
 
 async function lookUp(eventId) {
   const id = encodeURIComponent(eventId);
@@ -36,8 +33,4 @@ export async function describe(booking) {
     show: when(facts.shows.get(booking.show_id)) || "–",
     zone: facts.zones.get(booking.zone_id) || "–",
   };
-}
-
-export function bookingIdFromPath() {
-  return decodeURIComponent(location.pathname.split("/")[2] || "");
 }

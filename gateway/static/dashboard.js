@@ -2,6 +2,7 @@
 // per show and zone (/events/{id}/availability) and the waiting room's settings and live stats
 // (/admin/events/{id}/room), refreshed every few seconds, with a chart of the queue depth and the
 // admission rate drawn from the samples this page keeps, and a form that changes the room.
+import { when } from "/static/page-basics.js";
 import { api, currentSession, requireSignIn, signOut } from "/static/session.js";
 
 const REFRESH_MS = 3000; // two requests per refresh: well inside the general rate limit
@@ -32,10 +33,6 @@ let inFlight = null; // the watch generation a refresh is under way for
 let samples = []; // {t, depth, rate} of the watched event's room, oldest first
 let formBase = null; // the room config the form was filled from
 let adminsOnly = false;
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
-}
 
 function number(value) {
   return value === null || value === undefined ? "–" : Number(value).toLocaleString("en-US").replace(/,/g, " ");

@@ -1,5 +1,6 @@
 // The events page: published events with their shows, zones, prices and live availability
 // (read from the sale Redis by /events/{id}/availability), each linked to its waiting room.
+import { when } from "/static/page-basics.js";
 import { api, currentSession, signOut } from "/static/session.js";
 
 const PER_PAGE = 10;
@@ -12,10 +13,6 @@ let refreshTimer = null;
 
 const statusLine = document.getElementById("events-status");
 const list = document.getElementById("events");
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
-}
 
 function showWho() {
   const session = currentSession();

@@ -10,8 +10,29 @@ const POLL_LIMIT_MS = 60000;
 export const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A payment or a booking never carries request_id: only the pending answer does.
-export function isLate(data) {
+function isLate(data) {
   return Boolean(data && data.request_id && data.status === "pending");
+}
+
+// `send()` again while its failure may pass, `tries` sends at most: a lost connection (fetch threw
+// a TypeError; the answer may be lost, so only for requests safe to repeat, like one with an
+// Idempotency-Key) or what `transient` accepts (by default a rate limit). Waits the failure's
+// Retry-After or `waitS` seconds, after `onWait(failure, seconds)` (a page says why it waits).
+export async function retrying(
+  send,
+  { tries, transient = (failure) => failure.code === "RATE_LIMITED", waitS = 2, onWait = () => {} },
+) {
+  for (let sent = 1; ; sent += 1) {
+    try {
+      return await send();
+    } catch (failure) {
+      const lostConnection = failure instanceof TypeError;
+      if (sent >= tries || !(lostConnection || transient(failure))) throw failure;
+      const wait = failure.retryAfter || waitS;
+      onWait(failure, wait);
+      await pause(1000 * wait);
+    }
+  }
 }
 
 // `onWait` runs before each wait (a page says it is still waiting).

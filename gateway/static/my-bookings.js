@@ -1,8 +1,9 @@
 // The user's bookings, newest first, with what each allows: a reservation can be paid for or given
 // back, a payment in progress followed, a confirmed booking's ticket shown or a refund asked for
 // (its share follows the days left before the show; an organizer approves it).
-import { describe, when } from "/static/booking-facts.js";
+import { describe } from "/static/booking-facts.js";
 import { finalAnswer } from "/static/late-answer.js";
+import { when } from "/static/page-basics.js";
 import { api, requireSignIn } from "/static/session.js";
 
 const STATES = {

@@ -2,8 +2,9 @@
 // then the payment followed until the provider's answer: success goes on to the e-ticket, a
 // failure says the seats went back on sale. A booking whose payment has already begun (another
 // tab, a connection lost mid-payment) is followed, never paid for again.
-import { bookingIdFromPath, describe, when } from "/static/booking-facts.js";
-import { finalAnswer, pause } from "/static/late-answer.js";
+import { describe } from "/static/booking-facts.js";
+import { finalAnswer, pause, retrying } from "/static/late-answer.js";
+import { idFromPath, when } from "/static/page-basics.js";
 import { api, requireSignIn } from "/static/session.js";
 
 const FOLLOW_MS = 1000; // the charge runs in the background: ask how it stands about once a second
@@ -21,7 +22,7 @@ const FAILURES = {
   payment_timeout: "The bank did not confirm the payment in time.",
 };
 
-const bookingId = bookingIdFromPath();
+const bookingId = idFromPath();
 const ticketPage = `/tickets/${encodeURIComponent(bookingId)}`;
 const statusLine = document.getElementById("pay-status");
 const form = document.getElementById("pay-form");
@@ -232,19 +233,15 @@ async function follow(paymentId, known = null) {
   }
 }
 
+// Paying twice names one payment (its id derives from the booking), so a lost answer may be asked again.
 async function begin(body) {
-  for (let tries = 0; ; tries += 1) {
-    try {
-      const { data } = await api("/api/v1/payments", { method: "POST", body });
-      return await finalAnswer(data);
-    } catch (failure) {
-      const lostConnection = failure instanceof TypeError; // fetch failed: the answer may be lost
-      if (tries >= RETRIES || !(lostConnection || failure.code === "RATE_LIMITED")) throw failure;
-      const wait = failure.retryAfter || 2;
-      statusLine.textContent = `Busy; trying again in ${wait} s…`;
-      await pause(1000 * wait);
-    }
-  }
+  const send = async () => finalAnswer((await api("/api/v1/payments", { method: "POST", body })).data);
+  return retrying(send, {
+    tries: RETRIES + 1,
+    onWait: (_failure, seconds) => {
+      statusLine.textContent = `Busy; trying again in ${seconds} s…`;
+    },
+  });
 }
 
 // The hold's deadline once the payment began: the longer paying deadline replaces it.

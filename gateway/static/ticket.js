@@ -1,8 +1,9 @@
 // The e-ticket page of one booking: confirm it (POST /bookings/{id}/confirm answers the booking
 // with its ticket code once the payment succeeded) and show the code; otherwise say why not and
 // where to go: unpaid -> pay, failed or expired -> book again.
-import { bookingIdFromPath, describe } from "/static/booking-facts.js";
-import { pause } from "/static/late-answer.js";
+import { describe } from "/static/booking-facts.js";
+import { retrying } from "/static/late-answer.js";
+import { idFromPath } from "/static/page-basics.js";
 import { api, requireSignIn } from "/static/session.js";
 
 // The payment's success confirms the booking in the same step, so "in progress" lasts moments
@@ -10,7 +11,7 @@ import { api, requireSignIn } from "/static/session.js";
 const IN_PROGRESS_TRIES = 10;
 const IN_PROGRESS_WAIT_MS = 1500;
 
-const bookingId = bookingIdFromPath();
+const bookingId = idFromPath();
 const payPage = `/pay/${encodeURIComponent(bookingId)}`;
 const statusLine = document.getElementById("ticket-status");
 const MY_BOOKINGS = { href: "/my-bookings", text: "My bookings" };
@@ -89,21 +90,18 @@ async function explain(failure) {
   }
 }
 
+// Confirming changes nothing, so asking again is safe (also after a lost connection).
 async function confirm() {
   const path = `/api/v1/bookings/${encodeURIComponent(bookingId)}/confirm`;
-  for (let tries = 1; ; tries += 1) {
-    try {
-      return (await api(path, { method: "POST" })).data;
-    } catch (failure) {
-      // Confirming changes nothing, so asking again is safe (also after a lost connection).
-      const lostConnection = failure instanceof TypeError;
-      const transient = lostConnection || ["PAYMENT_IN_PROGRESS", "RATE_LIMITED"].includes(failure.code);
-      if (tries >= IN_PROGRESS_TRIES || !transient) throw failure;
+  return retrying(async () => (await api(path, { method: "POST" })).data, {
+    tries: IN_PROGRESS_TRIES,
+    transient: (failure) => ["PAYMENT_IN_PROGRESS", "RATE_LIMITED"].includes(failure.code),
+    waitS: IN_PROGRESS_WAIT_MS / 1000,
+    onWait: (failure) => {
       const inProgress = failure.code === "PAYMENT_IN_PROGRESS";
       statusLine.textContent = inProgress ? "The payment is still being processed…" : "Trying again…";
-      await pause(failure.retryAfter ? 1000 * failure.retryAfter : IN_PROGRESS_WAIT_MS);
-    }
-  }
+    },
+  });
 }
 
 async function start() {

@@ -1,6 +1,7 @@
 // The waiting room page: joins the event's line and shows the place, the people ahead and an
 // estimated wait, live from the position stream (SSE) or, where that is missing or fails, by
 // polling /queue/status. On admission it keeps the queue pass and goes on to the booking page.
+import { idFromPath } from "/static/page-basics.js";
 import { forgetPass, keepPass } from "/static/queue-pass.js";
 import { api, requireSignIn } from "/static/session.js";
 
@@ -13,7 +14,7 @@ const STREAM_RETRY_MS = [1000, 30000, 60000, 120000, 300000]; // after each fail
 // The server ends the stream after telling these; anything else it keeps open.
 const STREAM_ENDS = new Set(["admitted", "sold_out", "open", "not_joined"]);
 
-const eventId = decodeURIComponent(location.pathname.split("/")[2] || "");
+const eventId = idFromPath();
 const bookingPage = `/book/${encodeURIComponent(eventId)}`;
 const firstPositionKey = `booking-rush.first-position.${eventId}`;
 
