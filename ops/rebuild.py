@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +52,13 @@ from ops.sale_state import (
     Say,
     add_sale_arguments,
     bookings_by_user,
+    event_keys,
     expected_state,
+    say_nothing,
     tool_settings,
 )
 from workers import messages
+from workers.commands import now_ms
 from workers.settings import WorkerSettings
 
 # The fields the scripts keep on a hold (lua/reserve_seats.lua and every later transition).
@@ -120,14 +122,6 @@ WHERE e.status = 'published'
   AND EXISTS (SELECT 1 FROM shows s WHERE s.event_id = e.id AND s.show_date > now())
 ORDER BY e.created_at
 """
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -297,13 +291,9 @@ async def _register_event(redis, state: EventState) -> None:
         await pipe.execute()
 
 
-async def _scan(redis, pattern: str) -> list[bytes]:
-    return [k async for k in redis.scan_iter(match=pattern, count=1000)]
-
-
-async def _unknown_zone_answers(redis, event_id: str) -> list[bytes]:
+async def _unknown_zone_answers(redis, event_id: str, found_keys: list[str]) -> list[str]:
     """Idempotency records of reserves answered while the event had no inventory here."""
-    found = await _scan(redis, f"{keys.tag(event_id)}:idem:*")
+    found = [k for k in found_keys if k.startswith(f"{keys.tag(event_id)}:idem:")]
     if not found:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -317,9 +307,9 @@ async def _unknown_zone_answers(redis, event_id: str) -> list[bytes]:
     ]
 
 
-async def _state_keys(redis, event_id: str) -> list[bytes]:
+def _state_keys(event_id: str, found_keys: list[str]) -> list[str]:
     prefix = keys.tag(event_id) + ":"
-    return [k for k in await _scan(redis, prefix + "*") if k.decode()[len(prefix) :].startswith(STATE_PARTS)]
+    return [k for k in found_keys if k[len(prefix) :].startswith(STATE_PARTS)]
 
 
 async def rebuild_event(
@@ -329,7 +319,6 @@ async def rebuild_event(
     ev = state.event_id
     done = EventRebuild(ev)
     guarded = [keys.zone(ev, s, z) for s, z in state.zones] + [keys.zone_index(ev)]
-    dropped = await _unknown_zone_answers(redis, ev)
     async with redis.pipeline(transaction=True) as pipe:
         await pipe.watch(*guarded)
         if await pipe.exists(*guarded) and not replace:
@@ -338,7 +327,9 @@ async def rebuild_event(
             return done
         # With --yes the live state; without, leftovers no zone backs (a count, a hold): either
         # way they go, or a stale count or field would outlive the rebuild.
-        stale = await _state_keys(redis, ev)
+        found = await event_keys(redis, ev)
+        stale = _state_keys(ev, found)
+        dropped = await _unknown_zone_answers(redis, ev, found)
         pipe.multi()
         if stale:
             pipe.delete(*stale)
@@ -367,7 +358,7 @@ async def rebuild(
     event_ids: list[str] | None = None,
     *,
     replace: bool = False,
-    say: Say = _quiet,
+    say: Say = say_nothing,
 ) -> RebuildSummary:
     """Rebuild `event_ids` (default: the events on sale) in the sale Redis; `replace` is --yes."""
     events = sorted(set(event_ids)) if event_ids is not None else await events_on_sale(pool)

@@ -40,8 +40,10 @@ from ops.sale_state import (
     add_sale_arguments,
     committed_offsets,
     decoded,
+    event_keys,
     expected_state,
     read_between,
+    say_nothing,
     tool_settings,
     topic_reader,
 )
@@ -104,10 +106,6 @@ class Report:
         )
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _s(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -127,10 +125,6 @@ class _Live:
     users: dict[str, int]
     payments: dict[str, dict[str, str]]
     expiry: set[str]
-
-
-async def _scan(redis, pattern: str) -> list[str]:
-    return [_s(k) async for k in redis.scan_iter(match=pattern, count=1000)]
 
 
 async def _hashes(redis, found: list[str], prefix: str, fields: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -158,19 +152,24 @@ async def read_live(redis, event_id: str) -> _Live:
         keys.payment(ev, ""),
         keys.user_count(ev, ""),
     )
+    found = await event_keys(redis, ev)
+
+    def under(prefix: str) -> list[str]:
+        return [k for k in found if k.startswith(prefix)]
+
     holds = await _hashes(
         redis,
-        await _scan(redis, hold_prefix + "*"),
+        under(hold_prefix),
         hold_prefix,
         ("status", "quantity", "user_id", "show_id", "zone_id"),
     )
     payments = await _hashes(
         redis,
-        await _scan(redis, payment_prefix + "*"),
+        under(payment_prefix),
         payment_prefix,
         ("status", "refund_status", "booking_id"),
     )
-    user_keys = await _scan(redis, user_prefix + "*")
+    user_keys = under(user_prefix)
     counts = await redis.mget(user_keys) if user_keys else []
     live = _Live(
         zones={},
@@ -342,7 +341,7 @@ async def reconcile(
     *,
     review_group: str | None = None,
     handled: bool = False,
-    say: Say = _quiet,
+    say: Say = say_nothing,
 ) -> Report:
     """Compare the sale Redis with the expected state of `event_ids` (default: the live events)
     and list the unhandled dead letters; with `handled`, mark the listed ones handled."""

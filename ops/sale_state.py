@@ -33,17 +33,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from lua import keys
 from workers import messages
+from workers.persistence import HOLDING  # statuses that keep seats out of the zone (and count for the user)
 from workers.settings import WorkerSettings
-
-# Statuses in which a booking keeps its seats out of the zone (and counts for its user).
-HOLDING = frozenset({"reserved", "paying", "confirmed"})
 
 Say = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def say_nothing(_: str) -> None:
     pass
+
+
+async def event_keys(redis, event_id: str) -> list[str]:
+    """Every key of one event in the sale Redis (they share its hash tag), in one SCAN."""
+    found = redis.scan_iter(match=f"{keys.tag(event_id)}:*", count=1000)
+    return [k if isinstance(k, str) else k.decode() async for k in found]
 
 
 def add_sale_arguments(parser) -> None:
@@ -374,7 +379,7 @@ class _Merger:
 
 
 async def expected_state(
-    pool: asyncpg.Pool, settings: WorkerSettings, event_ids: Iterable[str], say: Say = _quiet
+    pool: asyncpg.Pool, settings: WorkerSettings, event_ids: Iterable[str], say: Say = say_nothing
 ) -> SaleState:
     """The expected state of `event_ids` (see the module docstring for where each part comes from).
 

@@ -29,9 +29,6 @@ from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
 
-# Statuses in which a booking keeps its seats out of the zone.
-HOLDING = "('reserved', 'paying', 'confirmed')"
-
 # Before the upsert, in its own statement (a CTE would read the rows the upsert itself changed):
 # what each row held, locked so a second consumer (a rebalance overlap) waits for this one.
 LOCK_PRIOR = "SELECT id, status FROM bookings WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
