@@ -132,6 +132,27 @@ def pin_services(cfg: StackConfig, cores: str) -> None:
         subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], capture_output=True)
 
 
+def reserve_body(sale: dict) -> str:
+    """The benchmark's reserve request body: one seat of the benchmark event's zone."""
+    return json.dumps(
+        {"event_id": sale["event_id"], "show_id": sale["show_id"], "zone_id": sale["zone_id"], "quantity": 1}
+    )
+
+
+def reserve_path_env(cfg: StackConfig, prefix: str, secret: str) -> dict[str, str]:
+    """The gateway's and workers' environment for a benchmark of the reserve path: one gateway
+    process, topics and consumer group of the run's own (`prefix`), and a rate limiter in the
+    path with limits no load-test user can reach."""
+    return service_env(
+        cfg.service_env(),
+        BR_JWT_SECRET=secret,
+        BR_GATEWAY_PROCESSES="1",
+        BR_RATE_LIMITS=UNREACHABLE_LIMITS,
+        BR_TOPIC_PREFIX=prefix,
+        BR_COMMAND_GROUP=f"{prefix}commands",
+    )
+
+
 async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
     """An event with seats enough that nearly every request is a 201, and many buyers."""
     seeded = await seed_sale(
@@ -296,14 +317,7 @@ def run(args: argparse.Namespace) -> dict:
     # with limits no single load-test user can reach.
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     asyncio.run(stack.ensure_topics(cfg, prefix))
-    env = service_env(
-        cfg.service_env(),
-        BR_JWT_SECRET=secret,
-        BR_GATEWAY_PROCESSES="1",
-        BR_RATE_LIMITS=UNREACHABLE_LIMITS,
-        BR_TOPIC_PREFIX=prefix,
-        BR_COMMAND_GROUP=f"{prefix}commands",
-    )
+    env = reserve_path_env(cfg, prefix, secret)
     env.update(tracing_env(args.trace_ratio, log_dir / f"bench-spans-{prefix}jsonl", say))
     pin_services(cfg, LOAD_CORE)
     procs: list[Managed] = []
@@ -337,14 +351,7 @@ def run(args: argparse.Namespace) -> dict:
         tokens = asyncio.run(
             log_in(f"http://127.0.0.1:{args.port}", "bench", sale["emails"], BENCH_PASSWORD, 64)
         )
-        body = json.dumps(
-            {
-                "event_id": sale["event_id"],
-                "show_id": sale["show_id"],
-                "zone_id": sale["zone_id"],
-                "quantity": 1,
-            }
-        )
+        body = reserve_body(sale)
         with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
             f.write("\n".join(tokens))
         script_env = {"BENCH_TOKENS": f.name, "BENCH_BODY": body}

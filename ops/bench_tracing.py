@@ -31,11 +31,12 @@ from ops.bench import (
     BENCH_TOOLS,
     LOAD_CORE,
     SERVER_CORE,
-    UNREACHABLE_LIMITS,
     Measured,
     forget,
     hey_fixed_rate,
     pin_services,
+    reserve_body,
+    reserve_path_env,
     seed_bench_event,
     tracing_env,
     wrk,
@@ -43,7 +44,7 @@ from ops.bench import (
 from ops.config import REPO_ROOT
 from ops.demo import log_in
 from ops.migrate import migrate
-from ops.processes import service_env, start_gateway, start_worker
+from ops.processes import start_gateway, start_worker
 
 
 def say(msg: str) -> None:
@@ -62,14 +63,7 @@ def run(args: argparse.Namespace) -> dict:
     log_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-tracing-{uuid.uuid4().hex[:8]}."
     asyncio.run(stack.ensure_topics(cfg, prefix))
-    env = service_env(
-        cfg.service_env(),
-        BR_JWT_SECRET=secrets.token_hex(32),
-        BR_GATEWAY_PROCESSES="1",
-        BR_RATE_LIMITS=UNREACHABLE_LIMITS,
-        BR_TOPIC_PREFIX=prefix,
-        BR_COMMAND_GROUP=f"{prefix}commands",
-    )
+    env = reserve_path_env(cfg, prefix, secrets.token_hex(32))
     variants: list[float | None] = [None, *args.ratios]
     rates: dict[str, list[float]] = {label(v): [] for v in variants}
     latency: dict[str, list[dict]] = {label(v): [] for v in variants}
@@ -84,14 +78,7 @@ def run(args: argparse.Namespace) -> dict:
             )
             for i in range(2)
         ]
-        body = json.dumps(
-            {
-                "event_id": sale["event_id"],
-                "show_id": sale["show_id"],
-                "zone_id": sale["zone_id"],
-                "quantity": 1,
-            }
-        )
+        body = reserve_body(sale)
         url = f"http://127.0.0.1:{args.port}/api/v1/bookings/reserve"
         script = REPO_ROOT / "ops" / "bench_reserve.lua"
         fixed_rate = None
