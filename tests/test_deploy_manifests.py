@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import shutil
@@ -93,9 +94,10 @@ def manifest_files() -> list[Path]:
     return sorted(p for p in K8S_DIR.glob("*.yaml") if p.name not in NOT_OBJECTS)
 
 
-def objects() -> list[tuple[str, dict]]:
+@functools.cache  # read once: the tests only read them (one deep-copies before changing)
+def objects() -> tuple[tuple[str, dict], ...]:
     """(file name, object) for every Kubernetes object in ops/k8s/."""
-    return [(path.name, doc) for path in manifest_files() for doc in load_yaml_docs(path)]
+    return tuple((path.name, doc) for path in manifest_files() for doc in load_yaml_docs(path))
 
 
 def object_id(item: tuple[str, dict]) -> str:
@@ -397,6 +399,7 @@ GRAFANA_VARIABLE = r"\$\{(\w+)(?::\w+)?\}|\$(\w+)"
 GRAFANA_BUILTINS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h", "__range_s": "3600"}
 
 
+@functools.cache
 def dashboard() -> dict:
     return json.loads(DASHBOARD.read_text())
 
