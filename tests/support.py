@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -113,6 +114,10 @@ class WorkerProcess:
             if needle in text:
                 return text
         return await asyncio.wait_for(self._line_future(needle), timeout)
+
+    async def metrics_port(self) -> int:
+        """The port of the process's /metrics, as it printed it (BR_METRICS_PORT=0: any free one)."""
+        return int((await self.wait_for_line("metrics on :")).rsplit(":", 1)[1])
 
     async def wait_exit(self, timeout: float = 30) -> int:
         assert self.proc
@@ -344,6 +349,31 @@ async def final_answer(
                 return (201 if created and r.status == 200 else r.status), await r.json()
         await asyncio.sleep(0.2)
     raise AssertionError(f"request {body['data']['request_id']} never got a final answer")
+
+
+def reserve_body(
+    event, zone: str = "GA", quantity: int = 1, show_index: int = 0, key: str | None = None
+) -> dict:
+    """A reserve request's body: `quantity` seats of `zone` in one of `event`'s shows."""
+    show = list(event.shows)[show_index]
+    body = {
+        "event_id": event.event_id,
+        "show_id": show,
+        "zone_id": event.shows[show][zone],
+        "quantity": quantity,
+    }
+    if key is not None:
+        body["idempotency_key"] = key
+    return body
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a Prometheus text exposition: (name, sorted labels) -> value."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def unique(prefix: str) -> str:

@@ -8,7 +8,6 @@ import uuid
 import aiohttp
 import redis
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ops.processes import free_port
 from tests.support import (
@@ -18,7 +17,9 @@ from tests.support import (
     event_stream,
     gateway_process,
     gateway_settings,
+    metric_samples,
     queue_call,
+    reserve_body,
     running_gateway,
     wait_until,
     worker_env,
@@ -29,15 +30,6 @@ from workers.metrics import DramatiqQueueDepth
 from workers.settings import WorkerSettings
 
 
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    """Every sample of a Prometheus text exposition: (name, sorted labels) -> value."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def value(found: dict, name: str, **labels: str) -> float:
     """The sum of `name` over every series whose labels include `labels`."""
     return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
@@ -46,7 +38,7 @@ def value(found: dict, name: str, **labels: str) -> float:
 async def scrape(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(url) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
-        return samples(await r.text())
+        return metric_samples(await r.text())
 
 
 async def test_the_gateway_counts_requests_by_route_and_streams_by_event(
@@ -55,14 +47,8 @@ async def test_the_gateway_counts_requests_by_route_and_streams_by_event(
     settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
     async with running_gateway(settings) as url:
         event = await make_event([("GA", 5)], shows=1)
-        show = next(iter(event.shows))
         (user,) = await make_users(1)
-        body = {
-            "event_id": event.event_id,
-            "show_id": show,
-            "zone_id": event.shows[show]["GA"],
-            "quantity": 1,
-        }
+        body = reserve_body(event)
         before = await scrape(http, f"{url}/metrics")
         route = "/api/v1/bookings/reserve"
         status, _ = await book(http, url, token_for(user), body)
@@ -97,17 +83,10 @@ async def test_a_worker_serves_reservations_failures_lag_and_live_holds(
     topics = await new_topics("metrics")
     worker = await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w", BR_METRICS_PORT="0")).start()
     try:
-        line = await worker.wait_for_line("metrics on :")
-        metrics_url = f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/metrics"
+        metrics_url = f"http://127.0.0.1:{await worker.metrics_port()}/metrics"
         event = await make_event([("GA", 2)], shows=1)
-        show = next(iter(event.shows))
         users = await make_users(2)
-        body = {
-            "event_id": event.event_id,
-            "show_id": show,
-            "zone_id": event.shows[show]["GA"],
-            "quantity": 2,
-        }
+        body = reserve_body(event, quantity=2)
         settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
         async with running_gateway(settings) as url:
             assert (await book(http, url, token_for(users[0]), body))[0] == 201
@@ -160,13 +139,13 @@ async def test_the_admitter_observes_each_admitted_persons_wait(room, make_event
     now = now_ms()
     for user, waited_s in zip(users, (40, 10), strict=True):
         await room.enter(event.event_id, user, now - waited_s * 1000, "join")
-    before = samples(generate_latest().decode())
+    before = metric_samples(generate_latest().decode())
     admitter = Admitter(room, WorkerSettings())
     tick = await admitter.room.admit(event.event_id, now)
     assert sorted(user for user, _ in tick["admitted"]) == sorted(users)
     await admitter.observe_waits({event.event_id: tick}, now)
     await admitter.observe_waits({event.event_id: tick}, now)  # a second look finds nothing left
-    after = samples(generate_latest().decode())
+    after = metric_samples(generate_latest().decode())
 
     def grew(name: str) -> float:
         return value(after, name, event_id=event.event_id) - value(before, name, event_id=event.event_id)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.payments import refund_percent
 from lua import keys
+from ops.demo_pay import GOOD_CARD as CARD
 from ops.demo_pay import Mailbox
 from tests.support import (
     WorkerProcess,
@@ -26,7 +26,9 @@ from tests.support import (
     call,
     final_answer,
     gateway_settings,
+    metric_samples,
     queue_call,
+    reserve_body,
     running_gateway,
     wait_until,
     worker_env,
@@ -36,7 +38,6 @@ from workers.commands import now_ms
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
 
-CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
 DECLINED = {**CARD, "card_number": "4000000000000002"}
 FLAKY = {**CARD, "card_number": "4000000000000119"}  # the provider errs once, then charges
 TIMES_OUT = {**CARD, "card_number": "4000000000000408"}  # charged, but the answer never comes
@@ -87,14 +88,8 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
 
 async def _reserved(sale, http, make_event, make_users, token_for, quantity=2, seats=10):
     event = await make_event([("GA", seats)], shows=1)
-    show = next(iter(event.shows))
     (user,) = await make_users(1)
-    body = {
-        "event_id": event.event_id,
-        "show_id": show,
-        "zone_id": event.shows[show]["GA"],
-        "quantity": quantity,
-    }
+    body = reserve_body(event, quantity=quantity)
     status, answer = await book(http, sale.url, token_for(user), body)
     assert status == 201, answer
     return event, user, answer["data"]["booking_id"]
@@ -170,7 +165,6 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
     """The whole way: join the waiting room, admitted, reserve with the pass, pay, confirmed."""
     event = await make_event([("GA", 10)], shows=1)
     await room.configure(event.event_id, {"mode": "always", "grace_s": 600, "rate_per_min": 60_000})
-    show = next(iter(event.shows))
     (user,) = await make_users(1)
     token = token_for(user)
     status, joined = await queue_call(http, sale.url, token, "join", event.event_id)
@@ -178,7 +172,7 @@ async def test_a_payment_confirms_the_booking_with_an_e_ticket_a_mail_and_rows(
     await room.admit(event.event_id, now_ms())  # what an admitter does each tick
     _, standing = await queue_call(http, sale.url, token, "status", event.event_id)
     assert standing["data"]["state"] == "admitted", standing
-    body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["GA"], "quantity": 2}
+    body = reserve_body(event, quantity=2)
     status, reserved = await book(http, sale.url, token, body, {"X-Queue-Pass": standing["data"]["pass"]})
     assert status == 201, reserved
     booking_id = reserved["data"]["booking_id"]
@@ -294,16 +288,10 @@ async def test_expiry_racing_payment_returns_each_hold_once(
     """Each reservation is paid for while the sweeper expires it as of a later clock: per
     booking exactly one wins (410, seats back; or paid and confirmed), never both."""
     event = await make_event([("GA", 20)], shows=1)
-    show = next(iter(event.shows))
     users = await make_users(8)
     booked = {}
     for user in users:
-        body = {
-            "event_id": event.event_id,
-            "show_id": show,
-            "zone_id": event.shows[show]["GA"],
-            "quantity": 2,
-        }
+        body = reserve_body(event, quantity=2)
         status, answer = await book(http, sale.url, token_for(user), body)
         assert status == 201, answer
         booked[answer["data"]["booking_id"]] = user
@@ -448,18 +436,12 @@ async def test_confirm_refuses_an_unpaid_and_an_expired_booking(
 async def test_the_payment_worker_counts_outcomes_and_its_queues(
     sale, http, make_event, make_users, token_for
 ):
-    line = await sale.payer.wait_for_line("metrics on :")
-    url = f"http://127.0.0.1:{line.rsplit(':', 1)[1]}/metrics"
+    url = f"http://127.0.0.1:{await sale.payer.metrics_port()}/metrics"
 
     async def scraped() -> dict:
         async with http.get(url) as r:
             assert r.status == 200
-            text = await r.text()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+            return metric_samples(await r.text())
 
     def outcomes(found: dict, outcome: str) -> float:
         return found.get(("payment_outcomes_total", (("outcome", outcome),)), 0)

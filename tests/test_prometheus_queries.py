@@ -21,6 +21,7 @@ import promql_parser
 import pytest
 import yaml
 
+from ops.demo_pay import GOOD_CARD as CARD
 from ops.processes import free_port
 from tests.support import (
     WorkerProcess,
@@ -30,6 +31,7 @@ from tests.support import (
     final_answer,
     gateway_process,
     queue_call,
+    reserve_body,
     wait_until,
     worker_env,
 )
@@ -45,7 +47,6 @@ from tests.test_deploy_manifests import (
     series_name,
 )
 
-CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
 # The pods Prometheus is told it scrapes (the adapter's query names gateway pods a and b).
 PODS = {"gateway": "gateway-a", "command-worker": "command-worker-a", "payment-worker": "payment-worker-a"}
 
@@ -133,8 +134,7 @@ async def observed_sale(
         worker_env(schema, topics, f"{topics.prefix}p", **env), module="workers.payment_worker"
     ).start()
     try:
-        worker_port = int((await worker.wait_for_line("metrics on :")).rsplit(":", 1)[1])
-        payer_port = int((await payer.wait_for_line("metrics on :")).rsplit(":", 1)[1])
+        worker_port, payer_port = await worker.metrics_port(), await payer.metrics_port()
         async with gateway_process(schema, topics, jwt_secret, http) as url:
             gateway_port = int(url.rsplit(":", 1)[1])
             targets = {"gateway": gateway_port, "command-worker": worker_port, "payment-worker": payer_port}
@@ -151,9 +151,8 @@ async def sale_through(url, http, make_event, make_users, token_for, room):
     """Bookings, a payment, a sell-out, bad input; a room that let one in and holds one in line
     with a stream open (yielded while it is open)."""
     event = await make_event([("GA", 3)], shows=1)
-    show = next(iter(event.shows))
     buyer, late, walker, streamer = await make_users(4)
-    body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["GA"], "quantity": 2}
+    body = reserve_body(event, quantity=2)
     status, booked = await book(http, url, token_for(buyer), body)
     assert status == 201, booked
     assert (await book(http, url, token_for(late), body))[0] == 409  # one seat left for two

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 
 from lua import keys
+from ops.demo_pay import GOOD_CARD as CARD
 from ops.rebuild import hold_hash, paying_deadline, payment_hash, rebuild, settle_result
 from ops.reconcile import reconcile, unhandled_dead_letters
 from ops.sale_state import EventState
@@ -26,6 +27,7 @@ from tests.support import (
     book,
     call,
     gateway_settings,
+    reserve_body,
     running_gateway,
     wait_until,
     worker_env,
@@ -35,7 +37,6 @@ from workers.clients import idempotent_producer
 from workers.inventory import unload_event
 from workers.settings import WorkerSettings
 
-CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123"}
 HOLDING = ("reserved", "paying", "confirmed")
 
 
@@ -88,17 +89,6 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
     finally:
         for proc in current.procs.values():
             await proc.stop()
-
-
-def _body(event, quantity: int, key: str) -> dict:
-    show = next(iter(event.shows))
-    return {
-        "event_id": event.event_id,
-        "show_id": show,
-        "zone_id": event.shows[show]["GA"],
-        "quantity": quantity,
-        "idempotency_key": key,
-    }
 
 
 def _zone_key(event) -> str:
@@ -166,7 +156,9 @@ async def test_reconcile_finds_no_difference_then_exactly_the_one_injected(
     users = await make_users(3)
     booked = []
     for user, quantity in zip(users, (2, 1, 2), strict=True):
-        status, answer = await book(http, sale.url, token_for(user), _body(event, quantity, f"rc-{user}"))
+        status, answer = await book(
+            http, sale.url, token_for(user), reserve_body(event, quantity=quantity, key=f"rc-{user}")
+        )
         assert status == 201, answer
         booked.append(answer["data"]["booking_id"])
     paid, cancelled, reserved = booked
@@ -274,7 +266,9 @@ async def test_rebuild_refuses_a_live_event_and_with_yes_replaces_its_state(
     users = await make_users(2)
     booked = []
     for user in users:
-        status, answer = await book(http, sale.url, token_for(user), _body(event, 2, f"yes-{user}"))
+        status, answer = await book(
+            http, sale.url, token_for(user), reserve_body(event, quantity=2, key=f"yes-{user}")
+        )
         assert status == 201, answer
         booked.append(answer["data"]["booking_id"])
     await _cancel(http, sale, token_for(users[1]), booked[1])
@@ -344,7 +338,7 @@ async def test_redis_wiped_and_rebuilt_during_a_sale_sells_no_seat_twice(
     ev = event.event_id
     users = await make_users(36)
     buyers, late = users[:30], users[30:]
-    bodies = {u: _body(event, 2, f"rb-{u}") for u in users}
+    bodies = {u: reserve_body(event, quantity=2, key=f"rb-{u}") for u in users}
 
     async def reserve(user):
         return user, *(await book(http, sale.url, token_for(user), bodies[user]))

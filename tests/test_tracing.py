@@ -19,6 +19,7 @@ from tests.support import (
     gateway_process,
     queue_call,
     read_records,
+    reserve_body,
     wait_until,
     worker_env,
 )
@@ -73,14 +74,8 @@ async def _reserve_and_check(http, base, worker_file, gateway_file, make_event, 
     """Reserve through the traced gateway; the worker's span continues the request's trace,
     whose id it returns."""
     event = await make_event([("GA", 5)], shows=1)
-    show = next(iter(event.shows))
     (user,) = await make_users(1)
-    body = {
-        "event_id": event.event_id,
-        "show_id": show,
-        "zone_id": event.shows[show]["GA"],
-        "quantity": 1,
-    }
+    body = reserve_body(event)
     status, _ = await book(http, base, token_for(user), body)
     assert status == 201
 
@@ -224,14 +219,8 @@ async def test_spans_go_to_an_otlp_collector_when_one_is_configured(
                 schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="1", **otlp
             ) as base:
                 event = await make_event([("GA", 5)], shows=1)
-                show = next(iter(event.shows))
                 (user,) = await make_users(1)
-                body = {
-                    "event_id": event.event_id,
-                    "show_id": show,
-                    "zone_id": event.shows[show]["GA"],
-                    "quantity": 1,
-                }
+                body = reserve_body(event)
                 assert (await book(http, base, token_for(user), body))[0] == 201
 
                 def one_trace() -> tuple[dict, dict] | None:
