@@ -43,7 +43,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from lua import keys
@@ -54,6 +53,7 @@ from ops.sale_state import (
     bookings_by_user,
     event_keys,
     expected_state,
+    sale_clients,
     say_nothing,
     tool_settings,
 )
@@ -385,15 +385,10 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> int:
     settings = tool_settings(args.prefix, args.persistence_group)
-    redis = aioredis.from_url(settings.sale_redis_url)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-    try:
+    async with sale_clients(settings) as (redis, pool):
         summary = await rebuild(
             redis, pool, settings, args.events, replace=args.yes, say=lambda line: print(line, flush=True)
         )
-    finally:
-        await pool.close()
-        await redis.aclose()
     print(summary.summary())
     return 0 if summary.ok else 1
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lua import keys
@@ -43,6 +42,7 @@ from ops.sale_state import (
     event_keys,
     expected_state,
     read_between,
+    sale_clients,
     say_nothing,
     tool_settings,
     topic_reader,
@@ -395,9 +395,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> int:
     settings = tool_settings(args.prefix, args.persistence_group)
-    redis = aioredis.from_url(settings.sale_redis_url)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-    try:
+    async with sale_clients(settings) as (redis, pool):
         report = await reconcile(
             redis,
             pool,
@@ -407,9 +405,6 @@ async def _main(args: argparse.Namespace) -> int:
             handled=args.handled,
             say=lambda line: print(line, flush=True),
         )
-    finally:
-        await pool.close()
-        await redis.aclose()
     for difference in report.differences:
         print(difference)
     for letter in report.dead_letters:

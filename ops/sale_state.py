@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
@@ -39,6 +40,18 @@ from workers.persistence import HOLDING  # statuses that keep seats out of the z
 from workers.settings import WorkerSettings
 
 Say = Callable[[str], None]
+
+
+@contextlib.asynccontextmanager
+async def sale_clients(settings: WorkerSettings):
+    """(sale Redis, a small PostgreSQL pool) for a command-line tool, closed after."""
+    redis = aioredis.from_url(settings.sale_redis_url)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        yield redis, pool
+    finally:
+        await pool.close()
+        await redis.aclose()
 
 
 def say_nothing(_: str) -> None:
