@@ -305,12 +305,18 @@ def hey_fixed_rate(url: str, token: str, body: str, rate: float, duration: int) 
     }
 
 
-def run(args: argparse.Namespace) -> dict:
+def bench_stack() -> tuple[StackConfig, Path]:
+    """The load tools installed, the services up and migrated: (their config, the log folder)."""
     stack.ensure_packages(BENCH_TOOLS)
     cfg = stack.up()
     asyncio.run(migrate(cfg.database_url))
     log_dir = cfg.state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    return cfg, log_dir
+
+
+def run(args: argparse.Namespace) -> dict:
+    cfg, log_dir = bench_stack()
     secret = secrets.token_hex(32)
     # Topics and consumer groups of its own (deleted at the end): the benchmark's events must
     # not become a backlog for the real persistence consumers. The limiter stays in the path,

@@ -59,20 +59,18 @@ import redis.asyncio as aioredis
 from gateway.auth import issue_access_token
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys, load_scripts
-from ops import stack
 from ops.bench import (
-    BENCH_TOOLS,
     LOAD_CORE,
     SERVER_CORE,
     UNREACHABLE_LIMITS,
     Measured,
+    bench_stack,
     pin_services,
     tracing_env,
     wrk,
 )
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import REPO_ROOT, StackConfig
-from ops.migrate import migrate
 from ops.processes import (
     Managed,
     cpu_seconds,
@@ -638,11 +636,7 @@ def measure_joins(
 
 def run(args: argparse.Namespace) -> dict:
     nofile = raise_open_files_limit()
-    stack.ensure_packages(BENCH_TOOLS)
-    cfg = stack.up()
-    asyncio.run(migrate(cfg.database_url))
-    log_dir = cfg.state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    cfg, log_dir = bench_stack()
     run_id = uuid.uuid4().hex[:8]
     secret = secrets.token_hex(32)
     small = min(args.small_clients, max(1, args.clients // 2))

@@ -28,10 +28,10 @@ import uuid
 from ops import stack
 from ops.bench import (
     BENCH_PASSWORD,
-    BENCH_TOOLS,
     LOAD_CORE,
     SERVER_CORE,
     Measured,
+    bench_stack,
     forget,
     hey_fixed_rate,
     pin_services,
@@ -43,7 +43,6 @@ from ops.bench import (
 )
 from ops.config import REPO_ROOT
 from ops.demo import log_in
-from ops.migrate import migrate
 from ops.processes import start_gateway, start_worker
 
 
@@ -56,11 +55,7 @@ def label(ratio: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    stack.ensure_packages(BENCH_TOOLS)
-    cfg = stack.up()
-    asyncio.run(migrate(cfg.database_url))
-    log_dir = cfg.state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    cfg, log_dir = bench_stack()
     prefix = f"bench-tracing-{uuid.uuid4().hex[:8]}."
     asyncio.run(stack.ensure_topics(cfg, prefix))
     env = reserve_path_env(cfg, prefix, secrets.token_hex(32))
