@@ -134,7 +134,9 @@ async def reserve(request: web.Request) -> web.Response:
     req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
 
     catalog = app[appkeys.CATALOG]
-    show = catalog.show(req.show_id) or await catalog.show_after_reload(req.show_id, app[appkeys.PG_POOL])
+    show = catalog.show(req.show_id)
+    if show is None or show.event_status != "published":  # or published a moment ago
+        show = await catalog.show_after_reload(req.show_id, app[appkeys.PG_POOL])
     if show is None or show.event_id != req.event_id or show.event_status != "published":
         raise errors.NotFound("show not found for this event")
     if req.zone_id not in show.zones:

@@ -1,7 +1,9 @@
 """The per-process catalog cache: show -> event, zones, prices, per-user limit.
 
 Loaded from PostgreSQL at start and reloaded when the database announces a catalog change
-(LISTEN catalog_changed), so validating a reservation costs no round trip to anything.
+(LISTEN catalog_changed), so validating a reservation costs no round trip to anything. The
+announcement comes a moment after the change: a request that misses (an unknown show, an event
+not yet published here) asks whether the catalog's generation moved since the load.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ SELECT e.id AS event_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS sh
        z.id AS zone_id, z.name AS zone_name, (z.price * 100)::bigint AS price_cents
 FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
 """
+GENERATION_QUERY = "SELECT generation FROM catalog_state"
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,17 @@ class Catalog:
     def __init__(self, miss_reload_interval_s: float = 1.0) -> None:
         self.shows: dict[str, Show] = {}
         self.events: dict[str, str] = {}  # event id -> status, for events with at least one zone
+        self.generation: int | None = None  # catalog_state.generation this was loaded at
         self._reloading: asyncio.Task | None = None
+        self._checking: asyncio.Task | None = None  # a generation read, shared by the misses
         self._dirty = False
         self._loaded_at = 0.0
         self._miss_reload_interval_s = miss_reload_interval_s
 
     async def load(self, pool: asyncpg.Pool) -> None:
-        rows = await pool.fetch(CATALOG_QUERY)
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            generation = await conn.fetchval(GENERATION_QUERY)  # one snapshot: rows and generation
+            rows = await conn.fetch(CATALOG_QUERY)
         shows: dict[str, Show] = {}
         for r in rows:
             show_id = str(r["show_id"])
@@ -70,6 +77,7 @@ class Catalog:
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
         self.shows = shows
+        self.generation = generation
         self.events = {s.event_id: s.event_status for s in shows.values()}
         self._loaded_at = time.monotonic()
         log.debug("catalog loaded: %d shows", len(shows))
@@ -96,21 +104,33 @@ class Catalog:
 
     async def show_after_reload(self, show_id: str, pool: asyncpg.Pool) -> Show | None:
         """A miss may be a show published a moment ago, before its change notice arrived:
-        reload once and look again. At most one miss-driven reload per interval, shared by
-        every request, so unknown ids cannot turn into a query each."""
+        reload and look again. The catalog reloads when its generation moved, or once the
+        interval passed since the last load; otherwise the miss stands. Misses share one
+        generation read and one reload, so unknown ids cannot turn into a reload each."""
         await self._reload_after_miss(pool)
         return self.shows.get(show_id)
 
     async def event_status(self, event_id: str, pool: asyncpg.Pool) -> str | None:
-        """The event's status (None: unknown), reloading once on a miss like show_after_reload."""
+        """The event's status (None: unknown); one not published here is looked up again as
+        show_after_reload does."""
         status = self.events.get(event_id)
-        if status is None:
+        if status != "published":
             await self._reload_after_miss(pool)
             status = self.events.get(event_id)
         return status
 
     async def _reload_after_miss(self, pool: asyncpg.Pool) -> None:
-        if time.monotonic() - self._loaded_at >= self._miss_reload_interval_s:
-            self.request_reload(pool)
+        if self._reloading is None or self._reloading.done():
+            interval_passed = time.monotonic() - self._loaded_at >= self._miss_reload_interval_s
+            if interval_passed or await self._generation_moved(pool):
+                self.request_reload(pool)
         if self._reloading is not None and not self._reloading.done():
             await asyncio.shield(self._reloading)
+
+    async def _generation_moved(self, pool: asyncpg.Pool) -> bool:
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(pool.fetchval(GENERATION_QUERY))
+        try:
+            return await asyncio.shield(self._checking) != self.generation
+        except (OSError, asyncpg.PostgresError):
+            return False  # the database is away: the miss stands, as it would without the check

@@ -41,3 +41,16 @@ async def test_price_and_limit_come_from_the_database(pg, make_event):
     show = catalog.show(next(iter(event.shows)))
     assert show.max_per_user == 2
     assert [z.price_cents for z in show.zones.values()] == [123450]
+
+
+async def test_a_show_created_within_the_interval_is_found_by_the_generation(pg, make_event):
+    """Before its change notice arrives, and long before the interval passes: the catalog's
+    generation moved, so the miss reloads."""
+    catalog = CountingCatalog(miss_reload_interval_s=60)
+    await catalog.load(pg)
+    event = await make_event([("VIP", 5)], shows=1)
+    show = await catalog.show_after_reload(next(iter(event.shows)), pg)
+    assert show is not None and show.event_id == event.event_id
+    assert catalog.loads == 2
+    assert await catalog.show_after_reload(str(uuid.uuid4()), pg) is None
+    assert catalog.loads == 2  # nothing changed since: the miss stands
