@@ -27,11 +27,18 @@ from gateway import (
 )
 from gateway.auth import TokenVerifier
 from gateway.catalog import Catalog
-from gateway.clients import aux_redis_ctx, jobs_ctx, pg_ctx, producer_ctx, replies_ctx, sale_redis_ctx
+from gateway.clients import (
+    aux_redis_ctx,
+    jobs_ctx,
+    pg_ctx,
+    producer_ctx,
+    replies_ctx,
+    room_view_ctx,
+    sale_redis_ctx,
+    streams_ctx,
+)
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_request
-from gateway.queue_pass import PassLimiter
-from gateway.queue_stream import streams_ctx
-from gateway.rooms import room_view_ctx
+from gateway.pass_limiter import PassLimiter
 from gateway.settings import GatewaySettings, new_gateway_id
 from waiting_room.passes import PassKeys, QueuePasses
 from workers import tracing

@@ -14,7 +14,7 @@ from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
 from gateway.catalog import Catalog
 from gateway.loop_batch import LoopBatch
-from gateway.queue_pass import PassLimiter
+from gateway.pass_limiter import PassLimiter
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.replies import ReplyRouter

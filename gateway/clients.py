@@ -1,7 +1,9 @@
-"""One cleanup context per external client: create, check, yield, close."""
+"""Every cleanup context of the gateway's app: one per external client (create, check, yield,
+close), and the waiting rooms' view and live-position streams that run on them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -11,12 +13,17 @@ from aiohttp import web
 from gateway import appkeys
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
+from gateway.loop_batch import LoopBatch
 from gateway.pubsub import listening
+from gateway.queue_stream import StreamHub
 from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.replies import ReplyRouter
+from gateway.rooms import RoomView
 from lua import keys, load_aux_scripts, load_scripts
+from waiting_room.room import WaitingRoom
 from workers.clients import new_idempotent_producer, stop_producer
 from workers.jobs import JobQueue
+from workers.periodic import run_every
 
 log = logging.getLogger("gateway")
 
@@ -25,7 +32,7 @@ async def sale_redis_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     # A blocking pool: a burst of polls waits briefly for a connection instead of failing.
     pool = aioredis.BlockingConnectionPool.from_url(
-        settings.sale_redis_url,
+        settings.endpoints.sale_redis_url,
         max_connections=settings.redis_max_connections,
         timeout=2,
         socket_connect_timeout=2,
@@ -43,7 +50,7 @@ async def aux_redis_ctx(app: web.Application):
     """Caches and the rate limiter. Not needed to sell seats: the limiter fails open without it."""
     settings = app[appkeys.SETTINGS]
     client = aioredis.from_url(
-        settings.aux_redis_url, decode_responses=False, socket_connect_timeout=2, socket_timeout=2
+        settings.endpoints.aux_redis_url, decode_responses=False, socket_connect_timeout=2, socket_timeout=2
     )
     await client.ping()
     app[appkeys.AUX_REDIS] = client
@@ -62,7 +69,9 @@ async def producer_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     # Idempotent, acks=all: an acknowledged command is on every in-sync replica exactly once.
     # linger 0: CommandBatcher already batches a loop iteration per show.
-    producer = new_idempotent_producer(settings.kafka_bootstrap, linger_ms=0, request_timeout_ms=5000)
+    producer = new_idempotent_producer(
+        settings.endpoints.kafka_bootstrap, linger_ms=0, request_timeout_ms=5000
+    )
     await producer.start()
     app[appkeys.PRODUCER] = producer
     app[appkeys.BATCHER] = CommandBatcher(producer, settings.reservations_topic)
@@ -72,12 +81,12 @@ async def producer_ctx(app: web.Application):
 
 async def pg_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(settings.endpoints.database_url, min_size=1, max_size=4)
     app[appkeys.PG_POOL] = pool
     app[appkeys.CATALOG_CACHE] = CatalogCache(app[appkeys.AUX_REDIS], pool)
     catalog = app[appkeys.CATALOG]
     await catalog.load(pool)
-    listener = await asyncpg.connect(settings.database_url)
+    listener = await asyncpg.connect(settings.endpoints.database_url)
     await listener.add_listener("catalog_changed", lambda *_: catalog.request_reload(pool))
     yield
     await listener.close()
@@ -95,6 +104,39 @@ async def replies_ctx(app: web.Application):
 async def jobs_ctx(app: web.Application):
     """Hands payment and refund jobs to the payment workers (Dramatiq on the aux Redis)."""
     settings = app[appkeys.SETTINGS]
-    app[appkeys.JOBS] = queue = JobQueue(settings.aux_redis_url, settings.topic_prefix)
+    app[appkeys.JOBS] = queue = JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
     yield
     queue.close()
+
+
+async def room_view_ctx(app: web.Application):
+    room = WaitingRoom(app[appkeys.SALE_REDIS], app[appkeys.SCRIPTS])
+    app[appkeys.WAITING_ROOM] = room
+    app[appkeys.ROOM_ENTRIES] = LoopBatch(room.enter_many)
+    view = app[appkeys.ROOMS] = RoomView(room, app[appkeys.QUEUE_PASSES])
+    stop = asyncio.Event()
+    flusher = asyncio.create_task(run_every(stop, 1.0, 5.0, view.flush_reserve_counts, "reserve counts"))
+    async with listening("room-broadcast", view.run(), view.connected):
+        yield
+    stop.set()
+    await flusher
+
+
+async def streams_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    hub = app[appkeys.STREAMS] = StreamHub(
+        app[appkeys.WAITING_ROOM], app[appkeys.QUEUE_PASSES], app[appkeys.GATEWAY_ID], settings
+    )
+    app[appkeys.ROOMS].tick_listeners.append(hub.on_tick)
+    stop = asyncio.Event()
+    # Two loops: corrections (several round trips) never hold up the lease renewal.
+    upkeep = [
+        asyncio.create_task(
+            run_every(stop, hub.heartbeat_s, hub.heartbeat_s, hub.heartbeat, "stream heartbeat")
+        ),
+        asyncio.create_task(run_every(stop, hub.correction_s, 30.0, hub.correct, "stream corrections")),
+    ]
+    yield
+    stop.set()
+    hub.close_all()
+    await asyncio.gather(*upkeep)

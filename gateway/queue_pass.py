@@ -8,8 +8,6 @@ header buys nothing.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from aiohttp import web
 from redis.exceptions import RedisError
 
@@ -17,23 +15,6 @@ from gateway import appkeys, errors
 from gateway.auth import Principal
 from gateway.middlewares import PASS_HEADER, take_token
 from waiting_room.passes import PassError
-
-
-class PassLimiter:
-    def __init__(self, rate_per_s: float, burst: int, max_passes: int = 100_000) -> None:
-        self.rate = rate_per_s
-        self.burst = burst
-        self.max_passes = max_passes
-        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # pass id -> tokens, at
-
-    def allow(self, pass_id: str, now: float) -> bool:
-        tokens, at = self.buckets.pop(pass_id, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-        allowed = tokens >= 1
-        self.buckets[pass_id] = (tokens - 1 if allowed else tokens, now)
-        if len(self.buckets) > self.max_passes:
-            self.buckets.popitem(last=False)  # the longest idle
-        return allowed
 
 
 async def ordinary_reserve_limit(request: web.Request, principal: Principal) -> None:

@@ -1,4 +1,5 @@
-"""Live position over Server-Sent Events: `GET /api/v1/queue/stream?event_id=&ticket=`.
+"""Live position over Server-Sent Events: each process's hub of open streams (the route,
+`GET /api/v1/queue/stream?event_id=&ticket=`, is in gateway/queue_routes.py).
 
 Redis work does not grow with the number of connected clients:
 - each process hears one broadcast per room per tick (the admitter's, via gateway/rooms.py) and
@@ -17,24 +18,17 @@ what it already has; the pass (event `admitted`) is always sent, and then the st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 
 import orjson
-from aiohttp import web
 
-from gateway import appkeys, errors
 from gateway.event_store import iso_ms
-from gateway.middlewares import traced_opening
-from gateway.params import text_query, uuid_value
-from gateway.queue_ticket import read_queue_ticket
 from waiting_room.passes import QueuePasses
 from waiting_room.room import Standing, WaitingRoom, eta_seconds
 from workers import metrics
-from workers.periodic import run_every
 
 log = logging.getLogger("gateway.queue_stream")
 
@@ -45,12 +39,6 @@ ENDS_STREAM = ("admitted", "sold_out", "open", "not_joined")
 HEARTBEAT = b"event: heartbeat\ndata: {}\n\n"
 # The admission tick's room state -> what a waiting client is told.
 ROOM_STATE = {"admitting": "waiting", "off": "open"}
-
-
-async def published(request: web.Request, event_id: str) -> None:
-    app = request.app
-    if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
-        raise errors.NotFound("no such event on sale")
 
 
 def sse(kind: str, event_id: str, data: bytes) -> bytes:
@@ -346,95 +334,3 @@ class StreamHub:
             for client in room.clients:
                 client.ended = True
                 client.wake()
-
-
-async def stream(request: web.Request) -> web.StreamResponse:
-    # Traced (or kept out of traces) while it opens, not for its life: a stream lives for
-    # minutes, and a span or context held by each of tens of thousands costs memory on each.
-    with traced_opening(request):
-        response, client, event_id, user_id = await open_stream(request)
-    hub, room = request.app[appkeys.STREAMS], request.app[appkeys.WAITING_ROOM]
-    try:
-        try:
-            while True:
-                await client.news()
-                ended = client.ended
-                chunk = client.take()
-                if chunk:
-                    await response.write(chunk)
-                client.written(hub)
-                if ended:
-                    break
-        except ConnectionError:
-            pass  # the client went away; the stream is closed below
-        return response
-    finally:
-        await leave_stream(hub, room, event_id, user_id, client)
-
-
-async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamClient, str, str]:
-    """Check the ticket, place the client, send the headers and the first standing, and mark
-    its user as held by this process; (response, client, event id, user id)."""
-    app = request.app
-    event_id = uuid_value(request.query.get("event_id"), "event_id")
-    ticket = text_query(request, "ticket", 4096)
-    user_id = read_queue_ticket(app[appkeys.SETTINGS].jwt_secret, ticket or "", event_id)
-    await published(request, event_id)
-    hub, room = app[appkeys.STREAMS], app[appkeys.WAITING_ROOM]
-    client = StreamClient(user_id, None, last_id=request.headers.get("Last-Event-ID", "")[:200])
-    hub.add(event_id, client)  # before the read: a tick arriving meanwhile is not missed
-    try:
-        now_ms = int(time.time() * 1000)
-        hub.place(event_id, client, await room.enter(event_id, user_id, now_ms, "status"))
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await response.prepare(request)
-        await response.write(b"retry: %d\n\n" % RETRY_MS)
-        # The headers went out with the first write, and a stream lives for minutes: do not keep
-        # their ~1 KiB (security headers included) for every open stream.
-        response.headers.clear()
-        if not client.ended:
-            await room.stream(event_id, user_id, hub.holder, now_ms, "open", hub.lease_until_ms(now_ms))
-    except BaseException:
-        await leave_stream(hub, room, event_id, user_id, client)
-        raise
-    return response, client, event_id, user_id
-
-
-async def leave_stream(hub: StreamHub, room: WaitingRoom, event_id: str, user_id: str, client) -> None:
-    client.written(hub)  # gone before writing: its tick's fan-out is not held up
-    hub.remove(event_id, client)
-    if not client.ended:
-        with contextlib.suppress(Exception):  # presence then lapses by the grace period
-            await room.stream(event_id, user_id, hub.holder, int(time.time() * 1000), "close")
-
-
-async def end_streams(app: web.Application) -> None:
-    """on_shutdown: end every stream (their browsers reconnect, to another gateway), so that a
-    stopping gateway does not wait out its shutdown timeout on streams that never finish."""
-    app[appkeys.STREAMS].close_all()
-
-
-async def streams_ctx(app: web.Application):
-    settings = app[appkeys.SETTINGS]
-    hub = app[appkeys.STREAMS] = StreamHub(
-        app[appkeys.WAITING_ROOM], app[appkeys.QUEUE_PASSES], app[appkeys.GATEWAY_ID], settings
-    )
-    app[appkeys.ROOMS].tick_listeners.append(hub.on_tick)
-    stop = asyncio.Event()
-    # Two loops: corrections (several round trips) never hold up the lease renewal.
-    upkeep = [
-        asyncio.create_task(
-            run_every(stop, hub.heartbeat_s, hub.heartbeat_s, hub.heartbeat, "stream heartbeat")
-        ),
-        asyncio.create_task(run_every(stop, hub.correction_s, 30.0, hub.correct, "stream corrections")),
-    ]
-    yield
-    stop.set()
-    hub.close_all()
-    await asyncio.gather(*upkeep)

@@ -17,15 +17,11 @@ from collections import Counter
 from collections.abc import Callable
 
 import orjson
-from aiohttp import web
 
-from gateway import appkeys
-from gateway.loop_batch import LoopBatch
-from gateway.pubsub import listen, listening
+from gateway.pubsub import listen
 from lua import keys
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom
-from workers.periodic import run_every
 
 
 class RoomView:
@@ -86,16 +82,3 @@ class RoomView:
             self.connected,
             self.forget_all,
         )
-
-
-async def room_view_ctx(app: web.Application):
-    room = WaitingRoom(app[appkeys.SALE_REDIS], app[appkeys.SCRIPTS])
-    app[appkeys.WAITING_ROOM] = room
-    app[appkeys.ROOM_ENTRIES] = LoopBatch(room.enter_many)
-    view = app[appkeys.ROOMS] = RoomView(room, app[appkeys.QUEUE_PASSES])
-    stop = asyncio.Event()
-    flusher = asyncio.create_task(run_every(stop, 1.0, 5.0, view.flush_reserve_counts, "reserve counts"))
-    async with listening("room-broadcast", view.run(), view.connected):
-        yield
-    stop.set()
-    await flusher

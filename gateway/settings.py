@@ -7,13 +7,11 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from booking_rush.services.endpoints import Endpoints
+from booking_rush.services.env import env_float, env_int, env_str
 from gateway.ratelimit import parse_policies
-from ops.config import StackConfig
 from waiting_room.passes import PassKeys
 from workers.mail import MailSettings
-from workers.settings import WorkerSettings, env_float, env_int, env_str
-
-_STACK = StackConfig.from_env()
 
 MIN_SECRET_LENGTH = 32
 
@@ -25,14 +23,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class GatewaySettings:
     jwt_secret: str
-    sale_redis_url: str
-    database_url: str
-    kafka_bootstrap: str
-    aux_redis_url: str = _STACK.aux_redis_url
+    endpoints: Endpoints
     # "name=rate/burst,..." over spec §8.4's defaults; load tests raise them (many users, one address).
     rate_limits: str = ""
     rate_limit_namespace: str = "rl"
-    topic_prefix: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
     processes: int = 1
@@ -71,18 +65,13 @@ class GatewaySettings:
             pass_keys = PassKeys.from_env()
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        services = WorkerSettings.from_env()
         rate_limits = os.environ.get("BR_RATE_LIMITS", "")
         parse_policies(rate_limits)  # a bad value fails here, at start-up
         return cls(
-            aux_redis_url=env_str("BR_AUX_REDIS_URL", _STACK.aux_redis_url),
             rate_limits=rate_limits,
             rate_limit_namespace=env_str("BR_RATE_LIMIT_NAMESPACE", "rl"),
             jwt_secret=secret,
-            sale_redis_url=services.sale_redis_url,
-            database_url=services.database_url,
-            kafka_bootstrap=services.kafka_bootstrap,
-            topic_prefix=services.topic_prefix,
+            endpoints=Endpoints.from_env(),
             host=env_str("BR_GATEWAY_HOST", "127.0.0.1"),
             port=env_int("BR_GATEWAY_PORT", 8080),
             processes=env_int("BR_GATEWAY_PROCESSES", os.cpu_count() or 1),
@@ -102,7 +91,7 @@ class GatewaySettings:
 
     @property
     def reservations_topic(self) -> str:
-        return f"{self.topic_prefix}reservations"
+        return f"{self.endpoints.topic_prefix}reservations"
 
 
 def _bcrypt_cost(cost: int) -> int:

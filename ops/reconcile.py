@@ -297,10 +297,13 @@ async def unhandled_dead_letters(
 ) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
     """The dead letters after the review group's committed offsets, and the offsets just past
     them (what `mark_handled` commits)."""
-    async with topic_reader(settings.kafka_bootstrap, settings.dead_letter_topic) as (consumer, parts):
+    async with topic_reader(settings.endpoints.kafka_bootstrap, settings.dead_letter_topic) as (
+        consumer,
+        parts,
+    ):
         if not parts:
             return [], {}
-        starts = await committed_offsets(settings.kafka_bootstrap, review_group, parts)
+        starts = await committed_offsets(settings.endpoints.kafka_bootstrap, review_group, parts)
         ends = await consumer.end_offsets(parts)
         letters = [
             DeadLetter(r.partition, r.offset, _header(r, "error"), _header(r, "source"), _about(r))
@@ -316,7 +319,7 @@ async def mark_handled(
     if not offsets:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=review_group, enable_auto_commit=False
+        bootstrap_servers=settings.endpoints.kafka_bootstrap, group_id=review_group, enable_auto_commit=False
     )
     await consumer.start()
     try:

@@ -45,8 +45,8 @@ Say = Callable[[str], None]
 @contextlib.asynccontextmanager
 async def sale_clients(settings: WorkerSettings):
     """(sale Redis, a small PostgreSQL pool) for a command-line tool, closed after."""
-    redis = aioredis.from_url(settings.sale_redis_url)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    redis = aioredis.from_url(settings.endpoints.sale_redis_url)
+    pool = await asyncpg.create_pool(settings.endpoints.database_url, min_size=1, max_size=2)
     try:
         yield redis, pool
     finally:
@@ -77,9 +77,9 @@ def tool_settings(prefix: str | None = None, persistence_group: str | None = Non
     """The workers' own settings (from the environment: same services, topics and timings), with
     an operator's topic prefix and persistence group instead, when given."""
     settings = WorkerSettings.from_env()
-    overrides: dict[str, str] = {}
+    overrides: dict[str, Any] = {}
     if prefix is not None:
-        overrides["topic_prefix"] = prefix
+        overrides["endpoints"] = dataclasses.replace(settings.endpoints, topic_prefix=prefix)
     if persistence_group:
         overrides["persistence_group"] = persistence_group
     return dataclasses.replace(settings, **overrides)
@@ -400,10 +400,12 @@ async def expected_state(
     """
     wanted = sorted(set(event_ids))
     topic, dlq = settings.events_topic, settings.dead_letter_topic
-    async with topic_reader(settings.kafka_bootstrap, topic) as (consumer, parts):
+    async with topic_reader(settings.endpoints.kafka_bootstrap, topic) as (consumer, parts):
         # First the offsets, then PostgreSQL: whatever the consumer commits after this read is
         # in the tail we read next, so nothing falls between the two.
-        starts = await committed_offsets(settings.kafka_bootstrap, settings.persistence_group, parts)
+        starts = await committed_offsets(
+            settings.endpoints.kafka_bootstrap, settings.persistence_group, parts
+        )
         never = sum(1 for s in starts.values() if s is None)
         say(
             f"persistence group {settings.persistence_group!r}: committed offsets on {len(parts)} "
@@ -422,7 +424,7 @@ async def expected_state(
             event = decoded(record)
             used += event is not None and merger.add(event)
         say(f"{topic}: {tail} events after the committed offsets, {used} about these events")
-    async with topic_reader(settings.kafka_bootstrap, dlq) as (consumer, parts):
+    async with topic_reader(settings.endpoints.kafka_bootstrap, dlq) as (consumer, parts):
         ends = await consumer.end_offsets(parts) if parts else {}
         letters = used = 0
         async for record in read_between(consumer, dict.fromkeys(parts), ends):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
@@ -157,17 +159,18 @@ def worker_env(cfg: StackConfig, topics: Topics, instance: str, **extra: str) ->
     return env
 
 
+ENDPOINT_FIELDS = frozenset(f.name for f in dataclasses.fields(Endpoints))
+
 # Every test gateway signs queue passes with this key, so tests can craft passes of their own.
 TEST_PASS_KEYS = PassKeys.generate("test-key")
 
 
 def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides: Any) -> GatewaySettings:
+    """A test gateway's settings; an override named like an Endpoints field moves that service."""
+    moved = {k: overrides.pop(k) for k in list(overrides) if k in ENDPOINT_FIELDS}
     values: dict[str, Any] = dict(
         jwt_secret=secret,
-        sale_redis_url=cfg.sale_redis_url,
-        database_url=cfg.database_url,
-        kafka_bootstrap=cfg.kafka_bootstrap,
-        topic_prefix=topics.prefix,
+        endpoints=dataclasses.replace(cfg.endpoints(topics.prefix), **moved),
         processes=1,
         rate_limit_namespace=unique("rl-"),  # each gateway its own buckets
         queue_pass_keys=TEST_PASS_KEYS,

@@ -38,6 +38,7 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
+from booking_rush.services.endpoints import Endpoints
 from ops.config import REPO_ROOT
 from workers import jobs
 from workers import metrics as worker_metrics
@@ -587,8 +588,8 @@ def test_kustomize_builds():
 def settings_names() -> set[str]:
     """Every BR_* variable the processes read."""
     names = set()
-    for folder in ("gateway", "workers", "waiting_room"):
-        for path in (REPO_ROOT / folder).glob("*.py"):
+    for folder in ("gateway", "workers", "waiting_room", "booking_rush", "lua"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
             names |= set(re.findall(r"\"(BR_[A-Z0-9_]+)\"", path.read_text()))
     names |= set(re.findall(r"\"(BR_[A-Z0-9_]+)\"", (REPO_ROOT / "ops" / "config.py").read_text()))
     return names
@@ -761,7 +762,10 @@ def redis_address(url: str) -> tuple[str, str]:
 
 
 def test_kafka_triggers_watch_the_consumer_groups():
-    config, settings = config_data(), WorkerSettings(topic_prefix=config_data()["BR_TOPIC_PREFIX"])
+    config, settings = (
+        config_data(),
+        WorkerSettings(endpoints=Endpoints.local(topic_prefix=config_data()["BR_TOPIC_PREFIX"])),
+    )
     expected = {
         "command-worker": ("commands", settings.command_group, settings.reservations_topic),
         "persistence-worker": ("persistence", settings.persistence_group, settings.events_topic),

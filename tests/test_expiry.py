@@ -34,7 +34,7 @@ async def test_two_sweepers_at_once_release_each_hold_once(
     zone_keys = [keys.zone(event.event_id, s, event.shows[s]["VIP"]) for s in shows]
     assert [int(await sale_redis.hget(z, "available")) for z in zone_keys] == [5, 9]
 
-    settings = WorkerSettings(topic_prefix=topics.prefix, kafka_bootstrap=schema.kafka_bootstrap)
+    settings = WorkerSettings(endpoints=schema.endpoints(topics.prefix))
     # Not due yet by the real clock: a sweep now issues nothing.
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         sweepers = [Sweeper(sale_redis, producer, settings) for _ in range(2)]

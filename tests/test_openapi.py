@@ -5,6 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
+from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.openapi import DOCUMENT
 from gateway.settings import GatewaySettings
@@ -23,9 +24,7 @@ def test_every_route_is_described():
     app = create_app(
         GatewaySettings(
             jwt_secret="x" * 40,
-            sale_redis_url="redis://unused",
-            database_url="postgresql://unused",
-            kafka_bootstrap="unused",
+            endpoints=Endpoints("redis://unused", "redis://unused", "postgresql://unused", "unused"),
         )
     )
     routes = {

@@ -138,9 +138,7 @@ async def _row(pg, booking_id, wanted_status):
 async def _sweep_an_hour_ahead(sale, schema, sale_redis, event) -> None:
     """The sweeper, as of an hour from now: every hold's deadline has passed (a reservation gets
     an expire command, a hold being paid for a question to the provider)."""
-    settings = WorkerSettings(
-        sale_redis_url=schema.sale_redis_url, kafka_bootstrap=schema.kafka_bootstrap, topic_prefix=sale.prefix
-    )
+    settings = WorkerSettings(endpoints=schema.endpoints(sale.prefix))
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         later = int(time.time() * 1000) + 3_600_000
         await Sweeper(sale_redis, producer, settings).sweep_once(as_of_ms=later, event_ids=[event.event_id])
@@ -297,9 +295,7 @@ async def test_expiry_racing_payment_returns_each_hold_once(
         booked[answer["data"]["booking_id"]] = user
     assert await _available(sale_redis, event) == 4
 
-    sweeper_settings = WorkerSettings(
-        sale_redis_url=schema.sale_redis_url, kafka_bootstrap=schema.kafka_bootstrap, topic_prefix=sale.prefix
-    )
+    sweeper_settings = WorkerSettings(endpoints=schema.endpoints(sale.prefix))
     later = int(time.time() * 1000) + 3_600_000
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         sweeper = Sweeper(sale_redis, producer, sweeper_settings)

@@ -71,11 +71,7 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
         "payments": worker_env(schema, topics, f"{topics.prefix}pay", **extra),
     }
     settings = WorkerSettings(
-        sale_redis_url=schema.sale_redis_url,
-        aux_redis_url=schema.aux_redis_url,
-        database_url=schema.database_url,
-        kafka_bootstrap=schema.kafka_bootstrap,
-        topic_prefix=topics.prefix,
+        endpoints=schema.endpoints(topics.prefix),
         persistence_group=envs["persistence"]["BR_PERSISTENCE_GROUP"],
     )
     gateway = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")

@@ -36,9 +36,11 @@ async def serve(settings: WorkerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
-        redis = await stack.enter_async_context(sale_redis(settings.sale_redis_url))
+        redis = await stack.enter_async_context(sale_redis(settings.endpoints.sale_redis_url))
         # linger 0: a worker sends a whole batch's events at once and then waits for the ack.
-        producer = await stack.enter_async_context(idempotent_producer(settings.kafka_bootstrap, linger_ms=0))
+        producer = await stack.enter_async_context(
+            idempotent_producer(settings.endpoints.kafka_bootstrap, linger_ms=0)
+        )
         tasks = []
         if {"commands", "admitter"} & set(settings.roles):
             scripts = await load_scripts(redis)
@@ -51,7 +53,7 @@ async def serve(settings: WorkerSettings) -> None:
             room = WaitingRoom(redis, scripts)
             tasks.append(asyncio.create_task(Admitter(room, settings).run(stop), name="admitter"))
         if "persistence" in settings.roles:
-            pool = await stack.enter_async_context(pg_pool(settings.database_url))
+            pool = await stack.enter_async_context(pg_pool(settings.endpoints.database_url))
             persistence = PersistenceConsumer(pool, producer, settings)
             tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
             # The audit log's next months get their partitions before any row needs them.

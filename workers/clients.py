@@ -103,7 +103,7 @@ def group_consumer(topic: str | None, group: str, member: str, settings) -> AIOK
     With `topic` None the caller subscribes itself (to pass a rebalance listener)."""
     return AIOKafkaConsumer(
         *([topic] if topic else []),
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.endpoints.kafka_bootstrap,
         group_id=group,
         group_instance_id=f"{settings.instance_id}-{member}",
         enable_auto_commit=False,

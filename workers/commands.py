@@ -58,7 +58,9 @@ class CommandProcessor:
         self.scripts = scripts
         self.producer = producer
         self.settings = settings
-        self.job_queue = job_queue or jobs.JobQueue(settings.aux_redis_url, settings.topic_prefix)
+        self.job_queue = job_queue or jobs.JobQueue(
+            settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix
+        )
 
     async def apply(self, commands: list[dict[str, Any]]) -> list[Any]:
         """Stage 1: every command's script, in one pipeline. Safe to repeat (idempotent)."""

@@ -94,7 +94,7 @@ class PaymentRuntime:
         return self
 
     async def _open(self) -> None:
-        s = self.settings
+        s = self.settings.endpoints
         self.redis = await self._stack.enter_async_context(sale_redis(s.sale_redis_url))
         self.aux = await self._stack.enter_async_context(sale_redis(s.aux_redis_url))
         self.scripts = await load_scripts(self.redis)
@@ -250,7 +250,7 @@ WHERE u.id = $1 AND e.id = $2 AND s.id = $3 AND z.id = $4
 
 async def notify(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
     """Send one booking mail, once."""
-    sent_key = f"{jobs.namespace(rt.settings.topic_prefix)}:mail-sent:{kind}:{booking_id}"
+    sent_key = f"{jobs.namespace(rt.settings.endpoints.topic_prefix)}:mail-sent:{kind}:{booking_id}"
     # Claimed before sending, so two copies of the job (a replayed command) send one mail.
     if not await rt.aux.set(sent_key, "sending", nx=True, ex=MAIL_CLAIM_S):
         return

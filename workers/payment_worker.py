@@ -42,7 +42,9 @@ def main() -> int:
     payment = PaymentSettings.from_env()
     runtime = PaymentRuntime(settings, payment, MailSettings.from_env())
     middleware = [m() for m in default_middleware] + [AsyncIO(), CloseRuntime(runtime)]
-    broker = jobs.broker(settings.aux_redis_url, settings.topic_prefix, middleware=middleware)
+    broker = jobs.broker(
+        settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix, middleware=middleware
+    )
     declare_actors(broker, runtime)
 
     stop = threading.Event()
@@ -54,7 +56,7 @@ def main() -> int:
         queues = sorted({*broker.get_declared_queues(), *broker.get_declared_delay_queues()})
         # A client of its own that gives up within a second: a scrape never hangs on the aux Redis.
         depth_client = redis.Redis.from_url(
-            settings.aux_redis_url, socket_timeout=1, socket_connect_timeout=1
+            settings.endpoints.aux_redis_url, socket_timeout=1, socket_connect_timeout=1
         )
         REGISTRY.register(metrics.DramatiqQueueDepth(depth_client, broker.namespace, queues))
         server, _ = start_http_server(settings.metrics_port, settings.metrics_host)

@@ -6,33 +6,8 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from ops.config import StackConfig
-
-_STACK = StackConfig.from_env()
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
-
-
-def env_ms(name: str, default_ms: int) -> int:
-    """A duration given in seconds in the environment, in milliseconds."""
-    return int(env_float(name, default_ms / 1000) * 1000)
-
-
-def env_bool(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
-
+from booking_rush.services.endpoints import Endpoints
+from booking_rush.services.env import env_bool, env_float, env_int, env_ms, env_str
 
 ALL_ROLES = ("commands", "sweeper", "persistence", "admitter")
 
@@ -41,11 +16,7 @@ ALL_ROLES = ("commands", "sweeper", "persistence", "admitter")
 class WorkerSettings:
     """Everything a worker process needs: services, topics, business timings and batch sizes."""
 
-    sale_redis_url: str = _STACK.sale_redis_url
-    aux_redis_url: str = _STACK.aux_redis_url
-    database_url: str = _STACK.database_url
-    kafka_bootstrap: str = _STACK.kafka_bootstrap
-    topic_prefix: str = ""
+    endpoints: Endpoints = field(default_factory=Endpoints.local)
     command_group: str = "booking-workers"
     persistence_group: str = "booking-persistence"
     instance_id: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}")
@@ -82,13 +53,9 @@ class WorkerSettings:
         unknown = set(roles) - set(ALL_ROLES)
         if unknown:
             raise ValueError(f"BR_WORKER_ROLES has unknown roles: {sorted(unknown)}")
-        defaults = cls()
+        defaults = cls(endpoints=Endpoints.local())
         return cls(
-            sale_redis_url=env_str("BR_SALE_REDIS_URL", defaults.sale_redis_url),
-            aux_redis_url=env_str("BR_AUX_REDIS_URL", defaults.aux_redis_url),
-            database_url=env_str("BR_DATABASE_URL", defaults.database_url),
-            kafka_bootstrap=env_str("BR_KAFKA_BOOTSTRAP", defaults.kafka_bootstrap),
-            topic_prefix=env_str("BR_TOPIC_PREFIX", ""),
+            endpoints=Endpoints.from_env(),
             command_group=env_str("BR_COMMAND_GROUP", defaults.command_group),
             persistence_group=env_str("BR_PERSISTENCE_GROUP", defaults.persistence_group),
             instance_id=env_str("BR_WORKER_ID", defaults.instance_id),
@@ -113,12 +80,12 @@ class WorkerSettings:
 
     @property
     def reservations_topic(self) -> str:
-        return f"{self.topic_prefix}reservations"
+        return f"{self.endpoints.topic_prefix}reservations"
 
     @property
     def events_topic(self) -> str:
-        return f"{self.topic_prefix}booking.events"
+        return f"{self.endpoints.topic_prefix}booking.events"
 
     @property
     def dead_letter_topic(self) -> str:
-        return f"{self.topic_prefix}booking.events.dlq"
+        return f"{self.endpoints.topic_prefix}booking.events.dlq"

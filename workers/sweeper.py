@@ -35,7 +35,7 @@ class Sweeper:
         self.producer = producer
         self.settings = settings
         self.per_event_limit = per_event_limit
-        self.job_queue = jobs.JobQueue(settings.aux_redis_url, settings.topic_prefix)
+        self.job_queue = jobs.JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
 
     async def sweep_once(self, as_of_ms: int | None = None, event_ids: Iterable[str] | None = None) -> int:
         """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""
