@@ -14,9 +14,9 @@ import tempfile
 
 from prometheus_client import multiprocess as multiproc
 
+from booking_rush.telemetry.metrics import MULTIPROC_ENV
 from gateway.server import serve
 from gateway.settings import ConfigError, GatewaySettings
-from workers.metrics import MULTIPROC_ENV
 
 
 def main() -> int:
@@ -29,7 +29,8 @@ def main() -> int:
         serve(settings)
         return 0
     # Several processes, one pod: each writes its metrics to files in one folder, and /metrics
-    # on any of them sums them all (workers/metrics.py). Set before the children import anything.
+    # on any of them sums them all (booking_rush/telemetry/metrics.py). Set before the children
+    # import anything.
     metrics_dir = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="gateway-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     ctx = multiprocessing.get_context("spawn")

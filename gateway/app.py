@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from booking_rush.services.mail import Mailer
+from booking_rush.telemetry import tracing
 from gateway import (
     admin_routes,
     appkeys,
@@ -41,8 +43,6 @@ from gateway.middlewares import add_security_headers, rate_limit, request_id_and
 from gateway.pass_limiter import PassLimiter
 from gateway.settings import GatewaySettings, new_gateway_id
 from waiting_room.passes import PassKeys, QueuePasses
-from workers import tracing
-from workers.mail import Mailer
 
 
 async def freeze_startup_objects(app: web.Application) -> None:

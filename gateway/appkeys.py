@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from booking_rush.services.job_queue import JobQueue
+from booking_rush.services.mail import Mailer
 from gateway import auth
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
@@ -23,8 +25,6 @@ from gateway.settings import GatewaySettings
 from lua import SaleScripts
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom
-from workers.jobs import JobQueue
-from workers.mail import Mailer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 GATEWAY_ID = web.AppKey("gateway_id", str)

@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from booking_rush.contract.audit import AuditEntry
+from booking_rush.services.audit_log import record
 from gateway import appkeys
 from gateway.auth import PRINCIPAL
-from workers.audit import AuditEntry, record
 
 log = logging.getLogger("gateway.audit")
 

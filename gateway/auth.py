@@ -14,8 +14,8 @@ from datetime import date
 import jwt
 from aiohttp import web
 
+from booking_rush.telemetry import logs
 from gateway.errors import Unauthorized
-from workers import logs
 
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TTL_S = 15 * 60

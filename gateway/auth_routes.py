@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from booking_rush.services.mail import MailError
 from gateway import accounts, appkeys, errors
 from gateway.audit_trail import audit
 from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_token
 from gateway.payloads import read_json_object
 from gateway.responses import ok
-from workers.mail import MailError
 
 log = logging.getLogger("gateway.auth_routes")
 

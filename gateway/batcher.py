@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from workers import messages
+from booking_rush.contract import messages
 
 log = logging.getLogger("gateway.batcher")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from booking_rush.contract import messages
 from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.booking_reads import may_manage
@@ -17,7 +18,6 @@ from gateway.bookings import render_result
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
 from gateway.params import PUBLIC_ID
 from lua import keys
-from workers import messages
 
 
 async def cancel(request: web.Request) -> web.Response:

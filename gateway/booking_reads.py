@@ -14,13 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
+from booking_rush.contract.messages import event_of
 from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
 from gateway.params import PUBLIC_ID
 from gateway.responses import ok, price_text
 from lua import keys
-from workers.messages import event_of
 
 LIST_LIMIT = 200  # per-user limits keep a person's bookings few; a bound all the same
 

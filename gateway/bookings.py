@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from booking_rush.contract import messages
 from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
@@ -21,7 +22,6 @@ from gateway.payments import PAYMENT_RESULTS, render_payment_result
 from gateway.queue_pass import admit_reserve
 from gateway.responses import ok, price_text
 from lua import keys
-from workers import messages
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 IDEMPOTENCY_HEADER = "Idempotency-Key"

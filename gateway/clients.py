@@ -10,6 +10,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from booking_rush.services.clients import new_idempotent_producer, stop_producer
+from booking_rush.services.job_queue import JobQueue
+from booking_rush.services.periodic import run_every
 from gateway import appkeys
 from gateway.batcher import CommandBatcher
 from gateway.cache import CatalogCache
@@ -21,9 +24,6 @@ from gateway.replies import ReplyRouter
 from gateway.rooms import RoomView
 from lua import keys, load_aux_scripts, load_scripts
 from waiting_room.room import WaitingRoom
-from workers.clients import new_idempotent_producer, stop_producer
-from workers.jobs import JobQueue
-from workers.periodic import run_every
 
 log = logging.getLogger("gateway")
 

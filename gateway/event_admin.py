@@ -1,9 +1,9 @@
 """Organizer endpoints (spec §2.1.2, §6.3): create, edit, publish, cancel and delete events.
 
 Organizers manage only their own tenant's events (admins too, any of their tenant's): another
-tenant's event answers 404, as if it did not exist. Publishing loads the zones into the sale
-Redis (never overwriting a live counter); editing a published event refreshes prices and the
-per-user limit there.
+tenant's event answers 404, as if it did not exist. Publishing puts the zones on sale, and
+editing a published event refreshes prices and the per-user limit, through a load_inventory
+command a worker applies (workers/inventory.py: a live counter is never overwritten).
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
+from booking_rush.contract import messages
 from gateway import appkeys, errors, event_store
 from gateway.audit_trail import audit
 from gateway.auth import Principal, current_principal
 from gateway.bookings import render_result
-from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.dispatch import Sent, accepted, answer_of, dispatch, pending_answer, reply_channel_ready, send
 from gateway.params import path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
-from workers import messages
-from workers.inventory import load_event_inventory
 
 MANAGERS = {"organizer", "admin"}
 TRANSITIONS = {"draft": {"published", "cancelled"}, "published": {"cancelled"}, "cancelled": set()}
@@ -178,6 +177,9 @@ async def update_event(request: web.Request) -> web.Response:
     status = body.get("status", row["status"])
     if status != row["status"] and status not in TRANSITIONS.get(row["status"], set()):
         raise errors.InvalidTransition(f"an event cannot go from {row['status']} to {status!r}")
+    if status == "published":
+        reply_channel_ready(request.app)
+    loading: Sent | None = None
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE events SET title = $2, description = $3, venue = $4, max_tickets_per_user = $5, "
@@ -192,8 +194,14 @@ async def update_event(request: web.Request) -> web.Response:
             _min_age(body) if "min_age" in body else row["min_age"],
         )
         if status == "published":
-            # Seats go on sale (or prices and the limit change): counters are never overwritten.
-            await load_event_inventory(request.app[appkeys.SALE_REDIS], conn, str(row["id"]))
+            # Seats go on sale (or prices and the limit change). The command is in Kafka before
+            # the edit commits, so Kafka refusing it rolls the edit back (503, nothing changed).
+            loading = await _send_inventory(request, conn, principal, str(row["id"]))
+    if loading is not None:
+        # Answered once the seats are on sale. A late worker still applies the command (it has
+        # no deadline); the answer stays the event, as the API document has it, and the event's
+        # availability shows when its seats are on sale.
+        await answer_of(request.app, loading)
     action = STATUS_ACTIONS[status] if status != row["status"] else "event.updated"
     await audit(
         request,
@@ -205,6 +213,25 @@ async def update_event(request: web.Request) -> web.Response:
         status_to=status,
     )
     return ok(await _detail(pool, str(row["id"])))
+
+
+async def _send_inventory(request: web.Request, conn, principal: Principal, event_id: str) -> Sent | None:
+    """The event's zones, prices and limit to a worker, acknowledged by Kafka (None: no zones)."""
+    inventory = await event_store.inventory_of(conn, event_id)
+    if inventory is None:
+        return None
+    command = messages.load_inventory_command(
+        request_id=messages.new_public_id(event_id),
+        event_id=event_id,
+        user_id=principal.user_id,
+        version=inventory.version,
+        max_per_user=inventory.max_per_user,
+        zones=inventory.zones,
+        reply_to=request.app[appkeys.GATEWAY_ID],
+    )
+    sent = send(request.app, event_id, command)
+    await accepted(request.app, sent)
+    return sent
 
 
 async def delete_event(request: web.Request) -> web.Response:

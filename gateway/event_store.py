@@ -132,6 +132,36 @@ async def public_zones_of_event(pool: asyncpg.Pool, event_id: str) -> list[async
 
 
 @dataclass(frozen=True)
+class Inventory:
+    """What an event puts on sale (messages.load_inventory_command carries it to a worker)."""
+
+    max_per_user: int
+    zones: list[list]  # [show id, zone id, total seats, price in cents]
+    version: int  # the catalog generation this was read at (the newest load's prices win)
+
+
+INVENTORY_QUERY = """
+SELECT e.max_tickets_per_user, s.id AS show_id, z.id AS zone_id, z.total_seats,
+       (z.price * 100)::bigint AS price_cents
+FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
+WHERE e.id = $1 ORDER BY s.id, z.id
+"""
+
+
+async def inventory_of(conn: asyncpg.Connection, event_id: str) -> Inventory | None:
+    """The event's zones and limit, read in the caller's transaction (after its own catalog
+    change, whose generation is then the version); None when it has no zones."""
+    rows = await conn.fetch(INVENTORY_QUERY, event_id)
+    if not rows:
+        return None
+    return Inventory(
+        max_per_user=rows[0]["max_tickets_per_user"],
+        zones=[[str(r["show_id"]), str(r["zone_id"]), r["total_seats"], r["price_cents"]] for r in rows],
+        version=await conn.fetchval("SELECT generation FROM catalog_state"),
+    )
+
+
+@dataclass(frozen=True)
 class ZoneSpec:
     name: str
     price: Decimal

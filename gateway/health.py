@@ -6,9 +6,9 @@ import asyncio
 
 from aiohttp import web
 
+from booking_rush.telemetry.metrics import metrics_handler, record_db_connections
 from gateway import appkeys
 from gateway.responses import error, ok
-from workers import metrics as worker_metrics
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -47,5 +47,5 @@ async def metrics(request: web.Request) -> web.Response:
     """GET /metrics (Prometheus text; every process of this pod when there are several)."""
     pool = request.app.get(appkeys.PG_POOL)
     if pool is not None:
-        worker_metrics.record_db_connections("gateway", pool)
-    return await worker_metrics.metrics_handler(request)
+        record_db_connections("gateway", pool)
+    return await metrics_handler(request)

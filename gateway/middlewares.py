@@ -16,11 +16,11 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from redis.exceptions import RedisError
 
+from booking_rush.telemetry import gateway_metrics, logs, tracing
 from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
-from workers import logs, metrics, tracing
 
 log = logging.getLogger("gateway.http")
 
@@ -148,9 +148,11 @@ def _count(request: web.Request, response: web.StreamResponse, started: float) -
     """http_requests_total and, for plain answers (not streams, which last minutes), the
     latency histogram; labelled by route template, so ids do not explode the series."""
     route = route_of(request)
-    metrics.HTTP_REQUESTS.labels("gateway", request.method, route, str(response.status)).inc()
+    gateway_metrics.HTTP_REQUESTS.labels("gateway", request.method, route, str(response.status)).inc()
     if isinstance(response, web.Response):
-        metrics.HTTP_DURATION.labels("gateway", request.method, route).observe(time.perf_counter() - started)
+        gateway_metrics.HTTP_DURATION.labels("gateway", request.method, route).observe(
+            time.perf_counter() - started
+        )
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from booking_rush.contract import jobs, messages
+from booking_rush.contract.payments import DETAIL_FIELD, METHODS
 from gateway import appkeys, errors, event_store
 from gateway.auth import current_principal
 from gateway.booking_reads import may_manage
@@ -26,8 +28,6 @@ from gateway.params import PUBLIC_ID
 from gateway.payloads import json_object
 from gateway.responses import ok, price_text
 from lua import keys
-from workers import jobs, messages
-from workers.payment_provider import DETAIL_FIELD, METHODS
 
 PAYMENT_ID = f"{{payment_id:{PUBLIC_ID}}}"
 _DETAIL_PATTERN = {

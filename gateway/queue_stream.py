@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from booking_rush.telemetry import gateway_metrics
 from gateway.event_store import iso_ms
 from waiting_room.passes import QueuePasses
 from waiting_room.room import Standing, WaitingRoom, eta_seconds
-from workers import metrics
 
 log = logging.getLogger("gateway.queue_stream")
 
@@ -162,12 +162,12 @@ class StreamHub:
             client.ended = True
             client.wake()
         self.rooms.setdefault(event_id, RoomStreams()).clients[client] = None
-        metrics.SSE_CONNECTIONS.labels(event_id).inc()
+        gateway_metrics.SSE_CONNECTIONS.labels(event_id).inc()
 
     def remove(self, event_id: str, client: StreamClient) -> None:
         room = self.rooms.get(event_id)
         if room is not None and client in room.clients:
-            metrics.SSE_CONNECTIONS.labels(event_id).dec()
+            gateway_metrics.SSE_CONNECTIONS.labels(event_id).dec()
             room.clients.pop(client, None)
             if not room.clients:
                 del self.rooms[event_id]

@@ -11,8 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
+from booking_rush.contract import messages
 from gateway.pubsub import listen
-from workers import messages
 
 log = logging.getLogger("gateway.replies")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uvloop
 from aiohttp import web
 
+from booking_rush.telemetry import logs, tracing
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from workers import logs, tracing
 
 
 def serve(settings: GatewaySettings) -> None:

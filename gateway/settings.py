@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_float, env_int, env_str
+from booking_rush.services.mail import MailSettings
 from gateway.ratelimit import parse_policies
 from waiting_room.passes import PassKeys
-from workers.mail import MailSettings
 
 MIN_SECRET_LENGTH = 32
 

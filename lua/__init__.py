@@ -38,6 +38,7 @@ class SaleScripts:
     refund_payment: AsyncScript
     store_results: AsyncScript
     adjust_zone: AsyncScript
+    load_inventory: AsyncScript
     queue_join: AsyncScript
     queue_admit: AsyncScript
     queue_revoke: AsyncScript

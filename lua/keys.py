@@ -111,5 +111,15 @@ def payment_keys(
     ]
 
 
+def inventory_keys(event_id: str, idempotency_key: str, zones: list[tuple[str, str]]) -> list[str]:
+    """KEYS of lua/load_inventory.lua, in order, for `zones` [(show id, zone id)]."""
+    return [
+        idempotency_key,
+        event_meta(event_id),
+        zone_index(event_id),
+        *(zone(event_id, show_id, zone_id) for show_id, zone_id in zones),
+    ]
+
+
 def reply_channel(gateway_id: str) -> str:
     return f"replies:{gateway_id}"

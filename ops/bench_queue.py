@@ -71,6 +71,7 @@ from ops.bench import (
 )
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import REPO_ROOT, StackConfig
+from ops.inventory import load_event_inventory
 from ops.processes import (
     Managed,
     cpu_seconds,
@@ -82,7 +83,6 @@ from ops.processes import (
     wait_ready,
 )
 from waiting_room.room import WaitingRoom
-from workers.inventory import load_event_inventory
 
 TENANT = "bench-queue"
 EMAIL = "q{:06d}@bench-queue.test"

@@ -45,6 +45,7 @@ import asyncpg
 import orjson
 from redis.exceptions import WatchError
 
+from booking_rush.contract import messages
 from lua import keys
 from ops.sale_state import (
     EventState,
@@ -57,7 +58,6 @@ from ops.sale_state import (
     say_nothing,
     tool_settings,
 )
-from workers import messages
 from workers.commands import now_ms
 from workers.settings import WorkerSettings
 

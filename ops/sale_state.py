@@ -34,8 +34,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
+from booking_rush.contract import messages
 from lua import keys
-from workers import messages
 from workers.persistence import HOLDING  # statuses that keep seats out of the zone (and count for the user)
 from workers.settings import WorkerSettings
 

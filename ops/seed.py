@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from gateway.accounts import hash_password
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import StackConfig
-from workers.inventory import load_event_inventory
+from ops.inventory import load_event_inventory
 
 DEMO_TENANT = "demo-live"
 

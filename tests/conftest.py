@@ -19,6 +19,7 @@ from lua import load_scripts
 from ops import stack
 from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.demo_pay import Mailbox
+from ops.inventory import load_event_inventory
 from ops.migrate import migrate
 from tests.browser import chromium
 from tests.contract import BREACHES
@@ -32,7 +33,6 @@ from tests.support import (
     worker_env,
 )
 from waiting_room.room import WaitingRoom
-from workers.inventory import load_event_inventory
 
 session_fixture = pytest_asyncio.fixture(scope="session", loop_scope="session")
 

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from booking_rush.contract import messages
 from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -30,7 +31,6 @@ from ops.processes import start_redis as start_redis
 from ops.processes import stop_redis as stop_redis
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
-from workers import messages
 from workers.admitter import tick_message
 from workers.commands import now_ms
 

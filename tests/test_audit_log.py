@@ -11,9 +11,11 @@ import jwt
 import orjson
 import pytest_asyncio
 
+from booking_rush.contract.audit import AuditEntry
+from booking_rush.services.audit_log import record
 from gateway import audit_trail
 from tests.support import accounts_gateway_settings, call, running_gateway, unique
-from workers.audit import AuditEntry, ensure_partitions_ahead, keep_partitions_ahead, record
+from workers.audit_partitions import ensure_partitions_ahead, keep_partitions_ahead
 
 PASSWORD = "audit trail 42"
 

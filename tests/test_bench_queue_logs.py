@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from booking_rush.telemetry.logs import TEXT_FORMAT, JsonFormatter
 from gateway import queue_stream
 from ops.bench_queue import FANOUT_LINE
-from workers.logs import TEXT_FORMAT, JsonFormatter
 
 
 @pytest.mark.parametrize("formatter", [JsonFormatter("gateway"), logging.Formatter(TEXT_FORMAT)])

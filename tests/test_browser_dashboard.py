@@ -20,10 +20,10 @@ from selenium.webdriver.support.ui import Select
 from gateway.accounts import hash_password
 from gateway.auth import issue_access_token
 from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.inventory import load_event_inventory
 from tests.browser import page_problems, stored_session, submit_sign_in, wait
 from tests.support import book, call, unique
 from workers.commands import now_ms
-from workers.inventory import load_event_inventory
 
 PASSWORD = "dashboard pass 2026"
 STALLS, BALCONY = 50, 20  # seats per zone, in each of the two shows

@@ -24,6 +24,7 @@ from selenium.webdriver.support.ui import Select
 from gateway.auth import issue_access_token
 from lua import keys
 from ops.catalog import ZoneSpec, create_event
+from ops.inventory import load_event_inventory
 from tests.browser import Shop, open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import (
     WorkerProcess,
@@ -35,7 +36,6 @@ from tests.support import (
     unique,
     worker_env,
 )
-from workers.inventory import load_event_inventory
 
 PASSWORD = "pay pages pass 2026"
 SEATS = 20

@@ -22,10 +22,10 @@ from selenium.webdriver.support.ui import Select
 
 from lua import keys
 from ops.catalog import ZoneSpec, create_event
+from ops.inventory import load_event_inventory
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import admission_tick, unique
 from workers.commands import now_ms
-from workers.inventory import load_event_inventory
 
 PASSWORD = "waiting room pass 2026"
 CROWD = 30  # let in just before: the measured pace that makes the estimate (and the polls) short

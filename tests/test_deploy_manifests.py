@@ -11,7 +11,7 @@
   any, every Grafana target and variable query) parses with `promql-parser`, after Grafana's and
   the adapter's template variables are filled in.
 - Every metric they name is one our processes expose (read from prometheus_client's registry
-  after importing workers/metrics.py, plus the payment worker's Dramatiq queue collector), or
+  after importing booking_rush/telemetry/*metrics.py, plus the payment worker's Dramatiq queue collector), or
   comes from a named other exporter; every label they match on is one that metric or the scrape
   carries.
 - The autoscalers, probes, selectors, Secret keys, environment variables and KEDA triggers agree
@@ -38,10 +38,10 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
+from booking_rush.contract import jobs
 from booking_rush.services.endpoints import Endpoints
+from booking_rush.telemetry import gateway_metrics, metrics, payment_metrics, worker_metrics
 from ops.config import REPO_ROOT
-from workers import jobs
-from workers import metrics as worker_metrics
 from workers.settings import ALL_ROLES, WorkerSettings
 
 K8S_DIR = REPO_ROOT / "ops" / "k8s"
@@ -374,9 +374,12 @@ SUFFIXES = {
 
 def exposed_metrics() -> dict[str, set[str]]:
     """Sample name -> label names, for every metric in prometheus_client's default registry
-    once workers/metrics.py (what the gateway and workers record into) is imported."""
+    once the telemetry metrics modules (what every process records into) are imported."""
     labels = {
-        m._name: set(m._labelnames) for m in vars(worker_metrics).values() if isinstance(m, MetricWrapperBase)
+        m._name: set(m._labelnames)
+        for module in (metrics, gateway_metrics, worker_metrics, payment_metrics)
+        for m in vars(module).values()
+        if isinstance(m, MetricWrapperBase)
     }
     exposed: dict[str, set[str]] = {}
     for family in REGISTRY.collect():
@@ -390,7 +393,7 @@ def exposed_metrics() -> dict[str, set[str]]:
             extra = {"le"} if suffix == "_bucket" else {"quantile"} if family.type == "summary" else set()
             exposed.setdefault(family.name + suffix, set()).update(own | extra)
     # Registered by the payment worker only: it reads the aux Redis at each scrape.
-    exposed[worker_metrics.DramatiqQueueDepth.NAME] = set(worker_metrics.DramatiqQueueDepth.LABELS)
+    exposed[payment_metrics.DramatiqQueueDepth.NAME] = set(payment_metrics.DramatiqQueueDepth.LABELS)
     return exposed
 
 
@@ -781,7 +784,7 @@ def test_kafka_triggers_watch_the_consumer_groups():
         assert int(meta["lagThreshold"]) > 0
         # Never more consumers than partitions with lag: the rest would sit idle.
         assert meta["allowIdleConsumers"] == "false" and meta["limitToPartitionsWithLag"] == "true"
-        assert meta["offsetResetPolicy"] == "earliest"  # as the consumers (workers/clients.py)
+        assert meta["offsetResetPolicy"] == "earliest"  # as the consumers (booking_rush/services/clients.py)
 
 
 def test_redis_triggers_watch_the_dramatiq_queues():

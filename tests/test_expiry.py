@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from tests.support import book, read_topic, wait_until
-from workers import messages
-from workers.clients import idempotent_producer
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
 

@@ -18,8 +18,7 @@ RUNTIME_SHARED = {"waiting_room", CONTRACT, TELEMETRY, SERVICES, "lua"}
 
 # package -> the packages it may import (besides itself). `ops` may import anything.
 MAY_IMPORT: dict[str, set[str] | None] = {
-    # Until the shared packages leave workers/ (the layout issue's step 2).
-    "gateway": RUNTIME_SHARED | {"workers"},
+    "gateway": RUNTIME_SHARED,
     "workers": RUNTIME_SHARED,
     "waiting_room": {CONTRACT, TELEMETRY, SERVICES, "lua"},
     "lua": {CONTRACT},

@@ -8,8 +8,8 @@ import logging
 
 from opentelemetry.sdk.trace import TracerProvider
 
+from booking_rush.telemetry import logs
 from tests.support import WorkerProcess, worker_env
-from workers import logs
 
 ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
 

@@ -14,10 +14,10 @@ import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from booking_rush.contract import messages
 from lua import keys, load_scripts
 from ops.stack import wait_for
 from tests.support import start_redis, stop_redis
-from workers import messages
 
 PORTS = (17101, 17102, 17103)
 

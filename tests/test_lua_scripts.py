@@ -8,9 +8,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from booking_rush.contract import messages
 from lua import execute_scripted, keys, load_scripts, queue_script, source
 from tests.support import free_port, start_redis, stop_redis
-from workers import messages
 from workers.commands import now_ms
 
 HOLD_MS = 600_000

@@ -6,6 +6,7 @@ import re
 
 import pytest_asyncio
 
+from booking_rush.services.mail import MailSettings
 from tests.support import (
     accounts_gateway_settings,
     call,
@@ -13,7 +14,6 @@ from tests.support import (
     unique,
     wait_until,
 )
-from workers.mail import MailSettings
 
 OLD, NEW = "first pass 11", "second pass 22"
 

@@ -10,10 +10,9 @@ import uuid
 
 import pytest
 
+from booking_rush.contract.payments import DETAIL_FIELD, METHODS
 from tests.support import wait_until
 from workers.payment_provider import (
-    DETAIL_FIELD,
-    METHODS,
     RECORD_TTL_S,
     FakeProvider,
     FakeProviderSettings,

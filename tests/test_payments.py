@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
+from booking_rush.services.clients import idempotent_producer
 from gateway.payments import refund_percent
 from lua import keys
 from ops.demo_pay import GOOD_CARD as CARD
@@ -33,7 +34,6 @@ from tests.support import (
     wait_until,
     worker_env,
 )
-from workers.clients import idempotent_producer
 from workers.commands import now_ms
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper

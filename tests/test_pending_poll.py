@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from booking_rush.contract import messages
 from tests.support import (
     WorkerProcess,
     final_answer,
@@ -12,7 +13,6 @@ from tests.support import (
     running_gateway,
     worker_env,
 )
-from workers import messages
 
 
 async def test_202_then_poll_until_the_worker_answers(

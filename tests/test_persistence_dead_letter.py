@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from tests.support import WorkerProcess, read_topic, wait_until, worker_env
-from workers import messages
-from workers.clients import idempotent_producer
 
 
 def _created(event, show, zone, user, qty=1):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 import time
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from tests.support import WorkerProcess, wait_until, worker_env
-from workers import messages
-from workers.clients import idempotent_producer
 
 
 def _record(event, show, zone, user, status, version, quantity=2, **extra) -> dict:

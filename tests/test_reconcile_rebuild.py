@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 
 import pytest_asyncio
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops.demo_pay import GOOD_CARD as CARD
+from ops.inventory import unload_event
 from ops.rebuild import hold_hash, paying_deadline, payment_hash, rebuild, settle_result
 from ops.reconcile import reconcile, unhandled_dead_letters
 from ops.sale_state import EventState
@@ -32,9 +35,6 @@ from tests.support import (
     wait_until,
     worker_env,
 )
-from workers import messages
-from workers.clients import idempotent_producer
-from workers.inventory import unload_event
 from workers.settings import WorkerSettings
 
 HOLDING = ("reserved", "paying", "confirmed")

@@ -6,9 +6,9 @@ import asyncio
 import random
 from collections import Counter
 
+from booking_rush.contract import messages
 from lua import keys
 from tests.support import book, read_topic, wait_until
-from workers import messages
 
 ZONES = [("VIP", 60), ("Regular", 140)]  # 200 seats per show, 400 in the event
 USERS = 500

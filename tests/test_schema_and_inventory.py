@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from lua import keys
+from ops.inventory import load_event_inventory, unload_event
 from ops.migrate import migrate
 from ops.stack import new_cluster_id
-from workers.inventory import load_event_inventory, unload_event
 
 
 async def test_rerunning_migrations_is_a_no_op(schema, pg):

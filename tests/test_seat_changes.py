@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from booking_rush.contract import messages
 from lua import keys
 from tests.support import book, call, wait_until
-from workers import messages
 
 
 async def _change(http, url, token, show, zone, seats):

@@ -8,6 +8,8 @@ import time
 
 import pytest_asyncio
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops import stack
 from ops.config import StackConfig
@@ -23,8 +25,6 @@ from tests.support import (
     topic_size,
     wait_until,
 )
-from workers import messages
-from workers.clients import idempotent_producer
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from booking_rush.telemetry import tracing
 from ops.processes import free_port
 from tests.support import (
     WorkerProcess,
@@ -23,7 +24,6 @@ from tests.support import (
     wait_until,
     worker_env,
 )
-from workers import tracing
 
 
 def spans(path: Path) -> list[dict]:

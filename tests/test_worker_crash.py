@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from booking_rush.contract import messages
 from lua import keys
 from tests.support import (
     WorkerProcess,
@@ -15,7 +16,6 @@ from tests.support import (
     topic_size,
     worker_env,
 )
-from workers import messages
 
 
 async def test_crash_after_lua_then_restart(

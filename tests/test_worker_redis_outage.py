@@ -6,7 +6,10 @@ import time
 
 import redis.asyncio as aioredis
 
+from booking_rush.contract import messages
+from booking_rush.services.clients import idempotent_producer
 from lua import keys
+from ops.inventory import load_event_inventory
 from tests.support import (
     WorkerProcess,
     free_port,
@@ -17,9 +20,6 @@ from tests.support import (
     wait_until,
     worker_env,
 )
-from workers import messages
-from workers.clients import idempotent_producer
-from workers.inventory import load_event_inventory
 
 
 async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event, make_users, pg, tmp_path):

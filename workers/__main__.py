@@ -15,12 +15,12 @@ import sys
 
 import uvloop
 
+from booking_rush.services.clients import idempotent_producer, pg_pool, sale_redis
+from booking_rush.telemetry import logs, metrics, tracing
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
-from workers import logs, metrics, tracing
 from workers.admitter import Admitter
-from workers.audit import keep_partitions_ahead
-from workers.clients import idempotent_producer, pg_pool, sale_redis
+from workers.audit_partitions import keep_partitions_ahead
 from workers.commands import CommandConsumer
 from workers.gauges import SaleGauges
 from workers.persistence import PersistenceConsumer

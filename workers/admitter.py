@@ -12,11 +12,11 @@ import logging
 
 import orjson
 
+from booking_rush.services.periodic import run_every
+from booking_rush.telemetry import worker_metrics
 from lua import keys
 from waiting_room.room import WaitingRoom
-from workers import metrics
 from workers.commands import now_ms
-from workers.periodic import run_every
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.admitter")
@@ -49,10 +49,10 @@ class Admitter:
         await self.observe_waits(ticks, now_ms)
         for event_id, tick in ticks.items():
             if tick["admitted"]:
-                metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]))
-            metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"] + tick["prequeue"])
-            metrics.ROOM_ACTIVE.labels(event_id).set(tick["active"])
-            metrics.ADMISSION_RATE.labels(event_id).set(tick["recent"])
+                worker_metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]))
+            worker_metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"] + tick["prequeue"])
+            worker_metrics.ROOM_ACTIVE.labels(event_id).set(tick["active"])
+            worker_metrics.ADMISSION_RATE.labels(event_id).set(tick["recent"])
         return ticks
 
     async def observe_waits(self, ticks: dict[str, dict], now_ms: int) -> None:
@@ -70,7 +70,7 @@ class Admitter:
         for (event_id, _), joined in zip(admitted, answers[::2], strict=True):
             for at in joined:
                 if at is not None:
-                    metrics.WAIT_SECONDS.labels(event_id).observe(max(0, now_ms - int(at)) / 1000)
+                    worker_metrics.WAIT_SECONDS.labels(event_id).observe(max(0, now_ms - int(at)) / 1000)
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings

@@ -22,9 +22,12 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from booking_rush.contract import jobs, messages
+from booking_rush.services.clients import group_consumer
+from booking_rush.services.job_queue import JobQueue
+from booking_rush.telemetry import metrics, tracing, worker_metrics
 from lua import SaleScripts, execute_scripted, keys, queue_script
-from workers import jobs, messages, metrics, tracing
-from workers.clients import group_consumer
+from workers.inventory import load_call
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.commands")
@@ -52,13 +55,13 @@ class CommandProcessor:
         scripts: SaleScripts,
         producer: AIOKafkaProducer,
         settings: WorkerSettings,
-        job_queue: jobs.JobQueue | None = None,
+        job_queue: JobQueue | None = None,
     ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.producer = producer
         self.settings = settings
-        self.job_queue = job_queue or jobs.JobQueue(
+        self.job_queue = job_queue or JobQueue(
             settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix
         )
 
@@ -82,7 +85,9 @@ class CommandProcessor:
         await self._produce(events)
         answered = time.time_ns()
         await self._answer(
-            replies, [(e["user_id"], e["event_id"]) for e in events if e["type"] == messages.BOOKING_CREATED]
+            replies,
+            [(e["user_id"], e["event_id"]) for e in events if e["type"] == messages.BOOKING_CREATED],
+            [e["event_id"] for e in events if e["type"] == messages.INVENTORY_LOADED],
         )
         trace_commands(commands, produced, answered, time.time_ns())
         # After the events are acknowledged and before the offsets are committed: a crash in
@@ -102,6 +107,7 @@ class CommandProcessor:
             messages.BEGIN_PAYMENT: self._queue_begin_payment,
             messages.SETTLE_PAYMENT: self._queue_settle_payment,
             messages.REFUND: self._queue_refund,
+            messages.LOAD_INVENTORY: self._queue_load_inventory,
         }
 
         def fill(pipe) -> None:
@@ -224,6 +230,9 @@ class CommandProcessor:
             [cmd["total"], self.settings.idempotency_ttl_s],
         )
 
+    def _queue_load_inventory(self, pipe, cmd: dict[str, Any], now: int) -> None:
+        queue_script(pipe, self.scripts.load_inventory, *load_call(cmd, self.settings.idempotency_ttl_s))
+
     @staticmethod
     def _outcomes(commands, outputs):
         """Events to produce, (reply channel, event id, reply) for the gateways, and the jobs
@@ -253,6 +262,8 @@ class CommandProcessor:
                 events.append(messages.booking_cancelled_event(cmd, result))
             elif result["status"] == "adjusted":
                 events.append(messages.zone_adjusted_event(cmd, result))
+            elif cmd["type"] == messages.LOAD_INVENTORY:
+                events.append(messages.inventory_loaded_event(cmd, result))
             if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
                 replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
             if "trace" in cmd:
@@ -271,17 +282,19 @@ class CommandProcessor:
                 await self.producer.send(
                     topic,
                     messages.encode(event),
-                    key=event["show_id"].encode(),
+                    key=(event.get("show_id") or event["event_id"]).encode(),  # a load: every show
                     headers=tracing.kafka_headers(carried),
                 )
             )
         await asyncio.gather(*pending)
 
     async def _answer(
-        self, replies: list[tuple[str, str, dict[str, Any]]], booked: list[tuple[str, str]]
+        self, replies: list[tuple[str, str, dict[str, Any]]], booked: list[tuple[str, str]], loaded: list[str]
     ) -> None:
         """One pub/sub message per gateway for the whole batch, and the results for the poll;
-        first, each new booking's event into its user's event set (keys.user_events)."""
+        first, each new booking's event into its user's event set (keys.user_events), and each
+        event whose seats went on sale into the live events (keys.LIVE_EVENTS: another slot
+        than the event's keys, so not in the script)."""
         by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_event: dict[str, tuple[list[str], list[bytes]]] = defaultdict(lambda: ([], []))
         for channel, event_id, r in replies:
@@ -293,6 +306,8 @@ class CommandProcessor:
         def fill(pipe) -> None:
             for user_id, event_id in booked:
                 pipe.sadd(keys.user_events(user_id), event_id)
+            for event_id in loaded:
+                pipe.sadd(keys.LIVE_EVENTS, event_id)
             for result_keys, values in by_event.values():
                 queue_script(
                     pipe, self.scripts.store_results, result_keys, [self.settings.result_ttl_s, *values]
@@ -330,9 +345,9 @@ def trace_commands(commands: list[dict[str, Any]], produced: int, answered: int,
 
 def count_reservation(event_id: str, status: str) -> None:
     if status == "reserved":
-        metrics.RESERVATIONS.labels(event_id).inc()
+        worker_metrics.RESERVATIONS.labels(event_id).inc()
     else:
-        metrics.RESERVATION_FAILURES.labels(event_id, status).inc()
+        worker_metrics.RESERVATION_FAILURES.labels(event_id, status).inc()
 
 
 PAYMENT_COMMANDS = frozenset({messages.BEGIN_PAYMENT, messages.SETTLE_PAYMENT, messages.REFUND})

@@ -25,11 +25,14 @@ import asyncpg
 import dramatiq
 from opentelemetry.trace import SpanKind
 
+from booking_rush.contract import jobs, messages
+from booking_rush.services.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
+from booking_rush.services.env import env_float, env_int
+from booking_rush.services.mail import Mailer, MailError, MailSettings
+from booking_rush.telemetry import payment_metrics, tracing
 from lua import keys, load_scripts
-from workers import jobs, messages, metrics, notifications, tracing
-from workers.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
+from workers import notifications
 from workers.commands import now_ms
-from workers.mail import Mailer, MailError, MailSettings
 from workers.payment_provider import (
     FakeProvider,
     FakeProviderSettings,
@@ -38,7 +41,7 @@ from workers.payment_provider import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from workers.settings import WorkerSettings, env_float, env_int
+from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.payments")
 
@@ -172,7 +175,7 @@ class PaymentRuntime:
         )
         log.info("payment %s: %s", payment["payment_id"], command["outcome"])
         await self.command(command)
-        metrics.PAYMENT_OUTCOMES.labels(command["outcome"]).inc()
+        payment_metrics.PAYMENT_OUTCOMES.labels(command["outcome"]).inc()
 
 
 async def process_payment(
@@ -236,7 +239,7 @@ async def process_refund(rt: PaymentRuntime, event_id: str, payment_id: str) -> 
             step="complete", payment=payment, hold=hold, provider_ref=outcome.reference or ""
         )
     )
-    metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
+    payment_metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
 
 
 MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long

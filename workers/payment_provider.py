@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import lua
-from workers.settings import env_float, env_int
+from booking_rush.contract.payments import DETAIL_FIELD, METHODS
+from booking_rush.services.env import env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,6 @@ class PaymentProvider(Protocol):
         ProviderResult("failed", reason="not_refundable")."""
         ...
 
-
-METHODS = ("card", "bank_transfer", "e_wallet")
-DETAIL_FIELD = {"card": "card_number", "bank_transfer": "account", "e_wallet": "wallet_id"}
 
 DECLINE_SUFFIX = "0002"
 TRANSIENT_SUFFIX = "0119"

@@ -17,8 +17,9 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware, default_middleware
 from prometheus_client import REGISTRY, start_http_server
 
-from workers import jobs, logs, metrics, tracing
-from workers.mail import MailSettings
+from booking_rush.services import job_queue
+from booking_rush.services.mail import MailSettings
+from booking_rush.telemetry import logs, payment_metrics, tracing
 from workers.payment_jobs import PaymentRuntime, PaymentSettings, declare_actors
 from workers.settings import WorkerSettings
 
@@ -42,7 +43,7 @@ def main() -> int:
     payment = PaymentSettings.from_env()
     runtime = PaymentRuntime(settings, payment, MailSettings.from_env())
     middleware = [m() for m in default_middleware] + [AsyncIO(), CloseRuntime(runtime)]
-    broker = jobs.broker(
+    broker = job_queue.broker(
         settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix, middleware=middleware
     )
     declare_actors(broker, runtime)
@@ -58,7 +59,7 @@ def main() -> int:
         depth_client = redis.Redis.from_url(
             settings.endpoints.aux_redis_url, socket_timeout=1, socket_connect_timeout=1
         )
-        REGISTRY.register(metrics.DramatiqQueueDepth(depth_client, broker.namespace, queues))
+        REGISTRY.register(payment_metrics.DramatiqQueueDepth(depth_client, broker.namespace, queues))
         server, _ = start_http_server(settings.metrics_port, settings.metrics_host)
         print(f"payment worker {settings.instance_id} metrics on :{server.server_port}", flush=True)
     log.info("payment worker %s consuming %s", settings.instance_id, sorted(broker.get_declared_queues()))

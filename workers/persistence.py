@@ -22,8 +22,11 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanKind
 
-from workers import audit, messages, metrics, tracing
-from workers.clients import group_consumer
+from booking_rush.contract import messages
+from booking_rush.contract.audit import AuditEntry
+from booking_rush.services import audit_log
+from booking_rush.services.clients import group_consumer
+from booking_rush.telemetry import metrics, tracing
 from workers.commands import BatchStats
 from workers.settings import WorkerSettings
 
@@ -212,7 +215,7 @@ async def _audit(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
             refund = row["refund_status"]  # requested, approved: the payment's status stays success
             status = f"refund_{refund}" if refund in ("requested", "approved") else row["status"]
         entries.append(
-            audit.AuditEntry(
+            AuditEntry(
                 action=f"{kind}.{status}",
                 entity_type=kind,
                 entity_id=row["public_id"],
@@ -220,7 +223,7 @@ async def _audit(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
                 details={**details, "version": row["version"]},
             )
         )
-    await audit.record(conn, entries)
+    await audit_log.record(conn, entries)
 
 
 async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:

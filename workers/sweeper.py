@@ -16,10 +16,11 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from booking_rush.contract import jobs, messages
+from booking_rush.services.job_queue import JobQueue
+from booking_rush.services.periodic import run_every
 from lua import keys
-from workers import jobs, messages
 from workers.commands import now_ms
-from workers.periodic import run_every
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.sweeper")
@@ -35,7 +36,7 @@ class Sweeper:
         self.producer = producer
         self.settings = settings
         self.per_event_limit = per_event_limit
-        self.job_queue = jobs.JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
+        self.job_queue = JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
 
     async def sweep_once(self, as_of_ms: int | None = None, event_ids: Iterable[str] | None = None) -> int:
         """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""

@@ -22,6 +22,8 @@ BOOKING_EXPIRED = "booking.expired"
 CANCEL = "cancel"
 BOOKING_CANCELLED = "booking.cancelled"
 ZONE_ADJUSTED = "inventory.zone_adjusted"
+LOAD_INVENTORY = "load_inventory"
+INVENTORY_LOADED = "inventory.loaded"
 BEGIN_PAYMENT = "begin_payment"
 SETTLE_PAYMENT = "settle_payment"
 REFUND = "refund"
@@ -276,6 +278,47 @@ def adjust_zone_command(
         "user_id": user_id,
         "total": total,
         "reply_to": reply_to,
+    }
+
+
+def load_inventory_command(
+    *,
+    request_id: str,
+    event_id: str,
+    user_id: str,
+    version: int,
+    max_per_user: int,
+    zones: list[list],
+    reply_to: str,
+) -> dict[str, Any]:
+    """Publishing (or editing a published event): its zones go on sale, prices and the per-user
+    limit are refreshed. `zones`: [show id, zone id, total seats, price in cents] each;
+    `version`: the catalog generation of the edit (the newest load's prices win). A system-side
+    command: no deadline, applied once."""
+    return {
+        "type": LOAD_INVENTORY,
+        "request_id": request_id,
+        "event_id": event_id,
+        "user_id": user_id,
+        "version": version,
+        "max_per_user": max_per_user,
+        "zones": zones,
+        "reply_to": reply_to,
+    }
+
+
+def inventory_loaded_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The durable record of a load: what was put on sale (counters never overwritten), and
+    whether its prices and limit were applied (not when a newer load's were there already)."""
+    return {
+        "type": INVENTORY_LOADED,
+        "event_id": command["event_id"],
+        "request_id": command["request_id"],
+        "version": command["version"],
+        "max_per_user": command["max_per_user"],
+        "zones": command["zones"],
+        "created": result["created"],
+        "prices_applied": result["status"] == "loaded",
     }
 
 

@@ -11,7 +11,7 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from workers.settings import env_int, env_str
+from booking_rush.services.env import env_int, env_str
 
 
 @dataclass(frozen=True)

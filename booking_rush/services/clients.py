@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-log = logging.getLogger("workers.clients")
+log = logging.getLogger("services.clients")
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-log = logging.getLogger("workers.periodic")
+log = logging.getLogger("services.periodic")
 
 
 async def run_every(

@@ -1,4 +1,4 @@
-"""The audit log (spec §8.5): writing entries, and keeping its monthly partitions ahead of time.
+"""The audit log (spec §8.5): keeping its monthly partitions ahead of time.
 
 `audit_logs` is range-partitioned by month with a DEFAULT partition that catches anything no
 month covers, so an insert never fails. Rows that land in the default are a problem later,
@@ -13,56 +13,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
 
 import asyncpg
-import orjson
 
-from workers.periodic import run_every
+from booking_rush.services.periodic import run_every
 
-log = logging.getLogger("workers.audit")
+log = logging.getLogger("workers.audit_partitions")
 
 # One partition maker at a time, across every worker process (each persistence role runs one).
 PARTITION_LOCK_KEY = 0x6272_616C  # "bral"
 # DDL waits at most this long for a lock, rather than queueing every audit insert behind it.
 PARTITION_LOCK_TIMEOUT = "5s"
 COLUMNS = "id, tenant_id, actor_id, action, entity_type, entity_id, details, created_at, updated_at"
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audited action. `at` None means now (the database's clock)."""
-
-    action: str
-    entity_type: str
-    entity_id: str
-    tenant_id: str | None = None
-    actor_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    at: datetime | None = None
-
-
-async def record(conn: asyncpg.Connection | asyncpg.Pool, entries: list[AuditEntry]) -> None:
-    """Write `entries` in one statement (one round trip, whatever their number)."""
-    if not entries:
-        return
-    await conn.execute(
-        "INSERT INTO audit_logs (tenant_id, actor_id, action, entity_type, entity_id, details, created_at) "
-        "SELECT e.tenant_id, e.actor_id, e.action, e.entity_type, e.entity_id, e.details::jsonb, "
-        "coalesce(e.at, now()) "
-        "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], "
-        "$7::timestamptz[]) AS e(tenant_id, actor_id, action, entity_type, entity_id, details, at)",
-        [e.tenant_id for e in entries],
-        [e.actor_id for e in entries],
-        [e.action for e in entries],
-        [e.entity_type for e in entries],
-        [e.entity_id for e in entries],
-        # default=str: a Decimal or an odd value in details is written as text, never refused.
-        [orjson.dumps(e.details, default=str).decode() for e in entries],
-        [e.at for e in entries],
-    )
 
 
 def partition_name(month: date) -> str:

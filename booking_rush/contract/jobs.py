@@ -1,0 +1,20 @@
+"""The jobs the payment workers take (Dramatiq actors on the aux Redis), by name: what each is
+given and the queue it waits in. Senders name them without importing the actors
+(workers/payments/jobs.py declares them); services/job_queue.py hands them over."""
+
+from __future__ import annotations
+
+PAYMENTS_QUEUE = "payments"
+MAIL_QUEUE = "mail"
+
+PROCESS_PAYMENT = "process_payment"  # (event_id, payment_id, details): charge, then settle
+CHECK_PAYMENT = "check_payment"  # (event_id, payment_id): a paying hold's deadline passed
+PROCESS_REFUND = "process_refund"  # (event_id, payment_id): an approved refund, to the provider
+NOTIFY = "notify"  # (kind, event_id, booking_id): one mail, sent once
+
+QUEUE_OF = {PROCESS_PAYMENT: PAYMENTS_QUEUE, CHECK_PAYMENT: PAYMENTS_QUEUE, PROCESS_REFUND: PAYMENTS_QUEUE}
+
+
+def namespace(topic_prefix: str) -> str:
+    """Each deployment (and each test, by its topic prefix) has its own queues."""
+    return f"{topic_prefix}dramatiq"
