@@ -3,7 +3,8 @@ load_inventory.lua: put a published event's zones on sale, or refresh their pric
 event's per-user limit. A seat counter that exists is never overwritten (re-loading during a sale
 must not resurrect sold seats; a zone's total, once on sale, changes only through adjust_zone.lua).
 Prices and the limit are written only by the newest load: `version` is the catalog generation
-PostgreSQL gave the edit, so two edits applied out of order leave the later one's values.
+PostgreSQL gave the edit, so two edits applied out of order leave the later one's values. A load
+without a version (the tools' direct load) always writes them, and records no version.
 
 Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
 (The global set of live events, keys.LIVE_EVENTS, is another slot: the caller adds the event.)
@@ -15,7 +16,7 @@ KEYS[3]     zone index          {ev:E}:zones                            set of z
 KEYS[4..]   one zone each       {ev:E}:zone:<show>:<zone>               hash  available, total,
                                                                               price_cents
 
-ARGV[1]  version (catalog generation)     ARGV[2]  max tickets per user
+ARGV[1]  version (catalog generation; "" none)     ARGV[2]  max tickets per user
 ARGV[3]  idempotency record TTL (s); 0: no record (a direct load: the seed, tests)
 ARGV[4..] per zone, in KEYS order: total seats, price in cents (two values each)
 
@@ -35,7 +36,7 @@ end
 
 local version = tonumber(ARGV[1])
 local loaded = tonumber(redis.call('HGET', KEYS[2], 'inventory_version'))
-local newest = loaded == nil or version >= loaded
+local newest = version == nil or loaded == nil or version >= loaded
 
 local created = 0
 for i = 4, #KEYS do
@@ -50,7 +51,10 @@ for i = 4, #KEYS do
   redis.call('SADD', KEYS[3], KEYS[i])
 end
 if newest then
-  redis.call('HSET', KEYS[2], 'max_per_user', ARGV[2], 'inventory_version', version)
+  redis.call('HSET', KEYS[2], 'max_per_user', ARGV[2])
+  if version then
+    redis.call('HSET', KEYS[2], 'inventory_version', version)
+  end
 end
 
 local json = cjson.encode({status = newest and 'loaded' or 'stale', created = created,

@@ -22,7 +22,7 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
         request_id=messages.new_public_id(event_id),
         event_id=event_id,
         user_id="tools",
-        version=inventory.version,
+        version=None,  # a tool's load: prices and the limit written as PostgreSQL has them
         max_per_user=inventory.max_per_user,
         zones=inventory.zones,
         reply_to="",

@@ -8,7 +8,8 @@ event with a show still ahead) it writes, from the expected state of ops/sale_st
 topic), exactly what the scripts would have left:
 
 - zones (total, available = total - held, price_cents), the zone index, the event's meta
-  (max_per_user) and its membership in keys.LIVE_EVENTS (workers/inventory.py writes the same);
+  (max_per_user, and the newest inventory load's version) and its membership in
+  keys.LIVE_EVENTS (lua/load_inventory.lua and the command consumer write the same);
 - every booking's hold hash, in whatever status it is; the expiry index (a reservation at its
   expires_at, a hold being paid for at its paying deadline, or now when that is unknown, so the
   sweeper asks the provider at once); each user's seat count, booking index and event set;
@@ -238,6 +239,8 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
     if zone_keys:
         pipe.sadd(keys.zone_index(ev), *zone_keys)
     pipe.hset(keys.event_meta(ev), "max_per_user", state.max_per_user)
+    if state.inventory_version is not None:
+        pipe.hset(keys.event_meta(ev), "inventory_version", state.inventory_version)
     done.zones = len(zone_keys)
 
     expiry: dict[str, int] = {}

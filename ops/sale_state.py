@@ -105,6 +105,8 @@ class EventState:
 
     event_id: str
     max_per_user: int
+    # The newest inventory load's version (lua/load_inventory.lua), None when none was recorded.
+    inventory_version: int | None = None
     zones: dict[tuple[str, str], ZoneState] = field(default_factory=dict)  # (show, zone) ->
     bookings: dict[str, dict[str, Any]] = field(default_factory=dict)  # public booking id -> record
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)  # public payment id -> record
@@ -213,6 +215,8 @@ WHERE e.id = ANY($1::uuid[])
 
 EVENTS = "SELECT id, max_tickets_per_user FROM events WHERE id = ANY($1::uuid[])"
 
+LOADS = "SELECT event_id, version FROM inventory_loads WHERE event_id = ANY($1::uuid[])"
+
 BOOKINGS = """
 SELECT public_id, event_id, user_id, show_id, zone_id, quantity,
        (total_price * 100)::bigint AS total_cents, status, version, reservation_id, request_id,
@@ -303,6 +307,7 @@ class _Snapshot:
     bookings: list[asyncpg.Record]
     payments: list[asyncpg.Record]
     adjustments: set[str]
+    loads: dict[str, int]  # event id -> newest inventory load's version
 
 
 async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
@@ -315,6 +320,7 @@ async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
             bookings=await conn.fetch(BOOKINGS, event_ids),
             payments=await conn.fetch(PAYMENTS, event_ids),
             adjustments={r["request_id"] for r in await conn.fetch(ADJUSTMENTS, event_ids)},
+            loads={str(r["event_id"]): r["version"] for r in await conn.fetch(LOADS, event_ids)},
         )
 
 
@@ -333,7 +339,10 @@ def _keep_newest(into: dict[str, dict[str, Any]], key: str, record: dict[str, An
 
 class _Merger:
     def __init__(self, snapshot: _Snapshot) -> None:
-        self.states = {e: EventState(e, max_per_user) for e, max_per_user in snapshot.events.items()}
+        self.states = {
+            e: EventState(e, max_per_user, snapshot.loads.get(e))
+            for e, max_per_user in snapshot.events.items()
+        }
         for r in snapshot.zones:
             state = self.states[str(r["event_id"])]
             zone = ZoneState(
@@ -367,6 +376,8 @@ class _Merger:
         elif kind == messages.ZONE_ADJUSTED and event.get("request_id"):
             if event["request_id"] not in self.adjusted_in_pg:
                 self.adjustments.setdefault(event["request_id"], event)
+        elif kind == messages.INVENTORY_LOADED and event.get("version") is not None:
+            state.inventory_version = max(event["version"], state.inventory_version or event["version"])
         else:
             return False
         return True

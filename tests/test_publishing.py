@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from booking_rush.contract import messages
 from lua import keys
+from ops.inventory import unload_event
+from ops.rebuild import rebuild
 from tests.support import (
     WorkerProcess,
     book,
@@ -21,6 +23,7 @@ from tests.support import (
     worker_env,
 )
 from workers.inventory import load_call
+from workers.settings import WorkerSettings
 
 
 def _draft(seats: int = 5, price: str = "100.00") -> dict:
@@ -169,3 +172,37 @@ async def test_a_worker_killed_between_the_load_and_its_event(
     assert (loaded["created"], loaded["prices_applied"]) == (1, True)  # the first run's result
     assert int(await sale_redis.hget(zone_key, "available")) == 4
     assert await sale_redis.sismember(keys.LIVE_EVENTS, event_id)
+
+
+async def test_the_newest_load_is_persisted_and_a_rebuild_restores_it(
+    schema, topics, gateway_url, http, pg, token_with_role, sale_redis
+):
+    """PostgreSQL keeps the newest load's version (from inventory.loaded), so a sale Redis
+    rebuilt after losing its data still refuses an older load's prices."""
+    organizer = await token_with_role()
+    event_id, show, zone = await _create(http, gateway_url, organizer, pg)
+    url = f"{gateway_url}/api/v1/events/{event_id}"
+    assert (await call(http, "PUT", url, organizer, {"status": "published"}))[0] == 200
+    assert (await call(http, "PUT", url, organizer, {"max_tickets_per_user": 3}))[0] == 200
+    meta = keys.event_meta(event_id)
+    version = int(await sale_redis.hget(meta, "inventory_version"))
+    _, second = await _loaded_events(schema, topics.events, event_id)
+    assert second["version"] == version
+
+    async def persisted() -> bool:
+        return (
+            await pg.fetchval("SELECT version FROM inventory_loads WHERE event_id = $1", event_id) == version
+        )
+
+    await wait_until(persisted, 30, "the newest load's version in PostgreSQL")
+    assert await unload_event(sale_redis, event_id) > 0
+    settings = WorkerSettings(
+        endpoints=schema.endpoints(topics.prefix), persistence_group=f"{topics.prefix}persistence"
+    )
+    summary = await rebuild(sale_redis, pg, settings, [event_id])
+    assert summary.ok, summary.summary()
+    assert await sale_redis.hgetall(meta) == {
+        b"max_per_user": b"3",
+        b"inventory_version": str(version).encode(),
+    }
+    assert int(await sale_redis.hget(keys.zone(event_id, show, zone), "available")) == 5

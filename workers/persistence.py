@@ -86,6 +86,15 @@ WITH recorded AS (
 SELECT r.zone_id, z.show_id, r.delta FROM recorded r JOIN seat_zones z ON z.id = r.zone_id
 """
 
+# The newest inventory load of each event (one row per event; a batch is reduced to its
+# newest per event first: one statement cannot update a row twice).
+RECORD_LOADS = """
+INSERT INTO inventory_loads (event_id, version)
+SELECT * FROM unnest($1::uuid[], $2::bigint[])
+ON CONFLICT (event_id) DO UPDATE
+    SET version = GREATEST(inventory_loads.version, EXCLUDED.version), updated_at = now()
+"""
+
 GROW_ZONES = """
 UPDATE seat_zones z SET total_seats = z.total_seats + d.delta,
                         available_seats = GREATEST(z.available_seats + d.delta, 0), updated_at = now()
@@ -253,6 +262,12 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         if grown:
             await conn.execute(GROW_ZONES, [g["zone_id"] for g in grown], [g["delta"] for g in grown])
             await conn.execute(GROW_SHOWS, [g["show_id"] for g in grown], [g["delta"] for g in grown])
+    loads: dict[str, int] = {}
+    for e in events:
+        if e["type"] == messages.INVENTORY_LOADED and e.get("version") is not None:
+            loads[e["event_id"]] = max(e["version"], loads.get(e["event_id"], e["version"]))
+    if loads:
+        await conn.execute(RECORD_LOADS, list(loads), list(loads.values()))
     moved = {where: seats for where, seats in held.items() if seats}
     if moved:
         await conn.execute(ADJUST_ZONES, [z for z, _ in moved], list(moved.values()))

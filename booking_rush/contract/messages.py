@@ -286,15 +286,15 @@ def load_inventory_command(
     request_id: str,
     event_id: str,
     user_id: str,
-    version: int,
+    version: int | None,
     max_per_user: int,
     zones: list[list],
     reply_to: str,
 ) -> dict[str, Any]:
     """Publishing (or editing a published event): its zones go on sale, prices and the per-user
     limit are refreshed. `zones`: [show id, zone id, total seats, price in cents] each;
-    `version`: the catalog generation of the edit (the newest load's prices win). A system-side
-    command: no deadline, applied once."""
+    `version`: the catalog generation of the edit (the newest load's prices win; None: the
+    tools' direct load, unversioned). A system-side command: no deadline, applied once."""
     return {
         "type": LOAD_INVENTORY,
         "request_id": request_id,
