@@ -10,26 +10,9 @@ from aiohttp import web
 
 from booking_rush.services.mail import Mailer
 from booking_rush.telemetry import tracing
-from gateway import (
-    admin_routes,
-    appkeys,
-    auth_routes,
-    booking_cancel,
-    booking_reads,
-    bookings,
-    category_routes,
-    event_admin,
-    event_routes,
-    health,
-    openapi,
-    pages,
-    payments,
-    queue_routes,
-    room_admin,
-)
+from gateway import appkeys, routes
 from gateway.auth import TokenVerifier
-from gateway.catalog import Catalog
-from gateway.clients import (
+from gateway.contexts import (
     aux_redis_ctx,
     jobs_ctx,
     pg_ctx,
@@ -42,6 +25,7 @@ from gateway.clients import (
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_request
 from gateway.pass_limiter import PassLimiter
 from gateway.settings import GatewaySettings, new_gateway_id
+from gateway.show_index import ShowIndex
 from waiting_room.passes import PassKeys, QueuePasses
 
 
@@ -65,7 +49,7 @@ def create_app(
     app[appkeys.CLOCK] = clock
     app[appkeys.SETTINGS] = settings
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
-    app[appkeys.CATALOG] = Catalog()
+    app[appkeys.SHOW_INDEX] = ShowIndex()
     app[appkeys.MAILER] = Mailer(settings.mail)
     app[appkeys.TOKENS] = TokenVerifier(
         settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
@@ -86,22 +70,5 @@ def create_app(
     )
     app.on_response_prepare.append(add_security_headers)
     app.on_startup.append(freeze_startup_objects)
-    app.router.add_get("/healthz", health.healthz, name="healthz")
-    app.router.add_get("/readyz", health.readyz, name="readyz")
-    # "ops:": operational, not API (Prometheus text, outside the OpenAPI document).
-    app.router.add_get("/metrics", health.metrics, name="ops:metrics")
-    app.router.add_get("/api/v1/openapi.json", openapi.openapi, name="openapi")
-    auth_routes.add_routes(app)
-    event_routes.add_routes(app)
-    event_admin.add_routes(app)
-    admin_routes.add_routes(app)
-    category_routes.add_routes(app)
-    pages.add_routes(app)
-    queue_routes.add_routes(app)
-    room_admin.add_routes(app)
-    app.router.add_post("/api/v1/bookings/reserve", bookings.reserve, name="reserve")
-    app.router.add_get("/api/v1/bookings/requests/{request_id}", bookings.request_status)
-    booking_reads.add_routes(app)
-    booking_cancel.add_routes(app)
-    payments.add_routes(app)
+    routes.add_all(app)
     return app

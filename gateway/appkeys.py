@@ -12,16 +12,16 @@ from aiokafka import AIOKafkaProducer
 from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.mail import Mailer
 from gateway import auth
-from gateway.batcher import CommandBatcher
-from gateway.cache import CatalogCache
-from gateway.catalog import Catalog
+from gateway.listing_cache import ListingCache
 from gateway.loop_batch import LoopBatch
 from gateway.pass_limiter import PassLimiter
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
-from gateway.replies import ReplyRouter
-from gateway.rooms import RoomView
+from gateway.room_view import RoomView
+from gateway.roundtrip.batcher import CommandBatcher
+from gateway.roundtrip.replies import ReplyRouter
 from gateway.settings import GatewaySettings
+from gateway.show_index import ShowIndex
 from lua import SaleScripts
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom
@@ -33,12 +33,12 @@ SCRIPTS = web.AppKey("scripts", SaleScripts)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 BATCHER = web.AppKey("batcher", CommandBatcher)
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
-CATALOG = web.AppKey("catalog", Catalog)
+SHOW_INDEX = web.AppKey("show_index", ShowIndex)
 REPLIES = web.AppKey("replies", ReplyRouter)
 TOKENS = auth.TOKENS  # declared beside the verifier, which reads it
 AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
-CATALOG_CACHE = web.AppKey("catalog_cache", CatalogCache)
+LISTING_CACHE = web.AppKey("listing_cache", ListingCache)
 MAILER = web.AppKey("mailer", Mailer)
 CLOCK = web.AppKey("clock", Callable[[], float])
 QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)

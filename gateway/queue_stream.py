@@ -1,8 +1,8 @@
 """Live position over Server-Sent Events: each process's hub of open streams (the route,
-`GET /api/v1/queue/stream?event_id=&ticket=`, is in gateway/queue_routes.py).
+`GET /api/v1/queue/stream?event_id=&ticket=`, is in gateway/routes/queue.py).
 
 Redis work does not grow with the number of connected clients:
-- each process hears one broadcast per room per tick (the admitter's, via gateway/rooms.py) and
+- each process hears one broadcast per room per tick (the admitter's, via gateway/room_view.py) and
   derives every client's place from it: ahead = ticket - head - 1 - offset, where head is the
   room's last ticket admitted or removed and offset counts those who left out of turn (read at
   connect and refreshed by the corrections below; none leave out of turn today);

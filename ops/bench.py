@@ -35,13 +35,13 @@ from booking_rush.contract import messages
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops import stack
-from ops.catalog import ZoneSpec
 from ops.config import REPO_ROOT, StackConfig
 from ops.demo import log_in
 from ops.inventory import unload_event
 from ops.migrate import migrate
 from ops.processes import Managed, cpu_seconds, service_env, start_gateway, start_worker, wait_ready
 from ops.seed import seed_sale
+from ops.seed_data import ZoneSpec
 
 SERVER_CORE, LOAD_CORE = "0", "1"
 BENCH_PASSWORD = "bench-pass-2026"

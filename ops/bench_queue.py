@@ -69,7 +69,6 @@ from ops.bench import (
     tracing_env,
     wrk,
 )
-from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import REPO_ROOT, StackConfig
 from ops.inventory import load_event_inventory
 from ops.processes import (
@@ -82,6 +81,7 @@ from ops.processes import (
     stop_redis,
     wait_ready,
 )
+from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
 from waiting_room.room import WaitingRoom
 
 TENANT = "bench-queue"

@@ -16,9 +16,9 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from gateway.accounts import hash_password
-from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.config import StackConfig
 from ops.inventory import load_event_inventory
+from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
 
 DEMO_TENANT = "demo-live"
 

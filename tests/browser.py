@@ -22,7 +22,7 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.accounts import hash_password
-from ops.catalog import ensure_tenant, ensure_users
+from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import unique
 
 CHROMIUM = "/usr/bin/chromium"

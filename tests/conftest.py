@@ -17,10 +17,10 @@ import redis.asyncio as aioredis
 from gateway.auth import issue_access_token
 from lua import load_scripts
 from ops import stack
-from ops.catalog import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.demo_pay import Mailbox
 from ops.inventory import load_event_inventory
 from ops.migrate import migrate
+from ops.seed_data import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from tests.browser import chromium
 from tests.contract import BREACHES
 from tests.support import (

@@ -13,8 +13,8 @@ import jsonschema
 import orjson
 from aiohttp import web
 
-from gateway.openapi import DOCUMENT, ERROR
 from gateway.responses import error
+from gateway.routes.openapi import DOCUMENT, ERROR
 
 
 @dataclass

@@ -19,8 +19,8 @@ from selenium.webdriver.support.ui import Select
 
 from gateway.accounts import hash_password
 from gateway.auth import issue_access_token
-from ops.catalog import ZoneSpec, create_event, ensure_tenant, ensure_users
 from ops.inventory import load_event_inventory
+from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
 from tests.browser import page_problems, stored_session, submit_sign_in, wait
 from tests.support import book, call, unique
 from workers.commands import now_ms

@@ -13,8 +13,8 @@ from selenium.webdriver.support import expected_conditions as seen
 
 from gateway.event_store import ZoneSpec
 from lua import keys
-from ops.catalog import create_event
 from ops.inventory import load_event_inventory
+from ops.seed_data import create_event
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import gateway_settings, running_gateway, unique
 

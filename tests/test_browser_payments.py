@@ -23,8 +23,8 @@ from selenium.webdriver.support.ui import Select
 
 from gateway.auth import issue_access_token
 from lua import keys
-from ops.catalog import ZoneSpec, create_event
 from ops.inventory import load_event_inventory
+from ops.seed_data import ZoneSpec, create_event
 from tests.browser import Shop, open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import (
     WorkerProcess,

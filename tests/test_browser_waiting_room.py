@@ -21,8 +21,8 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from lua import keys
-from ops.catalog import ZoneSpec, create_event
 from ops.inventory import load_event_inventory
+from ops.seed_data import ZoneSpec, create_event
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import admission_tick, unique
 from workers.commands import now_ms

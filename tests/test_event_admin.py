@@ -8,7 +8,7 @@ import pytest
 
 from gateway.auth import issue_access_token
 from lua import keys
-from ops.catalog import ensure_tenant, ensure_users
+from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import book, call, unique
 
 

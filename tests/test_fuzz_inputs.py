@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 
 from gateway.auth import issue_access_token
-from gateway.openapi import DOCUMENT
-from ops.catalog import ensure_tenant, ensure_users
+from gateway.routes.openapi import DOCUMENT
+from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import gateway_settings, running_gateway, unique
 
 HOSTILE_PATH_VALUES = [

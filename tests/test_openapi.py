@@ -7,7 +7,7 @@ import pytest
 
 from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
-from gateway.openapi import DOCUMENT
+from gateway.routes.openapi import DOCUMENT
 from gateway.settings import GatewaySettings
 from tests.support import call, final_answer
 

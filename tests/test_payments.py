@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest_asyncio
 
 from booking_rush.services.clients import idempotent_producer
-from gateway.payments import refund_percent
+from gateway.routes.payments import refund_percent
 from lua import keys
 from ops.demo_pay import GOOD_CARD as CARD
 from ops.demo_pay import Mailbox

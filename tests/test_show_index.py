@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from gateway.catalog import Catalog
+from gateway.show_index import ShowIndex
 
 
-class CountingCatalog(Catalog):
+class CountingCatalog(ShowIndex):
     loads = 0
 
     async def load(self, pool) -> None:
@@ -36,7 +36,7 @@ async def test_unknown_ids_reload_at_most_once_per_interval(pg):
 
 async def test_price_and_limit_come_from_the_database(pg, make_event):
     event = await make_event([("VIP", 5)], shows=1, max_per_user=2, price="1234.50")
-    catalog = Catalog()
+    catalog = ShowIndex()
     await catalog.load(pg)
     show = catalog.show(next(iter(event.shows)))
     assert show.max_per_user == 2

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from booking_rush.contract import messages
-from gateway.pubsub import listen
+from gateway.roundtrip.pubsub import listen
 
 log = logging.getLogger("gateway.replies")
 

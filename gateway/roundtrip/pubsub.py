@@ -1,6 +1,6 @@
 """One Redis pub/sub subscription kept alive for the life of a gateway process.
 
-The reply channel (gateway/replies.py) and the room broadcast (gateway/rooms.py) both use it:
+The reply channel (roundtrip/replies.py) and the room broadcast (gateway/room_view.py) use it:
 `connected` is set while subscribed; `on_connect` runs on every (re)subscription, so a listener
 can re-read what it may have missed while the connection was down.
 """

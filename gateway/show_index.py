@@ -1,4 +1,5 @@
-"""The per-process catalog cache: show -> event, zones, prices, per-user limit.
+"""Each gateway process's index of the catalog: show -> event, its status, zones, prices,
+per-user limit, booking window and minimum age.
 
 Loaded from PostgreSQL at start and reloaded when the database announces a catalog change
 (LISTEN catalog_changed), so validating a reservation costs no round trip to anything. The
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-log = logging.getLogger("gateway.catalog")
+log = logging.getLogger("gateway.show_index")
 
 CATALOG_QUERY = """
 SELECT e.id AS event_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS show_id,
@@ -44,7 +45,7 @@ class Show:
     zones: dict[str, Zone] = field(default_factory=dict)
 
 
-class Catalog:
+class ShowIndex:
     """Read-mostly: `shows` is swapped whole on reload, never mutated in place."""
 
     def __init__(self, miss_reload_interval_s: float = 1.0) -> None:
@@ -80,7 +81,7 @@ class Catalog:
         self.generation = generation
         self.events = {s.event_id: s.event_status for s in shows.values()}
         self._loaded_at = time.monotonic()
-        log.debug("catalog loaded: %d shows", len(shows))
+        log.debug("show index loaded: %d shows", len(shows))
 
     def request_reload(self, pool: asyncpg.Pool) -> None:
         """Coalesce a burst of change notifications into at most one reload in flight + one."""
@@ -95,7 +96,7 @@ class Catalog:
             try:
                 await self.load(pool)
             except (OSError, asyncpg.PostgresError):
-                log.exception("catalog reload failed; keeping the previous catalog")
+                log.exception("show index reload failed; keeping the previous one")
             if not self._dirty:
                 return
 

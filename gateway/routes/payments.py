@@ -19,14 +19,15 @@ from aiohttp import web
 
 from booking_rush.contract import jobs, messages
 from booking_rush.contract.payments import DETAIL_FIELD, METHODS
-from gateway import appkeys, errors, event_store
+from gateway import appkeys, errors
+from gateway.access import may_approve, may_manage
 from gateway.auth import current_principal
-from gateway.booking_reads import may_manage
-from gateway.dispatch import dispatch, pending_answer, reply_channel_ready
-from gateway.event_store import iso, iso_ms
+from gateway.event_store import iso
 from gateway.params import PUBLIC_ID
 from gateway.payloads import json_object
-from gateway.responses import ok, price_text
+from gateway.responses import ok
+from gateway.results import payment_view, render_payment_result
+from gateway.roundtrip.dispatch import dispatch, pending_answer, reply_channel_ready
 from lua import keys
 
 PAYMENT_ID = f"{{payment_id:{PUBLIC_ID}}}"
@@ -78,31 +79,6 @@ def masked(method: str, details: dict[str, str]) -> str:
     return f"{method} ****{details[DETAIL_FIELD[method]][-4:]}"
 
 
-def payment_view(payment: dict[str, Any]) -> dict[str, Any]:
-    """A payment record (sale Redis, typed) as the API shows it."""
-    refund = payment.get("refund_status")
-    return {
-        "payment_id": payment["payment_id"],
-        "booking_id": payment["booking_id"],
-        "status": payment["status"],
-        "amount": price_text(payment["amount_cents"]),
-        "method": payment["method"],
-        "masked": payment.get("masked", ""),
-        "attempts": payment.get("attempts", 0),
-        "failure_reason": payment.get("failure_reason") or None,
-        "refund": None
-        if refund is None
-        else {
-            "status": refund,
-            "percent": payment.get("refund_percent", 0),
-            "amount": price_text(payment.get("refund_cents", 0)),
-            "reason": payment.get("refund_reason"),
-        },
-        "created_at": iso_ms(payment["created_at"]),
-        "updated_at": iso_ms(payment.get("updated_at", payment["created_at"])),
-    }
-
-
 def _row_view(row) -> dict[str, Any]:
     return {
         "payment_id": row["public_id"],
@@ -145,27 +121,6 @@ async def owned_hold(request: web.Request, booking_id: str) -> dict[str, Any]:
     if not hold or hold["user_id"] != current_principal(request).user_id:
         raise errors.NotFound("no such booking")
     return hold
-
-
-PAYMENT_SHOWN = frozenset(
-    {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved"}
-)
-PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable"}
-
-
-def render_payment_result(result: dict[str, Any]) -> web.Response:
-    """A worker's answer to a begin or refund command (also what the 202 poll shows)."""
-    status = result["status"]
-    if status in PAYMENT_SHOWN:
-        payment = messages.typed_record(result["payment"])
-        return ok(payment_view(payment), status=201 if status == "paying" else 200)
-    if status == "reservation_expired":
-        raise errors.ReservationExpired()
-    if status == "not_payable":
-        raise errors.InvalidTransition(f"a {result['current']} booking cannot be paid for")
-    if status == "not_refundable":
-        raise errors.RefundNotAllowed(f"not refundable: {result['current']}")
-    raise errors.NotFound("no such booking or payment")
 
 
 async def create_payment(request: web.Request) -> web.Response:
@@ -249,15 +204,6 @@ async def approve_refund(request: web.Request) -> web.Response:
     if not payment or not await may_approve(request, event_id):
         raise errors.NotFound("no such payment")
     return await _refund_step(request, "approve", payment, hold)
-
-
-async def may_approve(request: web.Request, event_id: str) -> bool:
-    """Organizers and admins of the event's tenant (those who manage its events)."""
-    principal = current_principal(request)
-    if principal.role not in ("admin", "organizer"):
-        raise errors.Forbidden("only an organizer or an admin approves refunds")
-    event = await event_store.get_event(request.app[appkeys.PG_POOL], event_id)
-    return event is not None and str(event["tenant_id"]) == principal.tenant_id
 
 
 async def _refund_step(

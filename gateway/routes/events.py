@@ -1,4 +1,6 @@
-"""Organizer endpoints (spec §2.1.2, §6.3): create, edit, publish, cancel and delete events.
+"""Events (spec §4.3, §6.3, §2.1.2): what anyone may read (published and cancelled events,
+their shows, zones with live seats) and what their organizers do (create, edit, publish,
+cancel, delete a draft, change a zone's seats).
 
 Organizers manage only their own tenant's events (admins too, any of their tenant's): another
 tenant's event answers 404, as if it did not exist. Publishing puts the zones on sale, and
@@ -8,131 +10,136 @@ command a worker applies (workers/inventory.py: a live counter is never overwrit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
 from booking_rush.contract import messages
-from gateway import appkeys, errors, event_store
+from gateway import appkeys, errors, event_input, event_store
+from gateway.access import manager_of
 from gateway.audit_trail import audit
-from gateway.auth import Principal, current_principal
-from gateway.bookings import render_result
-from gateway.dispatch import Sent, accepted, answer_of, dispatch, pending_answer, reply_channel_ready, send
-from gateway.params import path_uuid
+from gateway.auth import Principal
+from gateway.params import int_query, path_uuid, text_query
 from gateway.payloads import read_json_object
 from gateway.responses import ok
+from gateway.results import render_result
+from gateway.roundtrip.dispatch import (
+    Sent,
+    accepted,
+    answer_of,
+    dispatch,
+    pending_answer,
+    reply_channel_ready,
+    send,
+)
+from lua import keys
 
-MANAGERS = {"organizer", "admin"}
 TRANSITIONS = {"draft": {"published", "cancelled"}, "published": {"cancelled"}, "cancelled": set()}
-EDITABLE = ("title", "description", "venue", "max_tickets_per_user", "booking_window_minutes", "min_age")
 # The audit action of an edit that moves the status; an edit that keeps it is "event.updated".
 STATUS_ACTIONS = {"published": "event.published", "cancelled": "event.cancelled"}
 
 
-def _manager(request: web.Request) -> Principal:
-    principal = current_principal(request)
-    if principal.role not in MANAGERS:
-        raise errors.Forbidden("only organizers and admins manage events")
-    return principal
+async def list_events(request: web.Request) -> web.Response:
+    page = int_query(request, "page", 1, 1, 100_000)
+    per_page = int_query(request, "per_page", 20, 1, 100)
+    status = request.query.get("status", "published")
+    if status not in event_store.PUBLIC_STATUSES:
+        raise errors.ValidationError(
+            "status must be published or cancelled", details={"status": list(event_store.PUBLIC_STATUSES)}
+        )
+    category = text_query(request, "category")
 
-
-def _text(body: dict, name: str, *, required: bool = False, limit: int = 2000) -> str:
-    value = body.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise errors.ValidationError(f"invalid {name}", details={name: f"1..{limit} characters"})
-    return value.strip()
-
-
-def _int_field(
-    body: dict,
-    name: str,
-    low: int,
-    high: int,
-    *,
-    default: int | None = None,
-    nullable: bool = False,
-    hint: str | None = None,
-    where: str | None = None,
-) -> int | None:
-    """An integer field in low..high (`default` when absent; None allowed when `nullable`)."""
-    value = body.get(name, default)
-    if value is None and nullable:
-        return None
-    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused too
-        raise errors.ValidationError(f"invalid {name}", details={where or name: hint or f"{low}..{high}"})
-    return value
-
-
-def _limit(body: dict) -> int:
-    return _int_field(body, "max_tickets_per_user", 1, 20, default=4)
-
-
-def _window(body: dict) -> int:
-    return _int_field(body, "booking_window_minutes", 0, 10_080, default=60, hint="0..10080 (a week)")
-
-
-def _min_age(body: dict) -> int | None:
-    return _int_field(body, "min_age", 1, 99, nullable=True, hint="1..99 or null")
-
-
-def _zone(raw: Any, where: str) -> event_store.ZoneSpec:
-    if not isinstance(raw, dict):
-        raise errors.ValidationError("invalid zone", details={where: "an object"})
-    name = _text(raw, "name", required=True, limit=100)
-    try:
-        price = Decimal(str(raw.get("price")))
-    except InvalidOperation as exc:
-        raise errors.ValidationError("invalid price", details={f"{where}.price": "a decimal"}) from exc
-    if not price.is_finite() or price < 0 or price > 10**9 or price.as_tuple().exponent < -2:
-        raise errors.ValidationError("invalid price", details={f"{where}.price": "0..1e9, 2 decimals"})
-    seats = _int_field(raw, "seats", 1, 1_000_000, where=f"{where}.seats", hint="1..1000000")
-    return event_store.ZoneSpec(name, price, seats)
-
-
-def _shows(body: dict) -> list[event_store.ShowSpec]:
-    raw = body.get("shows")
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 50:
-        raise errors.ValidationError("invalid shows", details={"shows": "1..50 shows"})
-    shows = []
-    for i, show in enumerate(raw):
-        where = f"shows[{i}]"
-        if not isinstance(show, dict):
-            raise errors.ValidationError("invalid show", details={where: "an object"})
-        try:
-            when = datetime.fromisoformat(str(show.get("show_date")))
-        except ValueError as exc:
-            raise errors.ValidationError(
-                "invalid show_date", details={f"{where}.show_date": "ISO 8601"}
-            ) from exc
-        if when.tzinfo is None:
-            raise errors.ValidationError(
-                "show_date needs a time zone", details={f"{where}.show_date": "ISO 8601 with offset"}
+    async def load() -> list:
+        return list(
+            await event_store.list_events(
+                request.app[appkeys.PG_POOL],
+                statuses=(status,),
+                category=category,
+                page=page,
+                per_page=per_page,
             )
-        if when <= datetime.now(UTC):
-            raise errors.ValidationError(
-                "show_date must be in the future", details={f"{where}.show_date": "future"}
-            )
-        zones = show.get("zones")
-        if not isinstance(zones, list) or not 1 <= len(zones) <= 50:
-            raise errors.ValidationError("invalid zones", details={f"{where}.zones": "1..50 zones"})
-        specs = [_zone(z, f"{where}.zones[{j}]") for j, z in enumerate(zones)]
-        if len({z.name for z in specs}) != len(specs):
-            raise errors.ValidationError("zone names repeat", details={f"{where}.zones": "unique names"})
-        shows.append(event_store.ShowSpec(when, specs))
-    return shows
+        )
+
+    events, total = await request.app[appkeys.LISTING_CACHE].get_or_load(
+        "events", [status, category, page, per_page], load
+    )
+    return ok(events, meta={"page": page, "per_page": per_page, "total": total})
 
 
-async def _category_id(pool, slug: Any) -> str | None:
-    if slug is None:
-        return None
-    category = await pool.fetchval("SELECT id FROM categories WHERE slug = $1", str(slug)[:100])
-    if category is None:
-        raise errors.ValidationError("unknown category", details={"category": "an existing category slug"})
-    return str(category)
+async def _public_event(request: web.Request):
+    row = await event_store.get_event(request.app[appkeys.PG_POOL], path_uuid(request, "event_id"))
+    if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
+        raise errors.NotFound("no such event")
+    return row
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event_id = path_uuid(request, "event_id")
+
+    async def load() -> dict | None:
+        pool = request.app[appkeys.PG_POOL]
+        row = await event_store.get_event(pool, event_id)
+        if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
+            return None
+        return await event_store.event_detail(pool, row)
+
+    event = await request.app[appkeys.LISTING_CACHE].get_or_load("event", event_id, load)
+    if event is None:
+        raise errors.NotFound("no such event")
+    return ok(event)
+
+
+async def event_shows(request: web.Request) -> web.Response:
+    row = await _public_event(request)
+    return ok(await event_store.shows_of(request.app[appkeys.PG_POOL], str(row["id"])))
+
+
+async def _live_zones(request: web.Request, event_id: str, zones: list) -> list[dict]:
+    """Zones as JSON with seats read live from the sale Redis (the truth during a sale), all in
+    one pipeline; each zone record carries its `show_id`."""
+    async with request.app[appkeys.SALE_REDIS].pipeline(transaction=False) as pipe:
+        for z in zones:
+            pipe.hget(keys.zone(event_id, str(z["show_id"]), str(z["id"])), "available")
+        live = await pipe.execute()
+    return [
+        {
+            "id": str(z["id"]),
+            "name": z["name"],
+            "price": f"{z['price']:.2f}",
+            "total_seats": z["total_seats"],
+            # Not loaded into Redis yet (not on sale): the durable count.
+            "available_seats": int(seats) if seats is not None else z["available_seats"],
+        }
+        for z, seats in zip(zones, live, strict=True)
+    ]
+
+
+async def show_zones(request: web.Request) -> web.Response:
+    show, zones = await event_store.show_with_zones(
+        request.app[appkeys.PG_POOL], path_uuid(request, "show_id")
+    )
+    if show is None or show["status"] not in event_store.PUBLIC_STATUSES:
+        raise errors.NotFound("no such show")
+    event_id, show_id = str(show["event_id"]), str(show["id"])
+    live = await _live_zones(request, event_id, zones)
+    return ok({"show_id": show_id, "event_id": event_id, "zones": live})
+
+
+async def event_availability(request: web.Request) -> web.Response:
+    """Every show of an event with its zones and live seats in one answer, so a page listing
+    events asks once per event rather than once per show."""
+    event_id = path_uuid(request, "event_id")
+    zones = await event_store.public_zones_of_event(request.app[appkeys.PG_POOL], event_id)
+    if zones is None:
+        raise errors.NotFound("no such event")
+    shows: dict[str, dict] = {}
+    for z, live in zip(zones, await _live_zones(request, event_id, zones), strict=True):
+        show = shows.setdefault(
+            str(z["show_id"]),
+            {"show_id": str(z["show_id"]), "show_date": event_store.iso(z["show_date"]), "zones": []},
+        )
+        show["zones"].append(live)
+    return ok({"event_id": event_id, "shows": list(shows.values())})
 
 
 async def _detail(pool, event_id: str) -> dict[str, Any]:
@@ -147,7 +154,7 @@ async def _own_event(request: web.Request, principal: Principal):
 
 
 async def create_event(request: web.Request) -> web.Response:
-    principal = _manager(request)
+    principal = manager_of(request)
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
     async with pool.acquire() as conn:
@@ -155,14 +162,14 @@ async def create_event(request: web.Request) -> web.Response:
             conn,
             tenant_id=principal.tenant_id,
             organizer_id=principal.user_id,
-            title=_text(body, "title", required=True, limit=200),
-            description=_text(body, "description"),
-            venue=_text(body, "venue", limit=200),
-            max_per_user=_limit(body),
-            booking_window_minutes=_window(body),
-            min_age=_min_age(body),
-            shows=_shows(body),
-            category_id=await _category_id(pool, body.get("category")),
+            title=event_input.text_field(body, "title", required=True, limit=200),
+            description=event_input.text_field(body, "description"),
+            venue=event_input.text_field(body, "venue", limit=200),
+            max_per_user=event_input.max_per_user(body),
+            booking_window_minutes=event_input.booking_window(body),
+            min_age=event_input.min_age(body),
+            shows=event_input.shows(body),
+            category_id=await event_input.category_id(pool, body.get("category")),
         )
     event = await _detail(pool, event_id)
     await audit(request, "event.created", "event", event_id, title=event["title"], shows=len(event["shows"]))
@@ -170,7 +177,7 @@ async def create_event(request: web.Request) -> web.Response:
 
 
 async def update_event(request: web.Request) -> web.Response:
-    principal = _manager(request)
+    principal = manager_of(request)
     row = await _own_event(request, principal)
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
@@ -179,19 +186,20 @@ async def update_event(request: web.Request) -> web.Response:
         raise errors.InvalidTransition(f"an event cannot go from {row['status']} to {status!r}")
     if status == "published":
         reply_channel_ready(request.app)
+    edit = event_input.edited(body, row)
     loading: Sent | None = None
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE events SET title = $2, description = $3, venue = $4, max_tickets_per_user = $5, "
             "status = $6, booking_window_minutes = $7, min_age = $8, updated_at = now() WHERE id = $1",
             row["id"],
-            _text(body, "title", required=True, limit=200) if "title" in body else row["title"],
-            _text(body, "description") if "description" in body else row["description"],
-            _text(body, "venue", limit=200) if "venue" in body else row["venue"],
-            _limit(body) if "max_tickets_per_user" in body else row["max_tickets_per_user"],
+            edit["title"],
+            edit["description"],
+            edit["venue"],
+            edit["max_tickets_per_user"],
             status,
-            _window(body) if "booking_window_minutes" in body else row["booking_window_minutes"],
-            _min_age(body) if "min_age" in body else row["min_age"],
+            edit["booking_window_minutes"],
+            edit["min_age"],
         )
         if status == "published":
             # Seats go on sale (or prices and the limit change). The command is in Kafka before
@@ -208,7 +216,7 @@ async def update_event(request: web.Request) -> web.Response:
         action,
         "event",
         str(row["id"]),
-        fields=[f for f in EDITABLE if f in body],
+        fields=[f for f in event_input.EDITABLE if f in body],
         status_from=row["status"],
         status_to=status,
     )
@@ -235,7 +243,7 @@ async def _send_inventory(request: web.Request, conn, principal: Principal, even
 
 
 async def delete_event(request: web.Request) -> web.Response:
-    principal = _manager(request)
+    principal = manager_of(request)
     row = await _own_event(request, principal)
     if row["status"] != "draft":
         raise errors.InvalidTransition("only a draft can be deleted; cancel a published event")
@@ -249,10 +257,10 @@ async def delete_event(request: web.Request) -> web.Response:
 async def change_zone_seats(request: web.Request) -> web.Response:
     """`{seats}`: a draft's zone changes in PostgreSQL; a published one through the same path as
     reservations (Kafka, then adjust_zone.lua), so it can never oversell."""
-    principal = _manager(request)
+    principal = manager_of(request)
     show_id, zone_id = path_uuid(request, "show_id"), path_uuid(request, "zone_id")
     body = await read_json_object(request)
-    seats = _int_field(body, "seats", 0, 1_000_000, hint="0..1000000")
+    seats = event_input.int_field(body, "seats", 0, 1_000_000, hint="0..1000000")
     pool = request.app[appkeys.PG_POOL]
     row = await pool.fetchrow(
         "SELECT z.total_seats, s.event_id, e.tenant_id, e.status FROM seat_zones z "
@@ -321,6 +329,13 @@ async def change_zone_seats(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/events", list_events, name="list_events")
+    app.router.add_get("/api/v1/events/{event_id}", get_event, name="get_event")
+    app.router.add_get("/api/v1/events/{event_id}/shows", event_shows, name="event_shows")
+    app.router.add_get(
+        "/api/v1/events/{event_id}/availability", event_availability, name="event_availability"
+    )
+    app.router.add_get("/api/v1/shows/{show_id}/zones", show_zones, name="show_zones")
     app.router.add_put("/api/v1/shows/{show_id}/zones/{zone_id}", change_zone_seats, name="change_zone_seats")
     app.router.add_post("/api/v1/events", create_event, name="create_event")
     app.router.add_put("/api/v1/events/{event_id}", update_event, name="update_event")

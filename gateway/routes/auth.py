@@ -14,7 +14,7 @@ from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_tok
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 
-log = logging.getLogger("gateway.auth_routes")
+log = logging.getLogger("gateway.routes.auth")
 
 
 def _session(request: web.Request, account: accounts.Account, refresh_token: str) -> web.Response:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import appkeys, errors
+from gateway.access import admin_of
 from gateway.audit_trail import audit
-from gateway.auth import Principal, current_principal
 from gateway.event_store import iso
 from gateway.params import int_query, path_uuid
 from gateway.payloads import read_json_object
@@ -15,13 +15,6 @@ from gateway.responses import ok
 ROLES = ("user", "organizer", "admin")
 
 USER_COLUMNS = "id, tenant_id, email, full_name, role, disabled_at, created_at"
-
-
-def admin_of(request: web.Request) -> Principal:
-    principal = current_principal(request)
-    if principal.role != "admin":
-        raise errors.Forbidden("only admins manage users")
-    return principal
 
 
 def _user_json(row) -> dict:

@@ -10,8 +10,8 @@ from aiokafka.errors import KafkaError
 
 from booking_rush.telemetry import tracing
 from gateway import appkeys, errors
-from gateway.replies import NotAccepted
 from gateway.responses import ok
+from gateway.roundtrip.replies import NotAccepted
 
 ACCEPT_SKEW_MARGIN_S = 1.0
 

@@ -17,12 +17,12 @@ import asyncpg
 import orjson
 from redis.exceptions import RedisError
 
-log = logging.getLogger("gateway.cache")
+log = logging.getLogger("gateway.listing_cache")
 
 TTL_S = 300
 
 
-class CatalogCache:
+class ListingCache:
     def __init__(self, redis, pool: asyncpg.Pool, ttl_s: int = TTL_S) -> None:
         self.redis = redis
         self.pool = pool
@@ -36,7 +36,7 @@ class CatalogCache:
         try:
             raw = await self.redis.get(key)
         except (RedisError, OSError) as exc:
-            log.warning("catalog cache unavailable (%s); loading from PostgreSQL", exc)
+            log.warning("listing cache unavailable (%s); loading from PostgreSQL", exc)
             return await load()
         if raw is not None:
             return orjson.loads(raw)
@@ -44,5 +44,5 @@ class CatalogCache:
         try:
             await self.redis.set(key, orjson.dumps(value), ex=self.ttl_s)
         except (RedisError, OSError) as exc:
-            log.warning("catalog cache unavailable (%s); not stored", exc)
+            log.warning("listing cache unavailable (%s); not stored", exc)
         return value

@@ -26,7 +26,7 @@ from waiting_room.room import Standing, WaitingRoom
 
 async def published(request: web.Request, event_id: str) -> None:
     app = request.app
-    if await app[appkeys.CATALOG].event_status(event_id, app[appkeys.PG_POOL]) != "published":
+    if await app[appkeys.SHOW_INDEX].event_status(event_id, app[appkeys.PG_POOL]) != "published":
         raise errors.NotFound("no such event on sale")
 
 

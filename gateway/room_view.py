@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import orjson
 
-from gateway.pubsub import listen
+from gateway.roundtrip.pubsub import listen
 from lua import keys
 from waiting_room.passes import QueuePasses
 from waiting_room.room import WaitingRoom

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.params import PUBLIC_ID, path_uuid
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 # Path -> page file. Route names start "page:": not API, so not in the OpenAPI document. Every
 # path parameter of a page is an id (a UUID); the page's script reads it from the address.

@@ -1,6 +1,7 @@
 """Writing tenants, users and ready-made events into PostgreSQL (the seed, demo, bench, tests).
 
-Organizers create events through the API (gateway/event_admin.py); both use the same store.
+Organizers create events through the API (gateway/routes/events.py); both use the same store
+(gateway/event_store.py).
 """
 
 from __future__ import annotations

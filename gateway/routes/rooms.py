@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import appkeys, errors, event_store
-from gateway.admin_routes import admin_of
+from gateway.access import admin_of
 from gateway.audit_trail import audit
 from gateway.event_store import iso_ms
 from gateway.params import path_uuid, uuid_value

@@ -49,3 +49,10 @@ async def metrics(request: web.Request) -> web.Response:
     if pool is not None:
         record_db_connections("gateway", pool)
     return await metrics_handler(request)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    # "ops:": operational, not API (Prometheus text, outside the OpenAPI document).
+    app.router.add_get("/metrics", metrics, name="ops:metrics")

@@ -619,3 +619,7 @@ DOCUMENT: dict[str, Any] = {
 
 async def openapi(request: web.Request) -> web.Response:
     return ok(DOCUMENT)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi, name="openapi")

@@ -14,14 +14,14 @@ from booking_rush.services.clients import new_idempotent_producer, stop_producer
 from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.periodic import run_every
 from gateway import appkeys
-from gateway.batcher import CommandBatcher
-from gateway.cache import CatalogCache
+from gateway.listing_cache import ListingCache
 from gateway.loop_batch import LoopBatch
-from gateway.pubsub import listening
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import RateLimiter, parse_policies
-from gateway.replies import ReplyRouter
-from gateway.rooms import RoomView
+from gateway.room_view import RoomView
+from gateway.roundtrip.batcher import CommandBatcher
+from gateway.roundtrip.pubsub import listening
+from gateway.roundtrip.replies import ReplyRouter
 from lua import keys, load_aux_scripts, load_scripts
 from waiting_room.room import WaitingRoom
 
@@ -83,11 +83,11 @@ async def pg_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
     pool = await asyncpg.create_pool(settings.endpoints.database_url, min_size=1, max_size=4)
     app[appkeys.PG_POOL] = pool
-    app[appkeys.CATALOG_CACHE] = CatalogCache(app[appkeys.AUX_REDIS], pool)
-    catalog = app[appkeys.CATALOG]
-    await catalog.load(pool)
+    app[appkeys.LISTING_CACHE] = ListingCache(app[appkeys.AUX_REDIS], pool)
+    shows = app[appkeys.SHOW_INDEX]
+    await shows.load(pool)
     listener = await asyncpg.connect(settings.endpoints.database_url)
-    await listener.add_listener("catalog_changed", lambda *_: catalog.request_reload(pool))
+    await listener.add_listener("catalog_changed", lambda *_: shows.request_reload(pool))
     yield
     await listener.close()
     await pool.close()
