@@ -74,7 +74,7 @@ async def producer_ctx(app: web.Application):
     )
     await producer.start()
     app[appkeys.PRODUCER] = producer
-    app[appkeys.BATCHER] = CommandBatcher(producer, settings.reservations_topic)
+    app[appkeys.BATCHER] = CommandBatcher(producer, settings.topics.reservations)
     yield
     await stop_producer(producer)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.telemetry import gateway_metrics
 from gateway.event_store import iso_ms
 from waiting_room.passes import QueuePasses
@@ -266,9 +267,7 @@ class StreamHub:
         self.log_fanouts()
         if not self.rooms:
             return
-        await self.room.renew_leases(
-            list(self.rooms), self.holder, self.lease_until_ms(int(time.time() * 1000))
-        )
+        await self.room.renew_leases(list(self.rooms), self.holder, self.lease_until_ms(now_ms()))
         for room in self.rooms.values():
             for client in room.clients:
                 client.send(HEARTBEAT)
@@ -322,11 +321,9 @@ class StreamHub:
                         event_id, state, rank, tick.get("waiting", 0), tick.get("recent", 0)
                     )
                     client.send_standing(event_id, payload)
-            now_ms = int(time.time() * 1000)
+            now = now_ms()
             for client in gone:
-                self.place(
-                    event_id, client, await self.room.enter(event_id, client.user_id, now_ms, "status")
-                )
+                self.place(event_id, client, await self.room.enter(event_id, client.user_id, now, "status"))
 
     def close_all(self) -> None:
         self.closing = True

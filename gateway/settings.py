@@ -7,6 +7,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_float, env_int, env_str
 from booking_rush.services.mail import MailSettings
@@ -90,8 +91,8 @@ class GatewaySettings:
         )
 
     @property
-    def reservations_topic(self) -> str:
-        return f"{self.endpoints.topic_prefix}reservations"
+    def topics(self) -> Topics:
+        return self.endpoints.topics
 
 
 def _bcrypt_cost(cost: int) -> int:

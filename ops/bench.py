@@ -32,6 +32,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from booking_rush.contract import messages
+from booking_rush.contract.topics import Topics
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops import stack
@@ -201,7 +202,7 @@ async def backlog(cfg: StackConfig, prefix: str, sale: dict, count: int) -> None
             )
             sends.append(
                 await producer.send(
-                    f"{prefix}reservations", messages.encode(command), key=sale["show_id"].encode()
+                    Topics(prefix).reservations, messages.encode(command), key=sale["show_id"].encode()
                 )
             )
         await asyncio.gather(*sends)

@@ -56,6 +56,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys, load_scripts
@@ -336,7 +337,7 @@ async def fill_line(
 
         async def join(user_id: str) -> None:
             async with gate:
-                standing = await room.enter(events[0], user_id, int(time.time() * 1000), "join")
+                standing = await room.enter(events[0], user_id, now_ms(), "join")
                 states[standing.state] += 1
 
         await asyncio.gather(*(join(u) for u in line))

@@ -21,6 +21,7 @@ from collections import Counter
 import aiohttp
 import redis.asyncio as aioredis
 
+from booking_rush.contract.messages import now_ms
 from lua import keys
 from waiting_room.room import WaitingRoom
 
@@ -94,7 +95,7 @@ async def sale_over(room: WaitingRoom, event_id: str, told_admitted: int) -> tup
     the live holds allow the room to admit for (oversubscription x seats available; holds count
     as active until paid or lapsed). Over only once every admission has reached its buyer; the
     second value says the sale would be over but for admissions not heard of yet."""
-    stats = await room.stats(event_id, int(time.time() * 1000))
+    stats = await room.stats(event_id, now_ms())
     why = None
     if stats["seats_remaining"] == 0:
         why = "every seat held"

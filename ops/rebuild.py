@@ -47,6 +47,7 @@ import orjson
 from redis.exceptions import WatchError
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from lua import keys
 from ops.sale_state import (
     EventState,
@@ -59,7 +60,6 @@ from ops.sale_state import (
     say_nothing,
     tool_settings,
 )
-from workers.commands import now_ms
 from workers.settings import WorkerSettings
 
 # The fields the scripts keep on a hold (lua/reserve_seats.lua and every later transition).

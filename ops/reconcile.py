@@ -274,7 +274,7 @@ def compare(state: EventState, live: _Live) -> list[Difference]:
 
 
 def review_group_of(settings: WorkerSettings) -> str:
-    return f"{settings.dead_letter_topic}.review"
+    return f"{settings.topics.dead_letter}.review"
 
 
 def _about(record) -> str:
@@ -297,7 +297,7 @@ async def unhandled_dead_letters(
 ) -> tuple[list[DeadLetter], dict[TopicPartition, int]]:
     """The dead letters after the review group's committed offsets, and the offsets just past
     them (what `mark_handled` commits)."""
-    async with topic_reader(settings.endpoints.kafka_bootstrap, settings.dead_letter_topic) as (
+    async with topic_reader(settings.endpoints.kafka_bootstrap, settings.topics.dead_letter) as (
         consumer,
         parts,
     ):

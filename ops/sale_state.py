@@ -410,7 +410,7 @@ async def expected_state(
     `settings` gives the Kafka bootstrap, the topic names (its prefix) and the persistence group.
     """
     wanted = sorted(set(event_ids))
-    topic, dlq = settings.events_topic, settings.dead_letter_topic
+    topic, dlq = settings.topics.events, settings.topics.dead_letter
     async with topic_reader(settings.endpoints.kafka_bootstrap, topic) as (consumer, parts):
         # First the offsets, then PostgreSQL: whatever the consumer commits after this read is
         # in the tail we read next, so nothing falls between the two.

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from booking_rush.contract.topics import Topics
 from ops.config import KAFKA_VERSION, REPO_ROOT, StackConfig
 
 # command that must exist -> Debian package that brings it
@@ -446,11 +447,12 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "", partitions: int | No
                 raise StackError(f"kafka metadata did not answer: {exc}") from exc
             await asyncio.sleep(0.5)
     try:
-        commands = f"{prefix}reservations"
+        topics = Topics(prefix)
+        commands = topics.reservations
         wanted = {
             commands: partitions or cfg.reservations_partitions,
-            f"{prefix}booking.events": partitions or cfg.events_partitions,
-            f"{prefix}booking.events.dlq": 1,
+            topics.events: partitions or cfg.events_partitions,
+            topics.dead_letter: 1,
         }
         # The broker stamps each command with its append time: a worker refuses a command that
         # landed after the gateway stopped waiting for it (the client was told 503).

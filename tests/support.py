@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -21,6 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
+from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -32,7 +33,6 @@ from ops.processes import stop_redis as stop_redis
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers.admitter import tick_message
-from workers.commands import now_ms
 
 
 async def wait_until(
@@ -46,23 +46,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-@dataclass
-class Topics:
-    prefix: str
-
-    @property
-    def reservations(self) -> str:
-        return f"{self.prefix}reservations"
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}booking.events"
-
-    @property
-    def dead_letter(self) -> str:
-        return f"{self.prefix}booking.events.dlq"
 
 
 class WorkerProcess:

@@ -20,12 +20,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
+from booking_rush.contract.messages import now_ms
 from lua import keys
 from ops.inventory import load_event_inventory
 from ops.seed_data import ZoneSpec, create_event
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import admission_tick, unique
-from workers.commands import now_ms
 
 PASSWORD = "waiting room pass 2026"
 CROWD = 30  # let in just before: the measured pace that makes the estimate (and the polls) short

@@ -770,8 +770,8 @@ def test_kafka_triggers_watch_the_consumer_groups():
         WorkerSettings(endpoints=Endpoints.local(topic_prefix=config_data()["BR_TOPIC_PREFIX"])),
     )
     expected = {
-        "command-worker": ("commands", settings.command_group, settings.reservations_topic),
-        "persistence-worker": ("persistence", settings.persistence_group, settings.events_topic),
+        "command-worker": ("commands", settings.command_group, settings.topics.reservations),
+        "persistence-worker": ("persistence", settings.persistence_group, settings.topics.events),
     }
     for name, (role, group, topic) in expected.items():
         so = one("ScaledObject", name)

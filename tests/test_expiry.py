@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from tests.support import book, read_topic, wait_until
@@ -39,7 +39,7 @@ async def test_two_sweepers_at_once_release_each_hold_once(
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         sweepers = [Sweeper(sale_redis, producer, settings) for _ in range(2)]
         assert await sweepers[0].sweep_once(event_ids=[event.event_id]) == 0
-        later = int(time.time() * 1000) + settings.hold_ms + 1000
+        later = now_ms() + settings.hold_ms + 1000
         issued = await asyncio.gather(
             *(s.sweep_once(as_of_ms=later, event_ids=[event.event_id]) for s in sweepers)
         )

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.periodic import run_every
 from ops import loadtest, seed
 from ops.config import REPO_ROOT
 from ops.seed_data import ZoneSpec
 from tests.support import WorkerProcess, gateway_settings, running_gateway, unique, wait_until, worker_env
 from workers.admitter import tick_message
-from workers.commands import now_ms
 
 PASSWORD = "load test pass 2026"
 BUYERS = 80

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 import uuid
 
 import orjson
@@ -15,6 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from lua import keys, load_scripts
 from ops.stack import wait_for
 from tests.support import start_redis, stop_redis
@@ -82,7 +82,7 @@ async def test_scripts_run_on_every_node_without_crossslot(cluster):
         assert len({key_slot(k.encode()) for k in ks}) == 1  # one hash tag, one slot
         nodes.add(cluster.get_node_from_key(ks[1]).port)
         await cluster.hset(ks[1], mapping={"available": 5, "total": 5, "price_cents": 100})
-        now = int(time.time() * 1000)
+        now = now_ms()
         out = await scripts.reserve_seats(
             keys=ks, args=["h", now, now + 30_000, 2, booking, user, show, zone, 1000, 60, request, 4]
         )
@@ -104,7 +104,7 @@ async def test_concurrent_scripts_across_slots(cluster):
         booking, request = messages.new_public_id(event), messages.new_public_id(event)
         ks = keys.reserve_keys(event, user, f"r:{request}", show, zone, booking)
         await cluster.hset(ks[1], mapping={"available": 1, "total": 1, "price_cents": 100})
-        now = int(time.time() * 1000)
+        now = now_ms()
         calls.append((ks, ["h", now, now + 30_000, 1, booking, user, show, zone, 1000, 60, request, 4]))
     results = await asyncio.gather(*(scripts.reserve_seats(keys=k, args=a) for k, a in calls))
     assert [orjson.loads(r[0])["status"] for r in results] == ["reserved"] * 9

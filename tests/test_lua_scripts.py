@@ -9,9 +9,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from lua import execute_scripted, keys, load_scripts, queue_script, source
 from tests.support import free_port, start_redis, stop_redis
-from workers.commands import now_ms
 
 HOLD_MS = 600_000
 

@@ -9,6 +9,7 @@ import aiohttp
 import redis
 from prometheus_client import generate_latest
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.telemetry.payment_metrics import DramatiqQueueDepth
 from ops.processes import free_port
 from tests.support import (
@@ -26,7 +27,6 @@ from tests.support import (
     worker_env,
 )
 from workers.admitter import Admitter
-from workers.commands import now_ms
 from workers.settings import WorkerSettings
 
 

@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.contract.payments import DETAIL_FIELD, METHODS
 from tests.support import wait_until
-from workers.payment_provider import (
+from workers.payments.provider import (
     RECORD_TTL_S,
     FakeProvider,
     FakeProviderSettings,
@@ -110,7 +111,7 @@ async def test_0408_times_out_after_registering_the_success(aux):
 
 async def test_0409_stays_invisible_until_it_settles(aux):
     fake = provider(aux, FakeProviderSettings(latency_ms=0, settle_delay_ms=300))
-    started_ms = int(time.time() * 1000)
+    started_ms = now_ms()
     with pytest.raises(ProviderTimeout):
         await fake.charge("k", 100, "bank_transfer", {"account": "DE00-0409"})
     registered = await record(aux, fake, "k")

@@ -4,18 +4,18 @@ A sale of its own: command/sweeper/persistence workers and a payment worker (Dra
 Redis) with the fake provider, and a local SMTP sink for the mails. A test makes a paying deadline
 pass by having the sweeper look an hour ahead (the same path the sweeper's clock takes, without
 racing it). The fake provider's scenario is chosen by the last four characters of the card
-number (workers/payment_provider.py).
+number (workers/payments/provider.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from gateway.routes.payments import refund_percent
 from lua import keys
@@ -34,7 +34,6 @@ from tests.support import (
     wait_until,
     worker_env,
 )
-from workers.commands import now_ms
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
 
@@ -140,7 +139,7 @@ async def _sweep_an_hour_ahead(sale, schema, sale_redis, event) -> None:
     an expire command, a hold being paid for a question to the provider)."""
     settings = WorkerSettings(endpoints=schema.endpoints(sale.prefix))
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
-        later = int(time.time() * 1000) + 3_600_000
+        later = now_ms() + 3_600_000
         await Sweeper(sale_redis, producer, settings).sweep_once(as_of_ms=later, event_ids=[event.event_id])
 
 
@@ -296,7 +295,7 @@ async def test_expiry_racing_payment_returns_each_hold_once(
     assert await _available(sale_redis, event) == 4
 
     sweeper_settings = WorkerSettings(endpoints=schema.endpoints(sale.prefix))
-    later = int(time.time() * 1000) + 3_600_000
+    later = now_ms() + 3_600_000
     async with idempotent_producer(schema.kafka_bootstrap) as producer:
         sweeper = Sweeper(sale_redis, producer, sweeper_settings)
         answers = await asyncio.gather(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from tests.support import WorkerProcess, read_topic, wait_until, worker_env
 
 
 def _created(event, show, zone, user, qty=1):
     booking = messages.new_public_id(event.event_id)
-    now = int(time.time() * 1000)
+    now = now_ms()
     return {
         "type": messages.BOOKING_CREATED,
         "event_id": event.event_id,

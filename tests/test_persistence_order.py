@@ -4,16 +4,16 @@ consumer killed after its rows were written but before its offsets were committe
 from __future__ import annotations
 
 import random
-import time
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from tests.support import WorkerProcess, wait_until, worker_env
 
 
 def _record(event, show, zone, user, status, version, quantity=2, **extra) -> dict:
     """A booking's whole record as the scripts hold it (every value a string)."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     return {
         "status": status,
         "user_id": user,

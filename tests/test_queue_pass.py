@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from booking_rush.contract.messages import now_ms
 from tests.support import (
     TEST_PASS_KEYS,
     book,
@@ -22,7 +23,6 @@ from tests.support import (
     wait_until,
 )
 from waiting_room.passes import AUDIENCE, ISSUER, PassKeys, QueuePasses
-from workers.commands import now_ms
 
 PASSES = QueuePasses(TEST_PASS_KEYS)
 

@@ -15,6 +15,7 @@ import time
 import jwt
 import pytest_asyncio
 
+from booking_rush.contract.messages import now_ms
 from gateway.queue_stream import StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket
 from lua import keys
@@ -38,7 +39,7 @@ class Ticks:
     def __init__(self, room, event_id: str) -> None:
         self.room, self.event_id = room, event_id
         # Starts in the past, so the passes' issued-at never lies ahead of the verifier's clock.
-        self.now_ms = int(time.time() * 1000) - 30_000
+        self.now_ms = now_ms() - 30_000
 
     async def tick(self) -> dict:
         self.now_ms += 1000

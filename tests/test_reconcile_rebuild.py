@@ -10,13 +10,13 @@ group's committed offsets + the dead-letter topic (ops/sale_state.py).
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass, field
 
 import pytest_asyncio
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops.demo_pay import GOOD_CARD as CARD
@@ -197,7 +197,7 @@ async def test_dead_letters_are_listed_until_marked_handled(
 ):
     event = await make_event([("GA", 10)], shows=1)
     show = next(iter(event.shows))
-    now = int(time.time() * 1000)
+    now = now_ms()
     booking_id = messages.new_public_id(event.event_id)
     # A booking of a user PostgreSQL does not know: refused (a foreign key), so dead-lettered.
     orphan = {

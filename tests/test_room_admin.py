@@ -10,10 +10,10 @@ import sys
 
 import pytest_asyncio
 
+from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
 from ops.config import REPO_ROOT
 from tests.support import book, call, queue_call, reserve, wait_until
-from workers.commands import now_ms
 
 
 def room_url(base: str, event_id: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 
 import pytest_asyncio
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops import stack
@@ -105,7 +105,7 @@ async def test_a_command_that_reached_kafka_too_late_is_refused(
     (user,) = await make_users(1)
     show = next(iter(event.shows))
     zone = event.shows[show]["VIP"]
-    now = int(time.time() * 1000)
+    now = now_ms()
     command = reserve_command(
         event.event_id,
         show,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import redis.asyncio as aioredis
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from ops.inventory import load_event_inventory
@@ -46,7 +45,7 @@ async def test_sale_redis_restart_under_a_worker(schema, new_topics, make_event,
     try:
         # Redis goes away (its AOF keeps what it had), then commands arrive.
         stop_redis(port)
-        now = int(time.time() * 1000)
+        now = now_ms()
         commands = [
             reserve_command(
                 event.event_id,

@@ -12,11 +12,11 @@ import logging
 
 import orjson
 
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.periodic import run_every
 from booking_rush.telemetry import worker_metrics
 from lua import keys
 from waiting_room.room import WaitingRoom
-from workers.commands import now_ms
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.admitter")

@@ -27,7 +27,7 @@ from booking_rush.contract.audit import AuditEntry
 from booking_rush.services import audit_log
 from booking_rush.services.clients import group_consumer
 from booking_rush.telemetry import metrics, tracing
-from workers.commands import BatchStats
+from workers.batch_stats import BatchStats
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.persistence")
@@ -301,7 +301,7 @@ class PersistenceConsumer:
         self.settings = settings
         self.stats = BatchStats(log, "events")
         self.consumer = group_consumer(
-            settings.events_topic, settings.persistence_group, "persistence", settings
+            settings.topics.events, settings.persistence_group, "persistence", settings
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -310,7 +310,7 @@ class PersistenceConsumer:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 metrics.record_lag(
-                    self.consumer, self.settings.persistence_group, self.settings.events_topic, batches
+                    self.consumer, self.settings.persistence_group, self.settings.topics.events, batches
                 )
                 if not batches:
                     continue
@@ -379,7 +379,7 @@ class PersistenceConsumer:
     async def _dead_letter(self, record, exc: Exception) -> None:
         log.error("dead-lettering event at %s:%s: %s", record.partition, record.offset, exc)
         await self.producer.send_and_wait(
-            self.settings.dead_letter_topic,
+            self.settings.topics.dead_letter,
             record.value,
             key=record.key,
             headers=[

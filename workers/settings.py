@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_bool, env_float, env_int, env_ms, env_str
 
@@ -79,13 +80,5 @@ class WorkerSettings:
         )
 
     @property
-    def reservations_topic(self) -> str:
-        return f"{self.endpoints.topic_prefix}reservations"
-
-    @property
-    def events_topic(self) -> str:
-        return f"{self.endpoints.topic_prefix}booking.events"
-
-    @property
-    def dead_letter_topic(self) -> str:
-        return f"{self.endpoints.topic_prefix}booking.events.dlq"
+    def topics(self) -> Topics:
+        return self.endpoints.topics

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 from booking_rush.contract import jobs, messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.periodic import run_every
 from lua import keys
-from workers.commands import now_ms
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.sweeper")
@@ -81,7 +81,7 @@ class Sweeper:
             command["as_of_ms"] = as_of
             sends.append(
                 await self.producer.send(
-                    self.settings.reservations_topic, messages.encode(command), key=_s(show_id).encode()
+                    self.settings.topics.reservations, messages.encode(command), key=_s(show_id).encode()
                 )
             )
         await asyncio.gather(*sends)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from typing import Any
 
@@ -59,6 +60,12 @@ PAYMENT_EVENTS = frozenset(
         PAYMENT_REFUNDED,
     }
 )
+
+
+def now_ms() -> int:
+    """The time every command, event and record is stamped with: epoch milliseconds."""
+    return int(time.time() * 1000)
+
 
 _PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
 

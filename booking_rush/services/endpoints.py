@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from booking_rush.contract.topics import Topics
 from booking_rush.services.env import env_int, env_str
 
 
@@ -93,6 +94,10 @@ class Endpoints:
     def local(cls, topic_prefix: str = "") -> Endpoints:
         """The local stack's services (their ports may be moved by BR_*_PORT)."""
         return LoopbackServices.from_env().endpoints(topic_prefix)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     def env(self) -> dict[str, str]:
         """These endpoints as the variables `from_env` reads (the prefix only when set)."""

@@ -29,7 +29,7 @@ class JobQueue:
         self.broker = broker(aux_redis_url, topic_prefix, middleware=[])
 
     async def send(self, actor_name: str, *args: Any) -> None:
-        # The sender's trace goes on in the job (workers/payment_jobs.py continues it).
+        # The sender's trace goes on in the job (workers/payments/jobs.py continues it).
         carried = tracing.carrier()
         message = dramatiq.Message(
             queue_name=jobs.QUEUE_OF.get(actor_name, jobs.MAIL_QUEUE),

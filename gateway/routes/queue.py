@@ -12,6 +12,7 @@ import time
 
 from aiohttp import web
 
+from booking_rush.contract.messages import now_ms
 from gateway import appkeys, errors
 from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
@@ -71,8 +72,7 @@ async def _enter(request: web.Request, raw_event_id: object, verb: str) -> web.R
     principal = current_principal(request)
     event_id = uuid_value(raw_event_id, "event_id")
     await published(request, event_id)
-    now_ms = int(time.time() * 1000)
-    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now_ms, verb))
+    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now_ms(), verb))
     return _answer(request, principal, event_id, standing)
 
 
@@ -120,8 +120,8 @@ async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamC
     client = StreamClient(user_id, None, last_id=request.headers.get("Last-Event-ID", "")[:200])
     hub.add(event_id, client)  # before the read: a tick arriving meanwhile is not missed
     try:
-        now_ms = int(time.time() * 1000)
-        hub.place(event_id, client, await room.enter(event_id, user_id, now_ms, "status"))
+        now = now_ms()
+        hub.place(event_id, client, await room.enter(event_id, user_id, now, "status"))
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -135,7 +135,7 @@ async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamC
         # their ~1 KiB (security headers included) for every open stream.
         response.headers.clear()
         if not client.ended:
-            await room.stream(event_id, user_id, hub.holder, now_ms, "open", hub.lease_until_ms(now_ms))
+            await room.stream(event_id, user_id, hub.holder, now, "open", hub.lease_until_ms(now))
     except BaseException:
         await leave_stream(hub, room, event_id, user_id, client)
         raise
@@ -147,7 +147,7 @@ async def leave_stream(hub: StreamHub, room: WaitingRoom, event_id: str, user_id
     hub.remove(event_id, client)
     if not client.ended:
         with contextlib.suppress(Exception):  # presence then lapses by the grace period
-            await room.stream(event_id, user_id, hub.holder, int(time.time() * 1000), "close")
+            await room.stream(event_id, user_id, hub.holder, now_ms(), "close")
 
 
 async def end_streams(app: web.Application) -> None:

@@ -8,11 +8,11 @@ on every tick, so it takes effect everywhere within one tick.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
 
+from booking_rush.contract.messages import now_ms
 from gateway import appkeys, errors, event_store
 from gateway.access import admin_of
 from gateway.audit_trail import audit
@@ -48,7 +48,7 @@ def _config_json(config: RoomConfig) -> dict[str, Any]:
 
 
 async def _room_answer(request: web.Request, event_id: str, config: RoomConfig) -> web.Response:
-    stats = await request.app[appkeys.WAITING_ROOM].stats(event_id, int(time.time() * 1000))
+    stats = await request.app[appkeys.WAITING_ROOM].stats(event_id, now_ms())
     return ok({"event_id": event_id, "config": _config_json(config), "stats": stats})
 
 
@@ -75,7 +75,7 @@ async def revoke_pass(request: web.Request) -> web.Response:
     event_id = await _own_event(request)
     user_id = uuid_value((await read_json_object(request)).get("user_id"), "user_id")
     room = request.app[appkeys.WAITING_ROOM]
-    revoked = await room.revoke_user(event_id, user_id, int(time.time() * 1000))
+    revoked = await room.revoke_user(event_id, user_id, now_ms())
     if revoked is None:
         raise errors.NotFound("that user holds no live pass for this event")
     await audit(request, "room.pass_revoked", "queue_pass", revoked, event_id=event_id, user_id=user_id)

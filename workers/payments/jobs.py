@@ -26,14 +26,14 @@ import dramatiq
 from opentelemetry.trace import SpanKind
 
 from booking_rush.contract import jobs, messages
+from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
 from booking_rush.services.env import env_float, env_int
 from booking_rush.services.mail import Mailer, MailError, MailSettings
 from booking_rush.telemetry import payment_metrics, tracing
 from lua import keys, load_scripts
-from workers import notifications
-from workers.commands import now_ms
-from workers.payment_provider import (
+from workers.payments import notifications
+from workers.payments.provider import (
     FakeProvider,
     FakeProviderSettings,
     PaymentProvider,
@@ -133,7 +133,7 @@ class PaymentRuntime:
     async def command(self, command: dict[str, Any]) -> None:
         """Hand a system command to the command consumers (acknowledged: it will apply)."""
         await self.producer.send_and_wait(
-            self.settings.reservations_topic, messages.encode(command), key=command["show_id"].encode()
+            self.settings.topics.reservations, messages.encode(command), key=command["show_id"].encode()
         )
 
     async def attempt_begins(self, event_id: str, payment: dict, hold: dict) -> None:
@@ -162,7 +162,7 @@ class PaymentRuntime:
         if result["status"] == "processing":
             event = messages.payment_event(event_id, result["payment"], hold)
             await self.producer.send_and_wait(
-                self.settings.events_topic, messages.encode(event), key=hold["show_id"].encode()
+                self.settings.topics.events, messages.encode(event), key=hold["show_id"].encode()
             )
 
     async def settle(self, payment: dict, hold: dict, outcome: ProviderResult) -> None:

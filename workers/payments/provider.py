@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import lua
+from booking_rush.contract.messages import now_ms
 from booking_rush.contract.payments import DETAIL_FIELD, METHODS
 from booking_rush.services.env import env_float, env_int
 
@@ -116,7 +116,7 @@ class FakeProviderSettings:
 
 def _now_ms() -> int:
     # Wall clock, not monotonic: registers_at_ms is compared across the processes sharing the bank.
-    return int(time.time() * 1000)
+    return now_ms()
 
 
 def _text(value: bytes | str | None) -> str:
