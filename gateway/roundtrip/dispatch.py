@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 from aiohttp import web
@@ -78,6 +79,7 @@ async def answer_of(app: web.Application, sent: Sent) -> dict[str, Any] | None:
         raise errors.KafkaUnavailable() from exc
 
 
-async def dispatch(app: web.Application, key: str, command: dict[str, Any]) -> dict[str, Any] | None:
-    """send, then answer_of: the worker's reply to `command`, or None when it is late."""
-    return await answer_of(app, send(app, key, command))
+def dispatch(app: web.Application, key: str, command: dict[str, Any]) -> Awaitable[dict[str, Any] | None]:
+    """send, then answer_of: the worker's reply to `command`, or None when it is late. (A plain
+    function handing back answer_of's coroutine: no second coroutine per request.)"""
+    return answer_of(app, send(app, key, command))
