@@ -201,6 +201,9 @@ def start_postgres(cfg: StackConfig) -> None:
     logfile = data.parent / "postgres.log"
     if port_open(cfg.postgres_port):
         log(f"postgres already answering on :{cfg.postgres_port}")
+        if not sock.exists():  # another checkout's server (its own state folder): ours to use?
+            _check_database_over_tcp(cfg, bindir)
+            return
     else:
         for d in (data.parent, sock):
             d.mkdir(parents=True, exist_ok=True)
@@ -263,6 +266,18 @@ def _psql(bindir: Path, sock: Path, port: int, sql: str, db: str = "postgres") -
         )
     )
     return out.stdout.strip()
+
+
+def _check_database_over_tcp(cfg: StackConfig, bindir: Path) -> None:
+    """The database answers our credentials over TCP (the server is not ours to administer)."""
+    probe = subprocess.run(
+        [str(bindir / "psql"), cfg.database_url, "-tAc", "SELECT 1"], capture_output=True, text=True
+    )
+    if probe.returncode != 0 or probe.stdout.strip() != "1":
+        raise StackError(
+            f"postgres on :{cfg.postgres_port} belongs to another state folder and does not take "
+            f"{cfg.postgres_user}@{cfg.postgres_db}: {probe.stderr.strip()}"
+        )
 
 
 def _ensure_database(cfg: StackConfig, bindir: Path, sock: Path) -> None:
