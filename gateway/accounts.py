@@ -22,7 +22,7 @@ import bcrypt
 from gateway import errors
 
 REFRESH_TOKEN_TTL = timedelta(days=7)
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+")
 # A valid bcrypt hash of a random secret: login of an unknown email costs the same time.
 _TIMING_DUMMY = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
 
@@ -62,20 +62,27 @@ class Account:
 
 
 def validate_email(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.fullmatch(value.strip()):
         raise errors.ValidationError("invalid email", details={"email": "a valid email address"})
     return value.strip().lower()
+
+
+# bcrypt reads at most 72 bytes of a password (bcrypt 5 refuses more): a longer one is refused
+# outright, never silently cut to a prefix that would also unlock the account.
+MAX_PASSWORD_BYTES = 72
 
 
 def validate_password(value: Any) -> str:
     if (
         not isinstance(value, str)
-        or not 8 <= len(value) <= 128
+        or not 8 <= len(value)
+        or len(value.encode()) > MAX_PASSWORD_BYTES
         or not re.search(r"[A-Za-z]", value)
         or not re.search(r"\d", value)
     ):
         raise errors.ValidationError(
-            "weak password", details={"password": "8-128 characters with letters and digits"}
+            "weak or over-long password",
+            details={"password": "8 characters to 72 bytes (UTF-8), with letters and digits"},
         )
     return value
 
@@ -85,6 +92,8 @@ async def hash_password(password: str, cost: int) -> str:
 
 
 async def check_password(password: str, hashed: str | None) -> bool:
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        return False  # no account has one: validate_password refuses them
     target = hashed.encode() if hashed and hashed.startswith("$2") else _TIMING_DUMMY
     ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), target)
     return ok and target is not _TIMING_DUMMY

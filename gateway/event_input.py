@@ -9,6 +9,16 @@ from typing import Any
 
 from gateway import errors, event_store
 
+STATUSES = ("draft", "published", "cancelled")
+
+
+def status(body: dict, current: str) -> str:
+    """The event status the body asks for (`current` when it names none)."""
+    value = body.get("status", current)
+    if not isinstance(value, str) or value not in STATUSES:
+        raise errors.ValidationError("invalid status", details={"status": "one of " + ", ".join(STATUSES)})
+    return value
+
 
 def text_field(body: dict, name: str, *, required: bool = False, limit: int = 2000) -> str:
     """A text field of 1..`limit` characters, stripped ("" when absent and not required)."""
@@ -90,6 +100,12 @@ def shows(body: dict) -> list[event_store.ShowSpec]:
             raise errors.ValidationError(
                 "show_date needs a time zone", details={f"{where}.show_date": "ISO 8601 with offset"}
             )
+        try:
+            when = when.astimezone(UTC)  # stored in UTC: a date that has none (past 9999) fails here
+        except (OverflowError, ValueError) as exc:
+            raise errors.ValidationError(
+                "show_date out of range", details={f"{where}.show_date": "a date up to 9999-12-31 in UTC"}
+            ) from exc
         if when <= datetime.now(UTC):
             raise errors.ValidationError(
                 "show_date must be in the future", details={f"{where}.show_date": "future"}

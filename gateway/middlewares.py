@@ -25,7 +25,7 @@ from gateway.responses import error
 log = logging.getLogger("gateway.http")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
@@ -116,7 +116,7 @@ async def trace_request(request: web.Request, handler) -> web.StreamResponse:
 async def request_id_and_errors(request: web.Request, handler) -> web.StreamResponse:
     """Accept or mint X-Request-ID, echo it, and render every error in the spec's envelope."""
     rid = request.headers.get(REQUEST_ID_HEADER, "")
-    if not _CLIENT_REQUEST_ID.match(rid):
+    if not _CLIENT_REQUEST_ID.fullmatch(rid):
         rid = os.urandom(16).hex()  # uuid4().hex's shape, without building a UUID object
     request[appkeys.REQUEST_ID] = rid
     logs.REQUEST_ID.set(rid)  # every line logged while serving it carries the request id
@@ -132,6 +132,15 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
             raise
         kind = _HTTP_CODES.get(exc.status, errors.ApiError)
         response = error(exc.status, kind.code, kind.message if kind is not errors.ApiError else exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource takes (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+    except asyncpg.DataError as exc:
+        # A value PostgreSQL refused (an out-of-range date or number, invalid text): the input's
+        # fault, which validation should have caught first, never an outage.
+        log.warning(
+            "%s %s (request %s): a value the database refused: %r", request.method, request.path, rid, exc
+        )
+        response = error(400, "VALIDATION_ERROR", "a value in the request is out of range or invalid")
     except (RedisError, KafkaError, asyncpg.PostgresError, OSError) as exc:
         # A service we depend on failed where no handler expected it: unavailable, not a bug.
         log.warning("%s %s (request %s): backing service error %r", request.method, request.path, rid, exc)

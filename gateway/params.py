@@ -13,14 +13,15 @@ from gateway import errors
 # so any other value matches no route (a 404 in the API's envelope).
 PUBLIC_ID = "[0-9a-f]{64}"
 
-_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# fullmatch, never match with "$": "$" also matches before a trailing newline.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_uuid(value: object) -> str | None:
     """The canonical form of a UUID given as a string, or None."""
     if not isinstance(value, str):
         return None
-    if _CANONICAL_UUID.match(value):  # the common case, without building a UUID object
+    if _CANONICAL_UUID.fullmatch(value):  # the common case, without building a UUID object
         return value
     try:
         return str(uuid.UUID(value))

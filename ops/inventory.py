@@ -19,7 +19,7 @@ async def load_event_inventory(redis, conn: asyncpg.Connection, event_id: str) -
     if inventory is None:
         return 0
     command = messages.load_inventory_command(
-        request_id=messages.new_public_id(event_id),
+        request_id=messages.new_request_id(event_id),
         event_id=event_id,
         user_id="tools",
         version=None,  # a tool's load: prices and the limit written as PostgreSQL has them

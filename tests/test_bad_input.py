@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import jwt
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support import gateway_settings, reserve, running_gateway, topic_size
+from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
+from gateway.middlewares import request_id_and_errors
+from tests.support import (
+    accounts_gateway_settings,
+    call,
+    gateway_settings,
+    reserve,
+    running_gateway,
+    topic_size,
+    unique,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -212,3 +228,170 @@ async def test_poll_of_unknown_or_foreign_request(idle_gateway, http, sale):
         assert r.status == 404
     async with http.get(f"{url}/api/v1/bookings/requests/{'a' * 64}") as r:
         assert r.status == 401
+
+
+# --- inputs that got a 500, a 503 or a wrong answer (issue 14) --------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def accounts_gateway(schema, new_topics, jwt_secret):
+    """A gateway with cheap bcrypt and the account limits lifted, whose topics nobody reads."""
+    async with running_gateway(
+        accounts_gateway_settings(schema, await new_topics("badacct"), jwt_secret)
+    ) as url:
+        yield url
+
+
+def _draft_event(show_date: str) -> dict:
+    return {
+        "title": "Bad input",
+        "shows": [{"show_date": show_date, "zones": [{"name": "A", "price": "10", "seats": 5}]}],
+    }
+
+
+@pytest.mark.parametrize("status", [[], {}, 1, True, None, "archived", "PUBLISHED"])
+async def test_an_event_status_that_is_not_a_status_is_a_field_error(
+    idle_gateway, http, token_with_role, status
+):
+    url, _ = idle_gateway
+    token = await token_with_role()
+    future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    _, created = await call(http, "POST", f"{url}/api/v1/events", token, _draft_event(future))
+    answer_status, answer = await call(
+        http, "PUT", f"{url}/api/v1/events/{created['data']['id']}", token, {"status": status}
+    )
+    assert (answer_status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert "status" in answer["error"]["details"]
+
+
+async def test_json_nested_deep_holding_nul_is_a_400(accounts_gateway, http):
+    body = b'{"a":' * 900 + b'"\\u0000"' + b"}" * 900
+    async with http.post(
+        f"{accounts_gateway}/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "VALIDATION_ERROR"
+    wide_and_deep = b"[" * 60 + b"1" + b"]" * 60
+    async with http.post(
+        f"{accounts_gateway}/api/v1/auth/login",
+        data=b'{"tenant":' + wide_and_deep + b"}",
+        headers={"Content-Type": "application/json"},
+    ) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+# bcrypt takes at most 72 bytes of the password: longer is refused, never truncated or a 500.
+LONG_PASSWORDS = {
+    "73 ascii bytes": "a1" * 36 + "b",
+    "128 ascii bytes": "a1" * 64,
+    "25 euro signs (75 bytes)": "\u20ac" * 24 + "a1",
+}
+
+
+@pytest.mark.parametrize("case", list(LONG_PASSWORDS))
+async def test_a_password_longer_than_bcrypt_takes(case, accounts_gateway, http, new_tenant):
+    password = LONG_PASSWORDS[case]
+    slug = await new_tenant()
+    email = f"{unique('long')}@example.com"
+    status, answer = await call(
+        http,
+        "POST",
+        f"{accounts_gateway}/api/v1/auth/register",
+        body={"tenant": slug, "email": email, "password": password},
+    )
+    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert "password" in answer["error"]["details"]
+    status, answer = await call(
+        http,
+        "POST",
+        f"{accounts_gateway}/api/v1/auth/login",
+        body={"tenant": slug, "email": email, "password": password},
+    )
+    assert (status, answer["error"]["code"]) == (401, "UNAUTHORIZED")
+
+
+async def test_a_72_byte_password_is_taken_whole(accounts_gateway, http, new_tenant):
+    """The longest password bcrypt takes: every byte of it counts (one byte off is refused)."""
+    password = "\u20ac" * 22 + "ab12cd"  # 66 + 6 = 72 bytes
+    slug = await new_tenant()
+    email = f"{unique('edge')}@example.com"
+    body = {"tenant": slug, "email": email, "password": password}
+    assert (await call(http, "POST", f"{accounts_gateway}/api/v1/auth/register", body=body))[0] == 201
+    assert (await call(http, "POST", f"{accounts_gateway}/api/v1/auth/login", body=body))[0] == 200
+    wrong = {**body, "password": password[:-1] + "3"}
+    assert (await call(http, "POST", f"{accounts_gateway}/api/v1/auth/login", body=wrong))[0] == 401
+
+
+@pytest.mark.parametrize(
+    "show_date", ["9999-12-31T23:59:59-23:59", "9999-12-31T23:00:00-01:30", "0001-01-01T00:00:00+14:00"]
+)
+async def test_a_date_postgresql_would_refuse_is_a_field_error_not_an_outage(
+    idle_gateway, http, token_with_role, show_date
+):
+    url, _ = idle_gateway
+    status, answer = await call(
+        http, "POST", f"{url}/api/v1/events", await token_with_role(), _draft_event(show_date)
+    )
+    assert (status, answer["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert "shows[0].show_date" in answer["error"]["details"]
+
+
+async def test_a_value_postgresql_refuses_is_answered_400_not_503():
+    """The one place errors become answers maps a DataError (a value PostgreSQL refused: a bad
+    date, number or text) to 400, and keeps 503 for the database being away."""
+
+    async def refused(request):
+        raise asyncpg.exceptions.DatetimeFieldOverflowError("date/time field value out of range")
+
+    async def away(request):
+        raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    app = web.Application(middlewares=[request_id_and_errors])
+    app.router.add_get("/refused", refused)
+    app.router.add_get("/away", away)
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/refused")
+        assert (r.status, (await r.json())["error"]["code"]) == (400, "VALIDATION_ERROR")
+        r = await client.get("/away")
+        assert r.status == 503
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/bookings/requests/" + "a" * 64 + "%0A",
+        "/api/v1/bookings/" + "a" * 64 + "%0A",
+        "/api/v1/events/00000000-0000-4000-8000-000000000000%0A",
+        "/api/v1/queue/status?event_id=00000000-0000-4000-8000-000000000000%0A",
+    ],
+)
+async def test_a_trailing_newline_in_an_id_names_nothing(idle_gateway, http, sale, path):
+    url, _ = idle_gateway
+    async with http.get(url + path, headers={"Authorization": f"Bearer {sale['token']}"}) as r:
+        answer = await r.json()
+        assert r.status in (400, 404), answer
+        assert "\n" not in json.dumps(answer["error"]["details"] or {})
+
+
+async def test_a_request_never_answered_is_pending_until_its_deadline_then_not_found(
+    idle_gateway, http, sale
+):
+    url, _ = idle_gateway
+    event_id = sale["event"].event_id
+    auth = {"Authorization": f"Bearer {sale['token']}"}
+    ahead = messages.new_request_id(event_id, answer_by_ms=now_ms() + 60_000)
+    async with http.get(f"{url}/api/v1/bookings/requests/{ahead}", headers=auth) as r:
+        assert (r.status, (await r.json())["data"]["status"]) == (202, "pending")
+    past = messages.new_request_id(event_id, answer_by_ms=now_ms() - 1)
+    async with http.get(f"{url}/api/v1/bookings/requests/{past}", headers=auth) as r:
+        assert (r.status, (await r.json())["error"]["code"]) == (404, "NOT_FOUND")
+
+
+async def test_a_method_not_allowed_says_which_are(idle_gateway, http):
+    url, _ = idle_gateway
+    async with http.delete(f"{url}/api/v1/bookings/reserve") as r:
+        assert r.status == 405
+        assert set(r.headers["Allow"].replace(" ", "").split(",")) == {"POST"}
+    async with http.post(f"{url}/api/v1/events/00000000-0000-4000-8000-000000000000") as r:
+        assert r.status == 405
+        assert set(r.headers["Allow"].replace(" ", "").split(",")) == {"GET", "PUT", "DELETE", "HEAD"}

@@ -97,5 +97,5 @@ async def test_expired_or_made_up_tokens_fail(gw, http, pg):
     )
     assert (status, answer["error"]["details"]) == (
         400,
-        {"password": "8-128 characters with letters and digits"},
+        {"password": "8 characters to 72 bytes (UTF-8), with letters and digits"},
     )

@@ -65,7 +65,7 @@ async def test_a_burst_of_polls_waits_for_connections_instead_of_failing(
     settings = gateway_settings(
         schema, topics, jwt_secret, redis_max_connections=4, rate_limits="general=1000000/1000000"
     )
-    unknown = messages.new_public_id(event.event_id)
+    unknown = messages.new_request_id(event.event_id)
 
     async def poll() -> int:
         async with http.get(

@@ -67,14 +67,35 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-_PUBLIC_ID = re.compile(r"^[0-9a-f]{64}$")
+_PUBLIC_ID = re.compile(r"[0-9a-f]{64}")
 
 
-def new_public_ids(event_id: str) -> tuple[str, str]:
-    """Two public ids of one event (a request and its booking) from one read of the OS's RNG."""
+# How long a command's request id may be answered "pending" when it has no deadline of its own:
+# the workers keep a result this long (BR_RESULT_TTL_SECONDS), so past it "no result" is final.
+PENDING_WINDOW_MS = 900_000
+# A reserve's: its deadline, plus the moment a worker takes to record a late one's refusal.
+ANSWER_GRACE_MS = 5_000
+
+
+def new_public_ids(event_id: str, answer_by_ms: int) -> tuple[str, str]:
+    """A reserve's request id (see new_request_id) and its booking's id, from one read of the
+    OS's RNG."""
     prefix = event_id.replace("-", "")
-    random = os.urandom(32).hex()
-    return prefix + random[:32], prefix + random[32:]
+    random = os.urandom(26).hex()
+    return prefix + f"{answer_by_ms:012x}" + random[:20], prefix + random[20:]
+
+
+def new_request_id(event_id: str, answer_by_ms: int | None = None) -> str:
+    """A command's request id: the event's uuid, the time (epoch ms, 48 bits) until which the
+    command can still be answered, then 80 random bits. Polling it after that time without a
+    result finds nothing (404), not "pending" for ever."""
+    answer_by = now_ms() + PENDING_WINDOW_MS if answer_by_ms is None else answer_by_ms
+    return event_id.replace("-", "") + f"{answer_by:012x}" + os.urandom(10).hex()
+
+
+def answer_by(request_id: str) -> int:
+    """The time (epoch ms) until which a request id from new_request_id can still be answered."""
+    return int(request_id[32:44], 16)
 
 
 def new_public_id(event_id: str) -> str:
@@ -88,7 +109,7 @@ def new_public_id(event_id: str) -> str:
 
 def event_of(public_id: str) -> str | None:
     """The event id inside a public id, or None when the string is not one of ours."""
-    if not _PUBLIC_ID.match(public_id):
+    if not isinstance(public_id, str) or not _PUBLIC_ID.fullmatch(public_id):
         return None
     return str(uuid.UUID(public_id[:32]))
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from booking_rush.contract import messages
+from booking_rush.contract.messages import now_ms
 from gateway import appkeys, errors
 from gateway.access import may_manage
 from gateway.auth import current_principal
@@ -36,7 +37,7 @@ from gateway.results import render_result
 from gateway.roundtrip.dispatch import dispatch, pending_answer, reply_channel_ready
 from lua import keys
 
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LIST_LIMIT = 200  # per-user limits keep a person's bookings few; a bound all the same
 
@@ -78,7 +79,7 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     key = body_key if body_key is not None else header_key
     if body_key is not None and header_key is not None and body_key != header_key:
         problems["idempotency_key"] = "differs from the Idempotency-Key header"
-    elif key is not None and (not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key)):
+    elif key is not None and (not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key)):
         problems["idempotency_key"] = "1-128 characters of A-Z a-z 0-9 . _ : -"
     if problems:
         raise errors.ValidationError("invalid reservation request", details=problems)
@@ -112,7 +113,8 @@ async def reserve(request: web.Request) -> web.Response:
     await admit_reserve(request, principal, req.event_id, now)
 
     reply_channel_ready(app)
-    request_id, booking_id = messages.new_public_ids(req.event_id)
+    deadline_ms = int((now + settings.command_deadline_s) * 1000)
+    request_id, booking_id = messages.new_public_ids(req.event_id, deadline_ms + messages.ANSWER_GRACE_MS)
     command = messages.reserve_command(
         request_id=request_id,
         booking_id=booking_id,
@@ -130,7 +132,7 @@ async def reserve(request: web.Request) -> web.Response:
                 "quantity": req.quantity,
             }
         ),
-        deadline_ms=int((now + settings.command_deadline_s) * 1000),
+        deadline_ms=deadline_ms,
         accept_by_ms=int((now + settings.accept_timeout_s) * 1000),
         reply_to=app[appkeys.GATEWAY_ID],
     )
@@ -153,6 +155,8 @@ async def request_status(request: web.Request) -> web.Response:
     except RedisError as exc:
         raise errors.RedisUnavailable("the sale store is unavailable; poll again shortly") from exc
     if raw is None:
+        if now_ms() > messages.answer_by(request_id):
+            raise errors.NotFound("no such request")  # its time passed with no answer: none will come
         return ok({"request_id": request_id, "status": "pending"}, status=202)
     reply = messages.decode(raw)
     if reply["user_id"] != principal.user_id:
@@ -293,7 +297,7 @@ async def cancel(request: web.Request) -> web.Response:
         raise errors.NotFound("no such booking")  # someone else's does not exist for you
     reply_channel_ready(app)
     command = messages.cancel_command(
-        request_id=messages.new_public_id(event_id),
+        request_id=messages.new_request_id(event_id),
         event_id=event_id,
         booking_id=booking_id,
         user_id=owner.decode(),  # an admin cancels on the owner's behalf: the owner's count drops

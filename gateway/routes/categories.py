@@ -12,7 +12,7 @@ from gateway.auth import current_principal
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 async def list_categories(request: web.Request) -> web.Response:
@@ -27,7 +27,7 @@ async def create_category(request: web.Request) -> web.Response:
     name, slug = body.get("name"), body.get("slug")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise errors.ValidationError("invalid name", details={"name": "1..100 characters"})
-    if not isinstance(slug, str) or len(slug) > 100 or not _SLUG.match(slug):
+    if not isinstance(slug, str) or len(slug) > 100 or not _SLUG.fullmatch(slug):
         raise errors.ValidationError("invalid slug", details={"slug": "lower-case words joined by '-'"})
     row = await request.app[appkeys.PG_POOL].fetchrow(
         "INSERT INTO categories (name, slug) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING "

@@ -181,7 +181,7 @@ async def update_event(request: web.Request) -> web.Response:
     row = await _own_event(request, principal)
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
-    status = body.get("status", row["status"])
+    status = event_input.status(body, row["status"])
     if status != row["status"] and status not in TRANSITIONS.get(row["status"], set()):
         raise errors.InvalidTransition(f"an event cannot go from {row['status']} to {status!r}")
     if status == "published":
@@ -229,7 +229,7 @@ async def _send_inventory(request: web.Request, conn, principal: Principal, even
     if inventory is None:
         return None
     command = messages.load_inventory_command(
-        request_id=messages.new_public_id(event_id),
+        request_id=messages.new_request_id(event_id),
         event_id=event_id,
         user_id=principal.user_id,
         version=inventory.version,
@@ -301,7 +301,7 @@ async def change_zone_seats(request: web.Request) -> web.Response:
     reply_channel_ready(request.app)
     event_id = str(row["event_id"])
     command = messages.adjust_zone_command(
-        request_id=messages.new_public_id(event_id),
+        request_id=messages.new_request_id(event_id),
         event_id=event_id,
         show_id=show_id,
         zone_id=zone_id,

@@ -32,12 +32,12 @@ from lua import keys
 
 PAYMENT_ID = f"{{payment_id:{PUBLIC_ID}}}"
 _DETAIL_PATTERN = {
-    "card_number": re.compile(r"^[0-9]{12,19}$"),
-    "account": re.compile(r"^[A-Za-z0-9]{6,34}$"),
-    "wallet_id": re.compile(r"^[A-Za-z0-9@.+_-]{4,64}$"),
+    "card_number": re.compile(r"[0-9]{12,19}"),
+    "account": re.compile(r"[A-Za-z0-9]{6,34}"),
+    "wallet_id": re.compile(r"[A-Za-z0-9@.+_-]{4,64}"),
 }
-_EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/([0-9]{2})$")
-_CVC = re.compile(r"^[0-9]{3,4}$")
+_EXPIRY = re.compile(r"(0[1-9]|1[0-2])/([0-9]{2})")
+_CVC = re.compile(r"[0-9]{3,4}")
 
 
 def parse_payment(raw: bytes, today: datetime) -> tuple[str, str, dict[str, str]]:
@@ -56,16 +56,16 @@ def parse_payment(raw: bytes, today: datetime) -> tuple[str, str, dict[str, str]
     else:
         field = DETAIL_FIELD[method]
         value = details.get(field)
-        if not isinstance(value, str) or not _DETAIL_PATTERN[field].match(value):
+        if not isinstance(value, str) or not _DETAIL_PATTERN[field].fullmatch(value):
             problems[f"details.{field}"] = "missing or malformed"
         if method == "card":
             expiry = details.get("expiry")
-            match = _EXPIRY.match(expiry) if isinstance(expiry, str) else None
+            match = _EXPIRY.fullmatch(expiry) if isinstance(expiry, str) else None
             if match is None:
                 problems["details.expiry"] = "MM/YY"
             elif (2000 + int(match[2]), int(match[1])) < (today.year, today.month):
                 problems["details.expiry"] = "the card has expired"
-            if not isinstance(details.get("cvc"), str) or not _CVC.match(details["cvc"]):
+            if not isinstance(details.get("cvc"), str) or not _CVC.fullmatch(details["cvc"]):
                 problems["details.cvc"] = "3 or 4 digits"
     if problems:
         raise errors.ValidationError("invalid payment request", details=problems)
@@ -129,7 +129,7 @@ async def create_payment(request: web.Request) -> web.Response:
     hold = await owned_hold(request, booking_id)
     reply_channel_ready(app)
     command = messages.begin_payment_command(
-        request_id=messages.new_public_id(messages.event_of(booking_id)),
+        request_id=messages.new_request_id(messages.event_of(booking_id)),
         hold=hold,
         booking_id=booking_id,
         method=method,
@@ -215,7 +215,7 @@ async def _refund_step(
         step=step,
         payment=payment,
         hold=hold,
-        request_id=messages.new_public_id(messages.event_of(payment["payment_id"])),
+        request_id=messages.new_request_id(messages.event_of(payment["payment_id"])),
         reply_to=app[appkeys.GATEWAY_ID],
         percent=percent,
         amount_cents=payment["amount_cents"] * percent // 100,

@@ -71,4 +71,3 @@ def main() -> int:
         tracer_provider.shutdown()
     log.info("payment worker %s stopped", settings.instance_id)
     return 0
-
