@@ -19,10 +19,15 @@ from typing import Any
 import asyncpg
 import bcrypt
 
-from gateway import errors
+from gateway import errors, text
 
 REFRESH_TOKEN_TTL = timedelta(days=7)
-_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+")
+# The checks and the OpenAPI document read the same pattern (a JSON Schema pattern is ECMA-262).
+EMAIL_PATTERN = (
+    f"^[^@\\u0000{text.SPACE}]{{1,64}}@[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    "(?:\\.[A-Za-z0-9-]{1,63})+$"
+)
+_EMAIL = re.compile(EMAIL_PATTERN)
 # A valid bcrypt hash of a random secret: login of an unknown email costs the same time.
 _TIMING_DUMMY = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
 
@@ -62,9 +67,9 @@ class Account:
 
 
 def validate_email(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.fullmatch(value.strip()):
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.fullmatch(text.trimmed(value)):
         raise errors.ValidationError("invalid email", details={"email": "a valid email address"})
-    return value.strip().lower()
+    return text.trimmed(value).lower()
 
 
 # bcrypt reads at most 72 bytes of a password (bcrypt 5 refuses more): a longer one is refused
@@ -300,7 +305,8 @@ async def finish_password_reset(
             _digest(token),
         )
         if user_id is None:
-            raise errors.ValidationError("invalid or expired reset token", details={"token": "unusable"})
+            # Well formed, but no reset it names is open: a credential refused, not bad input.
+            raise errors.Unauthorized("invalid, used or expired reset token")
         row = await conn.fetchrow(
             "UPDATE users SET password_hash = $2, updated_at = now() "
             f"WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}",

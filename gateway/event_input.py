@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from gateway import errors, event_store
+from gateway import errors, event_store, text
+from gateway.params import whole_number
 
 STATUSES = ("draft", "published", "cancelled")
 
@@ -21,13 +22,14 @@ def status(body: dict, current: str) -> str:
 
 
 def text_field(body: dict, name: str, *, required: bool = False, limit: int = 2000) -> str:
-    """A text field of 1..`limit` characters, stripped ("" when absent and not required)."""
+    """A text field of 1..`limit` characters, not only white space, trimmed ("" when absent or
+    null and not required)."""
     value = body.get(name)
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    if not isinstance(value, str) or len(value) > limit or not text.visible(value):
         raise errors.ValidationError(f"invalid {name}", details={name: f"1..{limit} characters"})
-    return value.strip()
+    return text.trimmed(value)
 
 
 def int_field(
@@ -42,10 +44,11 @@ def int_field(
     where: str | None = None,
 ) -> int | None:
     """An integer field in low..high (`default` when absent; None allowed when `nullable`)."""
-    value = body.get(name, default)
-    if value is None and nullable:
+    raw = body.get(name, default)
+    if raw is None and nullable:
         return None
-    if type(value) is not int or not low <= value <= high:  # bool is an int subclass: refused too
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
         raise errors.ValidationError(f"invalid {name}", details={where or name: hint or f"{low}..{high}"})
     return value
 

@@ -17,6 +17,15 @@ PUBLIC_ID = "[0-9a-f]{64}"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+def whole_number(value: object) -> int | None:
+    """An integer as JSON Schema means one (1 and 1.0 alike; never true/false), or None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
 def parse_uuid(value: object) -> str | None:
     """The canonical form of a UUID given as a string, or None."""
     if not isinstance(value, str):

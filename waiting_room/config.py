@@ -83,6 +83,8 @@ class RoomConfig:
                 values["mode"] = value
             elif name in _INT_BOUNDS:
                 low, high = _INT_BOUNDS[name]
+                if type(value) is float and value.is_integer():  # 1.0 is an integer to JSON Schema
+                    value = int(value)
                 if type(value) is not int or not low <= value <= high:
                     raise ConfigError(name, f"an integer in {low}..{high}")
                 values[name] = value

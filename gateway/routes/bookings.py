@@ -29,7 +29,7 @@ from gateway import appkeys, errors
 from gateway.access import may_manage
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
-from gateway.params import PUBLIC_ID, parse_uuid
+from gateway.params import PUBLIC_ID, parse_uuid, whole_number
 from gateway.payloads import json_object
 from gateway.queue_pass import admit_reserve
 from gateway.responses import ok, price_text
@@ -72,8 +72,8 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
     event_id = _uuid_field(body, "event_id", problems)
     show_id = _uuid_field(body, "show_id", problems)
     zone_id = _uuid_field(body, "zone_id", problems)
-    quantity = body.get("quantity")
-    if type(quantity) is not int:  # bool is an int subclass: refuse true/false too
+    quantity = whole_number(body.get("quantity"))
+    if quantity is None:
         problems["quantity"] = "required, an integer"
     body_key = body.get("idempotency_key")
     key = body_key if body_key is not None else header_key

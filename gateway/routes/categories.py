@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from gateway import appkeys, errors
+from gateway import appkeys, errors, text
 from gateway.audit_trail import audit
 from gateway.auth import current_principal
 from gateway.payloads import read_json_object
@@ -25,14 +25,14 @@ async def create_category(request: web.Request) -> web.Response:
         raise errors.Forbidden("only admins add categories")
     body = await read_json_object(request)
     name, slug = body.get("name"), body.get("slug")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+    if not isinstance(name, str) or len(name) > 100 or not text.visible(name):
         raise errors.ValidationError("invalid name", details={"name": "1..100 characters"})
     if not isinstance(slug, str) or len(slug) > 100 or not _SLUG.fullmatch(slug):
         raise errors.ValidationError("invalid slug", details={"slug": "lower-case words joined by '-'"})
     row = await request.app[appkeys.PG_POOL].fetchrow(
         "INSERT INTO categories (name, slug) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING "
         "RETURNING id, name, slug",
-        name.strip(),
+        text.trimmed(name),
         slug,
     )
     if row is None:

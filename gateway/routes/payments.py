@@ -44,6 +44,7 @@ def parse_payment(raw: bytes, today: datetime) -> tuple[str, str, dict[str, str]
     """booking id, method, and the details the provider needs (card: number, expiry, cvc)."""
     body = json_object(raw)
     problems: dict[str, str] = {}
+    expired = False
     booking_id = body.get("booking_id")
     if not isinstance(booking_id, str) or messages.event_of(booking_id) is None:
         problems["booking_id"] = "required, a booking id (64 hex characters)"
@@ -64,11 +65,13 @@ def parse_payment(raw: bytes, today: datetime) -> tuple[str, str, dict[str, str]
             if match is None:
                 problems["details.expiry"] = "MM/YY"
             elif (2000 + int(match[2]), int(match[1])) < (today.year, today.month):
-                problems["details.expiry"] = "the card has expired"
+                expired = True
             if not isinstance(details.get("cvc"), str) or not _CVC.fullmatch(details["cvc"]):
                 problems["details.cvc"] = "3 or 4 digits"
     if problems:
         raise errors.ValidationError("invalid payment request", details=problems)
+    if expired:  # well formed, but no bank would take it: a declined payment, not bad input
+        raise errors.PaymentFailed("the card has expired", details={"details.expiry": "the card has expired"})
     field = DETAIL_FIELD[method]
     kept = {field: details[field]} | ({"expiry": details["expiry"]} if method == "card" else {})
     return booking_id, method, kept

@@ -55,7 +55,7 @@ async def update_user(request: web.Request) -> web.Response:
     if disabled is not None and not isinstance(disabled, bool):
         raise errors.ValidationError("invalid disabled", details={"disabled": "true or false"})
     if user_id == admin.user_id and (disabled or (role is not None and role != "admin")):
-        raise errors.ValidationError("admins cannot disable or demote themselves")
+        raise errors.Conflict("admins cannot disable or demote themselves")
     pool = request.app[appkeys.PG_POOL]
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(

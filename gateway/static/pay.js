@@ -257,7 +257,8 @@ async function refreshHold() {
 
 function explain(failure) {
   if (failure.status === 401 && !requireSignIn()) return;
-  if (failure.code === "VALIDATION_ERROR" && failure.details) {
+  // A refused detail (bad input, 400; an expired card, 402): shown at its field.
+  if ((failure.code === "VALIDATION_ERROR" || failure.code === "PAYMENT_FAILED") && failure.details) {
     const problems = {};
     for (const [field, message] of Object.entries(failure.details)) {
       problems[field.replace(/^details\./, "")] = message; // "details.card_number" -> its input
