@@ -63,7 +63,7 @@ async def test_reset_by_mail(gw, http, pg, smtp_sink, new_tenant):
     status, _ = await _post(http, f"{gw}/api/v1/auth/reset-password", {"token": token, "password": NEW})
     assert status == 200
     status, again = await _post(http, f"{gw}/api/v1/auth/reset-password", {"token": token, "password": NEW})
-    assert (status, again["error"]["code"]) == (400, "VALIDATION_ERROR")  # single use
+    assert (status, again["error"]["code"]) == (401, "UNAUTHORIZED")  # single use: a spent credential
     assert (
         await _post(http, f"{gw}/api/v1/auth/login", {"tenant": slug, "email": address, "password": OLD})
     )[0] == 401

@@ -105,10 +105,12 @@ async def reserve(request: web.Request) -> web.Response:
         raise errors.BookingClosed(details={"closed_at": iso_ms(int(show.closes_at * 1000))})
     if show.min_age and not principal.is_at_least(show.min_age, datetime.fromtimestamp(now, UTC).date()):
         raise errors.AgeRestricted(details={"min_age": show.min_age})
-    if not 1 <= req.quantity <= show.max_per_user:
-        raise errors.ValidationError(
-            f"quantity must be between 1 and {show.max_per_user}",
-            details={"quantity": f"1..{show.max_per_user}"},
+    if req.quantity < 1:
+        raise errors.ValidationError("quantity must be at least 1", details={"quantity": "1.."})
+    if req.quantity > show.max_per_user:  # well formed, but over this event's limit
+        raise errors.MaxPerUserExceeded(
+            f"at most {show.max_per_user} seats per user for this event",
+            details={"quantity": req.quantity, "max_per_user": show.max_per_user},
         )
     await admit_reserve(request, principal, req.event_id, now)
 

@@ -197,6 +197,17 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+# What the server's HTTP layer answers itself, before any route: a request line over 8 KiB, a
+# header holding a control character. Plain text, not the envelope (no handler saw it).
+BAD_REQUEST = {
+    "description": "invalid input (the envelope); a request HTTP itself refuses: plain text",
+    "content": {
+        "application/json": {"schema": ERROR},
+        "text/plain": {"schema": {"type": "string"}},
+    },
+}
+
+
 def query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
@@ -224,10 +235,12 @@ def op(
         out["parameters"] = params
     for status, schema in responses.items():
         out["responses"][str(status)] = {"description": summary, **_content(schema)}
-    # Any body can be too large (413), and any request can meet the limiter or a failing service.
+    # Any body can be too large (413), any request can meet the limiter or a failing service, and
+    # any can be refused by HTTP itself (400).
     bodily = (413,) if body is not None else ()
-    for status in sorted({*errors, *bodily, *((401,) if auth else ()), 429, 500, 503}):
+    for status in sorted({*errors, *bodily, *((401,) if auth else ()), 400, 429, 500, 503}):
         out["responses"][str(status)] = {"description": "error", **_content(ERROR)}
+    out["responses"]["400"] = BAD_REQUEST
     if auth:
         out["security"] = [{"bearer": []}]
     if body is not None:
@@ -768,6 +781,76 @@ def with_path_params(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     return paths
 
 
+def _operation_ref(method: str, path: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+EVENT_ID = "$response.body#/data/id"
+FIRST_SHOW = "$response.body#/data/shows/0/show_id"
+FIRST_ZONE = "$response.body#/data/shows/0/zones/0/id"
+BOOKING_ID = "$response.body#/data/booking_id"
+PAYMENT_ID = "$response.body#/data/payment_id"
+# What an answer leads to (OpenAPI links: tools follow them from one call to the next, so an
+# event made is then read, edited, published and booked, a booking paid for and refunded).
+# (source method, path, status) -> link name -> (target method, path, parameters, request body).
+LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str], dict[str, Any] | None]]] = {
+    ("post", "/api/v1/events", 201): {
+        "GetEvent": ("get", "/api/v1/events/{event_id}", {"event_id": EVENT_ID}, None),
+        "EditEvent": ("put", "/api/v1/events/{event_id}", {"event_id": EVENT_ID}, None),
+        "PublishEvent": ("put", "/api/v1/events/{event_id}", {"event_id": EVENT_ID}, {"status": "published"}),
+        "DeleteEvent": ("delete", "/api/v1/events/{event_id}", {"event_id": EVENT_ID}, None),
+        "EventShows": ("get", "/api/v1/events/{event_id}/shows", {"event_id": EVENT_ID}, None),
+        "Availability": ("get", "/api/v1/events/{event_id}/availability", {"event_id": EVENT_ID}, None),
+        "Room": ("get", "/api/v1/admin/events/{event_id}/room", {"event_id": EVENT_ID}, None),
+        "ChangeRoom": ("put", "/api/v1/admin/events/{event_id}/room", {"event_id": EVENT_ID}, None),
+    },
+    ("put", "/api/v1/events/{event_id}", 200): {
+        "Availability": ("get", "/api/v1/events/{event_id}/availability", {"event_id": EVENT_ID}, None),
+        "JoinQueue": ("post", "/api/v1/queue/join", {}, {"event_id": EVENT_ID}),
+    },
+    ("get", "/api/v1/events/{event_id}/availability", 200): {
+        "ShowZones": ("get", "/api/v1/shows/{show_id}/zones", {"show_id": FIRST_SHOW}, None),
+        "ChangeSeats": (
+            "put",
+            "/api/v1/shows/{show_id}/zones/{zone_id}",
+            {"show_id": FIRST_SHOW, "zone_id": FIRST_ZONE},
+            None,
+        ),
+        "Reserve": (
+            "post",
+            "/api/v1/bookings/reserve",
+            {},
+            {"event_id": "$response.body#/data/event_id", "show_id": FIRST_SHOW, "zone_id": FIRST_ZONE},
+        ),
+    },
+    ("post", "/api/v1/bookings/reserve", 201): {
+        "GetBooking": ("get", "/api/v1/bookings/{booking_id}", {"booking_id": BOOKING_ID}, None),
+        "Cancel": ("post", "/api/v1/bookings/{booking_id}/cancel", {"booking_id": BOOKING_ID}, None),
+        "Confirm": ("post", "/api/v1/bookings/{booking_id}/confirm", {"booking_id": BOOKING_ID}, None),
+        "Pay": ("post", "/api/v1/payments", {}, {"booking_id": BOOKING_ID}),
+    },
+    ("post", "/api/v1/payments", 201): {
+        "GetPayment": ("get", "/api/v1/payments/{payment_id}", {"payment_id": PAYMENT_ID}, None),
+        "Refund": ("post", "/api/v1/payments/{payment_id}/refund", {"payment_id": PAYMENT_ID}, None),
+    },
+}
+
+
+def with_links(paths: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for (method, path, status), links in LINKS.items():
+        response = paths[path][method]["responses"][str(status)]
+        response["links"] = {}
+        for name, (target_method, target_path, parameters, body) in links.items():
+            assert target_method in paths[target_path], (target_method, target_path)
+            link: dict[str, Any] = {"operationRef": _operation_ref(target_method, target_path)}
+            if parameters:
+                link["parameters"] = parameters
+            if body is not None:
+                link["requestBody"] = body
+            response["links"][name] = link
+    return paths
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -782,7 +865,7 @@ DOCUMENT: dict[str, Any] = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     },
-    "paths": with_path_params(PATHS),
+    "paths": with_links(with_path_params(PATHS)),
 }
 DOCUMENT_JSON = orjson.dumps(DOCUMENT)
 
