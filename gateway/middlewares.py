@@ -35,6 +35,11 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'",
 }
 
+# The API docs page (Swagger UI) draws its icons from data: URLs in its stylesheet: that page's
+# policy allows images from data: too, and nothing else more. Every other page keeps the above.
+API_DOCS_PAGE = "page:api-docs.html"
+API_DOCS_CSP = "default-src 'self'; img-src 'self' data:"
+
 # aiohttp's own HTTP errors (no route, wrong method, body too large) in the spec's envelope.
 _HTTP_CODES = {
     400: errors.ValidationError,
@@ -167,6 +172,8 @@ def _count(request: web.Request, response: web.StreamResponse, started: float) -
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response, streamed ones included, carries spec §8.6 headers."""
     response.headers.update(SECURITY_HEADERS)
+    if request.match_info.route.name == API_DOCS_PAGE:
+        response.headers["Content-Security-Policy"] = API_DOCS_CSP
 
 
 # Route name -> policy; every other /api route is "general"; these are not limited at all.

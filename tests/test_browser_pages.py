@@ -12,6 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 
 from gateway.event_store import ZoneSpec
+from gateway.routes.openapi import DOCUMENT
 from lua import keys
 from ops.inventory import load_event_inventory
 from ops.seed_data import create_event
@@ -210,3 +211,35 @@ async def test_pages_carry_the_security_headers_and_no_inline_script(site, http)
         assert r.status == 302 and r.headers["Location"] == "/events"
     async with http.get(f"{site['url']}/static/../gateway/settings.py") as r:
         assert r.status == 404
+
+
+def _api_docs(driver, url: str) -> dict:
+    driver.get(f"{url}/api/docs")
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 40)
+    title = driver.find_element(By.CSS_SELECTOR, ".info .title").text
+    # Open one operation and its "Try it out": the form Swagger UI builds from the document.
+    reserve = driver.find_element(By.CSS_SELECTOR, "#operations-default-post_api_v1_bookings_reserve")
+    reserve.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    wait(driver, lambda d: reserve.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
+    reserve.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+    body = wait(driver, lambda d: reserve.find_element(By.CSS_SELECTOR, "textarea.body-param__text"))
+    return {
+        "title": title,
+        "operations": len(driver.find_elements(By.CSS_SELECTOR, ".opblock")),
+        "reserve_example": body.get_attribute("value"),
+        "problems": page_problems(driver),
+    }
+
+
+async def test_the_api_docs_page_renders_the_document(browser, site, http):
+    async with http.get(f"{site['url']}/api/docs") as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+        csp = r.headers["Content-Security-Policy"]
+    page = await asyncio.to_thread(_api_docs, browser, site["url"])
+    assert page["title"].startswith("Booking Rush")
+    assert page["operations"] == sum(len(ops) for ops in DOCUMENT["paths"].values())
+    assert '"event_id"' in page["reserve_example"] and '"quantity"' in page["reserve_example"]
+    assert csp == "default-src 'self'; img-src 'self' data:"  # Swagger UI's icons are data: URLs
+    assert page["problems"] == [], page["problems"]
+    async with http.get(f"{site['url']}/events") as r:  # the relaxed policy is that page's alone
+        assert r.headers["Content-Security-Policy"] == "default-src 'self'"

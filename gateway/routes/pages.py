@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from openapi_ui_bundles.swagger_ui import static_path as swagger_ui_path
 
 from gateway.params import PUBLIC_ID, path_uuid
 
@@ -23,6 +24,7 @@ PAGES = {
     "/book/{event_id}": "book.html",
     "/my-bookings": "my-bookings.html",
     "/dashboard": "dashboard.html",
+    "/api/docs": "api-docs.html",  # the API's reference (Swagger UI over /api/v1/openapi.json)
 }
 
 # Pages of one booking: the route's own pattern checks its id (params.PUBLIC_ID).
@@ -55,3 +57,7 @@ def add_routes(app: web.Application) -> None:
     for route, filename in BOOKING_PAGES.items():
         app.router.add_get(route, _page(filename, uuid_params=False), name=f"page:{filename}")
     app.router.add_static("/static/", STATIC_DIR, name="page:static", append_version=False)
+    # Swagger UI's own files, from the openapi-ui-bundles package (no CDN).
+    app.router.add_static(
+        "/api/docs/assets/", Path(str(swagger_ui_path)), name="page:api-docs-assets", append_version=False
+    )
