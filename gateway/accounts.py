@@ -218,7 +218,7 @@ async def revoke_family(conn: asyncpg.Connection, family_id) -> None:
 
 async def logout(pool: asyncpg.Pool, user_id: str, token: Any) -> bool:
     """Revoke the session (token family) that `token` belongs to, if it is this user's."""
-    if not isinstance(token, str) or not token:
+    if not isinstance(token, str) or not 20 <= len(token) <= 200:
         raise errors.ValidationError("refresh_token is required", details={"refresh_token": "required"})
     async with pool.acquire() as conn:
         result = await conn.execute(

@@ -123,6 +123,19 @@ def shows(body: dict) -> list[event_store.ShowSpec]:
     return specs
 
 
+def new_event(body: dict) -> dict[str, Any]:
+    """A new event's fields, each checked (event_store.insert_event's keyword arguments)."""
+    return {
+        "title": text_field(body, "title", required=True, limit=200),
+        "description": text_field(body, "description"),
+        "venue": text_field(body, "venue", limit=200),
+        "max_per_user": max_per_user(body),
+        "booking_window_minutes": booking_window(body),
+        "min_age": min_age(body),
+        "shows": shows(body),
+    }
+
+
 EDITABLE = ("title", "description", "venue", "max_tickets_per_user", "booking_window_minutes", "min_age")
 
 
@@ -144,7 +157,9 @@ async def category_id(pool, slug: Any) -> str | None:
     """The id of the category named by its slug (None: no category)."""
     if slug is None:
         return None
-    category = await pool.fetchval("SELECT id FROM categories WHERE slug = $1", str(slug)[:100])
+    if not isinstance(slug, str) or len(slug) > 100:
+        raise errors.ValidationError("invalid category", details={"category": "a category's slug"})
+    category = await pool.fetchval("SELECT id FROM categories WHERE slug = $1", slug)
     if category is None:
         raise errors.ValidationError("unknown category", details={"category": "an existing category slug"})
     return str(category)

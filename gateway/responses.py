@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -21,7 +22,11 @@ def ok(data: Any, status: int = 200, meta: dict[str, Any] | None = None) -> web.
 
 
 def error(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return _json({"success": False, "error": {"code": code, "message": message, "details": details}}, status)
+    body = {"success": False, "error": {"code": code, "message": message, "details": details}}
+    try:
+        return _json(body, status)
+    except TypeError:  # details echoing what orjson cannot write (an integer past 64 bits)
+        return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
 
 
 def price_text(cents: int) -> str:

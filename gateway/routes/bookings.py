@@ -110,7 +110,7 @@ async def reserve(request: web.Request) -> web.Response:
     if req.quantity > show.max_per_user:  # well formed, but over this event's limit
         raise errors.MaxPerUserExceeded(
             f"at most {show.max_per_user} seats per user for this event",
-            details={"quantity": req.quantity, "max_per_user": show.max_per_user},
+            details={"max_per_user": show.max_per_user},
         )
     await admit_reserve(request, principal, req.event_id, now)
 

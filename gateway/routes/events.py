@@ -157,19 +157,17 @@ async def create_event(request: web.Request) -> web.Response:
     principal = manager_of(request)
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
+    # Everything checked before a connection is taken (the category's lookup takes one of its own:
+    # done inside, a burst of creations would hold every connection waiting for a second one).
+    draft = event_input.new_event(body)
+    category_id = await event_input.category_id(pool, body.get("category"))
     async with pool.acquire() as conn:
         event_id, _ = await event_store.insert_event(
             conn,
             tenant_id=principal.tenant_id,
             organizer_id=principal.user_id,
-            title=event_input.text_field(body, "title", required=True, limit=200),
-            description=event_input.text_field(body, "description"),
-            venue=event_input.text_field(body, "venue", limit=200),
-            max_per_user=event_input.max_per_user(body),
-            booking_window_minutes=event_input.booking_window(body),
-            min_age=event_input.min_age(body),
-            shows=event_input.shows(body),
-            category_id=await event_input.category_id(pool, body.get("category")),
+            category_id=category_id,
+            **draft,
         )
     event = await _detail(pool, event_id)
     await audit(request, "event.created", "event", event_id, title=event["title"], shows=len(event["shows"]))

@@ -340,7 +340,7 @@ RESERVE_BODY = obj(
     show_id=UUID,
     zone_id=UUID,
     quantity=integer(1, 20, description="at most the event's max_tickets_per_user"),
-    idempotency_key={"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    idempotency_key=nullable({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}),
 )
 REFRESH_BODY = obj(["refresh_token"], refresh_token=TOKEN)
 ID_STRING = {"type": "string", "pattern": f"^{PUBLIC_ID}$"}
