@@ -6,7 +6,6 @@ Each session gets its own topic prefix and consumer groups, so it never meets a 
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
 
 import aiohttp
 import asyncpg
@@ -18,9 +17,8 @@ from gateway.auth import issue_access_token
 from lua import load_scripts
 from ops import stack
 from ops.demo_pay import Mailbox
-from ops.inventory import load_event_inventory
 from ops.migrate import migrate
-from ops.seed_data import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.seed_data import CreatedEvent, ensure_tenant, ensure_users
 from tests.browser import chromium
 from tests.contract import BREACHES
 from tests.support import (
@@ -28,6 +26,7 @@ from tests.support import (
     WorkerProcess,
     free_port,
     gateway_settings,
+    published_event,
     running_gateway,
     unique,
     worker_env,
@@ -154,18 +153,7 @@ def make_event(pg, sale_redis, tenant):
     async def make(
         zones: list[tuple[str, int]], shows: int = 2, max_per_user: int = 4, price: str = "100.00"
     ) -> CreatedEvent:
-        async with pg.acquire() as conn:
-            event = await create_event(
-                conn,
-                tenant_id=tenant["tenant_id"],
-                organizer_id=tenant["organizer_id"],
-                title=unique("Event "),
-                shows=shows,
-                max_per_user=max_per_user,
-                zones=[ZoneSpec(name, Decimal(price), seats) for name, seats in zones],
-            )
-            await load_event_inventory(sale_redis, conn, event.event_id)
-        return event
+        return await published_event(pg, sale_redis, tenant, zones, shows, max_per_user, price)
 
     return make
 

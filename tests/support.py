@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -26,10 +27,12 @@ from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ops.config import REPO_ROOT, StackConfig
+from ops.inventory import load_event_inventory
 from ops.processes import free_port as free_port  # throwaway servers, re-exported for the tests
 from ops.processes import service_env
 from ops.processes import start_redis as start_redis
 from ops.processes import stop_redis as stop_redis
+from ops.seed_data import CreatedEvent, ZoneSpec, create_event
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers.admitter import tick_message
@@ -465,3 +468,28 @@ async def started_gateway(cfg: StackConfig, topics: Topics, secret: str, session
         if proc.returncode is None:
             proc.terminate()
         await proc.wait()
+
+
+async def published_event(
+    pg,
+    sale_redis,
+    tenant: dict,
+    zones: list[tuple[str, int]],
+    shows: int = 2,
+    max_per_user: int = 4,
+    price: str = "100.00",
+) -> CreatedEvent:
+    """A published event of `tenant` (its tenant_id, organizer_id) with its inventory loaded into
+    the sale Redis: `zones` (name, seats) in every one of `shows` shows."""
+    async with pg.acquire() as conn:
+        event = await create_event(
+            conn,
+            tenant_id=tenant["tenant_id"],
+            organizer_id=tenant["organizer_id"],
+            title=unique("Event "),
+            shows=shows,
+            max_per_user=max_per_user,
+            zones=[ZoneSpec(name, Decimal(price), seats) for name, seats in zones],
+        )
+        await load_event_inventory(sale_redis, conn, event.event_id)
+    return event

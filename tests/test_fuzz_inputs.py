@@ -24,7 +24,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import aiohttp
 import jsonschema
@@ -36,12 +35,12 @@ from booking_rush.contract import messages
 from gateway.auth import issue_access_token
 from gateway.routes.openapi import DOCUMENT
 from lua import keys
-from ops.inventory import load_event_inventory
-from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
+from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import (
     WorkerProcess,
     book,
     gateway_settings,
+    published_event,
     running_gateway,
     topic_size,
     unique,
@@ -298,16 +297,7 @@ async def world(schema, pg, sale_redis, new_topics, jwt_secret, http, tenant):
         "another tenant's admin": headers(other_admin, other, "admin"),
         "nobody": {},
     }
-    async with pg.acquire() as conn:
-        event = await create_event(
-            conn,
-            tenant_id=tenant["tenant_id"],
-            organizer_id=tenant["organizer_id"],
-            title=unique("Fuzz "),
-            shows=1,
-            zones=[ZoneSpec("GA", Decimal("100.00"), 20)],
-        )
-        await load_event_inventory(sale_redis, conn, event.event_id)
+    event = await published_event(pg, sale_redis, tenant, [("GA", 20)], shows=1)
     show_id = next(iter(event.shows))
     zone_id = event.shows[show_id]["GA"]
     worker = await WorkerProcess(
