@@ -51,3 +51,4 @@ JOBS = web.AppKey("jobs", JobQueue)
 TRACE_RATIO = web.AppKey("trace_ratio", float)  # set only when tracing is on
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)
+CLIENT_ADDRESS = web.RequestKey("client_address", str)  # through trusted proxies (client_address.py)

@@ -18,6 +18,7 @@ from booking_rush.contract.audit import AuditEntry
 from booking_rush.services.audit_log import record
 from gateway import appkeys
 from gateway.auth import PRINCIPAL
+from gateway.middlewares import client_address
 
 log = logging.getLogger("gateway.audit")
 
@@ -48,7 +49,7 @@ async def audit(
         entity_id=str(entity_id),
         tenant_id=tenant_id,
         actor_id=actor_id,
-        details={**details, "request_id": request.get(appkeys.REQUEST_ID), "ip": request.remote},
+        details={**details, "request_id": request.get(appkeys.REQUEST_ID), "ip": client_address(request)},
     )
     try:
         async with asyncio.timeout(AUDIT_TIMEOUT_S):

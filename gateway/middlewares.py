@@ -124,6 +124,9 @@ async def request_id_and_errors(request: web.Request, handler) -> web.StreamResp
     if not _CLIENT_REQUEST_ID.fullmatch(rid):
         rid = os.urandom(16).hex()  # uuid4().hex's shape, without building a UUID object
     request[appkeys.REQUEST_ID] = rid
+    request[appkeys.CLIENT_ADDRESS] = request.app[appkeys.SETTINGS].trusted_proxies.client(
+        request.remote, request.headers
+    )
     logs.REQUEST_ID.set(rid)  # every line logged while serving it carries the request id
     started = time.perf_counter()
     try:
@@ -177,16 +180,32 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 
 # Route name -> policy; every other /api route is "general"; these are not limited at all.
-ROUTE_POLICIES = {"reserve": "reserve", "login": "login", "register": "register"}
+ROUTE_POLICIES = {"reserve": "reserve"}
+# The account routes count against the client's address whoever the bearer is (a valid token
+# must not give an attacker with N accounts N budgets); login and register also count against
+# the account they name (routes/auth.py), and reset mails against theirs.
+ADDRESS_POLICIES = {
+    "login": "login_address",
+    "register": "register_address",
+    "forgot_password": "forgot_address",
+    "reset_password": "reset_address",
+}
 UNLIMITED_ROUTES = {"healthz", "readyz", "ops:metrics"}
 
 
 PASS_HEADER = "X-Queue-Pass"
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: the socket peer, or what trusted proxies say it is (client_address.py)."""
+    return request.get(appkeys.CLIENT_ADDRESS) or request.remote or "unknown"
+
+
 def _subject(request: web.Request, route_name: str | None) -> str:
     """Who a request counts against: the bearer's user; for the live-position stream, the user
     its queue ticket names (many people in line may share one address); else the address."""
+    if route_name in ADDRESS_POLICIES:
+        return "ip:" + client_address(request)
     try:
         return "user:" + current_principal(request).user_id
     except errors.Unauthorized:
@@ -197,7 +216,7 @@ def _subject(request: web.Request, route_name: str | None) -> str:
             return "user:" + read_queue_ticket(secret, query.get("ticket", ""), query.get("event_id", ""))
         except errors.ApiError:
             pass  # the handler refuses the ticket; the attempt counts against the address
-    return "ip:" + (request.remote or "unknown")
+    return "ip:" + client_address(request)
 
 
 async def take_token(request: web.Request, policy: str, subject: str) -> None:
@@ -218,7 +237,8 @@ async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
     # A reserve with a pass is limited by gateway/queue_pass.py: the pass's own limit, or this one.
     if not (name == "reserve" and PASS_HEADER in request.headers):
         subject = _subject(request, name)
-        await take_token(request, ROUTE_POLICIES.get(name, "general"), subject)
+        policy = ADDRESS_POLICIES.get(name) or ROUTE_POLICIES.get(name, "general")
+        await take_token(request, policy, subject)
     response = await handler(request)
     decision = request.get(appkeys.RATE_DECISION)
     if decision is not None:

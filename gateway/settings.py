@@ -11,6 +11,7 @@ from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_float, env_int, env_str
 from booking_rush.services.mail import MailSettings
+from gateway.client_address import ProxyConfigError, ProxyTrust
 from gateway.ratelimit import parse_policies
 from waiting_room.passes import PassKeys
 
@@ -54,6 +55,8 @@ class GatewaySettings:
     stream_heartbeat_s: float = 15.0
     stream_correction_s: float = 5.0
     stream_correction_batch: int = 500
+    # Which proxies' X-Forwarded-For / Forwarded is believed (default: none; gateway/client_address.py).
+    trusted_proxies: ProxyTrust = ProxyTrust()
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -68,6 +71,12 @@ class GatewaySettings:
             raise ConfigError(str(exc)) from exc
         rate_limits = os.environ.get("BR_RATE_LIMITS", "")
         parse_policies(rate_limits)  # a bad value fails here, at start-up
+        try:
+            trusted_proxies = ProxyTrust.parse(
+                env_str("BR_TRUSTED_PROXIES", ""), env_int("BR_TRUSTED_PROXY_HOPS", 1)
+            )
+        except ProxyConfigError as exc:
+            raise ConfigError(str(exc)) from exc
         return cls(
             rate_limits=rate_limits,
             rate_limit_namespace=env_str("BR_RATE_LIMIT_NAMESPACE", "rl"),
@@ -88,6 +97,7 @@ class GatewaySettings:
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
             stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
             mail=MailSettings.from_env(),
+            trusted_proxies=trusted_proxies,
         )
 
     @property

@@ -16,7 +16,8 @@ sold out or 429 are successes under their own names: see ops/locustfile.py), 1 o
 when no gateway answers.
 
 Every buyer signs in from this machine's address: the gateway must allow that many logins (the
-demo lifts the login limit; otherwise start it with BR_RATE_LIMITS=login=100000/10000).
+demo lifts the login limits; otherwise start it with
+BR_RATE_LIMITS=login=100000/10000,login_address=100000/10000: the whole crowd is one address).
 """
 
 from __future__ import annotations

@@ -165,12 +165,29 @@ def gateway_settings(cfg: StackConfig, topics: Topics, secret: str, **overrides:
     return GatewaySettings(**values)
 
 
+# Every account policy lifted, per account and per address (the tests' callers share 127.0.0.1).
+ACCOUNT_LIMITS_LIFTED = (
+    ",".join(
+        f"{policy}=1000/1000"
+        for policy in (
+            "register",
+            "login",
+            "register_address",
+            "login_address",
+            "forgot_address",
+            "reset_address",
+        )
+    )
+    + ",reset_mail=1000/1000/60"
+)
+
+
 def accounts_gateway_settings(
     cfg: StackConfig, topics: Topics, secret: str, **overrides: Any
 ) -> GatewaySettings:
     """For account tests: cheap bcrypt (cost 4) and the register/login limits lifted; the spec's
     own limits are tested on their own."""
-    values: dict[str, Any] = {"bcrypt_cost": 4, "rate_limits": "register=1000/1000,login=1000/1000"}
+    values: dict[str, Any] = {"bcrypt_cost": 4, "rate_limits": ACCOUNT_LIMITS_LIFTED}
     values.update(overrides)
     return gateway_settings(cfg, topics, secret, **values)
 

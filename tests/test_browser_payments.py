@@ -78,7 +78,7 @@ async def sale(schema, pg, new_topics, jwt_secret, smtp_sink):
         topics,
         jwt_secret,
         bcrypt_cost=4,
-        rate_limits="general=6000/1000,reserve=1000/1000,login=1000/1000",
+        rate_limits="general=6000/1000,reserve=1000/1000,login=1000/1000,login_address=1000/1000",
     )
     try:
         async with running_gateway(settings) as url:

@@ -57,7 +57,10 @@ async def sale(schema, new_topics, jwt_secret, smtp_sink):
     )
     # Every buyer signs in from 127.0.0.1: lift the per-address login and anonymous limits.
     settings = gateway_settings(
-        schema, topics, jwt_secret, rate_limits="login=100000/10000,general=6000/1000"
+        schema,
+        topics,
+        jwt_secret,
+        rate_limits="login=100000/10000,login_address=100000/10000,general=6000/1000",
     )
     try:
         async with running_gateway(settings) as url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from booking_rush.services.mail import MailError
 from gateway import accounts, appkeys, errors
 from gateway.audit_trail import audit
 from gateway.auth import ACCESS_TOKEN_TTL_S, current_principal, issue_access_token
+from gateway.middlewares import take_token
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 
@@ -41,8 +43,16 @@ def _session(request: web.Request, account: accounts.Account, refresh_token: str
     )
 
 
+def _account(body: dict[str, Any]) -> str:
+    """The account a request names (its tenant and e-mail, as sent), as a rate-limit subject:
+    hashed, so no client text shapes a key."""
+    named = f"{body.get('tenant')}\n{str(body.get('email')).strip().lower()}"
+    return "account:" + hashlib.sha256(named.encode(errors="replace")).hexdigest()[:32]
+
+
 async def register(request: web.Request) -> web.Response:
     body = await read_json_object(request)
+    await take_token(request, "register", _account(body))  # spec §8.4, per account named
     account = await accounts.register(
         request.app[appkeys.PG_POOL],
         tenant=body.get("tenant"),
@@ -59,6 +69,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json_object(request)
+    await take_token(request, "login", _account(body))  # spec §8.4: a brute force aims at an account
     pool = request.app[appkeys.PG_POOL]
     try:
         account = await accounts.login(
@@ -128,8 +139,10 @@ async def update_me(request: web.Request) -> web.Response:
 
 
 async def forgot_password(request: web.Request) -> web.Response:
-    """Mails a single-use reset token; answers the same whether or not the account exists."""
+    """Mails a single-use reset token; answers the same whether or not the account exists (the
+    per-account limit on reset mails too: it counts the account named, existing or not)."""
     body = await read_json_object(request)
+    await take_token(request, "reset_mail", _account(body))
     started = await accounts.start_password_reset(
         request.app[appkeys.PG_POOL], tenant=body.get("tenant"), email=body.get("email")
     )
