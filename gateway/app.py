@@ -15,6 +15,7 @@ from gateway.auth import TokenVerifier
 from gateway.contexts import (
     aux_redis_ctx,
     jobs_ctx,
+    password_hasher_ctx,
     pg_ctx,
     producer_ctx,
     replies_ctx,
@@ -63,6 +64,7 @@ def create_app(
             jobs_ctx,
             producer_ctx,
             pg_ctx,
+            password_hasher_ctx,
             replies_ctx,
             room_view_ctx,
             streams_ctx,

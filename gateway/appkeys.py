@@ -15,6 +15,7 @@ from gateway import auth
 from gateway.listing_cache import ListingCache
 from gateway.loop_batch import LoopBatch
 from gateway.pass_limiter import PassLimiter
+from gateway.password_hasher import PasswordHasher
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
 from gateway.room_view import RoomView
@@ -40,6 +41,7 @@ AUX_REDIS = web.AppKey("aux_redis", aioredis.Redis)
 LIMITER = web.AppKey("limiter", RateLimiter)
 LISTING_CACHE = web.AppKey("listing_cache", ListingCache)
 MAILER = web.AppKey("mailer", Mailer)
+PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
 CLOCK = web.AppKey("clock", Callable[[], float])
 QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)
 PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)

@@ -16,6 +16,7 @@ from booking_rush.services.periodic import run_every
 from gateway import appkeys
 from gateway.listing_cache import ListingCache
 from gateway.loop_batch import LoopBatch
+from gateway.password_hasher import PasswordHasher
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import RateLimiter, parse_policies
 from gateway.room_view import RoomView
@@ -107,6 +108,14 @@ async def jobs_ctx(app: web.Application):
     app[appkeys.JOBS] = queue = JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
     yield
     queue.close()
+
+
+async def password_hasher_ctx(app: web.Application):
+    settings = app[appkeys.SETTINGS]
+    hasher = PasswordHasher(settings.bcrypt_cost, settings.hash_threads, settings.hash_queue)
+    app[appkeys.PASSWORD_HASHER] = hasher
+    yield
+    hasher.close()
 
 
 async def room_view_ctx(app: web.Application):

@@ -42,6 +42,9 @@ class GatewaySettings:
     token_cache_size: int = 100_000
     redis_max_connections: int = 64
     bcrypt_cost: int = 12  # spec §8.1; tests and load tests lower it
+    # bcrypt runs in a pool of its own: this many at once, this many more waiting, then 503.
+    hash_threads: int = 2
+    hash_queue: int = 32
     mail: MailSettings = MailSettings()
     # Signs and verifies X-Queue-Pass. None: a key pair made at start (one process, tests only);
     # from_env requires one, since every process of a deployment must share it.
@@ -92,6 +95,8 @@ class GatewaySettings:
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
             bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
+            hash_threads=max(1, env_int("BR_HASH_THREADS", 2)),
+            hash_queue=max(0, env_int("BR_HASH_QUEUE", 32)),
             queue_pass_keys=pass_keys,
             stream_heartbeat_s=env_float("BR_STREAM_HEARTBEAT_SECONDS", 15.0),
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),

@@ -15,7 +15,7 @@ from decimal import Decimal
 import asyncpg
 import redis.asyncio as aioredis
 
-from gateway.accounts import hash_password
+from gateway.password_hasher import hash_password
 from ops.config import StackConfig
 from ops.inventory import load_event_inventory
 from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users

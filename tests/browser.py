@@ -21,7 +21,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from gateway.accounts import hash_password
+from gateway.password_hasher import hash_password
 from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import unique
 

@@ -196,12 +196,19 @@ def accounts_gateway_settings(
 async def running_gateway(settings: GatewaySettings, **app_options: Any):
     """The real app (create_app) on a loopback port, every answer checked against the OpenAPI
     document (tests/contract.py); yields its base URL."""
+    async with running_gateway_app(settings, **app_options) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def running_gateway_app(settings: GatewaySettings, **app_options: Any):
+    """As running_gateway, yielding (base URL, the running app) for tests that look inside."""
     app = create_app(settings, **app_options)
     app.middlewares.insert(0, openapi_contract)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield str(server.make_url("")).rstrip("/")
+        yield str(server.make_url("")).rstrip("/"), app
     finally:
         await server.close()
 

@@ -18,8 +18,8 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from booking_rush.contract.messages import now_ms
-from gateway.accounts import hash_password
 from gateway.auth import issue_access_token
+from gateway.password_hasher import hash_password
 from ops.inventory import load_event_inventory
 from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
 from tests.browser import page_problems, stored_session, submit_sign_in, wait

@@ -55,11 +55,11 @@ async def register(request: web.Request) -> web.Response:
     await take_token(request, "register", _account(body))  # spec §8.4, per account named
     account = await accounts.register(
         request.app[appkeys.PG_POOL],
+        request.app[appkeys.PASSWORD_HASHER],
         tenant=body.get("tenant"),
         email=body.get("email"),
         password=body.get("password"),
         full_name=body.get("full_name"),
-        bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
     )
     await audit(
         request, "user.registered", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
@@ -73,7 +73,11 @@ async def login(request: web.Request) -> web.Response:
     pool = request.app[appkeys.PG_POOL]
     try:
         account = await accounts.login(
-            pool, tenant=body.get("tenant"), email=body.get("email"), password=body.get("password")
+            pool,
+            request.app[appkeys.PASSWORD_HASHER],
+            tenant=body.get("tenant"),
+            email=body.get("email"),
+            password=body.get("password"),
         )
     except (errors.Unauthorized, errors.Forbidden) as refusal:
         await _audit_failed_login(request, body, refusal)
@@ -167,9 +171,9 @@ async def reset_password(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     account = await accounts.finish_password_reset(
         request.app[appkeys.PG_POOL],
+        request.app[appkeys.PASSWORD_HASHER],
         token=body.get("token"),
         password=body.get("password"),
-        bcrypt_cost=request.app[appkeys.SETTINGS].bcrypt_cost,
     )
     await audit(
         request, "user.password_reset", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
