@@ -149,20 +149,30 @@ async def login(
     return Account.from_row(row)
 
 
-async def new_refresh_token(conn: asyncpg.Connection, user_id: str, family_id: str | None = None) -> str:
+@dataclass(frozen=True)
+class Grant:
+    """A refresh token as issued (shown to the client once, stored as its digest) and the
+    session it belongs to: its family, which access tokens name as `sid`."""
+
+    refresh_token: str
+    session_id: str
+
+
+async def new_refresh_token(conn: asyncpg.Connection, user_id: str, family_id: str | None = None) -> Grant:
+    """A refresh token of a new session, or of `family_id`'s when rotating."""
     token = secrets.token_urlsafe(32)
-    await conn.execute(
+    family = await conn.fetchval(
         "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) "
-        "VALUES ($1, coalesce($2, gen_random_uuid()), $3, $4)",
+        "VALUES ($1, coalesce($2, gen_random_uuid()), $3, $4) RETURNING family_id",
         user_id,
         family_id,
         _digest(token),
         datetime.now(UTC) + REFRESH_TOKEN_TTL,
     )
-    return token
+    return Grant(token, str(family))
 
 
-async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
+async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, Grant]:
     """Use a refresh token once: the account and a new refresh token of the same family."""
     if not isinstance(token, str) or not 20 <= len(token) <= 200:
         raise errors.ValidationError("refresh_token is required", details={"refresh_token": "required"})
@@ -170,9 +180,9 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT r.id AS token_id, r.family_id, r.expires_at, r.used_at, r.revoked_at, "
-            "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at "
-            "FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1 "
-            "FOR UPDATE OF r",
+            "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at, "
+            "t.status AS tenant_status FROM refresh_tokens r JOIN users u ON u.id = r.user_id "
+            "JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1 FOR UPDATE OF r",
             _digest(token),
         )
         if row is None or row["revoked_at"] is not None:
@@ -185,6 +195,8 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
             refusal = errors.Unauthorized("refresh token expired")
         elif row["disabled_at"] is not None:
             refusal = errors.Forbidden("this account is disabled")
+        elif row["tenant_status"] != "active":
+            refusal = errors.Forbidden("this account's tenant is suspended")
         else:
             await conn.execute(
                 "UPDATE refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1", row["token_id"]
@@ -195,26 +207,30 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, str]:
     return Account.from_row(row), fresh
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id) -> None:
-    await conn.execute(
+async def revoke_family(conn: asyncpg.Connection, family_id) -> bool:
+    """End a session's refresh tokens; whether any was still open."""
+    result = await conn.execute(
         "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() "
         "WHERE family_id = $1 AND revoked_at IS NULL",
         family_id,
     )
+    return result != "UPDATE 0"
 
 
-async def logout(pool: asyncpg.Pool, user_id: str, token: Any) -> bool:
-    """Revoke the session (token family) that `token` belongs to, if it is this user's."""
+async def logout(pool: asyncpg.Pool, user_id: str, token: Any) -> tuple[str | None, bool]:
+    """Revoke the session (token family) that `token` belongs to, if it is this user's: (the
+    session's id, or None when the token is not this user's; whether it was still open)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 200:
         raise errors.ValidationError("refresh_token is required", details={"refresh_token": "required"})
     async with pool.acquire() as conn:
-        result = await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now(), updated_at = now() WHERE revoked_at IS NULL "
-            "AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+        family = await conn.fetchval(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
             _digest(token),
             user_id,
         )
-    return result != "UPDATE 0"
+        if family is None:
+            return None, False
+        return str(family), await revoke_family(conn, family)
 
 
 async def profile(pool: asyncpg.Pool, user_id: str) -> Account:

@@ -19,12 +19,14 @@ from gateway.contexts import (
     pg_ctx,
     producer_ctx,
     replies_ctx,
+    revocations_ctx,
     room_view_ctx,
     sale_redis_ctx,
     streams_ctx,
 )
 from gateway.middlewares import add_security_headers, rate_limit, request_id_and_errors, trace_request
 from gateway.pass_limiter import PassLimiter
+from gateway.revocations import Revocations
 from gateway.settings import GatewaySettings, new_gateway_id
 from gateway.show_index import ShowIndex
 from waiting_room.passes import PassKeys, QueuePasses
@@ -52,8 +54,13 @@ def create_app(
     app[appkeys.GATEWAY_ID] = gateway_id or new_gateway_id()
     app[appkeys.SHOW_INDEX] = ShowIndex()
     app[appkeys.MAILER] = Mailer(settings.mail)
+    revocations = app[appkeys.REVOCATIONS] = Revocations()
     app[appkeys.TOKENS] = TokenVerifier(
-        settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience, settings.token_cache_size
+        settings.jwt_secret,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.token_cache_size,
+        revocations.refuses,
     )
     app[appkeys.QUEUE_PASSES] = QueuePasses(settings.queue_pass_keys or PassKeys.generate())
     app[appkeys.PASS_LIMITER] = PassLimiter(settings.pass_rate_per_s, settings.pass_burst)
@@ -61,6 +68,7 @@ def create_app(
         [
             sale_redis_ctx,
             aux_redis_ctx,
+            revocations_ctx,
             jobs_ctx,
             producer_ctx,
             pg_ctx,

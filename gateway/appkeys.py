@@ -18,6 +18,7 @@ from gateway.pass_limiter import PassLimiter
 from gateway.password_hasher import PasswordHasher
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
+from gateway.revocations import Revocations
 from gateway.room_view import RoomView
 from gateway.roundtrip.batcher import CommandBatcher
 from gateway.roundtrip.replies import ReplyRouter
@@ -42,6 +43,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 LISTING_CACHE = web.AppKey("listing_cache", ListingCache)
 MAILER = web.AppKey("mailer", Mailer)
 PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
+REVOCATIONS = web.AppKey("revocations", Revocations)
 CLOCK = web.AppKey("clock", Callable[[], float])
 QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)
 PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)

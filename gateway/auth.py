@@ -1,13 +1,15 @@
 """Bearer JWT access tokens: issuing (for ops and, later, /auth) and verifying with a cache.
 
-Verified tokens are cached per process, keyed by the token string and bounded in size; expiry is
-still checked on every use, so a cached token never outlives its `exp`.
+Verified tokens are cached per process, keyed by the token string and bounded in size; expiry and
+revocation (gateway/revocations.py) are still checked on every use, so a cached token never
+outlives its `exp` nor a logout.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,6 +30,8 @@ class Principal:
     tenant_id: str | None
     exp: float
     birth_date: date | None = None  # from the token: age rules need no database round trip
+    issued_at_ms: int = 0
+    session_id: str | None = None  # the refresh-token family the token was issued under
 
     def is_at_least(self, years: int, today: date) -> bool:
         if self.birth_date is None:
@@ -47,33 +51,47 @@ def issue_access_token(
     birth_date: date | None = None,
     issuer: str = "booking-rush",
     audience: str = "booking-rush",
+    session_id: str | None = None,
 ) -> str:
-    now = int(time.time())
+    now = time.time()
     claims = {
         "sub": user_id,
         "role": role,
         "tenant_id": tenant_id,
         "email": email,
-        "iat": now,
-        "exp": now + ttl_s,
+        # In ms (a JWT NumericDate may have a fraction): a token issued in the same second as a
+        # revocation, but after it, is not taken back with the ones before.
+        "iat": round(now, 3),
+        "exp": int(now) + ttl_s,
         "iss": issuer,
         "aud": audience,
         "jti": uuid.uuid4().hex,
     }
     if birth_date is not None:
         claims["birth_date"] = birth_date.isoformat()
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 class TokenVerifier:
-    """Verifies signature, issuer, audience, subject and expiry; caches what it verified."""
+    """Verifies signature, issuer, audience, subject, expiry and revocation; caches what it
+    verified. `revoked` says whether a verified token has since been taken back."""
 
-    def __init__(self, secret: str, issuer: str, audience: str, cache_size: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        audience: str,
+        cache_size: int,
+        revoked: Callable[[Principal], bool] = lambda principal: False,
+    ) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
         self._cache_size = cache_size
         self._cache: dict[str, Principal] = {}
+        self._revoked = revoked
 
     def verify(self, token: str) -> Principal:
         principal = self._cache.get(token)
@@ -86,6 +104,8 @@ class TokenVerifier:
         if principal.exp <= time.time():
             self._cache.pop(token, None)
             raise Unauthorized("token expired")
+        if self._revoked(principal):
+            raise Unauthorized("token revoked: sign in again")
         return principal
 
     def _decode(self, token: str) -> Principal:
@@ -110,12 +130,19 @@ class TokenVerifier:
             birth = date.fromisoformat(claims["birth_date"]) if claims.get("birth_date") else None
         except (TypeError, ValueError) as exc:
             raise Unauthorized("invalid token birth date") from exc
+        session_id, issued_at = claims.get("sid"), claims["iat"]
+        if (session_id is not None and not isinstance(session_id, str)) or not isinstance(
+            issued_at, int | float
+        ):
+            raise Unauthorized("invalid token session")
         return Principal(
             user_id=user_id,
             role=str(claims.get("role", "user")),
             tenant_id=claims.get("tenant_id"),
             exp=float(claims["exp"]),
             birth_date=birth,
+            issued_at_ms=int(issued_at * 1000),
+            session_id=session_id,
         )
 
 

@@ -19,9 +19,10 @@ from gateway.loop_batch import LoopBatch
 from gateway.password_hasher import PasswordHasher
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import RateLimiter, parse_policies
+from gateway.revocations import CHANNEL as REVOCATION_CHANNEL
 from gateway.room_view import RoomView
 from gateway.roundtrip.batcher import CommandBatcher
-from gateway.roundtrip.pubsub import listening
+from gateway.roundtrip.pubsub import listen, listening
 from gateway.roundtrip.replies import ReplyRouter
 from lua import keys, load_aux_scripts, load_scripts
 from waiting_room.room import WaitingRoom
@@ -55,9 +56,11 @@ async def aux_redis_ctx(app: web.Application):
     )
     await client.ping()
     app[appkeys.AUX_REDIS] = client
+    scripts = await load_aux_scripts(client)
+    app[appkeys.REVOCATIONS].attach(client, scripts.revoke_access)
     app[appkeys.LIMITER] = RateLimiter(
         client,
-        await load_aux_scripts(client),
+        scripts,
         parse_policies(settings.rate_limits),
         settings.rate_limit_namespace,
         app[appkeys.CLOCK],
@@ -108,6 +111,40 @@ async def jobs_ctx(app: web.Application):
     app[appkeys.JOBS] = queue = JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
     yield
     queue.close()
+
+
+async def revocations_ctx(app: web.Application):
+    """Every revocation still in force, in memory, kept current from the aux Redis's channel,
+    and read in full on every (re)subscription and once a minute (a net under pub/sub, which
+    may drop a message without dropping the connection)."""
+    revocations = app[appkeys.REVOCATIONS]
+    # A connection of its own: the aux client's 2 s socket timeout would end an idle subscription.
+    subscriber = aioredis.from_url(
+        app[appkeys.SETTINGS].endpoints.aux_redis_url,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        client_name=f"revocations-{app[appkeys.GATEWAY_ID]}",  # so an operator can tell it apart
+    )
+    pending: set[asyncio.Task] = set()
+
+    def reread() -> None:
+        task = asyncio.create_task(revocations.reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    feed = listen(subscriber, REVOCATION_CHANNEL, revocations.deliver, revocations.connected, reread)
+    stop = asyncio.Event()
+    try:
+        async with listening("revocations", feed, revocations.connected):
+            await asyncio.gather(*pending)  # in force before the first request is served
+            rereads = asyncio.create_task(run_every(stop, 60.0, 5.0, revocations.reload, "revocations"))
+            yield
+            stop.set()
+            await rereads
+    finally:
+        for task in pending:
+            task.cancel()
+        await subscriber.aclose()
 
 
 async def password_hasher_ctx(app: web.Application):

@@ -1,6 +1,6 @@
 """The Redis scripts (one documented .lua file each) and the key names they take.
 
-Sale scripts run on the sale Redis; `rate_limit` runs on the aux Redis.
+Sale scripts run on the sale Redis; `rate_limit` and `revoke_access` run on the aux Redis.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class SaleScripts:
 @dataclass(frozen=True)
 class AuxScripts:
     rate_limit: AsyncScript
+    revoke_access: AsyncScript
 
 
 async def _load(client, kind):

@@ -18,9 +18,7 @@ PASSWORD = "hasher pass 2026"
 async def test_past_its_slots_the_hasher_refuses_at_once():
     hasher = PasswordHasher(cost=10, threads=1, queue=1)
     try:
-        outcomes = await asyncio.gather(
-            *(hasher.hash(PASSWORD) for _ in range(3)), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(*(hasher.hash(PASSWORD) for _ in range(3)), return_exceptions=True)
         hashes = [o for o in outcomes if isinstance(o, str)]
         busy = [o for o in outcomes if isinstance(o, HashingBusy)]
         assert len(hashes) == 2 and len(busy) == 1  # one running, one waiting, one refused

@@ -90,6 +90,8 @@ async def test_reset_by_mail(gw, http, pg, smtp_sink, new_tenant):
         http, f"{gw}/api/v1/auth/refresh", {"refresh_token": session["data"]["refresh_token"]}
     )
     assert status == 401  # the old session ended with the reset
+    status, _ = await call(http, "GET", f"{gw}/api/v1/auth/me", session["data"]["access_token"])
+    assert status == 401  # and its access token with it, before it expires
 
 
 async def test_unknown_accounts_get_the_same_answer_and_no_mail(gw, http, pg, smtp_sink, new_tenant):

@@ -19,7 +19,7 @@ from gateway.responses import ok
 log = logging.getLogger("gateway.routes.auth")
 
 
-def _session(request: web.Request, account: accounts.Account, refresh_token: str) -> web.Response:
+def _session(request: web.Request, account: accounts.Account, grant: accounts.Grant) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     access = issue_access_token(
         settings.jwt_secret,
@@ -31,13 +31,14 @@ def _session(request: web.Request, account: accounts.Account, refresh_token: str
         birth_date=account.birth_date,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        session_id=grant.session_id,
     )
     return ok(
         {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_TTL_S,
-            "refresh_token": refresh_token,
+            "refresh_token": grant.refresh_token,
             "user": account.public(),
         }
     )
@@ -119,9 +120,11 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     principal = current_principal(request)
     body = await read_json_object(request)
-    revoked = await accounts.logout(
+    session_id, revoked = await accounts.logout(
         request.app[appkeys.PG_POOL], principal.user_id, body.get("refresh_token")
     )
+    if session_id is not None:  # its access tokens too, not only its refresh tokens
+        await request.app[appkeys.REVOCATIONS].revoke("session", session_id)
     await audit(request, "user.logout", "user", principal.user_id, session_revoked=revoked)
     return ok({"revoked": revoked})
 
@@ -175,6 +178,12 @@ async def reset_password(request: web.Request) -> web.Response:
         token=body.get("token"),
         password=body.get("password"),
     )
+    try:
+        await request.app[appkeys.REVOCATIONS].revoke("user", account.id)
+    except errors.ServiceUnavailable:
+        # The password is changed and the token spent, so the request cannot be repeated: the
+        # old access tokens expire on their own (within 15 minutes); the failure is logged.
+        pass
     await audit(
         request, "user.password_reset", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
     )

@@ -45,7 +45,9 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def update_user(request: web.Request) -> web.Response:
-    """`{role?, disabled?}`. Disabling also revokes the user's refresh tokens (sessions end)."""
+    """`{role?, disabled?}`. Disabling also revokes the user's refresh tokens (sessions end);
+    disabling or giving a role ends the user's access tokens, in every gateway process (the
+    browser then refreshes into a token with the new role, or is refused)."""
     admin = admin_of(request)
     user_id = path_uuid(request, "user_id")
     body = await read_json_object(request)
@@ -76,6 +78,9 @@ async def update_user(request: web.Request) -> web.Response:
                 "WHERE user_id = $1 AND revoked_at IS NULL",
                 user_id,
             )
+    if disabled or role is not None:
+        # After the commit: a token issued before it is one the database would have granted.
+        await request.app[appkeys.REVOCATIONS].revoke("user", user_id)
     changes = {name: value for name, value in (("role", role), ("disabled", disabled)) if value is not None}
     await audit(request, "admin.user_updated", "user", user_id, **changes)
     return ok(_user_json(row))
