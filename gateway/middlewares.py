@@ -213,7 +213,7 @@ def _subject(request: web.Request, route_name: str | None) -> str:
     if route_name == "queue_stream":
         try:
             secret, query = request.app[appkeys.SETTINGS].jwt_secret, request.query
-            return "user:" + read_queue_ticket(secret, query.get("ticket", ""), query.get("event_id", ""))
+            return "user:" + read_queue_ticket(secret, query.get("ticket", ""), query.get("event_id", ""))[0]
         except errors.ApiError:
             pass  # the handler refuses the ticket; the attempt counts against the address
     return "ip:" + client_address(request)

@@ -13,6 +13,10 @@ Redis work does not grow with the number of connected clients:
 
 Event ids describe the standing sent, so a client resuming with `Last-Event-ID` is not sent again
 what it already has; the pass (event `admitted`) is always sent, and then the stream ends.
+
+The ticket a stream opens with lives minutes, not hours (it sits in a URL: logs, history): with
+the heartbeat after it is half spent, the client is sent a fresh one (event `ticket`, no id), which
+the page opens its next stream with, so a stream reconnecting after an hour in line still opens.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import orjson
 from booking_rush.contract.messages import now_ms
 from booking_rush.telemetry import gateway_metrics
 from gateway.event_store import iso_ms
+from gateway.queue_ticket import issue_queue_ticket
 from waiting_room.passes import QueuePasses
 from waiting_room.room import Standing, WaitingRoom, eta_seconds
 
@@ -83,6 +88,7 @@ class StreamClient:
     waiter: asyncio.Future | None = None
     pending: bool = False
     fanout: Fanout | None = None  # the tick whose news is waiting to be written
+    renew_ticket_at: float = 0.0  # when the ticket the client holds is half spent (epoch s)
 
     def wake(self) -> None:
         self.pending = True
@@ -149,6 +155,8 @@ class StreamHub:
         self.heartbeat_s = settings.stream_heartbeat_s
         self.correction_s = settings.stream_correction_s
         self.correction_batch = settings.stream_correction_batch
+        self.ticket_secret = settings.jwt_secret
+        self.ticket_ttl_s = settings.queue_ticket_ttl_s
         self.rooms: dict[str, RoomStreams] = {}
         # Fan-out: from a tick's arrival to the write of the last client it changed (ms).
         self.fanouts_ms: deque[float] = deque(maxlen=1000)
@@ -268,9 +276,21 @@ class StreamHub:
         if not self.rooms:
             return
         await self.room.renew_leases(list(self.rooms), self.holder, self.lease_until_ms(now_ms()))
-        for room in self.rooms.values():
+        now = time.time()
+        for event_id, room in self.rooms.items():
             for client in room.clients:
                 client.send(HEARTBEAT)
+                if client.renew_ticket_at <= now:
+                    self.send_ticket(event_id, client, now)
+
+    def held_ticket(self, client: StreamClient, expires_at: float) -> None:
+        """The client opened with a ticket expiring then: renew it once it is half spent."""
+        client.renew_ticket_at = expires_at - self.ticket_ttl_s / 2
+
+    def send_ticket(self, event_id: str, client: StreamClient, now: float) -> None:
+        ticket = issue_queue_ticket(self.ticket_secret, client.user_id, event_id, self.ticket_ttl_s, now)
+        client.send(b"event: ticket\ndata: %s\n\n" % orjson.dumps({"queue_ticket": ticket}))
+        client.renew_ticket_at = now + self.ticket_ttl_s / 2
 
     def log_fanouts(self) -> None:
         if not self.fanouts_ms:

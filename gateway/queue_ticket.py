@@ -1,5 +1,6 @@
 """Queue tickets: signed, per-user, per-event tokens for the live-position stream's URL (browsers'
-EventSource cannot send an Authorization header). Issued with every join and status answer."""
+EventSource cannot send an Authorization header). Issued with every join and status answer, and
+renewed on the stream itself (gateway/queue_stream.py); they live `queue_ticket_ttl_s`, minutes."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def issue_queue_ticket(secret: str, user_id: str, event_id: str, ttl_s: int, now
     return (signing_input + b"." + _b64(signature)).decode()
 
 
-def read_queue_ticket(secret: str, ticket: str, event_id: str) -> str:
-    """The user id a queue ticket was issued to, if it is genuine, current and for this event."""
+def read_queue_ticket(secret: str, ticket: str, event_id: str) -> tuple[str, float]:
+    """(the user id a queue ticket was issued to, when it expires), if it is genuine, current and
+    for this event."""
     try:
         claims = jwt.decode(
             ticket,
@@ -53,4 +55,4 @@ def read_queue_ticket(secret: str, ticket: str, event_id: str) -> str:
         raise errors.QueueTicketInvalid() from exc
     if claims["evt"] != event_id or not isinstance(claims["sub"], str):
         raise errors.QueueTicketInvalid("the queue ticket is for another event")
-    return claims["sub"]
+    return claims["sub"], float(claims["exp"])

@@ -49,7 +49,9 @@ class GatewaySettings:
     # Signs and verifies X-Queue-Pass. None: a key pair made at start (one process, tests only);
     # from_env requires one, since every process of a deployment must share it.
     queue_pass_keys: PassKeys | None = None
-    queue_ticket_ttl_s: int = 2 * 3600
+    # The live-position stream's ticket: as long as a stream needs between reconnects; the
+    # stream itself renews it (gateway/queue_stream.py), so it must outlast a few heartbeats.
+    queue_ticket_ttl_s: int = 600
     # A valid pass replaces the reserve rate limit with this in-process one: rate/s, burst.
     pass_rate_per_s: float = 2.0
     pass_burst: int = 10
@@ -80,6 +82,10 @@ class GatewaySettings:
             )
         except ProxyConfigError as exc:
             raise ConfigError(str(exc)) from exc
+        heartbeat_s = env_float("BR_STREAM_HEARTBEAT_SECONDS", 15.0)
+        ticket_ttl_s = env_int("BR_QUEUE_TICKET_TTL_SECONDS", 600)
+        if ticket_ttl_s < 4 * heartbeat_s:  # renewed at half life, on a heartbeat
+            raise ConfigError("BR_QUEUE_TICKET_TTL_SECONDS must be at least four stream heartbeats")
         return cls(
             rate_limits=rate_limits,
             rate_limit_namespace=env_str("BR_RATE_LIMIT_NAMESPACE", "rl"),
@@ -98,7 +104,8 @@ class GatewaySettings:
             hash_threads=max(1, env_int("BR_HASH_THREADS", 2)),
             hash_queue=max(0, env_int("BR_HASH_QUEUE", 32)),
             queue_pass_keys=pass_keys,
-            stream_heartbeat_s=env_float("BR_STREAM_HEARTBEAT_SECONDS", 15.0),
+            stream_heartbeat_s=heartbeat_s,
+            queue_ticket_ttl_s=ticket_ttl_s,
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
             stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
             mail=MailSettings.from_env(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -21,11 +22,12 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from booking_rush.contract.messages import now_ms
+from gateway import appkeys
 from lua import keys
 from ops.inventory import load_event_inventory
 from ops.seed_data import ZoneSpec, create_event
 from tests.browser import open_shop, page_problems, stored_session, submit_sign_in, wait
-from tests.support import admission_tick, unique
+from tests.support import admission_tick, gateway_settings, running_gateway_app, unique, wait_until
 
 PASSWORD = "waiting room pass 2026"
 CROWD = 30  # let in just before: the measured pace that makes the estimate (and the polls) short
@@ -63,6 +65,10 @@ def updates(request, browser):
 
 @pytest_asyncio.fixture
 async def sale(pg, sale_redis, room, gateway_url):
+    return await _sale(pg, sale_redis, room, gateway_url)
+
+
+async def _sale(pg, sale_redis, room, gateway_url) -> dict:
     """An event behind a waiting room (mode always): a crowd already let in at a fast pace, then
     admission slowed to one a second, and a few people in line when the buyer arrives."""
     title = unique("Rush Hour ")
@@ -270,3 +276,58 @@ async def test_booking_behind_the_room_without_a_valid_pass_sends_the_buyer_back
     assert outcome["forgotten"]
     assert int(await sale_redis.hget(sale["balcony"], "available")) == BALCONY_SEATS
     assert await asyncio.to_thread(page_problems, browser) == []
+
+
+# Records every value the page gives body[data-updates] ("stream", "polling") from now on.
+WATCH_UPDATES = """
+window.updatesSeen = [];
+new MutationObserver(() => window.updatesSeen.push(document.body.dataset.updates))
+  .observe(document.body, { attributes: true, attributeFilter: ["data-updates"] });
+"""
+
+
+async def test_a_stream_reconnecting_after_its_first_ticket_ran_out_opens_with_a_fresh_one(
+    browser, pg, sale_redis, room, schema, new_topics, jwt_secret
+):
+    """Tickets live seconds here (minutes in production): by the time the stream drops, the one
+    the page joined with has run out, and the page reopens with the one the stream sent, with no
+    detour through polling and joining again."""
+    ttl_s = 4
+    settings = gateway_settings(
+        schema,
+        await new_topics("ticket-renewal"),
+        jwt_secret,
+        rate_limits="general=6000/1000",
+        queue_ticket_ttl_s=ttl_s,
+        stream_heartbeat_s=0.3,
+    )
+    async with running_gateway_app(settings) as (url, app):
+        sale = await _sale(pg, sale_redis, room, url)
+        entered = await asyncio.to_thread(_enter_room_signed_out, browser, sale)
+        joined_at = time.time()
+        hub = app[appkeys.STREAMS]
+
+        def streams_of_the_buyer() -> list:
+            clients = hub.rooms.get(sale["event_id"])
+            return [c for c in (clients.clients if clients else ()) if c.user_id == entered["user_id"]]
+
+        async def streaming() -> bool:
+            return len(streams_of_the_buyer()) == 1
+
+        await wait_until(streaming, 10, "the page's stream")
+        browser.execute_script(WATCH_UPDATES)
+
+        async def join_ticket_ran_out() -> bool:
+            return time.time() > joined_at + ttl_s + 1
+
+        await wait_until(join_ticket_ran_out, 2 * ttl_s, "the ticket the page joined with to run out")
+        (dropped,) = streams_of_the_buyer()
+        dropped.ended = True  # the gateway ends the stream, as a restart or a proxy would
+        dropped.wake()
+
+        async def reopened() -> bool:
+            return [c for c in streams_of_the_buyer() if c is not dropped] != []
+
+        await wait_until(reopened, 10, "the page to open its stream again")
+        assert "polling" not in browser.execute_script("return window.updatesSeen")  # no detour
+        assert _standing(browser)["position"] == entered["position"]

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from booking_rush.contract.messages import now_ms
 from gateway.queue_stream import StreamClient, StreamHub
-from gateway.queue_ticket import issue_queue_ticket
+from gateway.queue_ticket import TICKET_AUDIENCE, issue_queue_ticket
 from lua import keys
 from tests.support import (
     TEST_PASS_KEYS,
@@ -26,6 +26,7 @@ from tests.support import (
     queue_call,
     running_gateway,
     started_gateway,
+    wait_until,
 )
 from waiting_room.passes import QueuePasses
 from workers.admitter import tick_message
@@ -205,8 +206,52 @@ async def test_a_stopping_gateway_ends_its_streams_at_once(schema, topics, jwt_s
         assert await asyncio.wait_for(proc.wait(), 5) == 0
 
 
+async def test_the_stream_renews_its_ticket_before_it_runs_out(
+    schema, topics, jwt_secret, http, make_event, make_users, room
+):
+    """A ticket lives minutes: once the one a stream opened with is half spent, the stream sends
+    a fresh one, and a stream reopened after the first ran out opens with it."""
+    event = await make_event([("GA", 10)], shows=1)
+    await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
+    (user,) = await make_users(1)
+    await room.enter(event.event_id, user, now_ms(), "join")
+    ttl_s = 4
+    settings = gateway_settings(
+        schema,
+        topics,
+        jwt_secret,
+        rate_limits="general=6000/1000",
+        queue_ticket_ttl_s=ttl_s,
+        stream_heartbeat_s=0.3,
+    )
+    first = issue_queue_ticket(jwt_secret, user, event.event_id, ttl_s, time.time())
+    async with running_gateway(settings) as url:
+        async with event_stream(http, url, event.event_id, first) as stream:
+            kind, told = "", {}
+            while kind != "ticket":
+                _, kind, told = await stream.next_event(timeout=5)
+        fresh = told["queue_ticket"]
+        assert _ticket_claims(jwt_secret, fresh)["exp"] > _ticket_claims(jwt_secret, first)["exp"]
+
+        async def refused(ticket: str) -> bool:
+            params = {"event_id": event.event_id, "ticket": ticket}
+            async with http.get(f"{url}/api/v1/queue/stream", params=params) as response:
+                return response.status == 401
+
+        await wait_until(lambda: refused(first), 10, "the first ticket to run out")
+        async with event_stream(http, url, event.event_id, fresh) as stream:
+            assert (await stream.next_event())[1] == "standing"
+
+
+def _ticket_claims(secret: str, ticket: str) -> dict:
+    return jwt.decode(
+        ticket, secret, algorithms=["HS256"], audience=TICKET_AUDIENCE, options={"verify_exp": False}
+    )
+
+
 class HubSettings:
     stream_heartbeat_s, stream_correction_s, stream_correction_batch = 15.0, 5.0, 500
+    jwt_secret, queue_ticket_ttl_s = "hub-test-secret-" * 3, 600
 
 
 def test_a_derived_standing_is_one_plain_json_object():

@@ -410,7 +410,8 @@ STREAM = op(
 )
 STREAM["responses"]["200"] = {
     "description": "text/event-stream: `standing` events (state, position, ahead, waiting, eta_seconds, "
-    "admission_rate_per_min), heartbeats as comments, then `admitted` with the pass; resumable with "
+    "admission_rate_per_min), `heartbeat` events, `ticket` (a fresh queue_ticket for the next "
+    "stream, sent once the one held is half spent), then `admitted` with the pass; resumable with "
     "Last-Event-ID",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }

@@ -114,10 +114,11 @@ async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamC
     app = request.app
     event_id = uuid_value(request.query.get("event_id"), "event_id")
     ticket = text_query(request, "ticket", 4096)
-    user_id = read_queue_ticket(app[appkeys.SETTINGS].jwt_secret, ticket or "", event_id)
+    user_id, ticket_expires_at = read_queue_ticket(app[appkeys.SETTINGS].jwt_secret, ticket or "", event_id)
     await published(request, event_id)
     hub, room = app[appkeys.STREAMS], app[appkeys.WAITING_ROOM]
     client = StreamClient(user_id, None, last_id=request.headers.get("Last-Event-ID", "")[:200])
+    hub.held_ticket(client, ticket_expires_at)
     hub.add(event_id, client)  # before the read: a tick arriving meanwhile is not missed
     try:
         now = now_ms()

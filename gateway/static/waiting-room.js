@@ -28,6 +28,10 @@ let retryTimer = null;
 let streamFailures = 0;
 let leaving = false;
 let opensAt = null; // from join and status answers (stream events do not repeat it)
+// The stream URL's ticket lives minutes: the stream sends a fresh one before it runs out, and a
+// stream reopened later uses the freshest held.
+let streamTicket = null;
+let streamOpenedWith = null;
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "unknown";
@@ -225,12 +229,32 @@ function onStreamEvent(message) {
   handle(standing);
 }
 
+// A ticket the stream sent: the one the next stream opens with.
+function onTicket(message) {
+  watchSilence();
+  try {
+    streamTicket = JSON.parse(message.data).queue_ticket || streamTicket;
+  } catch {
+    // a garbled event: keep the ticket held
+  }
+}
+
+// Reconnecting by itself, the browser would reuse the stream's URL, whose ticket may have run
+// out meanwhile: reopen with the freshest ticket instead (after the same pause).
+function reopenWithFreshTicket() {
+  const ticket = streamTicket;
+  closeStream();
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => openStream(ticket), STREAM_RETRY_MS[0]);
+}
+
 function openStream(ticket) {
   closeStream();
   if (!window.EventSource || !ticket) {
     document.body.dataset.updates = "polling";
     return;
   }
+  streamTicket = streamOpenedWith = ticket;
   const query = new URLSearchParams({ event_id: eventId, ticket });
   stream = new EventSource(`/api/v1/queue/stream?${query}`);
   watchSilence(); // also bounds a stream that never opens
@@ -242,10 +266,14 @@ function openStream(ticket) {
   stream.addEventListener("standing", onStreamEvent);
   stream.addEventListener("admitted", onStreamEvent);
   stream.addEventListener("heartbeat", watchSilence);
-  // CONNECTING: the browser reconnects by itself (with Last-Event-ID). CLOSED: refused for good
-  // (no stream route, a ticket that expired, an error answer), so fall back.
+  stream.addEventListener("ticket", onTicket);
+  // CONNECTING: the browser reconnects by itself (with Last-Event-ID), unless the stream has
+  // renewed the ticket since. CLOSED: refused for good (no stream route, a ticket that expired,
+  // an error answer), so fall back.
   stream.onerror = () => {
-    if (stream && stream.readyState === EventSource.CLOSED) streamFailed();
+    if (!stream) return;
+    if (stream.readyState === EventSource.CLOSED) streamFailed();
+    else if (streamTicket !== streamOpenedWith) reopenWithFreshTicket();
   };
 }
 
