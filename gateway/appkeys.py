@@ -25,7 +25,7 @@ from gateway.roundtrip.replies import ReplyRouter
 from gateway.settings import GatewaySettings
 from gateway.show_index import ShowIndex
 from lua import SaleScripts
-from waiting_room.passes import QueuePasses
+from waiting_room.passes import QueuePass, QueuePasses
 from waiting_room.room import WaitingRoom
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -55,4 +55,6 @@ JOBS = web.AppKey("jobs", JobQueue)
 TRACE_RATIO = web.AppKey("trace_ratio", float)  # set only when tracing is on
 REQUEST_ID = web.RequestKey("request_id", str)
 RATE_DECISION = web.RequestKey("rate_decision", Decision)
+# A reserve's X-Queue-Pass, checked before any other work (gateway/middlewares.py: rate_limit).
+QUEUE_PASS = web.RequestKey("queue_pass", QueuePass)
 CLIENT_ADDRESS = web.RequestKey("client_address", str)  # through trusted proxies (client_address.py)

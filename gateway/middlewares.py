@@ -21,6 +21,7 @@ from gateway import appkeys, errors
 from gateway.auth import current_principal
 from gateway.queue_ticket import read_queue_ticket
 from gateway.responses import error
+from waiting_room.passes import PassError
 
 log = logging.getLogger("gateway.http")
 
@@ -219,6 +220,21 @@ def _subject(request: web.Request, route_name: str | None) -> str:
     return "ip:" + client_address(request)
 
 
+def _holds_a_pass(request: web.Request) -> bool:
+    """Whether the request carries a genuine, current, unrevoked pass of the bearer's (kept on
+    the request for the handler, which checks its event once it has read the body)."""
+    token = request.headers.get(PASS_HEADER)
+    if not token:
+        return False
+    try:
+        principal = current_principal(request)
+        checked = request.app[appkeys.QUEUE_PASSES].held_by(token, principal.user_id, time.time())
+    except (errors.Unauthorized, PassError):
+        return False
+    request[appkeys.QUEUE_PASS] = checked
+    return True
+
+
 async def take_token(request: web.Request, policy: str, subject: str) -> None:
     """One token of `policy` for `subject`, or 429; the decision's X-RateLimit-* headers go on
     the answer (added by `rate_limit` below)."""
@@ -234,8 +250,9 @@ async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
     name = request.match_info.route.name
     if name in UNLIMITED_ROUTES or not request.path.startswith("/api/"):
         return await handler(request)
-    # A reserve with a pass is limited by gateway/queue_pass.py: the pass's own limit, or this one.
-    if not (name == "reserve" and PASS_HEADER in request.headers):
+    # A reserve with a valid pass is limited by gateway/queue_pass.py instead (the pass's own
+    # limit); a missing, malformed or invalid one pays this limit, like no pass at all.
+    if not (name == "reserve" and _holds_a_pass(request)):
         subject = _subject(request, name)
         policy = ADDRESS_POLICIES.get(name) or ROUTE_POLICIES.get(name, "general")
         await take_token(request, policy, subject)

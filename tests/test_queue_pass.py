@@ -13,6 +13,8 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from booking_rush.contract.messages import now_ms
+from gateway import appkeys
+from lua import keys
 from tests.support import (
     TEST_PASS_KEYS,
     book,
@@ -20,6 +22,7 @@ from tests.support import (
     queue_call,
     reserve,
     running_gateway,
+    running_gateway_app,
     wait_until,
 )
 from waiting_room.passes import AUDIENCE, ISSUER, PassKeys, QueuePasses
@@ -179,3 +182,53 @@ def test_keys_survive_the_trip_to_a_spawned_gateway_process():
     )
     copy = pickle.loads(pickle.dumps(rotated))
     assert copy.jwks() == rotated.jwks() and copy.private_b64() == rotated.private_b64()
+
+
+@pytest.mark.parametrize("case", ["garbage", "forged signature", "other user", "expired"])
+async def test_a_bad_pass_pays_the_reserve_limit_before_anything_else(
+    schema, topics, jwt_secret, http, engaged_sale, case
+):
+    """A request with a junk pass and a body naming no show used to be answered 404 for free,
+    as often as sent: it now pays the ordinary reserve limit first, like one with no pass."""
+    sale = engaged_sale
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000,reserve=2/2")
+    nowhere = {**sale["body"], "show_id": str(uuid.uuid4())}
+    headers = {"X-Queue-Pass": _bad_pass(case, sale)}
+    async with running_gateway(settings) as url:
+        statuses = [(await reserve(http, url, sale["token"], nowhere, headers))[0] for _ in range(3)]
+    assert statuses == [404, 404, 429]
+
+
+async def test_only_reserves_let_through_count_toward_mode_auto(
+    schema, topics, jwt_secret, http, make_event, make_users, token_for, room, sale_redis, workers
+):
+    """Mode auto engages on the reserve request rate: refused requests (over the limit with a
+    junk pass, without a pass while engaged) must not count, or anyone could engage a room."""
+    auto, engaged = [await make_event([("GA", 50)], shows=1) for _ in range(2)]
+    await room.configure(auto.event_id, {"mode": "auto", "auto_rps": 1000, "auto_active": 10_000})
+    await room.configure(engaged.event_id, {"mode": "always"})
+    (user,) = await make_users(1)
+    token = token_for(user)
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000,reserve=2/2")
+    async with running_gateway_app(settings) as (url, app):
+
+        async def counted(event) -> int:
+            """This gateway's reserves for the event: not yet flushed, and flushed to the room."""
+            hits = await sale_redis.hgetall(keys.room(event.event_id, "hits"))
+            return app[appkeys.ROOMS].reserves[event.event_id] + sum(int(n) for n in hits.values())
+
+        junk = {"X-Queue-Pass": "junk"}
+        statuses = [(await book(http, url, token, _body(auto), junk))[0] for _ in range(5)]
+        assert statuses == [201, 201, 429, 429, 429]  # a junk pass is no pass: the limit applies
+        status, refused = await reserve(http, url, token_for((await make_users(1))[0]), _body(engaged))
+        assert (status, refused["error"]["code"]) == (403, "QUEUE_PASS_REQUIRED")
+
+        async def only_the_two_let_through() -> bool:
+            return await counted(auto) == 2 and await counted(engaged) == 0
+
+        await wait_until(only_the_two_let_through, 5, "the count of reserves let through")
+
+
+def _body(event) -> dict:
+    show = next(iter(event.shows))
+    return {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["GA"], "quantity": 1}

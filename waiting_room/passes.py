@@ -160,6 +160,13 @@ class QueuePasses:
         return QueuePass(token, jti, user_id, event_id, (expires_at_ms // 1000) * 1000)
 
     def verify(self, token: str, event_id: str, user_id: str, now_s: float) -> QueuePass:
+        checked = self.held_by(token, user_id, now_s)
+        if checked.event_id != event_id:
+            raise PassError("QUEUE_PASS_INVALID", "the queue pass is for another event")
+        return checked
+
+    def held_by(self, token: str, user_id: str, now_s: float) -> QueuePass:
+        """The pass, if genuine, current, unrevoked and `user_id`'s, whichever event it is for."""
         checked = self._verified.get(token)
         if checked is None:
             checked = self._check_signature(token)
@@ -168,8 +175,6 @@ class QueuePasses:
                 self._verified.popitem(last=False)
         if now_s >= checked.expires_at_ms / 1000:
             raise PassError("QUEUE_PASS_EXPIRED", "the queue pass has expired; join the waiting room again")
-        if checked.event_id != event_id:
-            raise PassError("QUEUE_PASS_INVALID", "the queue pass is for another event")
         if checked.user_id != user_id:
             raise PassError("QUEUE_PASS_INVALID", "the queue pass belongs to another user")
         if checked.pass_id in self.revoked:
