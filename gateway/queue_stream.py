@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import orjson
 
 from booking_rush.contract.messages import now_ms
 from booking_rush.telemetry import gateway_metrics
+from gateway import errors
 from gateway.event_store import iso_ms
 from gateway.queue_ticket import issue_queue_ticket
 from waiting_room.passes import QueuePasses
@@ -157,6 +158,9 @@ class StreamHub:
         self.correction_batch = settings.stream_correction_batch
         self.ticket_secret = settings.jwt_secret
         self.ticket_ttl_s = settings.queue_ticket_ttl_s
+        # Each open stream holds memory here: a user gets a few (tabs, events), not thousands.
+        self.streams_per_user = settings.streams_per_user
+        self.open_by_user: Counter[str] = Counter()
         self.rooms: dict[str, RoomStreams] = {}
         # Fan-out: from a tick's arrival to the write of the last client it changed (ms).
         self.fanouts_ms: deque[float] = deque(maxlen=1000)
@@ -167,6 +171,13 @@ class StreamHub:
         return sum(len(r.clients) for r in self.rooms.values())
 
     def add(self, event_id: str, client: StreamClient) -> None:
+        """Hold `client`'s stream; 429 when its user holds `streams_per_user` here already."""
+        if self.open_by_user[client.user_id] >= self.streams_per_user:
+            raise errors.RateLimited(
+                f"at most {self.streams_per_user} live-position streams open at once; close one",
+                headers={"Retry-After": str(RETRY_MS // 1000)},
+            )
+        self.open_by_user[client.user_id] += 1
         if self.closing:
             client.ended = True
             client.wake()
@@ -178,6 +189,9 @@ class StreamHub:
         if room is not None and client in room.clients:
             gateway_metrics.SSE_CONNECTIONS.labels(event_id).dec()
             room.clients.pop(client, None)
+            self.open_by_user[client.user_id] -= 1
+            if not self.open_by_user[client.user_id]:
+                del self.open_by_user[client.user_id]
             if not room.clients:
                 del self.rooms[event_id]
 

@@ -60,6 +60,8 @@ class GatewaySettings:
     stream_heartbeat_s: float = 15.0
     stream_correction_s: float = 5.0
     stream_correction_batch: int = 500
+    # Live-position streams one user may hold open on one gateway process (past it: 429).
+    streams_per_user: int = 4
     # Which proxies' X-Forwarded-For / Forwarded is believed (default: none; gateway/client_address.py).
     trusted_proxies: ProxyTrust = ProxyTrust()
 
@@ -108,6 +110,7 @@ class GatewaySettings:
             queue_ticket_ttl_s=ticket_ttl_s,
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
             stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
+            streams_per_user=max(1, env_int("BR_STREAMS_PER_USER", 4)),
             mail=MailSettings.from_env(),
             trusted_proxies=trusted_proxies,
         )

@@ -9,6 +9,7 @@ the tick), with a clock that moves one second per tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 
@@ -243,6 +244,29 @@ async def test_the_stream_renews_its_ticket_before_it_runs_out(
             assert (await stream.next_event())[1] == "standing"
 
 
+async def test_a_user_holds_a_few_streams_at_most(schema, topics, jwt_secret, http, line):
+    """Each open stream holds memory in its gateway process: past the cap, 429; closing one
+    makes room for another."""
+    event_id, ticket = line["event_id"], line["tickets"][0]
+    limits = "general=6000/1000"
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits=limits, streams_per_user=2)
+    async with running_gateway(settings) as url, contextlib.AsyncExitStack() as held:
+        for _ in range(2):
+            stream = await held.enter_async_context(event_stream(http, url, event_id, ticket))
+            await stream.next_event()
+        params = {"event_id": event_id, "ticket": ticket}
+        async with http.get(f"{url}/api/v1/queue/stream", params=params) as refused:
+            assert (refused.status, (await refused.json())["error"]["code"]) == (429, "RATE_LIMITED")
+            assert refused.headers["Retry-After"] == "3"
+        await held.aclose()  # both closed: the process lets go of them
+
+        async def opens_again() -> bool:
+            async with http.get(f"{url}/api/v1/queue/stream", params=params) as answer:
+                return answer.status == 200
+
+        await wait_until(opens_again, 10, "a stream to open once the others closed")
+
+
 def _ticket_claims(secret: str, ticket: str) -> dict:
     return jwt.decode(
         ticket, secret, algorithms=["HS256"], audience=TICKET_AUDIENCE, options={"verify_exp": False}
@@ -251,7 +275,7 @@ def _ticket_claims(secret: str, ticket: str) -> dict:
 
 class HubSettings:
     stream_heartbeat_s, stream_correction_s, stream_correction_batch = 15.0, 5.0, 500
-    jwt_secret, queue_ticket_ttl_s = "hub-test-secret-" * 3, 600
+    jwt_secret, queue_ticket_ttl_s, streams_per_user = "hub-test-secret-" * 3, 600, 4
 
 
 def test_a_derived_standing_is_one_plain_json_object():
