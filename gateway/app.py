@@ -15,6 +15,7 @@ from gateway.auth import TokenVerifier
 from gateway.contexts import (
     aux_redis_ctx,
     jobs_ctx,
+    metrics_ctx,
     password_hasher_ctx,
     pg_ctx,
     producer_ctx,
@@ -76,6 +77,7 @@ def create_app(
             replies_ctx,
             room_view_ctx,
             streams_ctx,
+            metrics_ctx,
         ]
     )
     app.on_response_prepare.append(add_security_headers)

@@ -44,6 +44,7 @@ LISTING_CACHE = web.AppKey("listing_cache", ListingCache)
 MAILER = web.AppKey("mailer", Mailer)
 PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
 REVOCATIONS = web.AppKey("revocations", Revocations)
+METRICS_PORT = web.AppKey("metrics_port", int)  # where /metrics is served, when it is
 CLOCK = web.AppKey("clock", Callable[[], float])
 QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)
 PASS_LIMITER = web.AppKey("pass_limiter", PassLimiter)

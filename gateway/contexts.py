@@ -13,6 +13,7 @@ from aiohttp import web
 from booking_rush.services.clients import new_idempotent_producer, stop_producer
 from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.periodic import run_every
+from booking_rush.telemetry.metrics import bound_port, metrics_handler, record_db_connections, serve_metrics
 from gateway import appkeys
 from gateway.listing_cache import ListingCache
 from gateway.loop_batch import LoopBatch
@@ -145,6 +146,25 @@ async def revocations_ctx(app: web.Application):
         for task in pending:
             task.cancel()
         await subscriber.aclose()
+
+
+async def metrics_ctx(app: web.Application):
+    """/metrics on its own internal port (settings.metrics_port), never the API's."""
+    settings = app[appkeys.SETTINGS]
+    if settings.metrics_port is None:
+        yield
+        return
+
+    async def metrics(request: web.Request) -> web.Response:
+        if appkeys.PG_POOL in app:
+            record_db_connections("gateway", app[appkeys.PG_POOL])
+        return await metrics_handler(request)
+
+    # Several processes of one pod share the port (they sum each other's metrics anyway).
+    runner = await serve_metrics(settings.metrics_host, settings.metrics_port, metrics, reuse_port=True)
+    app[appkeys.METRICS_PORT] = bound_port(runner)
+    yield
+    await runner.cleanup()
 
 
 async def password_hasher_ctx(app: web.Application):

@@ -60,6 +60,9 @@ class GatewaySettings:
     stream_heartbeat_s: float = 15.0
     stream_correction_s: float = 5.0
     stream_correction_batch: int = 500
+    # /metrics on a port of its own, not the API's (None: not served; 0: any free port).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     # Live-position streams one user may hold open on one gateway process (past it: 429).
     streams_per_user: int = 4
     # Which proxies' X-Forwarded-For / Forwarded is believed (default: none; gateway/client_address.py).
@@ -111,6 +114,10 @@ class GatewaySettings:
             stream_correction_s=env_float("BR_STREAM_CORRECTION_SECONDS", 5.0),
             stream_correction_batch=env_int("BR_STREAM_CORRECTION_BATCH", 500),
             streams_per_user=max(1, env_int("BR_STREAMS_PER_USER", 4)),
+            metrics_host=env_str("BR_GATEWAY_METRICS_HOST", "127.0.0.1"),
+            metrics_port=(
+                env_int("BR_GATEWAY_METRICS_PORT", 0) if os.environ.get("BR_GATEWAY_METRICS_PORT") else None
+            ),
             mail=MailSettings.from_env(),
             trusted_proxies=trusted_proxies,
         )

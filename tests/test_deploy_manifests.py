@@ -41,6 +41,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from booking_rush.contract import jobs
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.telemetry import gateway_metrics, metrics, payment_metrics, worker_metrics
+from gateway.client_address import ProxyTrust
 from ops.config import REPO_ROOT
 from workers.settings import ALL_ROLES, WorkerSettings
 
@@ -628,14 +629,18 @@ def test_gateway_pods():
     assert env["BR_GATEWAY_PROCESSES"]["value"] == "1"
     assert env["BR_GATEWAY_HOST"]["value"] == "0.0.0.0"
     assert env["BR_GATEWAY_PORT"]["value"] == "8080"
-    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 8080)]
+    # /metrics on an internal port of its own, which the Service does not expose.
+    assert env["BR_GATEWAY_METRICS_PORT"]["value"] == "9100"
+    assert env["BR_GATEWAY_METRICS_HOST"]["value"] == "0.0.0.0"
+    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 8080), ("metrics", 9100)]
+    assert ProxyTrust.parse(env["BR_TRUSTED_PROXIES"]["value"], int(env["BR_TRUSTED_PROXY_HOPS"]["value"]))
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert {"BR_JWT_SECRET", "BR_QUEUE_PASS_KEY", "BR_QUEUE_PASS_KID"} <= set(env)
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind]), kind
     service = one("Service", "gateway")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
 def test_worker_pods():
@@ -689,6 +694,7 @@ def test_probes_and_selectors_meet_the_pods():
     monitor = one("PodMonitor", "booking-rush")
     scraped = matching(monitor["spec"]["selector"]["matchLabels"])
     endpoint_ports = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
+    assert endpoint_ports == {"metrics"}  # never the gateway's API port
     served = [name for name in scraped if pods[name][1] & endpoint_ports]
     assert sorted(served) == [
         "command-worker",

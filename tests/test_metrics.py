@@ -1,5 +1,6 @@
 """/metrics on the gateway and on a worker: the spec §9.2 names, the waiting room's, labelled by
-route and event, and a multi-process gateway that sums its processes in one scrape."""
+route and event, and a multi-process gateway that sums its processes in one scrape. The
+gateway serves it on an internal port of its own, never on the API's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client import generate_latest
 
 from booking_rush.contract.messages import now_ms
 from booking_rush.telemetry.payment_metrics import DramatiqQueueDepth
+from gateway import appkeys
 from ops.processes import free_port
 from tests.support import (
     WorkerProcess,
@@ -23,6 +25,7 @@ from tests.support import (
     queue_call,
     reserve_body,
     running_gateway,
+    running_gateway_app,
     wait_until,
     worker_env,
 )
@@ -44,16 +47,17 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> dict:
 async def test_the_gateway_counts_requests_by_route_and_streams_by_event(
     schema, topics, jwt_secret, workers, http, make_event, make_users, token_for, room
 ):
-    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000")
-    async with running_gateway(settings) as url:
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000", metrics_port=0)
+    async with running_gateway_app(settings) as (api, app):
+        url = f"http://127.0.0.1:{app[appkeys.METRICS_PORT]}"
         event = await make_event([("GA", 5)], shows=1)
         (user,) = await make_users(1)
         body = reserve_body(event)
         before = await scrape(http, f"{url}/metrics")
         route = "/api/v1/bookings/reserve"
-        status, _ = await book(http, url, token_for(user), body)
+        status, _ = await book(http, api, token_for(user), body)
         assert status == 201
-        status, _ = await call(http, "POST", f"{url}/api/v1/bookings/reserve", token_for(user), {"bad": 1})
+        status, _ = await call(http, "POST", f"{api}/api/v1/bookings/reserve", token_for(user), {"bad": 1})
         assert status == 400
         after = await scrape(http, f"{url}/metrics")
         for code in ("201", "400"):
@@ -64,8 +68,8 @@ async def test_the_gateway_counts_requests_by_route_and_streams_by_event(
         assert value(after, "http_request_duration_seconds_count", route=route) >= 2
 
         await room.configure(event.event_id, {"mode": "always", "grace_s": 600})
-        _, joined = await queue_call(http, url, token_for(user), "join", event.event_id)
-        async with event_stream(http, url, event.event_id, joined["data"]["queue_ticket"]) as stream:
+        _, joined = await queue_call(http, api, token_for(user), "join", event.event_id)
+        async with event_stream(http, api, event.event_id, joined["data"]["queue_ticket"]) as stream:
             await stream.next_event()
             live = await scrape(http, f"{url}/metrics")
             assert value(live, "waiting_room_sse_connections", event_id=event.event_id) == 1
@@ -120,14 +124,23 @@ async def test_a_worker_serves_reservations_failures_lag_and_live_holds(
         await worker.stop()
 
 
+async def test_the_api_port_does_not_serve_metrics(gateway_url, http):
+    status, answer = await call(http, "GET", f"{gateway_url}/metrics")
+    assert (status, answer["error"]["code"]) == (404, "NOT_FOUND")
+
+
 async def test_a_gateway_of_several_processes_sums_them_in_one_scrape(schema, topics, jwt_secret, http):
-    async with gateway_process(schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="2") as base:
-        before = value(await scrape(http, f"{base}/metrics"), "http_requests_total", route="/healthz")
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    async with gateway_process(
+        schema, topics, jwt_secret, http, BR_GATEWAY_PROCESSES="2", BR_GATEWAY_METRICS_PORT=str(port)
+    ) as base:
+        before = value(await scrape(http, metrics), "http_requests_total", route="/healthz")
         # Fresh connections: the kernel spreads them over both processes (SO_REUSEPORT).
         for _ in range(40):
             async with aiohttp.ClientSession() as fresh, fresh.get(f"{base}/healthz") as r:
                 assert r.status == 200
-        scraped = await scrape(http, f"{base}/metrics")
+        scraped = await scrape(http, metrics)
         # Either process answered the scrape, and it counted both processes' requests.
         assert value(scraped, "http_requests_total", route="/healthz") - before == 40
 

@@ -120,6 +120,7 @@ async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
         http,
         BR_TRACE_FILE=str(gateway_file),
         BR_TRACE_SAMPLE_RATIO="1.0",
+        BR_GATEWAY_METRICS_PORT=str(metrics_port := free_port()),
     ) as base:
         _, joined = await queue_call(http, base, token_for(user), "join", event.event_id)
         async with event_stream(http, base, event.event_id, joined["data"]["queue_ticket"]) as stream:
@@ -132,7 +133,7 @@ async def test_a_stream_is_traced_while_it_opens_not_for_its_life(
                 return bool(opened)
 
             await wait_until(opening_exported, 20, "the stream's span exported while the stream is open")
-            async with http.get(f"{base}/metrics") as r:  # and the stream is still open
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:  # the stream still open
                 exposed = await r.text()
             assert f'waiting_room_sse_connections{{event_id="{event.event_id}"}} 1.0' in exposed
     (span,) = opened

@@ -91,13 +91,16 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def serve_metrics(host: str, port: int) -> web.AppRunner:
-    """A worker process's own /metrics (port 0: any free one; the caller reads it back)."""
+async def serve_metrics(
+    host: str, port: int, handler=metrics_handler, reuse_port: bool = False
+) -> web.AppRunner:
+    """/metrics on a listener of its own, apart from any API (port 0: any free one; the caller
+    reads it back). `reuse_port`: the processes of one pod share the port, any one answers."""
     app = web.Application()
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     return runner
 

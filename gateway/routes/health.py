@@ -1,4 +1,8 @@
-"""Liveness (/healthz: the process answers) and readiness (/readyz: every service reachable)."""
+"""Liveness (/healthz: the process answers) and readiness (/readyz: every service reachable).
+
+/metrics is not served here, on the API's port, but on an internal one of its own
+(gateway/contexts.py: metrics_ctx): per-zone sales, payment outcomes and queue depths are for
+Prometheus, not for whoever can reach the ingress."""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 
 from aiohttp import web
 
-from booking_rush.telemetry.metrics import metrics_handler, record_db_connections
 from gateway import appkeys
 from gateway.responses import error, ok
 
@@ -43,16 +46,6 @@ async def readyz(request: web.Request) -> web.Response:
     return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics (Prometheus text; every process of this pod when there are several)."""
-    pool = request.app.get(appkeys.PG_POOL)
-    if pool is not None:
-        record_db_connections("gateway", pool)
-    return await metrics_handler(request)
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
-    # "ops:": operational, not API (Prometheus text, outside the OpenAPI document).
-    app.router.add_get("/metrics", metrics, name="ops:metrics")
