@@ -18,6 +18,7 @@ from gateway.pass_limiter import PassLimiter
 from gateway.password_hasher import PasswordHasher
 from gateway.queue_stream import StreamHub
 from gateway.ratelimit import Decision, RateLimiter
+from gateway.readiness import Readiness
 from gateway.revocations import Revocations
 from gateway.room_view import RoomView
 from gateway.roundtrip.batcher import CommandBatcher
@@ -44,6 +45,7 @@ LISTING_CACHE = web.AppKey("listing_cache", ListingCache)
 MAILER = web.AppKey("mailer", Mailer)
 PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
 REVOCATIONS = web.AppKey("revocations", Revocations)
+READINESS = web.AppKey("readiness", Readiness)
 METRICS_PORT = web.AppKey("metrics_port", int)  # where /metrics is served, when it is
 CLOCK = web.AppKey("clock", Callable[[], float])
 QUEUE_PASSES = web.AppKey("queue_passes", QueuePasses)

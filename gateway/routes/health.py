@@ -11,6 +11,8 @@ import asyncio
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.event_store import iso_ms
+from gateway.readiness import Readiness
 from gateway.responses import error, ok
 
 
@@ -27,8 +29,16 @@ async def _check(coro) -> str:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Every service reachable, as checked within the last second (gateway/readiness.py)."""
     app = request.app
-    checks = dict(
+    checks, checked_at = await app[appkeys.READINESS].current(lambda: _check_all(app))
+    if all(v == "ok" for v in checks.values()):
+        return ok({"status": "ready", "checks": checks, "checked_at": iso_ms(int(checked_at * 1000))})
+    return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)
+
+
+async def _check_all(app: web.Application) -> dict[str, str]:
+    return dict(
         zip(
             ("redis", "kafka", "postgres", "reply_channel"),
             await asyncio.gather(
@@ -41,11 +51,9 @@ async def readyz(request: web.Request) -> web.Response:
             strict=True,
         )
     )
-    if all(v == "ok" for v in checks.values()):
-        return ok({"status": "ready", "checks": checks})
-    return error(503, "SERVICE_UNAVAILABLE", "not ready", details=checks)
 
 
 def add_routes(app: web.Application) -> None:
+    app[appkeys.READINESS] = Readiness(app[appkeys.CLOCK])
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")

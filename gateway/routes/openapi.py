@@ -480,8 +480,17 @@ PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {"get": op("Liveness", {200: success(obj(["status"], status=TEXT))}, errors=())},
     "/readyz": {
         "get": op(
-            "Readiness of Redis, Kafka, PostgreSQL and the reply channel",
-            {200: success(obj(["status", "checks"], status=TEXT, checks={"type": "object"}))},
+            "Readiness of Redis, Kafka, PostgreSQL and the reply channel, checked at most once a second",
+            {
+                200: success(
+                    obj(
+                        ["status", "checks", "checked_at"],
+                        status=TEXT,
+                        checks={"type": "object"},
+                        checked_at={"type": "string", "format": "date-time"},
+                    )
+                )
+            },
             errors=(),
         )
     },
