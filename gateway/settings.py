@@ -13,9 +13,8 @@ from booking_rush.services.env import env_float, env_int, env_str
 from booking_rush.services.mail import MailSettings
 from gateway.client_address import ProxyConfigError, ProxyTrust
 from gateway.ratelimit import parse_policies
+from gateway.secret_strength import secret_problem
 from waiting_room.passes import PassKeys
-
-MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(ValueError):
@@ -71,10 +70,9 @@ class GatewaySettings:
     @classmethod
     def from_env(cls) -> GatewaySettings:
         secret = os.environ.get("BR_JWT_SECRET", "")
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"BR_JWT_SECRET must be set to a secret of at least {MIN_SECRET_LENGTH} characters"
-            )
+        problem = secret_problem(secret)
+        if problem is not None:
+            raise ConfigError(f"BR_JWT_SECRET is {problem}: set a random secret of at least 32 characters")
         try:
             pass_keys = PassKeys.from_env()
         except ValueError as exc:

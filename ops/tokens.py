@@ -14,7 +14,7 @@ import sys
 import asyncpg
 
 from gateway.auth import issue_access_token
-from gateway.settings import MIN_SECRET_LENGTH
+from gateway.secret_strength import secret_problem
 from ops.config import StackConfig
 
 
@@ -32,8 +32,9 @@ def main() -> int:
     parser.add_argument("--ttl", type=int, default=900)
     args = parser.parse_args()
     secret = os.environ.get("BR_JWT_SECRET", "")
-    if len(secret) < MIN_SECRET_LENGTH:
-        print(f"set BR_JWT_SECRET (>= {MIN_SECRET_LENGTH} characters)", file=sys.stderr)
+    problem = secret_problem(secret)
+    if problem is not None:  # the gateway would not start with it either
+        print(f"set BR_JWT_SECRET to the gateway's secret (this one is {problem})", file=sys.stderr)
         return 2
     dsn = os.environ.get("BR_DATABASE_URL") or StackConfig.from_env().database_url
     user = asyncio.run(lookup(dsn, args.email))
