@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest_asyncio
 from selenium.webdriver.common.by import By
@@ -141,6 +142,39 @@ async def test_a_browser_signs_in_and_keeps_its_tokens(browser, site, signed_in,
     async with http.get(f"{site['url']}/api/v1/auth/me", headers=headers) as r:
         assert r.status == 200 and (await r.json())["data"]["user"]["email"] == site["email"]
     assert await asyncio.to_thread(page_problems, browser) == []
+
+
+# ?next= values that are another site once the browser has read them as a URL.
+HOSTILE_NEXT = [
+    "/\t/evil.example",  # a tab is dropped: //evil.example
+    "/\n/evil.example",
+    "/\\evil.example",  # a backslash is a slash: //evil.example
+    "//evil.example",
+    "https://evil.example/",
+    "javascript:alert(1)",
+    " /\t/evil.example",
+]
+SAFE_NEXT = {"/events?category=x": "/events?category=x", "/book/abc#top": "/book/abc#top"}
+
+_SAFE_NEXT = """
+const [candidates, done] = arguments;
+import("/static/session.js").then((s) => done(candidates.map((raw) => s.safeNext(raw))));
+"""
+
+
+def _sign_in_with_next(driver, site, raw_next: str) -> str:
+    driver.get(f"{site['url']}/login?next={quote(raw_next, safe='')}")
+    submit_sign_in(driver, site["tenant"], site["email"], PASSWORD)
+    wait(driver, lambda d: "/login" not in d.current_url)
+    return driver.current_url
+
+
+async def test_after_signing_in_the_page_goes_nowhere_but_this_site(browser, site, signed_in):
+    candidates = HOSTILE_NEXT + list(SAFE_NEXT)
+    judged = await asyncio.to_thread(browser.execute_async_script, _SAFE_NEXT, candidates)
+    assert judged == ["/events"] * len(HOSTILE_NEXT) + list(SAFE_NEXT.values())
+    landed = await asyncio.to_thread(_sign_in_with_next, browser, site, "/\t/evil.example")
+    assert landed == f"{site['url']}/events"
 
 
 _CALL_ME_TWICE_WITH_A_DEAD_ACCESS_TOKEN = """

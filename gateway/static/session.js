@@ -130,10 +130,17 @@ export async function signOut() {
   }
 }
 
-// Where to go after signing in: only a path on this site, never another origin.
+// Where to go after signing in: only a path on this site, never another origin. Judged on the
+// URL as the browser itself will read it: it drops tabs and newlines and takes "\\" for "/", so
+// "/\t/evil.example" is "//evil.example", another site, however it looked as text.
 export function safeNext(raw, fallback = "/events") {
-  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//") || raw.includes("\\")) {
+  if (typeof raw !== "string" || !raw.startsWith("/")) return fallback;
+  let target;
+  try {
+    target = new URL(raw, location.origin);
+  } catch {
     return fallback;
   }
-  return raw;
+  if (target.origin !== location.origin) return fallback;
+  return target.pathname + target.search + target.hash;
 }
