@@ -15,7 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from booking_rush.contract import messages
 from booking_rush.contract.messages import now_ms
+from booking_rush.services.endpoints import Endpoints
+from gateway import appkeys
 from gateway.middlewares import request_id_and_errors
+from gateway.settings import GatewaySettings
 from tests.support import (
     accounts_gateway_settings,
     call,
@@ -354,6 +357,7 @@ async def test_a_value_postgresql_refuses_is_answered_400_not_503():
         raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
 
     app = web.Application(middlewares=[request_id_and_errors])
+    app[appkeys.SETTINGS] = GatewaySettings(jwt_secret="x" * 40, endpoints=Endpoints("", "", "", ""))
     app.router.add_get("/refused", refused)
     app.router.add_get("/away", away)
     async with TestClient(TestServer(app)) as client:

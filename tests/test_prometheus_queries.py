@@ -135,8 +135,10 @@ async def observed_sale(
     ).start()
     try:
         worker_port, payer_port = await worker.metrics_port(), await payer.metrics_port()
-        async with gateway_process(schema, topics, jwt_secret, http) as url:
-            gateway_port = int(url.rsplit(":", 1)[1])
+        gateway_port = free_port()  # its /metrics: an internal port of its own, not the API's
+        async with gateway_process(
+            schema, topics, jwt_secret, http, BR_GATEWAY_METRICS_PORT=str(gateway_port)
+        ) as url:
             targets = {"gateway": gateway_port, "command-worker": worker_port, "payment-worker": payer_port}
             async with running_prometheus(targets, tmp_path, http) as prometheus:
                 async with sale_through(url, http, make_event, make_users, token_for, room) as facts:
