@@ -169,7 +169,7 @@ async def metrics_ctx(app: web.Application):
 
 async def password_hasher_ctx(app: web.Application):
     settings = app[appkeys.SETTINGS]
-    hasher = PasswordHasher(settings.bcrypt_cost, settings.hash_threads, settings.hash_queue)
+    hasher = PasswordHasher(settings.bcrypt_cost, settings.hash_threads, settings.hash_max_wait_s)
     app[appkeys.PASSWORD_HASHER] = hasher
     yield
     hasher.close()

@@ -41,9 +41,10 @@ class GatewaySettings:
     token_cache_size: int = 100_000
     redis_max_connections: int = 64
     bcrypt_cost: int = 12  # spec §8.1; tests and load tests lower it
-    # bcrypt runs in a pool of its own: this many at once, this many more waiting, then 503.
+    # bcrypt runs in a pool of its own: this many at once, and as many waiting as those threads
+    # get through in hash_max_wait_s; past that, 503 (gateway/password_hasher.py).
     hash_threads: int = 2
-    hash_queue: int = 32
+    hash_max_wait_s: float = 2.0
     mail: MailSettings = MailSettings()
     # Signs and verifies X-Queue-Pass. None: a key pair made at start (one process, tests only);
     # from_env requires one, since every process of a deployment must share it.
@@ -105,7 +106,7 @@ class GatewaySettings:
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),
             bcrypt_cost=_bcrypt_cost(env_int("BR_BCRYPT_COST", 12)),
             hash_threads=max(1, env_int("BR_HASH_THREADS", 2)),
-            hash_queue=max(0, env_int("BR_HASH_QUEUE", 32)),
+            hash_max_wait_s=max(0.0, env_float("BR_HASH_MAX_WAIT_SECONDS", 2.0)),
             queue_pass_keys=pass_keys,
             stream_heartbeat_s=heartbeat_s,
             queue_ticket_ttl_s=ticket_ttl_s,

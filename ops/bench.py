@@ -47,7 +47,8 @@ from ops.seed_data import ZoneSpec
 SERVER_CORE, LOAD_CORE = "0", "1"
 BENCH_PASSWORD = "bench-pass-2026"
 UNREACHABLE_LIMITS = ",".join(
-    f"{p}=1000000000/1000000000" for p in ("reserve", "general", "login", "register")
+    f"{p}=1000000000/1000000000"
+    for p in ("reserve", "general", "login", "register", "login_address", "register_address")
 )
 BENCH_TOOLS = {"wrk": "wrk", "hey": "hey"}
 
