@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 from prometheus_client import multiprocess as multiproc
 
@@ -41,7 +42,11 @@ def main() -> int:
         child.start()
     print(f"gateway: {len(children)} processes on http://{settings.host}:{settings.port}", flush=True)
 
+    stopping_since: list[float] = []
+    killed: list[str] = []
+
     def forward(signum, _frame):
+        stopping_since.append(time.monotonic())
         for child in children:
             if child.is_alive():
                 child.terminate()  # SIGTERM: each child drains and exits
@@ -49,9 +54,25 @@ def main() -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for child in children:
-        child.join()
+        while child.is_alive():
+            child.join(1.0)
+            deadline_s = settings.stop_deadline_s
+            if stopping_since and time.monotonic() - stopping_since[0] > deadline_s and child.is_alive():
+                # A child that outlives its own 10 s drain by this much is stuck: the pod's grace
+                # period would end it the same way, and the rest of the gateway must not wait.
+                print(
+                    f"gateway: {child.name} did not stop {deadline_s:.0f} s after SIGTERM; "
+                    "its tasks' and threads' stacks follow, then it is killed",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os.kill(child.pid, signal.SIGUSR1)  # its asyncio tasks (gateway/server.py)
+                os.kill(child.pid, signal.SIGUSR2)  # its threads (faulthandler)
+                child.join(1.0)
+                child.kill()
+                killed.append(child.name)
         multiproc.mark_process_dead(child.pid, metrics_dir)  # its live gauges stop counting
-    return max((c.exitcode or 0) for c in children)
+    return 1 if killed else max((c.exitcode or 0) for c in children)
 
 
 if __name__ == "__main__":

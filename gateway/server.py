@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import faulthandler
+import signal
+import sys
+
 import uvloop
 from aiohttp import web
 
@@ -11,11 +16,16 @@ from gateway.settings import GatewaySettings
 
 
 def serve(settings: GatewaySettings) -> None:
+    # For a process that will not stop (gateway/__main__.py asks before it kills one): SIGUSR1
+    # prints every asyncio task's stack, SIGUSR2 every thread's, on stderr.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     logs.configure("gateway")
     tracer_provider = tracing.configure("gateway", starts_traces=True)
     uvloop.install()
+    app = create_app(settings)
+    app.on_startup.append(_tasks_dumped_on_sigusr1)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         reuse_port=True,
@@ -26,3 +36,14 @@ def serve(settings: GatewaySettings) -> None:
     )
     if tracer_provider is not None:
         tracer_provider.shutdown()  # the last spans out
+
+
+async def _tasks_dumped_on_sigusr1(app: web.Application) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+
+
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()

@@ -31,6 +31,9 @@ class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8080
     processes: int = 1
+    # With several processes: how long after SIGTERM a child may take before it is killed (its
+    # drain is bounded by aiohttp's 10 s shutdown timeout; cleanup takes seconds more).
+    stop_deadline_s: float = 25.0
     jwt_issuer: str = "booking-rush"
     jwt_audience: str = "booking-rush"
     reply_timeout_s: float = 5.0
@@ -98,6 +101,7 @@ class GatewaySettings:
             host=env_str("BR_GATEWAY_HOST", "127.0.0.1"),
             port=env_int("BR_GATEWAY_PORT", 8080),
             processes=env_int("BR_GATEWAY_PROCESSES", os.cpu_count() or 1),
+            stop_deadline_s=env_float("BR_GATEWAY_STOP_DEADLINE_SECONDS", 25.0),
             reply_timeout_s=env_float("BR_REPLY_TIMEOUT_SECONDS", 5.0),
             accept_timeout_s=env_float("BR_ACCEPT_TIMEOUT_SECONDS", 3.0),
             command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),

@@ -474,9 +474,23 @@ async def started_gateway(cfg: StackConfig, topics: Topics, secret: str, session
         **env_extra,
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the gateway makes its own
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.DEVNULL
-    )
+    # Its stderr in a file that outlives the run: what a gateway says as it stops (a child it had
+    # to kill, with that child's stacks) is read there.
+    log_dir = cfg.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stderr = os.open(log_dir / f"test-gateway-{port}.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    finally:
+        os.close(stderr)  # the child has its own copy
     base = f"http://127.0.0.1:{port}"
     try:
 
