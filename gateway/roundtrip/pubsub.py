@@ -36,6 +36,10 @@ async def listen(
                 if message is not None:
                     deliver(message["data"])
         except (RedisConnectionError, RedisTimeoutError, OSError):
+            if asyncio.current_task().cancelling():
+                # Being stopped: a client that turned the cancellation into a connection error
+                # must not make this loop subscribe again and outlive the process's shutdown.
+                raise asyncio.CancelledError() from None
             if connected.is_set():
                 log.warning("subscription to %s lost; reconnecting", channel)
             connected.clear()
