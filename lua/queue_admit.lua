@@ -11,11 +11,14 @@ KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket
 KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms)
 KEYS[4]  seq        {ev:E}:room:seq        string: last ticket
 KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms): pass expiry, raised by
-                                                 reserve_seats.lua to a hold's expiry
+                                                 reserve_seats.lua to a hold's expiry; dropped
+                                                 (with the passes entry) KEEP_MS after it
 KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
-KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
+KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms), while in line
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), trimmed to 5 minutes
-KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket)
+KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket),
+                                                 admitted (passes issued, ever), revoked_cursor
+                                                 (where the walk over `revoked` resumes)
 KEYS[10] holds      {ev:E}:expiry          zset  live holds (booking id -> expires at)
 KEYS[11] hits       {ev:E}:room:hits       hash  second -> reserve requests (gateways' counts)
 KEYS[12] shuffle    {ev:E}:room:shuffle    list  the pre-queue in its drawn order (audit)
@@ -23,7 +26,12 @@ KEYS[13] streams    {ev:E}:room:streams    hash  user -> the gateway process hol
                                                  live-position stream (lua/queue_stream.lua)
 KEYS[14] leases     {ev:E}:room:leases     zset  gateway process -> its streams count as presence
                                                  until (ms); renewed once per heartbeat per process
-KEYS[15..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
+KEYS[15] joined     {ev:E}:room:joined     hash  user -> join time (ms) (lua/queue_join.lua); the
+                                                 admitter drops those admitted, this script those
+                                                 abandoned
+KEYS[16] revoked    {ev:E}:room:revoked    hash  pass id -> the pass's expiry (ms)
+                                                 (lua/queue_revoke.lua); dropped once expired
+KEYS[17..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
 
 ARGV[1]  now (ms)   ARGV[2]  most waiting users to look at in this call
 
@@ -32,12 +40,23 @@ Returns one JSON object: state (off, open, prequeue, admitting, paused, closed, 
 ticket at or below it has left the line, so a ticket's place is ticket - head less the few that
 left out of turn), waiting, prequeue, active,
 available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled,
-pass_ttl_ms (when admitting: the passes' lifetime, so gateways can issue them).
+pass_ttl_ms (when admitting: the passes' lifetime, so gateways can issue them), trimmed
+(admissions dropped this call, KEEP_MS past their active-until).
 
 Admission order is ticket order. A user neither seen for grace_ms nor holding an open stream on a
 live gateway process is removed without using a slot.
 Active users (active-until in the future) never exceed max_active nor oversubscription x available.
+
+The sale Redis runs noeviction, so every tick also removes what nobody can ask about any more,
+in every state (a bounded amount per call): admissions KEEP_MS past their active-until, and
+revocations of passes already expired.
 ]]
+
+local FIRST_ZONE = 17
+-- An admission stays a minute past its active-until: a reserve its pass let through at the last
+-- moment may still be on its way (a command lives up to BR_COMMAND_DEADLINE_SECONDS, 30 s), and
+-- reserve_seats.lua raises the active-until only of an admission still here.
+local KEEP_MS = 60000
 
 local now, max_scan = tonumber(ARGV[1]), tonumber(ARGV[2])
 local c = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min',
@@ -46,7 +65,7 @@ local mode = c[1] or 'off'
 local out = {mode = mode, engaged = 0, admitted = {}, abandoned = 0, shuffled = 0}
 
 local available = 0
-for i = 15, #KEYS do
+for i = FIRST_ZONE, #KEYS do
   available = available + tonumber(redis.call('HGET', KEYS[i], 'available') or '0')
 end
 local held = redis.call('ZCARD', KEYS[10])
@@ -55,6 +74,32 @@ redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - 300000)
 out.available, out.held, out.active = available, held, active
 out.head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
 redis.call('ZREMRANGEBYSCORE', KEYS[14], '-inf', '(' .. now)  -- leases of processes gone quiet
+
+-- Past KEEP_MS nothing asks about an admission: queue_join.lua takes a user without one as it
+-- takes one whose pass ran out (a join goes to the back, a status is not_joined). Such a user
+-- is not in line (a new join first drops the old admission), so their presence, stream and
+-- join time can go too (left over if the admitter stopped between this script and its read).
+local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - KEEP_MS, 'LIMIT', 0, max_scan)
+for _, user in ipairs(expired) do
+  redis.call('ZREM', KEYS[5], user)
+  redis.call('HDEL', KEYS[6], user)
+  redis.call('ZREM', KEYS[7], user)
+  redis.call('HDEL', KEYS[13], user)
+  redis.call('HDEL', KEYS[15], user)
+end
+out.trimmed = #expired
+-- A revocation matters only until its pass expires (gateways forget it at that tick too): one
+-- bounded step of a walk over the hash per call, resumed where the last one stopped.
+local cursor = redis.call('HGET', KEYS[9], 'revoked_cursor') or '0'
+local step = redis.call('HSCAN', KEYS[16], cursor, 'COUNT', 100)
+for i = 1, #step[2], 2 do
+  if tonumber(step[2][i + 1]) <= now then
+    redis.call('HDEL', KEYS[16], step[2][i])
+  end
+end
+if step[1] ~= cursor then
+  redis.call('HSET', KEYS[9], 'revoked_cursor', step[1])
+end
 
 local function finish(state)
   out.state = state
@@ -65,7 +110,7 @@ local function finish(state)
 end
 
 -- Sold out only when nothing is left to sell and nothing held could come back.
-if #KEYS >= 15 and available <= 0 and held == 0 then
+if #KEYS >= FIRST_ZONE and available <= 0 and held == 0 then
   redis.call('HSET', KEYS[1], 'state', 'sold_out')
   out.engaged = c[2] == '1' and 1 or 0
   return finish('sold_out')
@@ -163,15 +208,17 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
     scanned = scanned + 1
     redis.call('ZREM', KEYS[2], user)
     out.head = tonumber(ticket)
-    if not present(user) then
-      redis.call('ZREM', KEYS[7], user)
-      redis.call('HDEL', KEYS[13], user)
+    local here = present(user)
+    -- Out of line either way: presence is asked only of users in line, and the stream ends here.
+    redis.call('ZREM', KEYS[7], user)
+    redis.call('HDEL', KEYS[13], user)
+    if not here then
+      redis.call('HDEL', KEYS[15], user)  -- the admitter reads join times only of those let in
       out.abandoned = out.abandoned + 1
     else
       redis.call('ZADD', KEYS[5], now + pass_ttl_ms, user)
       redis.call('HSET', KEYS[6], user, ticket .. ':' .. now .. ':' .. pass_ttl_ms)
       redis.call('ZADD', KEYS[8], now, user)
-      redis.call('HDEL', KEYS[13], user)  -- the stream ends with the pass
       table.insert(out.admitted, user)
       table.insert(out.admitted, tonumber(ticket))
       tokens = tokens - 1
@@ -181,5 +228,8 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
   end
 end
 redis.call('HSET', KEYS[9], 'tokens', tostring(tokens), 'at', at, 'head', out.head)
+if #out.admitted > 0 then
+  redis.call('HINCRBY', KEYS[9], 'admitted', #out.admitted / 2)
+end
 out.active = active + #out.admitted / 2
 return finish('admitting')

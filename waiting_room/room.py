@@ -17,6 +17,8 @@ from waiting_room.passes import pass_id
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
+# lua/queue_admit.lua's KEYS[11..16]; JOIN_PARTS and the holds index come first, the zones last.
+ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked")
 
 
 def eta_seconds(ahead: int, admitted_last_minute: int) -> int | None:
@@ -108,7 +110,7 @@ class WaitingRoom:
                 room_keys = [
                     *(keys.room(event_id, p) for p in JOIN_PARTS),
                     keys.expiry_index(event_id),
-                    *(keys.room(event_id, p) for p in ("hits", "shuffle", "streams", "leases")),
+                    *(keys.room(event_id, p) for p in ADMIT_PARTS),
                     *(k.decode() for k in zone_keys),
                 ]
                 queue_script(pipe, self.scripts.queue_admit, room_keys, [now_ms, max_scan])
@@ -212,11 +214,13 @@ class WaitingRoom:
         return engaged == b"1", {k.decode(): int(v) for k, v in revoked.items()}
 
     async def stats(self, event_id: str, now_ms: int) -> dict[str, Any]:
+        """The room's counts for operators; admitted is every pass issued (the admission records
+        themselves are dropped a minute after they run out)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.room(event_id, "waiting"))
             pipe.zcard(keys.room(event_id, "prequeue"))
             pipe.zcount(keys.room(event_id, "admitted"), f"({now_ms}", "+inf")
-            pipe.hlen(keys.room(event_id, "passes"))
+            pipe.hget(keys.room(event_id, "bucket"), "admitted")
             pipe.zcount(keys.room(event_id, "admit_log"), now_ms - 60_000, "+inf")
             pipe.hmget(keys.room(event_id, "config"), "engaged", "state")
             pipe.zcard(keys.expiry_index(event_id))
@@ -231,7 +235,7 @@ class WaitingRoom:
             "waiting": waiting,
             "prequeue": prequeue,
             "active": active,
-            "admitted": admitted,
+            "admitted": int(admitted or 0),
             "admission_rate_per_min": recent,
             "engaged": engaged == b"1",
             "sold_out": state == b"sold_out",
