@@ -61,6 +61,10 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
         raise errors.NotFound("zone has no inventory on sale")
     if status == "expired":
         raise errors.RequestExpired()
+    if status == "booking_ended":  # the booking this very request made ended long ago
+        if result["current"] == "expired":
+            raise errors.ReservationExpired()
+        raise errors.InvalidTransition(f"the booking this request made is {result['current']}")
     # An organizer's seat-count change (routes/events.py) is answered the same way.
     if status == "adjusted":
         return ok(

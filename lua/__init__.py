@@ -33,6 +33,7 @@ class SaleScripts:
     reserve_seats: AsyncScript
     expire_hold: AsyncScript
     cancel_hold: AsyncScript
+    trim_hold: AsyncScript
     begin_payment: AsyncScript
     settle_payment: AsyncScript
     refund_payment: AsyncScript

@@ -31,3 +31,7 @@ local function release(zone, count, index, booking_id, quantity)
   redis.call('ZREM', index, booking_id)
   return remaining
 end
+
+local function is_tombstone(user_id)
+  return not user_id
+end

@@ -22,6 +22,8 @@ Returns {result_json}; result.status is one of:
   payment_exists   booking, payment: begun before (same booking): the caller answers that one
   reservation_expired  the hold's time ran out (the sweeper returns its seats), or it was released
   not_payable      current: cancelled, confirmed by another way, refunded
+(A tombstone, lua/_hold.lua, answers reservation_expired or not_payable whoever asks: the
+gateway checks its owner in PostgreSQL first.)
   not_found        no such hold, or not the requester's
 ]]
 
@@ -29,6 +31,10 @@ Returns {result_json}; result.status is one of:
 
 local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'expires_at')
 local status = hold[1]
+if status and is_tombstone(hold[2]) then  -- ended with no payment, long ago (lua/_hold.lua)
+  local ended = status == 'expired' and 'reservation_expired' or 'not_payable'
+  return {cjson.encode({status = ended, booking_id = ARGV[1], current = status})}
+end
 if not status or hold[2] ~= ARGV[3] then
   return {cjson.encode({status = 'not_found', booking_id = ARGV[1]})}
 end

@@ -10,6 +10,8 @@ KEYS[1]  hold            {ev:E}:hold:<booking id>   hash  status, user_id, show_
 KEYS[2]  zone            {ev:E}:zone:<show>:<zone>  hash  available, ...
 KEYS[3]  per-user count  {ev:E}:user:<user>         string
 KEYS[4]  expiry index    {ev:E}:expiry              zset  booking id -> expires_at (ms)
+KEYS[5]  ended index     {ev:E}:ended               zset  booking id -> ended at (ms): holds that
+                                                          ended with no payment, for the archiver
 
 ARGV[1]  booking id   ARGV[2]  now (ms)   ARGV[3]  requesting user id
 ARGV[4]  show id      ARGV[5]  zone id    (what the caller named KEYS[2..3] after)
@@ -17,7 +19,9 @@ ARGV[4]  show id      ARGV[5]  zone id    (what the caller named KEYS[2..3] afte
 Returns {result_json}; result.status is one of:
   cancelled        booking_id, user_id, show_id, zone_id, quantity, cancelled_at, remaining
                    (cancelling again answers the same: a redelivered command finds its result)
-  not_cancellable  current: the hold's status (expired, or later confirmed)
+  not_cancellable  current: the hold's status (expired, or later confirmed; or cancelled, when
+                   the hold is a tombstone: trimmed by the archiver long after it ended, so no
+                   redelivery of the cancel that ended it can still arrive)
   not_found        no such hold, not the requester's, or KEYS that do not match it
 The result of a cancel also carries `booking`: the whole hold after it (for the event).
 ]]
@@ -27,6 +31,9 @@ The result of a cancel also carries `booking`: the whole hold after it (for the 
 local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
                         'quantity', 'cancelled_at', 'remaining_after')
 local status = hold[1]
+if status and is_tombstone(hold[2]) then
+  return {cjson.encode({status = 'not_cancellable', booking_id = ARGV[1], current = status})}
+end
 if not status or hold[2] ~= ARGV[3] or hold[3] ~= ARGV[4] or hold[4] ~= ARGV[5] then
   return {cjson.encode({status = 'not_found', booking_id = ARGV[1]})}
 end
@@ -50,4 +57,5 @@ local now = tonumber(ARGV[2])
 local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]))
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', now, 'remaining_after', remaining)
 bump(KEYS[1])
+redis.call('ZADD', KEYS[5], now, ARGV[1])
 return cancelled(now, remaining)

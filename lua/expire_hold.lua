@@ -9,6 +9,8 @@ KEYS[1]  hold            {ev:E}:hold:<booking id>   hash  status, user_id, show_
 KEYS[2]  zone            {ev:E}:zone:<show>:<zone>  hash  available, ...
 KEYS[3]  per-user count  {ev:E}:user:<user>         string
 KEYS[4]  expiry index    {ev:E}:expiry              zset  booking id -> expires_at (ms)
+KEYS[5]  ended index     {ev:E}:ended               zset  booking id -> ended at (ms): holds that
+                                                          ended with no payment, for the archiver
 
 ARGV[1]  booking id      ARGV[2]  now (ms)
 ARGV[3]  user id, ARGV[4] show id, ARGV[5] zone id: what the caller named KEYS[2..3] after
@@ -16,7 +18,8 @@ ARGV[3]  user id, ARGV[4] show id, ARGV[5] zone id: what the caller named KEYS[2
 Returns {code, result_json}:
    1  expired now: seats returned, count lowered
    2  already expired earlier: nothing changed; the same result, so the event can be re-emitted
-   0  nothing to expire (no such hold, or it was confirmed or cancelled); removed from the index
+   0  nothing to expire (no such hold, it was confirmed or cancelled, or it is a tombstone: the
+      archiver trimmed it once PostgreSQL had its end); removed from the index
   -1  not due yet (expires_at is still ahead of now)
   -2  KEYS do not match the hold (caller bug); nothing changed
 With 1 and 2 the result also carries `booking`: the whole hold after it (for the event). A hold
@@ -28,7 +31,7 @@ in `paying` is not expired here: the sweeper asks the payment provider about it 
 local hold = redis.call('HMGET', KEYS[1], 'status', 'user_id', 'show_id', 'zone_id',
                         'quantity', 'expires_at', 'expired_at', 'remaining_after')
 local status = hold[1]
-if not status then
+if not status or is_tombstone(hold[2]) then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return {0, '{}'}
 end
@@ -63,4 +66,5 @@ end
 local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]))
 redis.call('HSET', KEYS[1], 'status', 'expired', 'expired_at', now, 'remaining_after', remaining)
 bump(KEYS[1])
+redis.call('ZADD', KEYS[5], now, ARGV[1])
 return {1, result(now, remaining)}

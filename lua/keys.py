@@ -49,6 +49,12 @@ def expiry_index(event_id: str) -> str:
     return f"{tag(event_id)}:expiry"
 
 
+def ended_index(event_id: str) -> str:
+    """Holds that ended with no payment (expired, cancelled): zset booking id -> ended at (ms).
+    The archiver shrinks each to a tombstone once PostgreSQL has its final state."""
+    return f"{tag(event_id)}:ended"
+
+
 def zone_index(event_id: str) -> str:
     """Set of the event's zone keys (every show), written when its inventory is loaded."""
     return f"{tag(event_id)}:zones"
@@ -95,7 +101,13 @@ def hold_keys(event_id: str, booking_id: str, user_id: str, show_id: str, zone_i
         zone(event_id, show_id, zone_id),
         user_count(event_id, user_id),
         expiry_index(event_id),
+        ended_index(event_id),
     ]
+
+
+def trim_keys(event_id: str, booking_id: str, user_id: str) -> list[str]:
+    """KEYS of lua/trim_hold.lua, in order."""
+    return [hold(event_id, booking_id), ended_index(event_id), user_bookings(event_id, user_id)]
 
 
 def payment_keys(

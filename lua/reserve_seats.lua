@@ -22,10 +22,15 @@ KEYS[8]  user's bookings     {ev:E}:bookings:<user>      zset  booking id -> cre
 ARGV[1]  body hash        ARGV[2]  now (ms)          ARGV[3]  deadline (ms)
 ARGV[4]  quantity         ARGV[5]  booking id        ARGV[6]  user id
 ARGV[7]  show id          ARGV[8]  zone id           ARGV[9]  hold duration (ms)
-ARGV[10] idempotency record TTL (s)                  ARGV[11] request id
+ARGV[10] a success's idempotency record TTL (s): as long as a client may retry under its key
+                                                     ARGV[11] request id
 ARGV[12] default max seats per user (when the meta hash has none)
 ARGV[13] idempotency scope (kept on the hold, with the body hash: every later event of the
          booking carries the whole record, so PostgreSQL can be written from any one of them)
+ARGV[14] a refusal's idempotency record TTL (s), at least: the deadline window plus how long a
+         command can sit unconsumed. The record lives at least until the command's deadline
+         whatever this says, so a redelivery is never judged afresh while it could still apply
+         (past the deadline it is answered "expired" and changes nothing).
 
 Returns {result_json, replayed}: replayed is 1 when the idempotency record answered.
 result.status is one of:
@@ -36,8 +41,12 @@ result.status is one of:
   idempotency_key_reused (same scope, different body; nothing stored)
   expired                (arrived after its deadline; not applied and not stored, so a retry
                           under the same key is judged afresh)
+  booking_ended          current: the booking this very command made has ended and was trimmed
+                          to a tombstone (lua/trim_hold.lua); only once its record has expired
 Order: idempotency record first (a redelivered command always gets its first answer), then the
-deadline, then the zone, the per-user limit and availability.
+booking this command made (KEYS[4]: the booking id is the command's own, so after the success
+record's TTL a redelivery is answered from the hold, never "expired" over seats it holds), then
+the deadline, then the zone, the per-user limit and availability.
 ]]
 
 local record = redis.call('HMGET', KEYS[1], 'h', 'r')
@@ -48,15 +57,35 @@ if record[1] then
   return {cjson.encode({status = 'idempotency_key_reused'}), 0}
 end
 
+local made = redis.call('HMGET', KEYS[4], 'status', 'user_id', 'show_id', 'zone_id', 'quantity',
+                       'total_cents', 'created_at', 'expires_at', 'request_id')
+if made[1] then
+  if not made[2] then  -- a tombstone (lua/trim_hold.lua)
+    return {cjson.encode({status = 'booking_ended', booking_id = ARGV[5], current = made[1]}), 1}
+  end
+  return {cjson.encode({
+    status = 'reserved', booking_id = ARGV[5], user_id = made[2], show_id = made[3],
+    zone_id = made[4], quantity = tonumber(made[5]), total_cents = tonumber(made[6]),
+    -- The first answer's count is gone with its record: the zone's count now.
+    remaining = tonumber(redis.call('HGET', KEYS[2], 'available') or '0'),
+    created_at = tonumber(made[7]), expires_at = tonumber(made[8]), request_id = made[9],
+  }), 1}
+end
+
 local now = tonumber(ARGV[2])
-if now > tonumber(ARGV[3]) then
+local deadline = tonumber(ARGV[3])
+if now > deadline then
   return {cjson.encode({status = 'expired'}), 0}
 end
 
 local function answer(result)
   local json = cjson.encode(result)
+  local ttl = tonumber(ARGV[10])
+  if result.status ~= 'reserved' then
+    ttl = math.max(tonumber(ARGV[14] or ARGV[10]), math.ceil((deadline - now) / 1000) + 1)
+  end
   redis.call('HSET', KEYS[1], 'h', ARGV[1], 'r', json)
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[10]))
+  redis.call('EXPIRE', KEYS[1], ttl)
   return {json, 0}
 end
 

@@ -89,7 +89,8 @@ async def test_scripts_run_on_every_node_without_crossslot(cluster):
         result = orjson.loads(out[0])
         assert result["status"] == "reserved" and result["remaining"] == 3
         code, _ = await scripts.expire_hold(
-            keys=[ks[3], ks[1], ks[2], ks[4]], args=[booking, result["expires_at"], user, show, zone]
+            keys=keys.hold_keys(event, booking, user, show, zone),
+            args=[booking, result["expires_at"], user, show, zone],
         )
         assert code == 1
         assert int(await cluster.hget(ks[1], "available")) == 5

@@ -61,12 +61,7 @@ class Sale:
 
     async def expire(self, booking, user, as_of):
         out = await self.scripts.expire_hold(
-            keys=[
-                keys.hold(self.event, booking),
-                keys.zone(self.event, self.show, self.zone),
-                keys.user_count(self.event, user),
-                keys.expiry_index(self.event),
-            ],
+            keys=keys.hold_keys(self.event, booking, user, self.show, self.zone),
             args=[booking, as_of, user, self.show, self.zone],
         )
         return int(out[0]), orjson.loads(out[1])

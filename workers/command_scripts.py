@@ -38,6 +38,7 @@ def _reserve(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list
             cmd["request_id"],
             s.default_max_per_user,
             scope,
+            s.redelivery_window_s,
         ],
     )
 

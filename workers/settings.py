@@ -10,7 +10,7 @@ from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_bool, env_float, env_int, env_ms, env_str
 
-ALL_ROLES = ("commands", "sweeper", "persistence", "admitter")
+ALL_ROLES = ("commands", "sweeper", "persistence", "admitter", "archiver")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,15 @@ class WorkerSettings:
     # A hold being paid for lasts this long from the moment payment begins (spec §10.4: extend,
     # don't drop); past it the sweeper asks the provider instead of releasing the seats.
     payment_hold_ms: int = 900_000
+    # A reservation's idempotency record: as long as a client may retry under the same key
+    # (spec: 24 h). After it, a retry is judged afresh (a new booking if seats and the per-user
+    # limit allow); a redelivered command is still answered from the booking it made.
     idempotency_ttl_s: int = 86_400
+    # The longest a command can sit unconsumed in Kafka or be redelivered after it was applied:
+    # the 30 s client deadline plus a consumer group's lag alert (2 min) and someone acting on
+    # it. A refusal's idempotency record lives this long (and at least until its command's
+    # deadline), and an ended hold is trimmed only this long after it ended.
+    redelivery_window_s: int = 300
     result_ttl_s: int = 900
     default_max_per_user: int = 4
     batch_size: int = 500
@@ -41,6 +49,10 @@ class WorkerSettings:
     # /metrics of this worker process (None: not served; 0: any free port, printed at start).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # The archiver: how often it trims ended holds and looks for events to archive, and how
+    # long after an event's last show starts it counts as over.
+    archive_interval_s: float = 10.0
+    archive_after_last_show_s: int = 6 * 3600
     # A persisted event PostgreSQL refuses this many times goes to the dead-letter topic.
     dead_letter_after: int = 3
     # Test hooks for the crash scenarios: SIGKILL this process right after a Lua batch ran, or
@@ -64,6 +76,11 @@ class WorkerSettings:
             hold_ms=env_ms("BR_HOLD_SECONDS", defaults.hold_ms),
             payment_hold_ms=env_ms("BR_PAYMENT_HOLD_SECONDS", defaults.payment_hold_ms),
             idempotency_ttl_s=env_int("BR_IDEMPOTENCY_TTL_SECONDS", defaults.idempotency_ttl_s),
+            redelivery_window_s=env_int("BR_REDELIVERY_WINDOW_SECONDS", defaults.redelivery_window_s),
+            archive_interval_s=env_float("BR_ARCHIVE_INTERVAL_SECONDS", defaults.archive_interval_s),
+            archive_after_last_show_s=env_int(
+                "BR_ARCHIVE_AFTER_LAST_SHOW_SECONDS", defaults.archive_after_last_show_s
+            ),
             result_ttl_s=env_int("BR_RESULT_TTL_SECONDS", defaults.result_ttl_s),
             default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", defaults.default_max_per_user),
             batch_size=env_int("BR_WORKER_BATCH_SIZE", defaults.batch_size),

@@ -114,6 +114,19 @@ def event_of(public_id: str) -> str | None:
     return str(uuid.UUID(public_id[:32]))
 
 
+def uuid_ids(ids) -> list[str]:
+    """Those of `ids` that are UUIDs (event ids in the sale Redis's live sets; a query casting
+    them to uuid would fail on anything else)."""
+    out = []
+    for i in ids:
+        try:
+            uuid.UUID(i)
+        except ValueError:
+            continue
+        out.append(i)
+    return out
+
+
 def row_id(public_id: str) -> str:
     """The booking's primary key in PostgreSQL: the random half of its public id."""
     return str(uuid.UUID(public_id[32:]))

@@ -208,8 +208,14 @@ async def find_booking(request: web.Request, booking_id: str) -> dict[str, Any]:
     if event_id is None:
         raise errors.NotFound("no such booking")
     hold = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id))
-    if hold and await may_manage(request, event_id, hold.get(b"user_id", b"").decode()):
+    # A tombstone (status and version: lua/trim_hold.lua) has no owner: PostgreSQL has the rest.
+    if b"user_id" in hold and await may_manage(request, event_id, hold[b"user_id"].decode()):
         return _from_hold(booking_id, event_id, hold)
+    return await stored_booking(request, event_id, booking_id)
+
+
+async def stored_booking(request: web.Request, event_id: str, booking_id: str) -> dict[str, Any]:
+    """PostgreSQL's record of a booking the caller may see (an ended or archived one)."""
     row = await request.app[appkeys.PG_POOL].fetchrow(
         f"SELECT {ROW_COLUMNS}, user_id FROM bookings WHERE public_id = $1", booking_id
     )
@@ -273,7 +279,7 @@ async def _bookings_of(request: web.Request, user_id: str) -> list[dict[str, Any
     bookings = {
         booking_id: _from_hold(booking_id, event_id, hold)
         for (event_id, booking_id), hold in zip(found, holds, strict=True)
-        if hold
+        if b"user_id" in hold  # not a tombstone (its booking is in PostgreSQL's rows below)
     }
     rows = await request.app[appkeys.PG_POOL].fetch(
         f"SELECT {ROW_COLUMNS} FROM bookings WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
@@ -295,7 +301,11 @@ async def cancel(request: web.Request) -> web.Response:
     show_id, zone_id, owner = await app[appkeys.SALE_REDIS].hmget(
         keys.hold(event_id, booking_id), "show_id", "zone_id", "user_id"
     )
-    if owner is None or not await may_manage(request, event_id, owner.decode()):
+    if owner is None:
+        # Ended long ago (a tombstone) or archived: PostgreSQL says what it became, if it is yours.
+        booking = await stored_booking(request, event_id, booking_id)
+        raise errors.InvalidTransition(f"a {booking['status']} booking cannot be cancelled")
+    if not await may_manage(request, event_id, owner.decode()):
         raise errors.NotFound("no such booking")  # someone else's does not exist for you
     reply_channel_ready(app)
     command = messages.cancel_command(
