@@ -1,7 +1,7 @@
-"""Run one worker process: the command consumer, the sweeper, the persistence consumer and the
-waiting-room admitter.
+"""Run one worker process: the command consumer, the sweeper, the persistence consumer, the
+waiting-room admitter and the archiver (it keeps the sale Redis bounded).
 
-Usage: python -m workers   (roles from BR_WORKER_ROLES, default all four)
+Usage: python -m workers   (roles from BR_WORKER_ROLES, default all five)
 SIGTERM/SIGINT: stop fetching, finish the batch in hand, commit, close, within a time bound.
 """
 
@@ -20,6 +20,7 @@ from booking_rush.telemetry import logs, metrics, tracing
 from lua import load_scripts
 from waiting_room.room import WaitingRoom
 from workers.admitter import Admitter
+from workers.archiver import Archiver
 from workers.audit_partitions import keep_partitions_ahead
 from workers.commands import CommandConsumer
 from workers.gauges import SaleGauges
@@ -42,7 +43,7 @@ async def serve(settings: WorkerSettings) -> None:
             idempotent_producer(settings.endpoints.kafka_bootstrap, linger_ms=0)
         )
         tasks = []
-        if {"commands", "admitter"} & set(settings.roles):
+        if {"commands", "admitter", "archiver"} & set(settings.roles):
             scripts = await load_scripts(redis)
         if "commands" in settings.roles:
             consumer = CommandConsumer(redis, scripts, producer, settings)
@@ -52,8 +53,12 @@ async def serve(settings: WorkerSettings) -> None:
         if "admitter" in settings.roles:
             room = WaitingRoom(redis, scripts)
             tasks.append(asyncio.create_task(Admitter(room, settings).run(stop), name="admitter"))
-        if "persistence" in settings.roles:
+        if {"persistence", "archiver"} & set(settings.roles):
             pool = await stack.enter_async_context(pg_pool(settings.endpoints.database_url))
+        if "archiver" in settings.roles:
+            archiver = Archiver(redis, scripts, pool, settings)
+            tasks.append(asyncio.create_task(archiver.run(stop), name="archiver"))
+        if "persistence" in settings.roles:
             persistence = PersistenceConsumer(pool, producer, settings)
             tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
             # The audit log's next months get their partitions before any row needs them.
