@@ -10,9 +10,11 @@ topic), exactly what the scripts would have left:
 - zones (total, available = total - held, price_cents), the zone index, the event's meta
   (max_per_user, and the newest inventory load's version) and its membership in
   keys.LIVE_EVENTS (lua/load_inventory.lua and the command consumer write the same);
-- every booking's hold hash, in whatever status it is; the expiry index (a reservation at its
-  expires_at, a hold being paid for at its paying deadline, or now when that is unknown, so the
-  sweeper asks the provider at once); each user's seat count, booking index and event set;
+- every booking's hold hash, in whatever status it is (a hold the archiver had trimmed to a
+  tombstone comes back whole, and into the ended index, to be trimmed again); the expiry index (a
+  reservation at its expires_at, a hold being paid for at its paying deadline, or now when that
+  is unknown, so the sweeper asks the provider at once); each user's seat count, booking index
+  and event set;
 - each payment's hash, with the fields lua/begin_payment.lua and lua/settle_payment.lua write
   (settle_result too: without it a redelivered outcome would be applied a second time);
 - each booking's idempotency record (h = body hash, r = the reserve's answer), so a redelivered
@@ -28,9 +30,11 @@ of those kinds left without a zone are cleared either way. An event is written i
 transaction, watching its zone keys: a zone that appears meanwhile makes it write nothing. The
 two sets outside the event's hash tag (users' events, live events) are added right after it, so
 the transaction stays in one Redis Cluster slot.
-Waiting-room keys are not restored (the room starts from its defaults), nor the answers of
-commands other than a booking's reserve. Exit status: 0 when every event was rebuilt, 1 when any
-was refused or is unknown, 2 on usage.
+An archived event (workers/archiver.py: its sale is over and its keys were removed) is never
+brought back, named with --event or not. Waiting-room keys are not restored (the room starts
+from its defaults), nor the answers of commands other than a booking's reserve. Exit status: 0
+when every event was rebuilt (or skipped as archived), 1 when any was refused or is unknown, 2
+on usage.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from ops.sale_state import (
     EventState,
     Say,
     add_sale_arguments,
+    archived_events,
     bookings_by_user,
     event_keys,
     expected_state,
@@ -115,12 +120,13 @@ PAYMENT_FIELDS = (
 )
 
 # What an event's keys are called after its tag: the state a rebuild writes (and --yes replaces).
-STATE_PARTS = ("zone:", "hold:", "payment:", "user:", "bookings:", "expiry", "zones", "meta")
+STATE_PARTS = ("zone:", "hold:", "payment:", "user:", "bookings:", "expiry", "ended", "zones", "meta")
 
 ON_SALE = """
 SELECT e.id FROM events e
 WHERE e.status = 'published'
   AND EXISTS (SELECT 1 FROM shows s WHERE s.event_id = e.id AND s.show_date > now())
+  AND NOT EXISTS (SELECT 1 FROM event_archives a WHERE a.event_id = e.id)
 ORDER BY e.created_at
 """
 
@@ -154,6 +160,7 @@ class EventRebuild:
 class RebuildSummary:
     events: list[EventRebuild]
     missing: list[str]  # not in PostgreSQL
+    archived: list[str] = field(default_factory=list)  # over and archived: never brought back
 
     @property
     def ok(self) -> bool:
@@ -165,7 +172,8 @@ class RebuildSummary:
         seats = sum(sum(e.holds.values()) for e in done)
         return (
             f"summary: {len(done)} events rebuilt ({seats} holds), {refused} refused, "
-            f"{len(self.missing)} unknown; " + ("OK" if self.ok else "NOT OK")
+            f"{len(self.missing)} unknown, {len(self.archived)} archived (skipped); "
+            + ("OK" if self.ok else "NOT OK")
         )
 
 
@@ -256,6 +264,10 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
             expiry[booking_id] = b.get("expires_at") or now
         pipe.hset(keys.hold(ev, booking_id), mapping=fields)
         done.holds[b["status"]] += 1
+        if b["status"] in ("expired", "cancelled") and not b.get("payment_id"):
+            # The archiver trims it to a tombstone once PostgreSQL has it (lua/trim_hold.lua).
+            ended_at = b.get("expired_at") or b.get("cancelled_at") or now
+            pipe.zadd(keys.ended_index(ev), {booking_id: ended_at})
 
         zone = state.zones.get((b["show_id"], b["zone_id"]))
         answer = reserve_answer(b, state.remaining.get(booking_id, zone.available if zone else 0))
@@ -365,9 +377,13 @@ async def rebuild(
 ) -> RebuildSummary:
     """Rebuild `event_ids` (default: the events on sale) in the sale Redis; `replace` is --yes."""
     events = sorted(set(event_ids)) if event_ids is not None else await events_on_sale(pool)
+    archived = await archived_events(pool, events)
+    for event_id, at in sorted(archived.items()):
+        say(f"event {event_id}: archived {at:%Y-%m-%d %H:%M} (its sale is over); not brought back")
+    events = [e for e in events if e not in archived]
     say(f"rebuilding {len(events)} events")
     expected = await expected_state(pool, settings, events, say)
-    summary = RebuildSummary([], expected.missing)
+    summary = RebuildSummary([], expected.missing, sorted(archived))
     for missing in expected.missing:
         say(f"event {missing}: not in PostgreSQL; skipped")
     for _, state in sorted(expected.events.items()):

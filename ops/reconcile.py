@@ -3,10 +3,12 @@
 Usage: python -m ops.reconcile [--event ID ...] [--prefix P] [--persistence-group G]
                                [--review-group G] [--handled]
 
-Compares, per event (default: every event in keys.LIVE_EVENTS), the live sale Redis with the
-expected state of ops/sale_state.py (PostgreSQL + the events after the persistence consumer's
-committed offsets + the dead-letter topic): each zone's available and total seats, each hold's
-status, quantity and owner, that every live hold is in the expiry index (or its seats never come
+Compares, per event (default: every event in keys.LIVE_EVENTS; an archived one is listed as
+such and not compared), the live sale Redis with the expected state of ops/sale_state.py
+(PostgreSQL + the events after the persistence consumer's committed offsets + the dead-letter
+topic): each zone's available and total seats, each hold's
+status, quantity and owner (a tombstone, lua/trim_hold.lua: its status, and that only an ended
+unpaid hold was trimmed), that every live hold is in the expiry index (or its seats never come
 back), each user's seat count, each payment's status and refund, and holds or payments missing on
 either side. Each difference is one line.
 
@@ -37,6 +39,7 @@ from ops.sale_state import (
     EventState,
     Say,
     add_sale_arguments,
+    archived_events,
     committed_offsets,
     decoded,
     event_keys,
@@ -48,6 +51,9 @@ from ops.sale_state import (
     topic_reader,
 )
 from workers.settings import WorkerSettings
+
+# What lua/trim_hold.lua shrinks to a tombstone (when the hold never had a payment).
+ENDED = frozenset({"expired", "cancelled"})
 
 # A payment whose "processing" step did not bump its version may be "pending" in PostgreSQL
 # while Redis says "processing": the same state as far as money and seats go.
@@ -86,6 +92,7 @@ class Report:
     differences: list[Difference] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)  # not handled (before this run)
     marked_handled: int = 0
+    archived: list[str] = field(default_factory=list)  # named, but over and archived: not compared
     bookings: int = 0
     zones: int = 0
 
@@ -99,8 +106,10 @@ class Report:
 
     def summary(self) -> str:
         handled = f", {self.marked_handled} marked handled now" if self.marked_handled else ""
+        archived = f" ({len(self.archived)} archived, not compared)" if self.archived else ""
         return (
-            f"summary: {len(self.events)} events, {self.zones} zones, {self.bookings} bookings checked; "
+            f"summary: {len(self.events)} events{archived}, {self.zones} zones, "
+            f"{self.bookings} bookings checked; "
             f"{len(self.differences)} differences; {len(self.dead_letters)} dead letters listed{handled}; "
             + ("OK" if self.ok else "NOT OK")
         )
@@ -234,6 +243,10 @@ def compare(state: EventState, live: _Live) -> list[Difference]:
             continue
         if have.get("status") != want["status"]:
             diff("hold status", subject, have.get("status"), want["status"])
+        if "user_id" not in have:  # a tombstone (lua/trim_hold.lua): only its status is left
+            if want["status"] not in ENDED or want.get("payment_id"):
+                diff("hold trimmed", subject, "tombstone", f"{want['status']} (only ended unpaid holds are)")
+            continue
         if _int(have.get("quantity")) != want["quantity"]:
             diff("hold quantity", subject, have.get("quantity"), want["quantity"])
         owner = tuple(have.get(f) for f in ("user_id", "show_id", "zone_id"))
@@ -350,6 +363,11 @@ async def reconcile(
     and list the unhandled dead letters; with `handled`, mark the listed ones handled."""
     events = sorted(set(event_ids)) if event_ids is not None else await live_events(redis)
     report = Report(events)
+    archived = await archived_events(pool, events)
+    for event_id, at in sorted(archived.items()):
+        say(f"event {event_id}: archived {at:%Y-%m-%d %H:%M}; its sale state left Redis, not compared")
+    report.archived = sorted(archived)
+    events = [e for e in events if e not in archived]
     say(f"checking {len(events)} events")
     # The live side first: what Redis shows was applied by then, and its events (produced right
     # after the scripts ran) are in PostgreSQL or in the tail read after this.

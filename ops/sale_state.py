@@ -451,6 +451,16 @@ async def expected_state(
     )
 
 
+async def archived_events(pool: asyncpg.Pool, event_ids: Iterable[str]) -> dict[str, datetime]:
+    """Those of `event_ids` the archiver removed from the sale Redis (workers/archiver.py): event
+    id -> when. Neither tool brings them back or compares them."""
+    rows = await pool.fetch(
+        "SELECT event_id::text AS id, archived_at FROM event_archives WHERE event_id = ANY($1::uuid[])",
+        messages.uuid_ids(event_ids),
+    )
+    return {r["id"]: r["archived_at"] for r in rows}
+
+
 def bookings_by_user(state: EventState) -> dict[str, list[dict[str, Any]]]:
     """Each user's bookings of the event (every status), as keys.user_bookings lists them."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
