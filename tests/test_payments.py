@@ -34,6 +34,7 @@ from tests.support import (
     wait_until,
     worker_env,
 )
+from workers.archiver import Archiver
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
 
@@ -252,7 +253,7 @@ async def test_a_transient_error_is_retried_and_a_timeout_is_settled_by_asking_t
 
 
 async def test_money_that_arrives_after_the_paying_deadline_is_refunded_and_the_seats_return_once(
-    sale, schema, http, make_event, make_users, token_for, pg, sale_redis
+    sale, schema, http, make_event, make_users, token_for, pg, sale_redis, scripts
 ):
     event, user, booking_id = await _reserved(sale, http, make_event, make_users, token_for)
     token = token_for(user)
@@ -266,6 +267,10 @@ async def test_money_that_arrives_after_the_paying_deadline_is_refunded_and_the_
     payment = await _payment_settles(http, sale, token, payment_id, {"failed", "success"}, timeout=20)
     assert (payment["status"], payment["failure_reason"]) == ("failed", "payment_timeout")
     assert await _available(sale_redis, event) == 10
+    # The archiver, a day ahead, trims ended holds: not this one, whose payment may still pay.
+    settings = WorkerSettings(endpoints=schema.endpoints(sale.prefix))
+    await Archiver(sale_redis, scripts, pg, settings).trim_once(now_ms() + 86_400_000, [event.event_id])
+    assert await sale_redis.hget(keys.hold(event.event_id, booking_id), "payment_id") == payment_id.encode()
     # Then the charge lands at the provider after all: refunded in full, automatically.
     payment = await _payment_settles(http, sale, token, payment_id, {"refunded"}, timeout=60)
     assert payment["refund"] == {
