@@ -647,7 +647,7 @@ def test_worker_pods():
     expected = {
         "command-worker": "commands",
         "persistence-worker": "persistence",
-        "sweeper-admitter": "sweeper,admitter",
+        "sweeper-admitter": "sweeper,admitter,archiver",
     }
     for name, roles in expected.items():
         deployment = one("Deployment", name)
@@ -669,6 +669,7 @@ def test_worker_pods():
     assert payment_env["BR_METRICS_HOST"]["value"] == "0.0.0.0"
     assert [(p["name"], p["containerPort"]) for p in payment["ports"]] == [("metrics", 9100)]
     assert "BR_DATABASE_URL" in env_of(one("Deployment", "persistence-worker"))
+    assert "BR_DATABASE_URL" in env_of(one("Deployment", "sweeper-admitter"))  # the archiver's
 
 
 def test_probes_and_selectors_meet_the_pods():
