@@ -230,11 +230,14 @@ async def test_an_event_that_is_over_is_archived_once_and_rebuild_never_brings_i
         booked.append(answer["data"]["booking_id"])
     over = now_ms() + 365 * DAY_MS  # its show long over
 
-    # A live hold: not archived yet, nothing removed.
+    # The first booking cancelled, and trimmed: its owner is in PostgreSQL only. The second is
+    # live: not archived yet, nothing removed.
     status, _ = await call(
         http, "POST", f"{gateway_url}/api/v1/bookings/{booked[0]}/cancel", token_for(users[0])
     )
     assert status == 200
+    await _persisted(pg, booked[0], "cancelled")
+    assert await archiver.trim_once(as_of_ms=now_ms() + DAY_MS, event_ids=[ev]) == 1
     [waiting] = await archiver.archive_once(as_of_ms=over, event_ids=[ev])
     assert waiting.waiting_for == "1 live holds"
     assert await _event_keys(sale_redis, ev)
@@ -245,7 +248,7 @@ async def test_an_event_that_is_over_is_archived_once_and_rebuild_never_brings_i
     assert status == 200
     await _persisted(pg, booked[1], "cancelled")
     # PostgreSQL lacks the newest record of one booking (say its event was dead-lettered).
-    await pg.execute("UPDATE bookings SET status = 'expired', version = 1 WHERE public_id = $1", booked[0])
+    await pg.execute("UPDATE bookings SET status = 'expired', version = 1 WHERE public_id = $1", booked[1])
 
     [done] = await archiver.archive_once(as_of_ms=over, event_ids=[ev])
     assert (done.waiting_for, done.written, done.users) == (None, 1, 2)

@@ -258,7 +258,12 @@ class Archiver:
         """Users' event sets first (their owners are read from keys about to go), then every key
         of the event, then the live sets: each step idempotent, so a crash anywhere resumes."""
         booking_prefix, count_prefix = keys.user_bookings(event_id, ""), keys.user_count(event_id, "")
-        users = {h["user_id"] for h in records.holds.values() if h.get("user_id")}
+        # Whoever booked: PostgreSQL has every booking by now (a tombstone's owner is only there).
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT user_id::text FROM bookings WHERE event_id = $1", event_id
+        )
+        users = {r["user_id"] for r in rows}
+        users |= {h["user_id"] for h in records.holds.values() if h.get("user_id")}
         users |= {k[len(booking_prefix) :] for k in records.keys if k.startswith(booking_prefix)}
         users |= {k[len(count_prefix) :] for k in records.keys if k.startswith(count_prefix)}
         async with self.redis.pipeline(transaction=False) as pipe:
