@@ -218,10 +218,12 @@ async def test_a_refusal_record_outlives_its_deadline_and_the_window_but_not_a_d
 
 
 async def test_an_event_that_is_over_is_archived_once_and_rebuild_never_brings_it_back(
-    http, gateway_url, make_event, make_users, token_for, pg, sale_redis, archiver, settings
+    http, gateway_url, make_event, make_users, token_for, pg, sale_redis, scripts, archiver, settings
 ):
     event = await make_event([("GA", 10)], shows=1)
     ev = event.event_id
+    ((show, zones),) = event.shows.items()
+    zone = zones["GA"]
     users = await make_users(2)
     booked = []
     for user in users:
@@ -267,6 +269,15 @@ async def test_an_event_that_is_over_is_archived_once_and_rebuild_never_brings_i
     assert await _event_keys(sale_redis, ev) == []
     status, shown = await call(http, "GET", f"{gateway_url}/api/v1/bookings/{booked[1]}", token_for(users[1]))
     assert (status, shown["data"]["status"]) == (200, "cancelled")
+
+    # Late commands after the archive find nothing, and leave nothing behind.
+    hold_ids = dict(event_id=ev, booking_id=booked[1], user_id=users[1], show_id=show, zone_id=zone)
+    out, done = await _run(sale_redis, scripts, settings, messages.expire_command(**hold_ids))
+    assert (int(out[0]), done.events) == (0, [])
+    cancel = messages.cancel_command(request_id=messages.new_request_id(ev), reply_to="", **hold_ids)
+    out, done = await _run(sale_redis, scripts, settings, cancel)
+    assert (orjson.loads(out[0])["status"], done.events) == ("not_found", [])
+    assert await _event_keys(sale_redis, ev) == []
 
     summary = await rebuild(sale_redis, pg, settings, [ev])
     assert summary.ok and summary.archived == [ev] and summary.events == []
