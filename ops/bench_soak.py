@@ -239,7 +239,18 @@ class Sampler:
             for key in holds:
                 pipe.hget(key, "status")
             answers = await pipe.execute()
-        event_bytes = sum(a or 0 for a in answers[: len(event_keys)])
+        sizes = answers[: len(event_keys)]
+        event_bytes = sum(a or 0 for a in sizes)
+        # By kind (the key's first part after the tag: hold, payment, idem, result, room, ...).
+        by_kind: dict[str, list[int]] = {}
+        tag_len = len(keys.tag(self.sale.event_id)) + 1
+        for key, size in zip(event_keys, sizes, strict=True):
+            kind = key[tag_len:].split(b":", 1)[0].decode()
+            if kind == "room":
+                kind = "room:" + key[tag_len:].split(b":")[1].decode()
+            count_bytes = by_kind.setdefault(kind, [0, 0])
+            count_bytes[0] += 1
+            count_bytes[1] += size or 0
         holding = sum(st in (b"reserved", b"paying", b"confirmed") for st in answers[len(event_keys) :])
         s = {
             "phase": self.phase,
@@ -250,6 +261,7 @@ class Sampler:
             "event_bytes": event_bytes,  # MEMORY USAGE of the event's keys, summed
             "live_bookings": holding,
             "event_bytes_per_live_booking": round(event_bytes / holding) if holding else None,
+            "by_kind": {k: {"keys": n, "bytes": b} for k, (n, b) in sorted(by_kind.items())},
         }
         self.samples.append(s)
         say(
