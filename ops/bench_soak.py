@@ -2,7 +2,7 @@
 
 Usage: python -m ops.bench_soak [--seats 600] [--rate 5] [--sale-minutes 2] [--hammer-minutes 4]
            [--bot-rate 100] [--sample-seconds 30] [--hold-seconds 30] [--window-seconds 20]
-           [--success-ttl-seconds 120] [--result-ttl-seconds 30]       (about 12 minutes)
+           [--success-ttl-seconds 120] [--result-ttl-seconds 30]       (about 9 minutes)
 Quick run: python -m ops.bench_soak --seats 150 --sale-minutes 0.5 --hammer-minutes 2 --sample-seconds 10
 
 Minutes stand for hours: a hold lasts --hold-seconds (10 minutes in production), the redelivery
