@@ -3,6 +3,8 @@ waiting-room admitter and the archiver (it keeps the sale Redis bounded).
 
 Usage: python -m workers   (roles from BR_WORKER_ROLES, default all five)
 SIGTERM/SIGINT: stop fetching, finish the batch in hand, commit, close, within a time bound.
+A role that fails starts again (workers/supervision.py); the process exits 1 only when one keeps
+failing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from workers.commands import CommandConsumer
 from workers.gauges import SaleGauges
 from workers.persistence import PersistenceConsumer
 from workers.settings import WorkerSettings
+from workers.supervision import supervise
 from workers.sweeper import Sweeper
 
 log = logging.getLogger("workers")
@@ -42,31 +45,33 @@ async def serve(settings: WorkerSettings) -> None:
         producer = await stack.enter_async_context(
             idempotent_producer(settings.endpoints.kafka_bootstrap, linger_ms=0)
         )
-        tasks = []
+        tasks: list[asyncio.Task] = []
+
+        def role(name: str, start) -> None:
+            """`start()` makes a fresh run of the role: a failed one starts again (supervise)."""
+            run = supervise(name, start, stop, max_failures=settings.role_max_failures)
+            tasks.append(asyncio.create_task(run, name=name))
+
         if {"commands", "admitter", "archiver"} & set(settings.roles):
             scripts = await load_scripts(redis)
         if "commands" in settings.roles:
-            consumer = CommandConsumer(redis, scripts, producer, settings)
-            tasks.append(asyncio.create_task(consumer.run(stop), name="commands"))
+            role("commands", lambda: CommandConsumer(redis, scripts, producer, settings).run(stop))
         if "sweeper" in settings.roles:
-            tasks.append(asyncio.create_task(Sweeper(redis, producer, settings).run(stop), name="sweeper"))
+            role("sweeper", lambda: Sweeper(redis, producer, settings).run(stop))
         if "admitter" in settings.roles:
-            room = WaitingRoom(redis, scripts)
-            tasks.append(asyncio.create_task(Admitter(room, settings).run(stop), name="admitter"))
+            role("admitter", lambda: Admitter(WaitingRoom(redis, scripts), settings).run(stop))
         if {"persistence", "archiver"} & set(settings.roles):
             pool = await stack.enter_async_context(pg_pool(settings.endpoints.database_url))
         if "archiver" in settings.roles:
-            archiver = Archiver(redis, scripts, pool, settings)
-            tasks.append(asyncio.create_task(archiver.run(stop), name="archiver"))
+            role("archiver", lambda: Archiver(redis, scripts, pool, settings).run(stop))
         if "persistence" in settings.roles:
-            persistence = PersistenceConsumer(pool, producer, settings)
-            tasks.append(asyncio.create_task(persistence.run(stop), name="persistence"))
+            role("persistence", lambda: PersistenceConsumer(pool, producer, settings).run(stop))
             # The audit log's next months get their partitions before any row needs them.
-            tasks.append(asyncio.create_task(keep_partitions_ahead(pool, stop), name="audit-partitions"))
+            role("audit-partitions", lambda: keep_partitions_ahead(pool, stop))
         if settings.metrics_port is not None:
             # Live holds, zone seats and (with persistence) PostgreSQL connections, as gauges.
             gauges = SaleGauges(redis, pool if "persistence" in settings.roles else None)
-            tasks.append(asyncio.create_task(gauges.run(stop), name="gauges"))
+            role("gauges", lambda: gauges.run(stop))
             runner = await metrics.serve_metrics(settings.metrics_host, settings.metrics_port)
             stack.push_async_callback(runner.cleanup)
             print(f"worker {settings.instance_id} metrics on :{metrics.bound_port(runner)}", flush=True)
@@ -81,7 +86,10 @@ async def serve(settings: WorkerSettings) -> None:
             task.cancel()
         for task in finished:
             if not task.cancelled() and task.exception():
-                log.error("role %s failed", task.get_name(), exc_info=task.exception())
+                # Only a persistent failure gets here (supervise starts a failed role again).
+                log.error(
+                    "role %s failed for good; the worker exits", task.get_name(), exc_info=task.exception()
+                )
                 raise SystemExit(1)
     log.info("worker %s stopped", settings.instance_id)
 

@@ -53,6 +53,8 @@ class WorkerSettings:
     # long after an event's last show starts it counts as over.
     archive_interval_s: float = 10.0
     archive_after_last_show_s: int = 6 * 3600
+    # A role failing this many times in a row (no healthy minute between) ends the process.
+    role_max_failures: int = 5
     # A persisted event PostgreSQL refuses this many times goes to the dead-letter topic.
     dead_letter_after: int = 3
     # Test hooks for the crash scenarios: SIGKILL this process right after a Lua batch ran, or
@@ -92,6 +94,7 @@ class WorkerSettings:
             metrics_host=env_str("BR_METRICS_HOST", defaults.metrics_host),
             metrics_port=None if not os.environ.get("BR_METRICS_PORT") else env_int("BR_METRICS_PORT", 0),
             dead_letter_after=env_int("BR_DEAD_LETTER_AFTER", defaults.dead_letter_after),
+            role_max_failures=env_int("BR_ROLE_MAX_FAILURES", defaults.role_max_failures),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
             crash_after_persist=env_bool("BR_FAULT_CRASH_AFTER_PERSIST"),
         )

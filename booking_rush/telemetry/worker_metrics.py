@@ -50,3 +50,6 @@ ADMISSION_RATE = Gauge(
     ["event_id"],
     multiprocess_mode="livemax",
 )
+
+# A worker's roles (workers/supervision.py): each restart after a failure.
+ROLE_RESTARTS = Counter("worker_role_restarts", "Worker roles started again after failing", ["role"])
