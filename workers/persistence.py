@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
 from booking_rush.contract import messages
@@ -324,16 +325,26 @@ class PersistenceConsumer:
                 ):
                     log.exception("PostgreSQL unavailable; retrying the batch")
                     for tp, rs in batches.items():
-                        self.consumer.seek(tp, rs[0].offset)
+                        if tp in self.consumer.assignment():  # a rebalance may have moved it
+                            self.consumer.seek(tp, rs[0].offset)
                     await asyncio.sleep(1.0)  # back off before refetching (retry pacing)
                     continue
                 if self.settings.crash_after_persist:  # test hook: the rows are durable, the offsets not
                     os.kill(os.getpid(), signal.SIGKILL)
-                await self.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
+                await self._commit({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
                 self.stats.add(len(records))
                 self.stats.maybe_log()
         finally:
             await asyncio.wait_for(self.consumer.stop(), self.settings.shutdown_timeout_s)
+
+    async def _commit(self, offsets) -> None:
+        """Commit a written batch's offsets. A rebalance may have moved its partitions meanwhile
+        (the commit is refused: not assigned, unknown member, generation gone): their new owner
+        is given the batch again and writes it again, which changes nothing (idempotent)."""
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("offset commit refused (%r): the partitions' new owner writes the batch again", exc)
 
     async def _write(self, records) -> None:
         decoded = []

@@ -1,0 +1,117 @@
+"""Workers come and go during a sale, as an autoscaler and a rolling update make them: a second
+and a third start, one is stopped (SIGTERM), one is killed (SIGKILL), one more starts. Every
+rebalance is normal: no worker exits but those stopped, every request ends with its booking, and
+nothing is lost or sold twice.
+
+The p99 of the requests sent in the five seconds after each change is printed (`-s` shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from lua import keys
+from tests.support import WorkerProcess, book, gateway_settings, running_gateway, wait_until, worker_env
+
+RATE = 40  # reserve requests a second, open loop
+SECONDS = 32
+SCHEDULE = (  # (seconds into the sale, what happens)
+    (3, "start w2"),
+    (8, "start w3"),
+    (13, "stop w1"),
+    (19, "kill w2"),
+    (24, "start w4"),
+)
+
+
+def _p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
+    schema, new_topics, jwt_secret, make_event, make_users, token_for, sale_redis, pg, http
+):
+    topics = await new_topics("churn")
+    event = await make_event([("GA", 100_000)], shows=1, max_per_user=1000)
+    ((show, zones),) = event.shows.items()
+    zone = zones["GA"]
+    users = await make_users(40)
+    tokens = [token_for(u) for u in users]
+
+    def worker(name: str) -> WorkerProcess:
+        return WorkerProcess(worker_env(schema, topics, f"{topics.prefix}{name}"))
+
+    workers = {"w1": await worker("w1").start()}
+    answers: list[tuple[float, float, int, dict]] = []  # (sent at, seconds, status, answer)
+    changes: list[tuple[float, str]] = []
+    settings = gateway_settings(
+        schema, topics, jwt_secret, rate_limits="general=60000/10000,reserve=60000/10000"
+    )
+    async with running_gateway(settings) as url:
+        started = time.monotonic()
+
+        async def one(i: int) -> None:
+            body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 1}
+            sent = time.monotonic()
+            status, answer = await book(http, url, tokens[i % len(tokens)], body)
+            answers.append((sent - started, time.monotonic() - sent, status, answer))
+
+        async def churn() -> None:
+            for at, what in SCHEDULE:
+                await asyncio.sleep(max(0.0, started + at - time.monotonic()))  # the schedule's pace
+                verb, name = what.split()
+                changes.append((time.monotonic() - started, what))
+                if verb == "start":
+                    workers[name] = await worker(name).start()
+                elif verb == "stop":
+                    assert await workers[name].stop() == 0
+                else:
+                    workers[name].proc.send_signal(signal.SIGKILL)
+                    assert await workers[name].wait_exit(30) == -signal.SIGKILL
+
+        churning = asyncio.create_task(churn())
+        sends = []
+        for i in range(RATE * SECONDS):
+            await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))  # the offered rate
+            sends.append(asyncio.create_task(one(i)))
+        await churning
+        await asyncio.gather(*sends)
+
+    try:
+        for at, what in changes:
+            window = [s for sent, s, _, _ in answers if at <= sent < at + 5]
+            print(f"{what} at {at:.1f} s: {len(window)} requests, p99 {_p99(window) * 1000:.0f} ms")
+        print(f"whole sale: {len(answers)} requests, p99 {_p99([s for _, s, _, _ in answers]) * 1000:.0f} ms")
+
+        statuses = [status for _, _, status, _ in answers]
+        assert statuses == [201] * len(answers), sorted(set(statuses))
+        # The workers still running never exited, and no role gave up.
+        for name in ("w3", "w4"):
+            assert workers[name].proc.returncode is None, "\n".join(workers[name].output[-30:])
+        for w in workers.values():
+            assert not [line for line in w.output if "failed for good" in line]
+
+        booked = {answer["data"]["booking_id"] for *_, answer in answers}
+        assert len(booked) == len(answers)
+        zone_key = keys.zone(event.event_id, show, zone)
+        assert int(await sale_redis.hget(zone_key, "available")) == 100_000 - len(booked)
+
+        async def all_persisted() -> bool:
+            n = await pg.fetchval(
+                "SELECT count(*) FROM bookings WHERE public_id = ANY($1::text[])", list(booked)
+            )
+            return n == len(booked)
+
+        await wait_until(all_persisted, 60, "every booking in PostgreSQL")
+        assert await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event.event_id) == len(
+            booked
+        )
+        assert await pg.fetchval(
+            "SELECT available_seats FROM seat_zones WHERE id = $1", zone
+        ) == 100_000 - len(booked)
+    finally:
+        for w in workers.values():
+            await w.stop()
