@@ -23,8 +23,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from booking_rush.contract.topics import Topics
 from ops.config import KAFKA_VERSION, REPO_ROOT, StackConfig
+from ops.topics import create_topics
 
 # command that must exist -> Debian package that brings it
 APT_PACKAGES = {
@@ -448,43 +448,16 @@ async def ensure_topics(cfg: StackConfig, prefix: str = "", partitions: int | No
 
     `partitions` overrides the configured counts (tests and benchmarks make many small sets).
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            await admin.start()
-            break
-        except Exception as exc:  # broker still electing itself controller
-            if time.monotonic() > deadline:
-                raise StackError(f"kafka metadata did not answer: {exc}") from exc
-            await asyncio.sleep(0.5)
     try:
-        topics = Topics(prefix)
-        commands = topics.reservations
-        wanted = {
-            commands: partitions or cfg.reservations_partitions,
-            topics.events: partitions or cfg.events_partitions,
-            topics.dead_letter: 1,
-        }
-        # The broker stamps each command with its append time: a worker refuses a command that
-        # landed after the gateway stopped waiting for it (the client was told 503).
-        commands_config = {"message.timestamp.type": "LogAppendTime"}
-        existing = set(await admin.list_topics())
-        new = [
-            NewTopic(name, n, 1, topic_configs=commands_config if name == commands else {})
-            for name, n in wanted.items()
-            if name not in existing
-        ]
-        if new:
-            await admin.create_topics(new)
-            log("created topics: " + ", ".join(f"{t.name}({t.num_partitions})" for t in new))
-        if commands in existing:
-            await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, commands, commands_config)])
-    finally:
-        await admin.close()
+        await create_topics(
+            cfg.kafka_bootstrap,
+            prefix,
+            reservations=partitions or cfg.reservations_partitions,
+            events=partitions or cfg.events_partitions,
+            say=log,
+        )
+    except RuntimeError as exc:
+        raise StackError(str(exc)) from exc
 
 
 async def delete_topics(cfg: StackConfig, prefix: str) -> list[str]:
