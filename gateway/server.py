@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import os
 import signal
 import sys
 
@@ -40,6 +41,8 @@ def serve(settings: GatewaySettings) -> None:
 
 async def _tasks_dumped_on_sigusr1(app: web.Application) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    # Until this line SIGUSR1 still has its default action (the process ends): say when it has not.
+    print(f"gateway process {os.getpid()} started; SIGUSR1 prints its tasks", file=sys.stderr, flush=True)
 
 
 def _dump_tasks() -> None:

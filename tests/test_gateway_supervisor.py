@@ -40,6 +40,10 @@ async def test_a_child_that_will_not_stop_is_killed_after_the_deadline(schema, t
         assert len(gateways) == 2
         stuck, healthy = gateways
 
+        async def started() -> bool:  # before that, SIGUSR1's default action would end it
+            return f"gateway process {healthy} started" in log.read_text()
+
+        await wait_until(started, 30, "the child's start-up done")
         os.kill(healthy, signal.SIGUSR1)  # a running child prints its asyncio tasks' stacks
 
         async def tasks_printed() -> bool:
