@@ -595,8 +595,26 @@ def settings_names() -> set[str]:
     for folder in ("gateway", "workers", "waiting_room", "booking_rush", "lua"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             names |= set(re.findall(r"\"(BR_[A-Z0-9_]+)\"", path.read_text()))
-    names |= set(re.findall(r"\"(BR_[A-Z0-9_]+)\"", (REPO_ROOT / "ops" / "config.py").read_text()))
+    for tool in ("config.py", "topics.py", "migrate.py"):  # ops.topics and ops.migrate run as Jobs
+        names |= set(re.findall(r"\"(BR_[A-Z0-9_]+)\"", (REPO_ROOT / "ops" / tool).read_text()))
     return names
+
+
+def test_a_job_creates_the_topics_replicated_before_anything_needs_them():
+    job = one("Job", "create-topics")
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] == ["python", "-m", "ops.topics"]
+    assert [r["configMapRef"]["name"] for r in c["envFrom"]] == ["booking-rush-config"]
+    config = config_data()
+    replicas, in_sync = (
+        int(config["BR_TOPIC_REPLICATION_FACTOR"]),
+        int(config["BR_TOPIC_MIN_INSYNC_REPLICAS"]),
+    )
+    # One broker may be lost (disk and all) with nothing acknowledged lost, and writes go on.
+    assert (replicas, in_sync) == (3, 2)
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"cpu", "memory"} <= set(c["resources"]["limits"])
 
 
 def test_environment_names_settings_the_code_reads():
