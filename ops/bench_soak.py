@@ -117,9 +117,10 @@ async def _call(session, method: str, url: str, token: str, body=None, headers=N
 
 async def _answer(session, sale: Sale, token: str, status: int, answer: dict) -> tuple[int, dict]:
     """Follow a 202 to the final answer (the worker was slow to reply)."""
+    poll = f"{sale.base}{answer['data']['poll']}" if status == 202 else None
     while status == 202:
         await asyncio.sleep(0.25)  # a client's polling pace
-        status, answer = await _call(session, "GET", f"{sale.base}{answer['data']['poll']}", token)
+        status, answer = await _call(session, "GET", poll, token)
     return status, answer
 
 

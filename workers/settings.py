@@ -46,6 +46,11 @@ class WorkerSettings:
     # was a tenth of the worker's CPU).
     redis_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
+    # Group membership (booking_rush/services/clients.py group_consumer): static members keep
+    # their partitions across a quick restart; the assignor is Kafka's range by default
+    # (ops/bench_rebalance.py measures the choices).
+    static_membership: bool = True
+    assignor: str = "range"
     # /metrics of this worker process (None: not served; 0: any free port, printed at start).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -68,6 +73,8 @@ class WorkerSettings:
         unknown = set(roles) - set(ALL_ROLES)
         if unknown:
             raise ValueError(f"BR_WORKER_ROLES has unknown roles: {sorted(unknown)}")
+        if env_str("BR_KAFKA_ASSIGNOR", "range") not in ("range", "roundrobin", "sticky"):
+            raise ValueError("BR_KAFKA_ASSIGNOR must be range, roundrobin or sticky")
         defaults = cls(endpoints=Endpoints.local())
         return cls(
             endpoints=Endpoints.from_env(),
@@ -95,6 +102,10 @@ class WorkerSettings:
             metrics_port=None if not os.environ.get("BR_METRICS_PORT") else env_int("BR_METRICS_PORT", 0),
             dead_letter_after=env_int("BR_DEAD_LETTER_AFTER", defaults.dead_letter_after),
             role_max_failures=env_int("BR_ROLE_MAX_FAILURES", defaults.role_max_failures),
+            session_timeout_ms=env_int("BR_KAFKA_SESSION_TIMEOUT_MS", defaults.session_timeout_ms),
+            static_membership=os.environ.get("BR_KAFKA_STATIC_MEMBERSHIP", "1").lower()
+            not in ("0", "false", "no"),
+            assignor=env_str("BR_KAFKA_ASSIGNOR", defaults.assignor),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
             crash_after_persist=env_bool("BR_FAULT_CRASH_AFTER_PERSIST"),
         )

@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger("services.clients")
@@ -98,16 +101,27 @@ async def pg_pool(dsn: str, **options) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+ASSIGNORS = {
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+    "sticky": StickyPartitionAssignor,
+}
+
+
 def group_consumer(topic: str | None, group: str, member: str, settings) -> AIOKafkaConsumer:
-    """A static group member (`member` survives restarts) that commits only by hand.
-    With `topic` None the caller subscribes itself (to pass a rebalance listener)."""
+    """A group member that commits only by hand: static (`member` survives restarts: a restart
+    within the session timeout moves no partition, but a member that stops never leaves, so its
+    partitions wait out the session timeout) unless settings say dynamic; with the settings'
+    assignor. With `topic` None the caller subscribes itself (to pass a rebalance listener)."""
+    static = settings.static_membership
     return AIOKafkaConsumer(
         *([topic] if topic else []),
         bootstrap_servers=settings.endpoints.kafka_bootstrap,
         group_id=group,
-        group_instance_id=f"{settings.instance_id}-{member}",
+        group_instance_id=f"{settings.instance_id}-{member}" if static else None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
         max_poll_records=settings.batch_size,
+        partition_assignment_strategy=(ASSIGNORS[settings.assignor],),
     )
