@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from booking_rush.services.env import env_int
 from ops.config import KAFKA_VERSION, REPO_ROOT, StackConfig
 from ops.topics import create_topics
 
@@ -348,6 +349,10 @@ def new_cluster_id() -> str:
 
 def kafka_properties(cfg: StackConfig, data: Path) -> str:
     p, c = cfg.kafka_port, cfg.kafka_controller_port
+    # Kafka's own topics (group offsets, transactions): one node, one replica; a cluster sets
+    # these to 3 and 2 (ops/kafka_cluster.py; README "Kafka: what an acknowledgement means").
+    rf = env_int("BR_KAFKA_INTERNAL_REPLICATION_FACTOR", 1)
+    isr = env_int("BR_KAFKA_INTERNAL_MIN_INSYNC_REPLICAS", 1)
     return f"""\
 process.roles=broker,controller
 node.id=1
@@ -359,16 +364,16 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={data}
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor={rf}
+min.insync.replicas={isr}
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={isr}
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={isr}
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
 num.network.threads=2
