@@ -28,9 +28,9 @@ import aiohttp
 
 from gateway.auth import issue_access_token
 from ops import stack
-from ops.bench import UNREACHABLE_LIMITS
+from ops.bench import reserve_path_env
 from ops.migrate import migrate
-from ops.processes import free_port, service_env, start_gateway, start_worker
+from ops.processes import free_port, start_gateway, start_worker
 from ops.seed import seed_sale
 from ops.seed_data import ZoneSpec
 
@@ -83,20 +83,15 @@ async def one_config(cfg, args, membership: str, assignor: str, log_dir) -> dict
         for u in seeded["buyers"]
     ]
     targets = [(show, zones["GA"]) for show, zones in seeded["shows"].items()]
-    env = service_env(
-        cfg.service_env(),
-        BR_JWT_SECRET=secret,
-        BR_GATEWAY_PROCESSES="1",
-        BR_RATE_LIMITS=UNREACHABLE_LIMITS,
-        BR_RATE_LIMIT_NAMESPACE=f"rl-{prefix}",
-        BR_TOPIC_PREFIX=prefix,
-        BR_COMMAND_GROUP=f"{prefix}commands",
-        BR_PERSISTENCE_GROUP=f"{prefix}persistence",
-        BR_WORKER_ROLES="commands,persistence",
-        BR_KAFKA_ASSIGNOR=assignor,
-        BR_KAFKA_STATIC_MEMBERSHIP="1" if membership == "static" else "0",
-        BR_KAFKA_SESSION_TIMEOUT_MS=str(args.session_timeout_ms),
-    )
+    env = {
+        **reserve_path_env(cfg, prefix, secret),
+        "BR_RATE_LIMIT_NAMESPACE": f"rl-{prefix}",
+        "BR_PERSISTENCE_GROUP": f"{prefix}persistence",
+        "BR_WORKER_ROLES": "commands,persistence",
+        "BR_KAFKA_ASSIGNOR": assignor,
+        "BR_KAFKA_STATIC_MEMBERSHIP": "1" if membership == "static" else "0",
+        "BR_KAFKA_SESSION_TIMEOUT_MS": str(args.session_timeout_ms),
+    }
     workers = {"w1": await asyncio.to_thread(start_worker, f"{prefix}w1", env, log_dir)}
     port = free_port()
     gateway = await asyncio.to_thread(start_gateway, env, log_dir, port)

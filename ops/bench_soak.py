@@ -56,7 +56,7 @@ import redis.asyncio as aioredis
 from gateway.auth import issue_access_token
 from lua import keys, load_scripts
 from ops import stack
-from ops.bench import UNREACHABLE_LIMITS
+from ops.bench import reserve_path_env
 from ops.demo_pay import DECLINED_CARD, GOOD_CARD, Mailbox
 from ops.migrate import migrate
 from ops.processes import (
@@ -438,8 +438,9 @@ async def soak(args, cfg, sale_redis_url: str, env: dict, secret: str) -> dict:
     await pg.close()
     await redis.aclose()
     # Refusals' records and poll results live a window and a result TTL: memory climbs for the
-    # longer of the two, then must stay flat. The slope is of what follows that warm-up.
-    warm_from = result["hammer_started_s"] + max(args.window_seconds, args.result_ttl_seconds) + 5
+    # longer of the two, then must stay flat. The slope is of what follows that warm-up, taken
+    # twice as long (Redis reclaims expired keys by sampling, a little behind their TTLs).
+    warm_from = result["hammer_started_s"] + 2 * max(args.window_seconds, args.result_ttl_seconds) + 5
     hammer_samples = [s for s in sampler.samples if s["phase"] == "hammer" and s["t_s"] >= warm_from]
     result["hammer_steady_samples"] = len(hammer_samples)
     result["told"] = dict(sorted(sale.told.items()))
@@ -483,13 +484,8 @@ def run(args: argparse.Namespace) -> dict:
         smtp_port = free_port()
         mailbox = cleanup.enter_context(Mailbox(smtp_port))
         env = service_env(
-            own.service_env(),
-            BR_JWT_SECRET=secret,
-            BR_GATEWAY_PROCESSES="1",
-            BR_RATE_LIMITS=UNREACHABLE_LIMITS,
+            reserve_path_env(own, prefix, secret),
             BR_RATE_LIMIT_NAMESPACE=f"rl-{prefix}",
-            BR_TOPIC_PREFIX=prefix,
-            BR_COMMAND_GROUP=f"{prefix}commands",
             BR_PERSISTENCE_GROUP=f"{prefix}persistence",
             BR_SMTP_PORT=str(smtp_port),
             BR_HOLD_SECONDS=str(args.hold_seconds),

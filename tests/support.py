@@ -26,6 +26,7 @@ from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from lua import keys
 from ops.config import REPO_ROOT, StackConfig
 from ops.inventory import load_event_inventory
 from ops.processes import free_port as free_port  # throwaway servers, re-exported for the tests
@@ -531,3 +532,19 @@ async def published_event(
         )
         await load_event_inventory(sale_redis, conn, event.event_id)
     return event
+
+
+async def seats_add_up(
+    sale_redis, pg, event_id: str, show: str, zone: str, total: int, booked: set[str]
+) -> None:
+    """The zone lost exactly the seats `booked` (one each) in Redis, and PostgreSQL has every one
+    of those bookings and no other of the event: nothing a refusal answered was applied, nothing
+    acknowledged was lost, nothing sold twice."""
+    assert int(await sale_redis.hget(keys.zone(event_id, show, zone), "available")) == total - len(booked)
+
+    async def all_persisted() -> bool:
+        n = await pg.fetchval("SELECT count(*) FROM bookings WHERE public_id = ANY($1::text[])", list(booked))
+        return n == len(booked)
+
+    await wait_until(all_persisted, 90, "every acknowledged booking in PostgreSQL")
+    assert await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event_id) == len(booked)

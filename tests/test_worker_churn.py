@@ -20,8 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from booking_rush.services.clients import idempotent_producer
-from lua import keys
-from tests.support import WorkerProcess, book, gateway_settings, running_gateway, wait_until, worker_env
+from tests.support import WorkerProcess, book, gateway_settings, running_gateway, seats_add_up, worker_env
 from workers.persistence import PersistenceConsumer
 from workers.settings import WorkerSettings
 
@@ -113,19 +112,7 @@ async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
 
         booked = {answer["data"]["booking_id"] for _, _, status, answer in answers if status == 201}
         assert len(booked) == len(answers) - refused
-        zone_key = keys.zone(event.event_id, show, zone)
-        assert int(await sale_redis.hget(zone_key, "available")) == 100_000 - len(booked)
-
-        async def all_persisted() -> bool:
-            n = await pg.fetchval(
-                "SELECT count(*) FROM bookings WHERE public_id = ANY($1::text[])", list(booked)
-            )
-            return n == len(booked)
-
-        await wait_until(all_persisted, 60, "every booking in PostgreSQL")
-        assert await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event.event_id) == len(
-            booked
-        )
+        await seats_add_up(sale_redis, pg, event.event_id, show, zone, 100_000, booked)
         assert await pg.fetchval(
             "SELECT available_seats FROM seat_zones WHERE id = $1", zone
         ) == 100_000 - len(booked)
