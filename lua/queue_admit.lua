@@ -180,6 +180,9 @@ local bucket = redis.call('HMGET', KEYS[9], 'tokens', 'at')
 local capacity = math.max(1, rate * 1000)
 local tokens = tonumber(bucket[1] or capacity)  -- a new bucket starts full
 local at = tonumber(bucket[2] or now)
+-- Admissions are stamped with the latest clock any admitter has brought (the bucket's `at`), so
+-- their times follow the order they happen in even when two admitters' calls cross.
+local stamp = math.max(now, at)
 if now > at then
   tokens = math.min(capacity, tokens + (now - at) * rate)
   at = now
@@ -216,9 +219,9 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
       redis.call('HDEL', KEYS[15], user)  -- the admitter reads join times only of those let in
       out.abandoned = out.abandoned + 1
     else
-      redis.call('ZADD', KEYS[5], now + pass_ttl_ms, user)
-      redis.call('HSET', KEYS[6], user, ticket .. ':' .. now .. ':' .. pass_ttl_ms)
-      redis.call('ZADD', KEYS[8], now, user)
+      redis.call('ZADD', KEYS[5], stamp + pass_ttl_ms, user)
+      redis.call('HSET', KEYS[6], user, ticket .. ':' .. stamp .. ':' .. pass_ttl_ms)
+      redis.call('ZADD', KEYS[8], stamp, user)
       table.insert(out.admitted, user)
       table.insert(out.admitted, tonumber(ticket))
       tokens = tokens - 1

@@ -52,6 +52,20 @@ async def test_concurrent_joins_are_admitted_in_ticket_order_once_each(room, mak
     assert len({u for u, _ in order}) == 300  # nobody admitted twice
 
 
+async def test_admission_times_follow_admission_order_when_two_admitters_clocks_cross(room, make_event):
+    """Two admitters: one reads its clock, the other reads a later one and runs first. The later
+    call's admission must not look earlier than the one already made (the demo's audit sorts by
+    admission time, and once found a later ticket "first")."""
+    event = await _room_for(room, make_event, rate_per_min=120, max_active=10_000)  # a bucket of 2
+    first, second = _users(2)
+    await _join_all(room, event, [first, second], T0)
+    assert [u for u, _ in (await room.admit(event, T0 + 2000, max_scan=1))["admitted"]] == [first]
+    assert [u for u, _ in (await room.admit(event, T0 + 1500, max_scan=1))["admitted"]] == [second]
+    passes = keys.room(event, "passes")
+    stamps = [int((await room.redis.hget(passes, u)).split(b":")[1]) for u in (first, second)]
+    assert stamps[0] <= stamps[1], stamps
+
+
 async def test_joining_again_keeps_the_place(room, make_event):
     event = await _room_for(room, make_event)
     first, second = _users(2)
