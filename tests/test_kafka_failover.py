@@ -28,6 +28,7 @@ from tests.support import (
     WorkerProcess,
     book,
     gateway_settings,
+    offered_at_rate,
     running_gateway,
     seats_add_up,
     unique,
@@ -110,12 +111,8 @@ async def test_the_leader_of_a_busy_partition_dies_mid_sale_and_nothing_acknowle
                 await asyncio.to_thread(cluster.kill, doomed)
 
             killing = asyncio.create_task(kill())
-            sends = []
-            for i in range(RATE * SECONDS):
-                await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))  # the offered rate
-                sends.append(asyncio.create_task(one(i)))
+            await offered_at_rate(RATE, RATE * SECONDS, started, one)
             await killing
-            await asyncio.gather(*sends)
 
         refused = sorted(sent for sent, _, status, _ in answers if status == 503)
         after = sorted(done for sent, done, status, _ in answers if status == 201 and sent >= KILL_AT)

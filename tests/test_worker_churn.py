@@ -20,7 +20,15 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from booking_rush.services.clients import idempotent_producer
-from tests.support import WorkerProcess, book, gateway_settings, running_gateway, seats_add_up, worker_env
+from tests.support import (
+    WorkerProcess,
+    book,
+    gateway_settings,
+    offered_at_rate,
+    running_gateway,
+    seats_add_up,
+    worker_env,
+)
 from workers.persistence import PersistenceConsumer
 from workers.settings import WorkerSettings
 
@@ -82,12 +90,8 @@ async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
                     assert await workers[name].wait_exit(30) == -signal.SIGKILL
 
         churning = asyncio.create_task(churn())
-        sends = []
-        for i in range(RATE * SECONDS):
-            await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))  # the offered rate
-            sends.append(asyncio.create_task(one(i)))
+        await offered_at_rate(RATE, RATE * SECONDS, started, one)
         await churning
-        await asyncio.gather(*sends)
 
     try:
         for at, what in changes:
