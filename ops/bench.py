@@ -176,6 +176,7 @@ async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
         "zone_id": zones["GA"],
         "emails": seeded["buyer_emails"],
         "buyers": seeded["buyers"],
+        "tenant_id": seeded["tenant_id"],
     }
 
 
