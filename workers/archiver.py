@@ -30,6 +30,7 @@ from booking_rush.contract import messages
 from booking_rush.contract.messages import now_ms
 from booking_rush.services.periodic import run_every
 from lua import SaleScripts, execute_scripted, keys, queue_script
+from workers.due_schedule import DueSchedule
 from workers.persistence import apply_events
 from workers.settings import WorkerSettings
 
@@ -37,6 +38,7 @@ log = logging.getLogger("workers.archiver")
 
 TRIM_BATCH = 1000
 TRIM_BATCHES_PER_TICK = 10  # at most this many batches per event per tick: bounded work
+MAX_TRIM_HORIZON_MS = 60_000  # every live event's ended index looked at least this often
 # Removal passes over an event's keys: what appears meanwhile (a late command's refusal record,
 # a room's per-second hits) is a TTL'd key; a writer that keeps going is left to its TTL.
 REMOVE_ROUNDS = 3
@@ -95,6 +97,8 @@ class Archiver:
         self.scripts = scripts
         self.pool = pool
         self.settings = settings
+        # A hold ends now at the earliest, so it is trimmable no sooner than a window from now.
+        self.trim_schedule = DueSchedule(min(settings.redelivery_window_s * 1000, MAX_TRIM_HORIZON_MS))
 
     async def live_events(self) -> list[str]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -106,17 +110,33 @@ class Archiver:
     # --- during the sale ----------------------------------------------------------------------
 
     async def trim_once(self, as_of_ms: int | None = None, event_ids: list[str] | None = None) -> int:
-        """Trim every ended hold that may be trimmed as of `as_of_ms`; return how many were."""
+        """Trim every ended hold that may be trimmed as of `as_of_ms`; return how many were.
+        With `event_ids`, look at each of them now; without, at the live events whose ended
+        index may have something trimmable (workers/due_schedule.py)."""
         as_of = now_ms() if as_of_ms is None else as_of_ms
-        events = await self.live_events() if event_ids is None else event_ids
-        ended_before = as_of - self.settings.redelivery_window_s * 1000
+        window_ms = self.settings.redelivery_window_s * 1000
+        if event_ids is None:
+            if self.trim_schedule.wants_events(as_of):
+                self.trim_schedule.events(set(await self.live_events()), as_of)
+            event_ids = self.trim_schedule.due(as_of)
+        if not event_ids:
+            return 0
+        ended_before = as_of - window_ms
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.zrange(keys.ended_index(event_id), 0, 0, withscores=True)
+            firsts = await pipe.execute()
         trimmed = 0
-        for event_id in events:
-            for _ in range(TRIM_BATCHES_PER_TICK):
-                done, full = await self._trim_batch(event_id, ended_before)
-                trimmed += done
-                if not full:
-                    break
+        for event_id, first in zip(event_ids, firsts, strict=True):
+            if first and first[0][1] <= ended_before:
+                for _ in range(TRIM_BATCHES_PER_TICK):
+                    done, full = await self._trim_batch(event_id, ended_before)
+                    trimmed += done
+                    if not full:
+                        break
+                self.trim_schedule.looked(event_id, as_of, as_of)  # next tick: what is left
+            else:  # an entry is trimmable the redelivery window after it ended
+                self.trim_schedule.looked(event_id, as_of, int(first[0][1]) + window_ms if first else None)
         return trimmed
 
     async def _trim_batch(self, event_id: str, ended_before: int) -> tuple[int, bool]:

@@ -6,6 +6,12 @@ emits `booking.expired`. A hold being paid for is not released blindly when its 
 deadline passes: the sweeper has a payment worker ask the provider (`check_payment`), and asks
 again every reissue period while the outcome is unknown. Two sweepers at once only produce
 duplicate commands and jobs, which the scripts turn into no-ops.
+
+Its Redis work follows what can be due, not how many events are on sale (workers/due_schedule.py):
+an event's index is looked at when its earliest hold falls due, or after the horizon (the
+shortest life a new hold can get: one made after a look is due no sooner), all the events of a
+tick in one pipelined round trip. Thousands of events on sale with nothing due cost a round trip
+a second, not thousands.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from booking_rush.contract.messages import now_ms
 from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.periodic import run_every
 from lua import keys
+from workers.due_schedule import DueSchedule
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.sweeper")
+
+MAX_HORIZON_MS = 30_000  # a look at every event on sale at least this often, whatever the hold times
 
 
 class Sweeper:
@@ -37,25 +46,44 @@ class Sweeper:
         self.settings = settings
         self.per_event_limit = per_event_limit
         self.job_queue = JobQueue(settings.endpoints.aux_redis_url, settings.endpoints.topic_prefix)
+        # No hold made after a look can fall due sooner than this after it (reserve and
+        # begin-payment scores are now + their hold time; the sweeper's own reissue is known).
+        self.horizon_ms = min(
+            settings.hold_ms, settings.payment_hold_ms, settings.sweep_reissue_ms, MAX_HORIZON_MS
+        )
+        self.schedule = DueSchedule(self.horizon_ms)
 
     async def sweep_once(self, as_of_ms: int | None = None, event_ids: Iterable[str] | None = None) -> int:
-        """Issue expire commands for holds due as of `as_of_ms`; return how many were issued."""
+        """Issue expire commands for holds due as of `as_of_ms`; return how many were issued.
+        With `event_ids`, look at each of them now; without, at the live events that may have
+        something due."""
         as_of = now_ms() if as_of_ms is None else as_of_ms
         if event_ids is None:
-            event_ids = [
-                e.decode() if isinstance(e, bytes) else e for e in await self.redis.smembers(keys.LIVE_EVENTS)
-            ]
+            if self.schedule.wants_events(as_of):
+                self.schedule.events({_s(e) for e in await self.redis.smembers(keys.LIVE_EVENTS)}, as_of)
+            event_ids = self.schedule.due(as_of)
+        else:
+            event_ids = list(event_ids)
+        if not event_ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                index = keys.expiry_index(event_id)
+                pipe.zrangebyscore(index, "-inf", as_of, start=0, num=self.per_event_limit)
+                pipe.zrange(index, 0, 0, withscores=True)
+            answers = await pipe.execute()
         issued = 0
-        for event_id in event_ids:
-            issued += await self._sweep_event(event_id, as_of)
+        for event_id, due, first in zip(event_ids, answers[::2], answers[1::2], strict=True):
+            if due:
+                issued += await self._expire(event_id, due, as_of)
+                self.schedule.looked(event_id, as_of, as_of)  # next tick: what is left, the reissues
+            else:
+                self.schedule.looked(event_id, as_of, int(first[0][1]) if first else None)
         return issued
 
-    async def _sweep_event(self, event_id: str, as_of: int) -> int:
+    async def _expire(self, event_id: str, due: list, as_of: int) -> int:
         index = keys.expiry_index(event_id)
-        due = await self.redis.zrangebyscore(index, "-inf", as_of, start=0, num=self.per_event_limit)
-        if not due:
-            return 0
-        booking_ids = [b.decode() if isinstance(b, bytes) else b for b in due]
+        booking_ids = [_s(b) for b in due]
         async with self.redis.pipeline(transaction=False) as pipe:
             for booking_id in booking_ids:
                 pipe.hmget(
