@@ -1,9 +1,10 @@
 """Each gateway process's view of the waiting rooms, kept current by the room broadcast.
 
-Admitters publish one message per event per tick, operators one per change, and revocations
-one each (waiting_room/room.py); this process applies them, so deciding whether reserve needs
-a pass, and whether a pass was revoked, never costs a Redis round trip per request. An event
-seen for the first time is read once; after a lost subscription everything is read afresh.
+Admitters publish every room's tick each tick (many rooms to a message), operators one message
+per change, and revocations one each (waiting_room/room.py); this process applies them, so
+deciding whether reserve needs a pass, and whether a pass was revoked, never costs a Redis round
+trip per request. An event seen for the first time is read once; after a lost subscription
+everything is read afresh.
 
 It also counts reserve requests per room and adds them to the room's per-second count once a
 second, the request rate that mode auto engages on.
@@ -60,7 +61,10 @@ class RoomView:
 
     def apply(self, message: dict) -> None:
         kind = message.get("type")
-        if kind == "tick":
+        if kind == "ticks":  # the admitter's tick of many rooms in one message
+            for tick in message["ticks"]:
+                self.apply(tick)
+        elif kind == "tick":
             self.engaged_rooms[message["event_id"]] = bool(message["engaged"])
             self.passes.forget_expired_revocations(message["at_ms"])
             for listener in self.tick_listeners:

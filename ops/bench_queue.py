@@ -377,9 +377,10 @@ def upkeep_window(
                 return False
             message = pubsub.get_message(timeout=0.1)
             if message is not None:
-                tick = orjson.loads(message["data"])
-                if tick.get("type") == "tick" and tick.get("event_id") == event_id:
-                    ticks.append(tick)
+                broadcast = orjson.loads(message["data"])
+                for tick in broadcast.get("ticks", ()) if broadcast.get("type") == "ticks" else (broadcast,):
+                    if tick.get("type") == "tick" and tick.get("event_id") == event_id:
+                        ticks.append(tick)
         return True
 
     def after_rounds(n: int, cap_s: float) -> int:

@@ -3,9 +3,18 @@ poll turns into a pass, and the broadcast tells a gateway process the room is en
 
 from __future__ import annotations
 
+import time
+
+import orjson
 import pytest_asyncio
 
+from booking_rush.contract.messages import now_ms
+from gateway.room_view import RoomView
+from lua import keys
 from tests.support import WorkerProcess, queue_call, wait_until, worker_env
+from waiting_room.passes import PassKeys, QueuePasses
+from workers.admitter import TICKS_PER_MESSAGE, Admitter
+from workers.settings import WorkerSettings
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -36,3 +45,33 @@ async def test_an_admitter_process_admits_a_waiting_user(
     await wait_until(admitted, timeout=15, what="the admitter to admit the user")
     stats = await room.stats(event.event_id, 0)
     assert stats["admitted"] == 1 and stats["waiting"] == 0
+
+
+async def test_one_tick_of_many_rooms_is_one_broadcast_message_per_batch_of_rooms(
+    make_event, room, sale_redis, schema, topics
+):
+    events = [await make_event([("GA", 10)], shows=1) for _ in range(3)]
+    for event in events:
+        await room.configure(event.event_id, {"mode": "always"})
+    pubsub = sale_redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(keys.ROOM_CHANNEL)
+    try:
+        live = await sale_redis.scard(keys.LIVE_ROOMS)
+        ticks = await Admitter(room, WorkerSettings(endpoints=schema.endpoints(topics.prefix))).tick(now_ms())
+        assert {e.event_id for e in events} <= set(ticks)
+        messages, deadline = [], time.monotonic() + 10
+        while len(messages) < -(-live // TICKS_PER_MESSAGE):
+            assert time.monotonic() < deadline, f"{len(messages)} broadcasts of a tick of {live} rooms"
+            message = await pubsub.get_message(timeout=1)  # None also for the subscription's own
+            if message is not None and (broadcast := orjson.loads(message["data"]))["type"] == "ticks":
+                messages.append(broadcast)
+    finally:
+        await pubsub.aclose()
+    ticked = [t["event_id"] for m in messages for t in m["ticks"]]
+    assert len(ticked) == len(set(ticked)) == len(ticks)  # every room once, in ceil(n / 500) messages
+
+    # A gateway process applies each room's tick from the batch.
+    view = RoomView(room, QueuePasses(PassKeys.generate()))
+    for m in messages:
+        view.apply(m)
+    assert all(view.engaged_rooms[e.event_id] for e in events)

@@ -1,5 +1,6 @@
 """The admitter role: every tick, one admission script per live waiting room, then one broadcast
-per room that every gateway process applies (engaged or not, state, head, who was admitted).
+of every room's tick that every gateway process applies (engaged or not, state, head, who was
+admitted): one message per TICKS_PER_MESSAGE rooms, not one per room.
 
 Any number of admitters may run: the token bucket lives in Redis (lua/queue_admit.lua), so they
 never add up their rates; admission speed is the operator's rate, not a function of load.
@@ -20,6 +21,10 @@ from waiting_room.room import WaitingRoom
 from workers.settings import WorkerSettings
 
 log = logging.getLogger("workers.admitter")
+
+# Rooms per broadcast message: a publish (and every gateway process's decode) per room per tick
+# was most of an idle stack's cost with a few thousand rooms configured.
+TICKS_PER_MESSAGE = 500
 
 
 def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
@@ -42,9 +47,11 @@ class Admitter:
         if not events:
             return {}
         ticks = await self.room.admit_all(events, now_ms)
+        messages = [tick_message(event_id, now_ms, tick) for event_id, tick in ticks.items()]
         async with self.room.redis.pipeline(transaction=False) as pipe:
-            for event_id, tick in ticks.items():
-                pipe.publish(keys.ROOM_CHANNEL, orjson.dumps(tick_message(event_id, now_ms, tick)))
+            for i in range(0, len(messages), TICKS_PER_MESSAGE):
+                batch = messages[i : i + TICKS_PER_MESSAGE]
+                pipe.publish(keys.ROOM_CHANNEL, orjson.dumps({"type": "ticks", "ticks": batch}))
             await pipe.execute()
         await self.observe_waits(ticks, now_ms)
         for event_id, tick in ticks.items():
