@@ -263,13 +263,18 @@ class CommandConsumer:
         self.stats.add(len(commands))
 
     async def _commit_pending(self) -> None:
-        """One commit at a time; offsets that arrive meanwhile go in the next (later wins)."""
+        """One commit at a time, at most one per commit interval; offsets answered meanwhile go
+        in the next (later wins)."""
+        loop = asyncio.get_running_loop()
+        interval_s = self.settings.commit_interval_ms / 1000
         while self._pending_offsets:
             offsets, self._pending_offsets = self._pending_offsets, {}
+            started = loop.time()
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as exc:  # e.g. a rebalance: those records come again and replay
                 log.warning("offset commit failed (%s); the batch will be redelivered", exc)
+            await asyncio.sleep(max(0.0, interval_s - (loop.time() - started)))  # pacing
 
     async def _settle(self) -> None:
         """Wait for the previous batch's stage 2; re-raise its failure."""

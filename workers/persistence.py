@@ -302,7 +302,12 @@ class PersistenceConsumer:
         self.settings = settings
         self.stats = BatchStats(log, "events")
         self.consumer = group_consumer(
-            settings.topics.events, settings.persistence_group, "persistence", settings
+            settings.topics.events,
+            settings.persistence_group,
+            "persistence",
+            settings,
+            fetch_min_bytes=settings.persistence_fetch_min_bytes,
+            fetch_max_wait_ms=settings.persistence_fetch_wait_ms,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -46,6 +46,14 @@ class WorkerSettings:
     # was a tenth of the worker's CPU).
     redis_timeout_s: float = 10.0
     session_timeout_ms: int = 10_000
+    # The command consumer commits answered offsets at most this often (the ones answered
+    # meanwhile ride on the next commit; a crash replays them, idempotently): a commit per
+    # batch was a broker request and an offsets-log write per booking at a moderate rate.
+    commit_interval_ms: int = 100
+    # The persistence consumer waits for this much data or this long per fetch: PostgreSQL
+    # is not on a client's path, and one transaction per tiny batch cost more than the rows.
+    persistence_fetch_wait_ms: int = 100
+    persistence_fetch_min_bytes: int = 64 * 1024
     # Group membership (booking_rush/services/clients.py group_consumer): static members keep
     # their partitions across a quick restart; the assignor is Kafka's range by default
     # (ops/bench_rebalance.py measures the choices).
@@ -94,6 +102,13 @@ class WorkerSettings:
             default_max_per_user=env_int("BR_DEFAULT_MAX_PER_USER", defaults.default_max_per_user),
             batch_size=env_int("BR_WORKER_BATCH_SIZE", defaults.batch_size),
             sweep_interval_s=env_float("BR_SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_s),
+            commit_interval_ms=env_ms("BR_COMMIT_INTERVAL_SECONDS", defaults.commit_interval_ms),
+            persistence_fetch_wait_ms=env_ms(
+                "BR_PERSISTENCE_FETCH_WAIT_SECONDS", defaults.persistence_fetch_wait_ms
+            ),
+            persistence_fetch_min_bytes=env_int(
+                "BR_PERSISTENCE_FETCH_MIN_BYTES", defaults.persistence_fetch_min_bytes
+            ),
             sweep_reissue_ms=env_ms("BR_SWEEP_REISSUE_SECONDS", defaults.sweep_reissue_ms),
             admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),

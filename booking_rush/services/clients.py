@@ -108,11 +108,12 @@ ASSIGNORS = {
 }
 
 
-def group_consumer(topic: str | None, group: str, member: str, settings) -> AIOKafkaConsumer:
+def group_consumer(topic: str | None, group: str, member: str, settings, **options) -> AIOKafkaConsumer:
     """A group member that commits only by hand: static (`member` survives restarts: a restart
     within the session timeout moves no partition, but a member that stops never leaves, so its
     partitions wait out the session timeout) unless settings say dynamic; with the settings'
-    assignor. With `topic` None the caller subscribes itself (to pass a rebalance listener)."""
+    assignor. With `topic` None the caller subscribes itself (to pass a rebalance listener).
+    `options` go to the consumer (fetch sizes and waits)."""
     static = settings.static_membership
     return AIOKafkaConsumer(
         *([topic] if topic else []),
@@ -124,4 +125,5 @@ def group_consumer(topic: str | None, group: str, member: str, settings) -> AIOK
         session_timeout_ms=settings.session_timeout_ms,
         max_poll_records=settings.batch_size,
         partition_assignment_strategy=(ASSIGNORS[settings.assignor],),
+        **options,
     )
