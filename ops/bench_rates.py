@@ -1,6 +1,6 @@
 """The cost of a booking at the steady rates a waiting room lets through, not only at saturation.
 
-Usage: python -m ops.bench_rates [--rates 500,1000,2000,3000] [--step 10] [--runs 3]
+Usage: python -m ops.bench_rates [--rates 500,1000,2000,3000] [--step 10] [--runs 3] [--baseline COMMIT]
                                  [--max-from 2500] [--no-max] [--no-idle] [--gateway-processes 2]
 
 What runs: `python -m gateway` (its default processes) and one `python -m workers` (every role:
@@ -28,8 +28,9 @@ Also, in the same run:
     it (multiplied by calibration-now / calibration-reference), so two runs on a machine that
     drifted can be compared.
 
-As a before/after check for a change on the reserve path: run it on both commits (or `git stash`
-in between) on the same machine within the hour, and compare `cpu_per_booking_ms` per rate.
+As a before/after check for a change on the reserve path, `--baseline COMMIT` runs that commit's
+gateway and workers (from a worktree) and this checkout's, taking turns run by run against the
+same stack, event and generator, and reports each arm; compare `cpu_per_booking_ms` per rate.
 The last line is one JSON object with every figure.
 """
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -48,6 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +62,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from booking_rush.contract import messages
 from booking_rush.contract.topics import Topics
 from gateway.auth import issue_access_token
-from lua import execute_scripted, load_scripts
+from lua import execute_scripted, keys, load_scripts
 from ops import stack
 from ops.bench import (
     LOAD_CORE,
@@ -71,7 +74,8 @@ from ops.bench import (
     seed_bench_event,
     wrk,
 )
-from ops.config import StackConfig
+from ops.bench_compare import git, worktree
+from ops.config import REPO_ROOT, StackConfig
 from ops.processes import Managed, service_env, start_gateway, start_worker, wait_ready
 from workers.command_scripts import queue_command
 from workers.settings import WorkerSettings
@@ -286,38 +290,59 @@ async def persisted(
 
 
 @dataclass
-class Deployment:
+class Bench:
+    """What every deployment of a run shares: the stack, the event and its buyers, the tools."""
+
     cfg: StackConfig
-    topics: Topics
-    persistence_group: str
-    gateway: Managed
-    worker: Managed
-    base: str
+    env: dict[str, str]
+    log_dir: Path
+    port: int
     sale: dict
     buyers: Buyers
     vegeta: str
     work_dir: Path
-    bookings: int = 0
+    booked: int = 0  # 201s so far, every deployment's: what PostgreSQL must come to hold
+
+
+@dataclass
+class Deployment:
+    """`python -m gateway` and `python -m workers` from one checkout, on topics and consumer
+    groups of their own (a static member that stops stays in its group for a session timeout,
+    so the next deployment must not share it)."""
+
+    bench: Bench
+    topics: Topics
+    gateway: Managed
+    worker: Managed
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.bench.port}"
 
     def trees(self) -> dict[str, int]:
-        return {"gateway": self.gateway.proc.pid, "worker": self.worker.proc.pid, **service_pids(self.cfg)}
+        return {
+            "gateway": self.gateway.proc.pid,
+            "worker": self.worker.proc.pid,
+            **service_pids(self.bench.cfg),
+        }
 
     def step(self, rate: int, seconds: float, warmup: float) -> dict:
+        bench = self.bench
         url = f"{self.base}/api/v1/bookings/reserve"
-        body = reserve_body(self.sale)
-        targets = self.work_dir / "targets.jsonl"
-        results = self.work_dir / "results.bin"
+        body = reserve_body(bench.sale)
+        targets = bench.work_dir / "targets.jsonl"
+        results = bench.work_dir / "results.bin"
         if warmup:
-            write_targets(targets, url, body, self.buyers, int(rate * warmup) + rate)
-            warm = fire(self.vegeta, targets, rate, warmup, results)
-            self.bookings += warm["statuses"].get("201", 0)
-        write_targets(targets, url, body, self.buyers, int(rate * seconds) + rate)
+            write_targets(targets, url, body, bench.buyers, int(rate * warmup) + rate)
+            warm = fire(bench.vegeta, targets, rate, warmup, results)
+            bench.booked += warm["statuses"].get("201", 0)
+        write_targets(targets, url, body, bench.buyers, int(rate * seconds) + rate)
         # Begin on a quiet system: the warm-up's bookings are stored before the window opens.
         asyncio.run(self._persisted(60))
         window = CpuWindow(self.trees())
         window.open()
-        shot = fire(self.vegeta, targets, rate, seconds, results)
-        self.bookings += shot["statuses"].get("201", 0)
+        shot = fire(bench.vegeta, targets, rate, seconds, results)
+        bench.booked += shot["statuses"].get("201", 0)
         drain_s = asyncio.run(self._persisted(120))
         cpu = window.close()
         total = sum(cpu.values())
@@ -338,9 +363,30 @@ class Deployment:
         }
 
     async def _persisted(self, timeout: float) -> float:
-        return await persisted(
-            self.cfg, self.topics, self.persistence_group, self.sale["event_id"], self.bookings, timeout
-        )
+        bench = self.bench
+        group = f"{self.topics.prefix}persistence"
+        return await persisted(bench.cfg, self.topics, group, bench.sale["event_id"], bench.booked, timeout)
+
+
+@contextlib.contextmanager
+def deployed(bench: Bench, code: Path) -> Iterator[Deployment]:
+    prefix = f"bench-rates-{uuid.uuid4().hex[:8]}."
+    env = {
+        **bench.env,
+        "BR_TOPIC_PREFIX": prefix,
+        "BR_COMMAND_GROUP": f"{prefix}commands",
+        "BR_PERSISTENCE_GROUP": f"{prefix}persistence",
+    }
+    asyncio.run(stack.ensure_topics(bench.cfg, prefix))
+    procs: list[Managed] = []
+    try:
+        procs.append(start_worker("bench-rates-worker", env, bench.log_dir, cwd=code))
+        procs.append(start_gateway(env, bench.log_dir, bench.port, cwd=code))
+        yield Deployment(bench, Topics(prefix), gateway=procs[1], worker=procs[0])
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        asyncio.run(stack.delete_topics(bench.cfg, prefix))
 
 
 def mint_tokens(secret: str, sale: dict, tenant_id: str) -> list[str]:
@@ -505,109 +551,122 @@ def summarise(by_rate: dict[int, list[dict]], calibration: dict) -> dict:
     return out
 
 
+def measure_arm(deployment: Deployment, args: argparse.Namespace, run_no: int, arm: str) -> dict:
+    """One run of every rate (and the search for the highest) on one deployment."""
+    steps, tried, best = [], [], None
+    for rate in args.rates:
+        step = deployment.step(rate, args.step, args.warmup)
+        steps.append(step)
+        say(
+            f"{arm} run {run_no}/{args.runs} {rate}/s: p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
+            f"{step['cpu_per_booking_ms']} ms CPU per booking ({step['busy_cores']} cores), "
+            f"201s {step['created']}/{step['requests']}, drained in {step['drain_s']} s"
+        )
+    if args.max:
+        best, tried = highest_rate_under_p99(deployment, args.max_from, args.max_cap, args.step, args.warmup)
+        say(f"{arm} run {run_no}/{args.runs}: highest rate with p99 < {P99_LIMIT_MS:.0f} ms: {best}/s")
+    return {"steps": steps, "max_rate": best, "search": tried}
+
+
+def arm_result(runs: list[dict], args: argparse.Namespace, calibration: dict) -> dict:
+    by_rate = {rate: [s for r in runs for s in r["steps"] if s["rate"] == rate] for rate in args.rates}
+    out: dict = {"by_rate": summarise({r: s for r, s in by_rate.items() if s}, calibration)}
+    out["steps"] = [s for r in runs for s in r["steps"]]
+    if args.max and runs:
+        out["max_rate_p99_under_50ms"] = statistics.median(r["max_rate"] for r in runs)
+        out["max_rate_runs"] = [r["max_rate"] for r in runs]
+        out["max_search_steps"] = [
+            {k: s[k] for k in ("rate", "p50_ms", "p99_ms", "achieved_rps", "created", "requests")}
+            for r in runs
+            for s in r["search"]
+        ]
+    by = out["by_rate"]
+    if "500" in by and "2000" in by:
+        out["flatness_500_over_2000"] = round(
+            by["500"]["cpu_per_booking_ms"] / by["2000"]["cpu_per_booking_ms"], 2
+        )
+    return out
+
+
+def idle_of(bench: Bench, code: Path, args: argparse.Namespace, secret: str, alone: dict) -> dict:
+    with deployed(bench, code) as deployment:
+        asyncio.run(engage_room(deployment.base, bench.cfg, secret, bench.sale))
+        say(f"idle: our processes up, one room engaged; {args.settle}s to settle, then {args.idle_seconds}s")
+        time.sleep(args.settle)  # settling before an idle measurement: part of its definition
+        ours = idle_cores(deployment.trees(), args.idle_seconds)
+    return {
+        "idle_with_ours": ours,
+        "idle_above_services_cores": round(ours["busy_cores"] - alone["busy_cores"], 4),
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     cfg, log_dir = bench_stack()
     vegeta = ensure_vegeta(cfg)
     secret = os.urandom(32).hex()
-    prefix = f"bench-rates-{uuid.uuid4().hex[:8]}."
-    topics = Topics(prefix)
-    persistence_group = f"{prefix}persistence"
-    env = service_env(
-        cfg.service_env(),
-        BR_JWT_SECRET=secret,
-        BR_TOPIC_PREFIX=prefix,
-        BR_COMMAND_GROUP=f"{prefix}commands",
-        BR_PERSISTENCE_GROUP=persistence_group,
-    )
+    env = service_env(cfg.service_env(), BR_JWT_SECRET=secret)
     if args.gateway_processes:
         env["BR_GATEWAY_PROCESSES"] = str(args.gateway_processes)
+    arms = {"new (this checkout)": REPO_ROOT}
+    if args.baseline:
+        base = git("rev-parse", "--short", args.baseline)
+        root = cfg.state_dir / "bench-worktrees"
+        root.mkdir(parents=True, exist_ok=True)
+        arms = {f"base {base}": worktree(base, f"{base}-rates", root), **arms}
     result: dict = {"rates": args.rates, "step_s": args.step, "warmup_s": args.warmup, "runs": args.runs}
+    result["live_events"], result["live_rooms"] = asyncio.run(live_counts(cfg))
+    say(f"the sale Redis has {result['live_events']} events on sale, {result['live_rooms']} rooms configured")
 
     say(
-        f"calibration: bare aiohttp hello per CPU-second ({args.calibration}s of wrk), "
-        "sale Redis CPU per reserve script"
+        f"calibration: bare aiohttp hello per CPU-second ({args.calibration}s of wrk), sale Redis per reserve"
     )
     calibration = calibrate(cfg, env, log_dir, args.port + 1, args.calibration)
     result["calibration"] = calibration
     say(f"calibration: {calibration}")
+    alone = None
     if args.idle:
         say(f"idle: the services alone for {args.idle_seconds}s")
-        result["idle_services_alone"] = idle_cores(service_pids(cfg), args.idle_seconds)
+        alone = result["idle_services_alone"] = idle_cores(service_pids(cfg), args.idle_seconds)
 
-    asyncio.run(stack.ensure_topics(cfg, prefix))
     say(f"seeding {args.users} buyers and an event of 50,000,000 seats")
     sale = asyncio.run(seed_bench_event(cfg, args.users))
-    buyers = Buyers(mint_tokens(secret, sale, sale["tenant_id"]))
-    procs: list[Managed] = []
     work_dir = Path(tempfile.mkdtemp(prefix="bench-rates-"))
+    bench = Bench(
+        cfg,
+        env,
+        log_dir,
+        args.port,
+        sale,
+        Buyers(mint_tokens(secret, sale, sale["tenant_id"])),
+        vegeta,
+        work_dir,
+    )
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     try:
-        procs.append(start_worker("bench-rates-worker", env, log_dir))
-        gateway = start_gateway(env, log_dir, args.port)
-        procs.append(gateway)
-        deployment = Deployment(
-            cfg,
-            topics,
-            persistence_group,
-            gateway,
-            procs[0],
-            f"http://127.0.0.1:{args.port}",
-            sale,
-            buyers,
-            vegeta,
-            work_dir,
-        )
-        by_rate: dict[int, list[dict]] = {rate: [] for rate in args.rates if args.runs}
-        max_rates, search_steps = [], []
+        names = list(arms)
         for n in range(args.runs):
-            for rate in args.rates:
-                step = deployment.step(rate, args.step, args.warmup)
-                by_rate[rate].append(step)
-                say(
-                    f"run {n + 1}/{args.runs} {rate}/s: p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
-                    f"{step['cpu_per_booking_ms']} ms CPU per booking ({step['busy_cores']} cores), "
-                    f"201s {step['created']}/{step['requests']}, drained in {step['drain_s']} s"
-                )
-            if args.max:
-                best, tried = highest_rate_under_p99(
-                    deployment, args.max_from, args.max_cap, args.step, args.warmup
-                )
-                max_rates.append(best)
-                search_steps += [
-                    {k: s[k] for k in ("rate", "p50_ms", "p99_ms", "achieved_rps", "created", "requests")}
-                    for s in tried
-                ]
-                say(f"run {n + 1}/{args.runs}: highest rate with p99 < {P99_LIMIT_MS:.0f} ms: {best}/s")
-        result["by_rate"] = summarise(by_rate, calibration)
-        result["steps"] = [s for steps in by_rate.values() for s in steps]
-        if args.max:
-            result["max_rate_p99_under_50ms"] = statistics.median(max_rates)
-            result["max_rate_runs"] = max_rates
-            result["max_search_steps"] = search_steps
+            # The arms take turns, the order rotating: a drift of the machine falls on each.
+            for arm in names[n % len(names) :] + names[: n % len(names)]:
+                with deployed(bench, arms[arm]) as deployment:
+                    runs[arm].append(measure_arm(deployment, args, n + 1, arm))
+        result["arms"] = {arm: arm_result(runs[arm], args, calibration) for arm in arms}
         if args.idle:
-            asyncio.run(engage_room(deployment.base, cfg, secret, sale))
-            say(
-                f"idle: our processes up, one room engaged; "
-                f"{args.settle}s to settle, then {args.idle_seconds}s"
-            )
-            time.sleep(args.settle)  # settling before an idle measurement: part of its definition
-            ours = idle_cores(deployment.trees(), args.idle_seconds)
-            result["idle_with_ours"] = ours
-            result["idle_above_services_cores"] = round(
-                ours["busy_cores"] - result["idle_services_alone"]["busy_cores"], 4
-            )
+            for arm, code in arms.items():
+                result["arms"][arm].update(idle_of(bench, code, args, secret, alone))
     finally:
-        for p in reversed(procs):
-            p.stop()
-        asyncio.run(stack.delete_topics(cfg, prefix))
         removed = asyncio.run(forget(cfg, sale["event_id"]))
         say(f"removed the benchmark event's {removed} keys from the sale Redis")
         shutil.rmtree(work_dir, ignore_errors=True)
-    by = result["by_rate"]
-    if "500" in by and "2000" in by:
-        result["flatness_500_over_2000"] = round(
-            by["500"]["cpu_per_booking_ms"] / by["2000"]["cpu_per_booking_ms"], 2
-        )
     return result
+
+
+async def live_counts(cfg: StackConfig) -> tuple[int, int]:
+    """Events on sale and rooms configured: the periodic roles' work grows with them."""
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    try:
+        return await redis.scard(keys.LIVE_EVENTS), await redis.scard(keys.LIVE_ROOMS)
+    finally:
+        await redis.aclose()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -637,6 +696,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gateway-processes", type=int, default=None, help="default: the gateway's own default"
     )
     parser.add_argument("--port", type=int, default=18190)
+    parser.add_argument(
+        "--baseline",
+        help="also run this commit's gateway and workers (a worktree), taking turns with this checkout",
+    )
     return parser.parse_args(argv)
 
 
@@ -646,34 +709,38 @@ def report(r: dict) -> None:
     print(
         f"  calibration: hello {cal['hello_per_cpu_s']} req per CPU-s "
         f"(reference {REFERENCE_HELLO_PER_CPU_S:.0f}), "
-        f"sale Redis {cal['redis_us_per_reserve_script']} µs per reserve script"
+        f"sale Redis {cal['redis_us_per_reserve_script']} µs per reserve script; "
+        f"{r['live_events']} events on sale, {r['live_rooms']} rooms configured"
     )
-    print(
-        f"  {'rate':>6} {'CPU/booking':>12} {'normalised':>11} {'p50':>8} {'p99':>8} {'cores':>6}"
-        "   target (CPU, p50, p99)"
-    )
-    for rate, f in r["by_rate"].items():
-        t = f["targets"]
-        target = f"{t['cpu_per_booking_ms']} ms, {t['p50_ms']} ms, {t['p99_ms']} ms" if t else ""
+    for arm, a in r["arms"].items():
+        print(f"  {arm}")
         print(
-            f"  {rate:>6} {f['cpu_per_booking_ms']:>9} ms {f['cpu_per_booking_ms_normalised']:>8} ms "
-            f"{f['p50_ms']:>5} ms {f['p99_ms']:>5} ms {f['busy_cores']:>6}   {target}"
+            f"  {'rate':>6} {'CPU/booking':>12} {'normalised':>11} {'p50':>8} {'p99':>8} {'cores':>6}"
+            "   target (CPU, p50, p99)"
         )
-        print(
-            "         by process (ms/booking): "
-            + ", ".join(f"{k} {v}" for k, v in f["cpu_per_booking_ms_by_process"].items())
-        )
-    if "flatness_500_over_2000" in r:
-        print(f"  CPU per booking at 500/s over 2,000/s: {r['flatness_500_over_2000']}   target <= 2")
-    if "max_rate_p99_under_50ms" in r:
-        print(
-            f"  highest rate with p99 < 50 ms: {r['max_rate_p99_under_50ms']}/s "
-            f"(runs {r['max_rate_runs']})   target >= 4000"
-        )
-    if "idle_above_services_cores" in r:
-        print(
-            f"  idle: {r['idle_above_services_cores']} busy cores above the services alone   target <= 0.02"
-        )
+        for rate, f in a["by_rate"].items():
+            t = f["targets"]
+            target = f"{t['cpu_per_booking_ms']} ms, {t['p50_ms']} ms, {t['p99_ms']} ms" if t else ""
+            print(
+                f"  {rate:>6} {f['cpu_per_booking_ms']:>9} ms {f['cpu_per_booking_ms_normalised']:>8} ms "
+                f"{f['p50_ms']:>5} ms {f['p99_ms']:>5} ms {f['busy_cores']:>6}   {target}"
+            )
+            print(
+                "         by process (ms/booking): "
+                + ", ".join(f"{k} {v}" for k, v in f["cpu_per_booking_ms_by_process"].items())
+            )
+        if "flatness_500_over_2000" in a:
+            print(f"  CPU per booking at 500/s over 2,000/s: {a['flatness_500_over_2000']}   target <= 2")
+        if "max_rate_p99_under_50ms" in a:
+            print(
+                f"  highest rate with p99 < 50 ms: {a['max_rate_p99_under_50ms']}/s "
+                f"(runs {a['max_rate_runs']})   target >= 4000"
+            )
+        if "idle_above_services_cores" in a:
+            print(
+                f"  idle: {a['idle_above_services_cores']} busy cores above the services alone"
+                "   target <= 0.02"
+            )
     print(json.dumps(r))
 
 

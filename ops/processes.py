@@ -21,7 +21,13 @@ class Managed:
     """A child process with its output in a log file."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, cpus: str | None = None
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        cpus: str | None = None,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -29,7 +35,7 @@ class Managed:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*prefix, *args],
-            cwd=REPO_ROOT,
+            cwd=cwd,  # another checkout runs its own code (python -m finds it first)
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -67,8 +73,12 @@ def service_env(base: dict[str, str], **extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(name: str, env: dict[str, str], log_dir: Path, cpus: str | None = None) -> Managed:
-    worker = Managed(name, [sys.executable, "-m", "workers"], {**env, "BR_WORKER_ID": name}, log_dir, cpus)
+def start_worker(
+    name: str, env: dict[str, str], log_dir: Path, cpus: str | None = None, cwd: Path = REPO_ROOT
+) -> Managed:
+    worker = Managed(
+        name, [sys.executable, "-m", "workers"], {**env, "BR_WORKER_ID": name}, log_dir, cpus, cwd
+    )
     worker.wait_for_line("ready")
     return worker
 
@@ -81,9 +91,16 @@ def start_payment_worker(name: str, env: dict[str, str], log_dir: Path) -> Manag
     return worker
 
 
-def start_gateway(env: dict[str, str], log_dir: Path, port: int, cpus: str | None = None) -> Managed:
+def start_gateway(
+    env: dict[str, str], log_dir: Path, port: int, cpus: str | None = None, cwd: Path = REPO_ROOT
+) -> Managed:
     gateway = Managed(
-        "gateway", [sys.executable, "-m", "gateway"], {**env, "BR_GATEWAY_PORT": str(port)}, log_dir, cpus
+        "gateway",
+        [sys.executable, "-m", "gateway"],
+        {**env, "BR_GATEWAY_PORT": str(port)},
+        log_dir,
+        cpus,
+        cwd,
     )
     wait_ready(f"http://127.0.0.1:{port}/readyz", gateway)
     return gateway
