@@ -11,6 +11,9 @@ LIVE_EVENTS = "sale:events"
 # admitters and operators tell every gateway process what each room is doing.
 LIVE_ROOMS = "rooms:live"
 ROOM_CHANNEL = "rooms:broadcast"
+# Not a script key: rooms to tick at the next tick even if they were quiet (a join, a config
+# change); the admitter takes the whole set each tick.
+ROOMS_WAKE = "rooms:wake"
 
 
 def tag(event_id: str) -> str:

@@ -13,7 +13,7 @@ from gateway.room_view import RoomView
 from lua import keys
 from tests.support import WorkerProcess, queue_call, wait_until, worker_env
 from waiting_room.passes import PassKeys, QueuePasses
-from workers.admitter import TICKS_PER_MESSAGE, Admitter
+from workers.admitter import QUIET_RECHECK_MS, TICKS_PER_MESSAGE, Admitter
 from workers.settings import WorkerSettings
 
 
@@ -75,3 +75,25 @@ async def test_one_tick_of_many_rooms_is_one_broadcast_message_per_batch_of_room
     for m in messages:
         view.apply(m)
     assert all(view.engaged_rooms[e.event_id] for e in events)
+
+
+async def test_a_quiet_room_is_ticked_every_few_seconds_and_at_once_when_someone_joins(
+    make_event, make_users, room, schema, topics
+):
+    event = await make_event([("GA", 10)], shows=1)
+    (user,) = await make_users(1)
+    await room.configure(event.event_id, {"mode": "always", "rate_per_min": 600, "grace_s": 600})
+    admitter = Admitter(room, WorkerSettings(endpoints=schema.endpoints(topics.prefix)))
+    t0 = now_ms()
+    assert event.event_id in await admitter.tick(t0)  # a configured room is woken: ticked
+    assert event.event_id not in await admitter.tick(t0 + 1_000)  # quiet: nobody in line
+
+    await room.enter(event.event_id, user, t0 + 1_500, "join")  # wakes it
+    tick = (await admitter.tick(t0 + 2_000))[event.event_id]
+    assert [u for u, _ in tick["admitted"]] == [user]
+
+    # Nobody left in line: found quiet again at the next tick, then looked at only after
+    # QUIET_RECHECK_MS (or when woken).
+    assert event.event_id in await admitter.tick(t0 + 3_000)
+    assert event.event_id not in await admitter.tick(t0 + 4_000)
+    assert event.event_id in await admitter.tick(t0 + 3_000 + QUIET_RECHECK_MS)

@@ -84,14 +84,20 @@ class WaitingRoom:
         return standing
 
     async def enter_many(self, calls: list[tuple[str, str, int, str]]) -> list[Standing]:
-        """Several `enter` calls (event id, user id, now ms, verb) in one round trip."""
+        """Several `enter` calls (event id, user id, now ms, verb) in one round trip; a room
+        joined is woken for the next admission tick (workers/admitter.py: a quiet room is
+        otherwise ticked only every few seconds)."""
+        joined = {event_id for event_id, _, _, verb in calls if verb == "join"}
 
         def fill(pipe) -> None:
             for event_id, user_id, now_ms, verb in calls:
                 room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
                 queue_script(pipe, self.scripts.queue_join, room_keys, [user_id, now_ms, verb])
+            if joined:
+                pipe.sadd(keys.ROOMS_WAKE, *joined)
 
-        return [_standing(out) for out in await execute_scripted(self.redis, fill, self.scripts)]
+        outputs = await execute_scripted(self.redis, fill, self.scripts)
+        return [_standing(out) for out in outputs[: len(calls)]]
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
         """One admission tick for the event (see lua/queue_admit.lua for the answer's fields)."""
@@ -167,6 +173,7 @@ class WaitingRoom:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(config_key, mapping={**new.to_redis(), "engaged": "1" if engaged else "0"})
             pipe.sadd(keys.LIVE_ROOMS, event_id)
+            pipe.sadd(keys.ROOMS_WAKE, event_id)
             pipe.publish(keys.ROOM_CHANNEL, orjson.dumps({"type": "config", "event_id": event_id}))
             await pipe.execute()
         return new

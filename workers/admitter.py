@@ -1,6 +1,8 @@
-"""The admitter role: every tick, one admission script per live waiting room, then one broadcast
-of every room's tick that every gateway process applies (engaged or not, state, head, who was
-admitted): one message per TICKS_PER_MESSAGE rooms, not one per room.
+"""The admitter role: every tick, one admission script per live waiting room that is due, then
+one broadcast of every room's tick that every gateway process applies (engaged or not, state,
+head, who was admitted): one message per TICKS_PER_MESSAGE rooms, not one per room. A quiet
+room (nobody in line) is due every QUIET_RECHECK_MS, or at once when a join or an operator's
+change wakes it.
 
 Any number of admitters may run: the token bucket lives in Redis (lua/queue_admit.lua), so they
 never add up their rates; admission speed is the operator's rate, not a function of load.
@@ -25,6 +27,19 @@ log = logging.getLogger("workers.admitter")
 # Rooms per broadcast message: a publish (and every gateway process's decode) per room per tick
 # was most of an idle stack's cost with a few thousand rooms configured.
 TICKS_PER_MESSAGE = 500
+# A quiet room (is_quiet) is ticked this often, and at once when woken (keys.ROOMS_WAKE): with
+# thousands of rooms configured, a script per room per second was most of an idle worker's and
+# sale Redis's work.
+QUIET_RECHECK_MS = 10_000
+WAKE_BATCH = 100_000
+
+
+def is_quiet(tick: dict) -> bool:
+    """Nobody in line or before the opening, nobody let in: nothing can change until someone
+    joins or an operator changes the room (both wake it), but for what seats and time do
+    (sold out, a scheduled opening), which a quiet room shows within QUIET_RECHECK_MS. A room
+    in mode auto engages on the request rate, which wakes nothing: it is never quiet."""
+    return tick["mode"] != "auto" and not tick["waiting"] and not tick["prequeue"] and not tick["admitted"]
 
 
 def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
@@ -39,14 +54,28 @@ class Admitter:
     def __init__(self, room: WaitingRoom, settings: WorkerSettings) -> None:
         self.room = room
         self.settings = settings
+        self._quiet_until: dict[str, int] = {}  # event id -> when a quiet room is ticked again
 
     async def tick(self, now_ms: int) -> dict[str, dict]:
-        """Admit in every live room once; returns event id -> the script's answer. A fixed
-        number of round trips per tick, however many rooms are live."""
-        events = sorted(e.decode() for e in await self.room.redis.smembers(keys.LIVE_ROOMS))
-        if not events:
+        """Admit in every live room that is due once; returns event id -> the script's answer.
+        A fixed number of round trips per tick, however many rooms are live."""
+        async with self.room.redis.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.LIVE_ROOMS)
+            pipe.spop(keys.ROOMS_WAKE, WAKE_BATCH)  # taken and removed at once
+            live, woken = await pipe.execute()
+        events = sorted(e.decode() for e in live)
+        woken = {e.decode() for e in woken or ()}
+        on = set(events)
+        self._quiet_until = {e: t for e, t in self._quiet_until.items() if e in on}
+        due = [e for e in events if e in woken or self._quiet_until.get(e, 0) <= now_ms]
+        if not due:
             return {}
-        ticks = await self.room.admit_all(events, now_ms)
+        ticks = await self.room.admit_all(due, now_ms)
+        for event_id, tick in ticks.items():
+            if is_quiet(tick):
+                self._quiet_until[event_id] = now_ms + QUIET_RECHECK_MS
+            else:
+                self._quiet_until.pop(event_id, None)
         messages = [tick_message(event_id, now_ms, tick) for event_id, tick in ticks.items()]
         async with self.room.redis.pipeline(transaction=False) as pipe:
             for i in range(0, len(messages), TICKS_PER_MESSAGE):
