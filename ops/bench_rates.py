@@ -44,6 +44,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -746,6 +747,8 @@ def report(r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Stopped (a timeout, a terminal closed): unwind, so the gateway and worker it started stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if (os.cpu_count() or 1) < 2:
         print("[bench-rates] needs at least 2 cores (the generator has one to itself)", file=sys.stderr)
         return 2

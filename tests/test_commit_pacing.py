@@ -102,33 +102,36 @@ async def test_twenty_answered_batches_are_committed_in_a_few_commits_and_a_kill
     zone = keys.zone(event.event_id, show, event.shows[show]["GA"])
     users = await make_users(30)
     worker = await WorkerProcess(env).start()
-    async with (
-        CommitLog(schema.kafka_bootstrap) as log,
-        running_gateway(gateway_settings(schema, topics, jwt_secret)) as url,
-    ):
-        # One at a time: twenty batches of one command each.
-        for user in users[:20]:
-            status, answer = await book(http, url, token_for(user), reserve_body(event))
-            assert status == 201, answer
+    restarted = None
+    try:
+        async with (
+            CommitLog(schema.kafka_bootstrap) as log,
+            running_gateway(gateway_settings(schema, topics, jwt_secret)) as url,
+        ):
+            # One at a time: twenty batches of one command each.
+            for user in users[:20]:
+                status, answer = await book(http, url, token_for(user), reserve_body(event))
+                assert status == 201, answer
 
-        async def committed() -> bool:
-            return await _committed_all(schema.kafka_bootstrap, group, topics.reservations)
+            async def committed() -> bool:
+                return await _committed_all(schema.kafka_bootstrap, group, topics.reservations)
 
-        await wait_until(committed, 30, "the answered offsets committed")
-        assert 1 <= await log.commits(group, topics.reservations) <= 4  # 20 without the pacing
+            await wait_until(committed, 30, "the answered offsets committed")
+            assert 1 <= await log.commits(group, topics.reservations) <= 4  # 20 without the pacing
 
-        # Ten more, and the worker killed at once: answered, not yet committed.
-        for user in users[20:]:
-            status, answer = await book(http, url, token_for(user), reserve_body(event))
-            assert status == 201, answer
-        worker.proc.kill()
-        await worker.wait_exit()
-        assert not await committed()
-        restarted = await WorkerProcess(env).start()  # the same static member: the same partitions
-        try:
+            # Ten more, and the worker killed at once: answered, not yet committed.
+            for user in users[20:]:
+                status, answer = await book(http, url, token_for(user), reserve_body(event))
+                assert status == 201, answer
+            worker.proc.kill()
+            await worker.wait_exit()
+            assert not await committed()
+            restarted = await WorkerProcess(env).start()  # the same static member: the same partitions
             await wait_until(committed, 60, "the replayed offsets committed")
-        finally:
-            await restarted.stop()
+    finally:
+        for proc in (worker, restarted):
+            if proc is not None:
+                await proc.stop()
 
     # The replay changed nothing: thirty seats taken, one for each user.
     assert int(await sale_redis.hget(zone, "available")) == 70
