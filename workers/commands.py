@@ -200,7 +200,14 @@ class CommandConsumer:
         self.settings = settings
         self.processor = CommandProcessor(redis, scripts, producer, settings)
         # Subscribed in run(), with a listener that reports each assignment.
-        self.consumer = group_consumer(None, settings.command_group, "commands", settings)
+        self.consumer = group_consumer(
+            None,
+            settings.command_group,
+            "commands",
+            settings,
+            fetch_min_bytes=settings.command_fetch_min_bytes,
+            fetch_max_wait_ms=settings.command_fetch_wait_ms,
+        )
         self.stats = BatchStats(log)
         self._finishing: asyncio.Task | None = None  # stage 2 of the previous batch
         self._committing: asyncio.Task | None = None  # the offset commit in flight

@@ -54,6 +54,9 @@ class WorkerSettings:
     # is not on a client's path, and one transaction per tiny batch cost more than the rows.
     persistence_fetch_wait_ms: int = 100
     persistence_fetch_min_bytes: int = 64 * 1024
+    # The command consumer's fetches: answered at once (min 1 byte) by default.
+    command_fetch_wait_ms: int = 500
+    command_fetch_min_bytes: int = 1
     # Group membership (booking_rush/services/clients.py group_consumer): static members keep
     # their partitions across a quick restart; the assignor is Kafka's range by default
     # (ops/bench_rebalance.py measures the choices).
@@ -109,6 +112,8 @@ class WorkerSettings:
             persistence_fetch_min_bytes=env_int(
                 "BR_PERSISTENCE_FETCH_MIN_BYTES", defaults.persistence_fetch_min_bytes
             ),
+            command_fetch_wait_ms=env_ms("BR_COMMAND_FETCH_WAIT_SECONDS", defaults.command_fetch_wait_ms),
+            command_fetch_min_bytes=env_int("BR_COMMAND_FETCH_MIN_BYTES", defaults.command_fetch_min_bytes),
             sweep_reissue_ms=env_ms("BR_SWEEP_REISSUE_SECONDS", defaults.sweep_reissue_ms),
             admit_tick_s=env_float("BR_ADMIT_TICK_SECONDS", defaults.admit_tick_s),
             shutdown_timeout_s=env_float("BR_SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_s),
