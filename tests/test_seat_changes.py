@@ -8,6 +8,7 @@ import uuid
 from booking_rush.contract import messages
 from lua import keys
 from tests.support import book, call, wait_until
+from workers.persistence import apply_events
 
 
 async def _change(http, url, token, show, zone, seats):
@@ -121,3 +122,31 @@ async def test_a_redelivered_adjustment_replays_its_first_answer(sale_redis, scr
         "taken": 3,
     }
     assert await sale_redis.hmget(zone_key, "total", "available") == [b"12", b"9"]
+
+
+async def test_two_changes_of_one_zone_in_one_persisted_batch_both_count(make_event, pg):
+    """A batch may hold several seat-count changes of a zone (10 -> 6 -> 20): PostgreSQL ends at
+    20, not at whichever one change a single UPDATE ... FROM happened to join."""
+    event = await make_event([("VIP", 10)], shows=1)
+    show = next(iter(event.shows))
+    zone = event.shows[show]["VIP"]
+    changes = [(10, 6), (6, 20)]
+    batch = [
+        {
+            "type": messages.ZONE_ADJUSTED,
+            "event_id": event.event_id,
+            "show_id": show,
+            "zone_id": zone,
+            "request_id": f"adjust-{uuid.uuid4().hex}",
+            "previous_total": before,
+            "total": after,
+            "available": after,
+        }
+        for before, after in changes
+    ]
+    async with pg.acquire() as conn, conn.transaction():
+        await apply_events(conn, batch)
+    row = await pg.fetchrow("SELECT total_seats, available_seats FROM seat_zones WHERE id = $1", zone)
+    assert (row["total_seats"], row["available_seats"]) == (20, 20)
+    shown = await pg.fetchrow("SELECT total_seats FROM shows WHERE id = $1", show)
+    assert shown["total_seats"] == 20

@@ -96,10 +96,13 @@ ON CONFLICT (event_id) DO UPDATE
     SET version = GREATEST(inventory_loads.version, EXCLUDED.version), updated_at = now()
 """
 
+# Summed per zone first: an UPDATE ... FROM joining a zone to two changes applies only one.
 GROW_ZONES = """
 UPDATE seat_zones z SET total_seats = z.total_seats + d.delta,
                         available_seats = GREATEST(z.available_seats + d.delta, 0), updated_at = now()
-FROM unnest($1::uuid[], $2::int[]) AS d(zone_id, delta) WHERE z.id = d.zone_id
+FROM (SELECT zone_id, sum(delta)::int AS delta
+      FROM unnest($1::uuid[], $2::int[]) AS x(zone_id, delta) GROUP BY zone_id) d
+WHERE z.id = d.zone_id
 """
 
 GROW_SHOWS = """
