@@ -180,28 +180,33 @@ async def seed_bench_event(cfg: StackConfig, users: int) -> dict:
     }
 
 
+def bench_reserve_command(sale: dict, user_id: str, reply_to: str) -> dict:
+    """A reserve command for one seat of the benchmark event, as a gateway would produce it,
+    with an hour to be applied."""
+    far = int((time.time() + 3600) * 1000)
+    return messages.reserve_command(
+        request_id=messages.new_public_id(sale["event_id"]),
+        booking_id=messages.new_public_id(sale["event_id"]),
+        event_id=sale["event_id"],
+        show_id=sale["show_id"],
+        zone_id=sale["zone_id"],
+        user_id=user_id,
+        quantity=1,
+        idempotency_key=None,
+        body_hash=messages.body_hash({"bench": True}),
+        deadline_ms=far,
+        accept_by_ms=far,
+        reply_to=reply_to,
+    )
+
+
 async def backlog(cfg: StackConfig, prefix: str, sale: dict, count: int) -> None:
     """`count` reserve commands on a fresh topic, as gateways would have produced them."""
     await stack.ensure_topics(cfg, prefix)
-    far = int((time.time() + 3600) * 1000)
-    body_hash = messages.body_hash({"bench": True})
     async with idempotent_producer(cfg.kafka_bootstrap, linger_ms=20) as producer:
         sends = []
         for i in range(count):
-            command = messages.reserve_command(
-                request_id=messages.new_public_id(sale["event_id"]),
-                booking_id=messages.new_public_id(sale["event_id"]),
-                event_id=sale["event_id"],
-                show_id=sale["show_id"],
-                zone_id=sale["zone_id"],
-                user_id=sale["buyers"][i % len(sale["buyers"])],
-                quantity=1,
-                idempotency_key=None,
-                body_hash=body_hash,
-                deadline_ms=far,
-                accept_by_ms=far,
-                reply_to="bench-nobody",
-            )
+            command = bench_reserve_command(sale, sale["buyers"][i % len(sale["buyers"])], "bench-nobody")
             sends.append(
                 await producer.send(
                     Topics(prefix).reservations, messages.encode(command), key=sale["show_id"].encode()

@@ -69,6 +69,7 @@ from ops.bench import (
     LOAD_CORE,
     SERVER_CORE,
     Measured,
+    bench_reserve_command,
     bench_stack,
     forget,
     reserve_body,
@@ -429,25 +430,7 @@ async def redis_script_cost(cfg: StackConfig, count: int = 20_000) -> float:
     redis = aioredis.from_url(cfg.sale_redis_url)
     scripts = await load_scripts(redis)
     settings = WorkerSettings.from_env()
-    far = int((time.time() + 3600) * 1000)
-    body_hash = messages.body_hash({"calibration": True})
-    commands = [
-        messages.reserve_command(
-            request_id=messages.new_public_id(sale["event_id"]),
-            booking_id=messages.new_public_id(sale["event_id"]),
-            event_id=sale["event_id"],
-            show_id=sale["show_id"],
-            zone_id=sale["zone_id"],
-            user_id=sale["buyers"][0],
-            quantity=1,
-            idempotency_key=None,
-            body_hash=body_hash,
-            deadline_ms=far,
-            accept_by_ms=far,
-            reply_to="calibration",
-        )
-        for _ in range(count)
-    ]
+    commands = [bench_reserve_command(sale, sale["buyers"][0], "calibration") for _ in range(count)]
     pid = service_pids(cfg)["redis-sale"]
     try:
         before = tree_cpu(pid)
