@@ -12,7 +12,7 @@ from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import idempotent_producer
 from lua import keys
 from tests.support import book, call, reserve_body, wait_until
-from workers.archiver import Archiver
+from workers.archiver import ARCHIVE_RECHECK_MS, Archiver
 from workers.due_schedule import DueSchedule
 from workers.settings import WorkerSettings
 from workers.sweeper import Sweeper
@@ -98,3 +98,16 @@ async def test_the_archiver_trims_an_ended_hold_at_its_time_without_looking_ever
 
     await archiver.trim_once(as_of_ms=t0 + 60_000)  # at the horizon: looked at, trimmed
     assert set(await sale_redis.hgetall(hold)) == {b"status", b"version"}
+
+
+async def test_the_archiver_asks_postgresql_about_an_event_when_it_may_be_over(
+    make_event, sale_redis, scripts, pg, schema, topics
+):
+    event = await make_event([("GA", 10)], shows=1)  # its show is weeks away
+    archiver = Archiver(sale_redis, scripts, pg, WorkerSettings(endpoints=schema.endpoints(topics.prefix)))
+    t0 = now_ms()
+    archived = await archiver.archive_once(as_of_ms=t0)  # reads every live event's last show
+    assert event.event_id not in {a.event_id for a in archived}
+    # Not asked about again before the recheck (its show could move), whatever the ticks between.
+    assert event.event_id not in archiver.over_schedule.due(t0 + 60_000)
+    assert event.event_id in archiver.over_schedule.due(t0 + ARCHIVE_RECHECK_MS)

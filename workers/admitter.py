@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import orjson
 
@@ -27,7 +28,7 @@ log = logging.getLogger("workers.admitter")
 # Rooms per broadcast message: a publish (and every gateway process's decode) per room per tick
 # was most of an idle stack's cost with a few thousand rooms configured.
 TICKS_PER_MESSAGE = 500
-# A quiet room (is_quiet) is ticked this often, and at once when woken (keys.ROOMS_WAKE): with
+# A quiet room (is_quiet) is ticked at least this often, and at once when woken (keys.ROOMS_WAKE): with
 # thousands of rooms configured, a script per room per second was most of an idle worker's and
 # sale Redis's work.
 QUIET_RECHECK_MS = 10_000
@@ -72,8 +73,8 @@ class Admitter:
             return {}
         ticks = await self.room.admit_all(due, now_ms)
         for event_id, tick in ticks.items():
-            if is_quiet(tick):
-                self._quiet_until[event_id] = now_ms + QUIET_RECHECK_MS
+            if is_quiet(tick):  # spread, so rooms first ticked together do not recur together
+                self._quiet_until[event_id] = now_ms + int(QUIET_RECHECK_MS * random.uniform(0.5, 1.0))
             else:
                 self._quiet_until.pop(event_id, None)
         messages = [tick_message(event_id, now_ms, tick) for event_id, tick in ticks.items()]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -39,6 +39,7 @@ log = logging.getLogger("workers.archiver")
 TRIM_BATCH = 1000
 TRIM_BATCHES_PER_TICK = 10  # at most this many batches per event per tick: bounded work
 MAX_TRIM_HORIZON_MS = 60_000  # every live event's ended index looked at least this often
+ARCHIVE_RECHECK_MS = 600_000  # every live event's last show read again at least this often
 # Removal passes over an event's keys: what appears meanwhile (a late command's refusal record,
 # a room's per-second hits) is a TTL'd key; a writer that keeps going is left to its TTL.
 REMOVE_ROUNDS = 3
@@ -50,11 +51,12 @@ LIVE_HOLD = frozenset({"reserved", "paying"})
 PAYMENT_UNSETTLED = frozenset({"pending", "processing"})
 REFUND_WAITING = frozenset({"requested", "approved"})
 
-DUE = """
-SELECT e.id::text AS id, EXISTS (SELECT 1 FROM event_archives a WHERE a.event_id = e.id) AS archived
+# Each event's last show, and whether an archive of it began (a crash halfway finishes it).
+LAST_SHOWS = """
+SELECT e.id::text AS id, (SELECT max(s.show_date) FROM shows s WHERE s.event_id = e.id) AS last_show,
+       EXISTS (SELECT 1 FROM event_archives a WHERE a.event_id = e.id) AS archived
 FROM events e
 WHERE e.id = ANY($1::uuid[])
-  AND (SELECT max(s.show_date) FROM shows s WHERE s.event_id = e.id) < $2::timestamptz
 """
 
 MARK_ARCHIVED = """
@@ -81,6 +83,10 @@ class _EventRecords:
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)  # payment id -> record
 
 
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
 def _s(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -99,6 +105,7 @@ class Archiver:
         self.settings = settings
         # A hold ends now at the earliest, so it is trimmable no sooner than a window from now.
         self.trim_schedule = DueSchedule(min(settings.redelivery_window_s * 1000, MAX_TRIM_HORIZON_MS))
+        self.over_schedule = DueSchedule(ARCHIVE_RECHECK_MS)
 
     async def live_events(self) -> list[str]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -181,17 +188,34 @@ class Archiver:
     async def archive_once(
         self, as_of_ms: int | None = None, event_ids: list[str] | None = None
     ) -> list[Archived]:
-        """Archive every event (of `event_ids`, default the live ones) that is over as of
-        `as_of_ms` and has nothing left to settle; what each pass did."""
+        """Archive every event (of `event_ids`, default the live ones whose end may have come)
+        that is over as of `as_of_ms` and has nothing left to settle; what each pass did.
+
+        Without `event_ids`, PostgreSQL is asked about an event when it may be over (its last
+        show plus the wait, as read the last time), or after ARCHIVE_RECHECK_MS at the latest
+        (shows can move): not about every live event each tick."""
         as_of = now_ms() if as_of_ms is None else as_of_ms
-        candidates = messages.uuid_ids(await self.live_events() if event_ids is None else event_ids)
+        scheduled = event_ids is None
+        if scheduled:
+            if self.over_schedule.wants_events(as_of):
+                self.over_schedule.events(set(await self.live_events()), as_of)
+            event_ids = self.over_schedule.due(as_of)
+        candidates = messages.uuid_ids(event_ids)
         if not candidates:
             return []
-        over_before = datetime.fromtimestamp(
-            (as_of - self.settings.archive_after_last_show_s * 1000) / 1000, tz=UTC
-        )
-        due = await self.pool.fetch(DUE, candidates, over_before)
-        return [await self.archive_event(r["id"], already_marked=r["archived"]) for r in due]
+        after_ms = self.settings.archive_after_last_show_s * 1000
+        rows = {r["id"]: r for r in await self.pool.fetch(LAST_SHOWS, candidates)}
+        done = []
+        for event_id in event_ids:
+            row = rows.get(event_id)
+            over_at = None if row is None or row["last_show"] is None else _ms(row["last_show"]) + after_ms
+            if over_at is not None and over_at < as_of:
+                archived = await self.archive_event(event_id, already_marked=row["archived"])
+                done.append(archived)
+                over_at = as_of  # not settled yet: asked again next tick; archived: it leaves
+            if scheduled:
+                self.over_schedule.looked(event_id, as_of, over_at)
+        return done
 
     async def archive_event(self, event_id: str, *, already_marked: bool = False) -> Archived:
         done = Archived(event_id)
