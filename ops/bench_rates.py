@@ -18,7 +18,7 @@ the worker, the sale and aux Redis, the Kafka JVM, PostgreSQL (postmaster and ba
 the generator apart. Figures are medians over `--runs` runs.
 
 Also, in the same run:
-  - the highest rate whose p99 stays under 50 ms (from --max-from, steps of 500/s, each run
+  - the highest rate whose p99 stays under 50 ms (up or down from --max-from, steps of 500/s, each run
     twice, a step passing when one of its two runs does: one noisy second on a shared machine
     does not end the search);
   - idle: busy cores of the services alone for 60 s, then with our processes up, one room
@@ -496,17 +496,26 @@ def passes(step: dict) -> bool:
 def highest_rate_under_p99(
     deployment: Deployment, start: int, cap: int, seconds: float, warmup: float
 ) -> tuple[int, list[dict]]:
-    """Up in steps of 500/s from `start` while a step passes (one of its two runs with p99 under
-    50 ms, 99 % 201s and the rate achieved); the last rate that passed (0: not even `start`)."""
-    best, tried, rate = 0, [], start
-    while rate <= cap:
+    """The highest rate, in steps of 500/s, at which a step passes (one of its two runs with p99
+    under 50 ms, 99 % 201s and the rate achieved): up from `start` while steps pass, or down
+    from it until one does (0: not even 500/s)."""
+    tried: list[dict] = []
+
+    def passing(rate: int) -> bool:
         runs = [deployment.step(rate, seconds, warmup) for _ in range(2)]
-        tried += runs
+        tried.extend(runs)
         say(f"max search {rate}/s: p99 {[r['p99_ms'] for r in runs]} ms, 201s {[r['created'] for r in runs]}")
-        if not any(passes(r) for r in runs):
-            break
-        best, rate = rate, rate + 500
-    return best, tried
+        return any(passes(r) for r in runs)
+
+    if passing(start):
+        best = start
+        while best + 500 <= cap and passing(best + 500):
+            best += 500
+        return best, tried
+    rate = start - 500
+    while rate >= 500 and not passing(rate):
+        rate -= 500
+    return max(rate, 0), tried
 
 
 def median_of(steps: list[dict], field: str) -> float:
@@ -674,7 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="search the highest rate with p99 < 50 ms",
     )
-    parser.add_argument("--max-from", type=int, default=2500)
+    parser.add_argument("--max-from", type=int, default=1000)
     parser.add_argument("--max-cap", type=int, default=8000)
     parser.add_argument("--idle", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
