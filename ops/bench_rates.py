@@ -1,7 +1,7 @@
 """The cost of a booking at the steady rates a waiting room lets through, not only at saturation.
 
 Usage: python -m ops.bench_rates [--rates 500,1000,2000,3000] [--step 10] [--runs 3] [--baseline COMMIT]
-                                 [--max-from 2500] [--no-max] [--no-idle] [--gateway-processes 2]
+                                 [--max-from 1000] [--no-max] [--no-idle] [--gateway-processes 2]
 
 What runs: `python -m gateway` (its default processes) and one `python -m workers` (every role:
 commands, persistence, sweeper, admitter, archiver) on topics and consumer groups of the run's
