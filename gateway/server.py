@@ -30,6 +30,7 @@ def serve(settings: GatewaySettings) -> None:
         host=settings.host,
         port=settings.port,
         reuse_port=True,
+        backlog=settings.listen_backlog,
         access_log=None,
         print=None,
         shutdown_timeout=10,
