@@ -249,43 +249,43 @@ def fire(vegeta: str, targets: Path, rate: int, seconds: float, results: Path) -
 # --- waiting for the durable record -------------------------------------------------------------
 
 
-async def persisted(
-    cfg: StackConfig, topics: Topics, group: str, event_id: str, bookings: int, timeout: float
-) -> float:
-    """Until the persistence group has committed every booking event and PostgreSQL has at
-    least `bookings` bookings of the event; returns how long that took."""
+async def caught_up(cfg: StackConfig, topics: Topics, event_id: str, bookings: int, timeout: float) -> float:
+    """Until the command group and the persistence group have committed everything on their
+    topics and PostgreSQL has at least `bookings` bookings of the event (nothing of a step,
+    not even an overloaded one's backlog, left to land in the next); how long that took."""
+    groups = {f"{topics.prefix}commands": topics.reservations, f"{topics.prefix}persistence": topics.events}
     t0 = time.monotonic()
     deadline = t0 + timeout
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=cfg.kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumers = {
+        group: AIOKafkaConsumer(
+            bootstrap_servers=cfg.kafka_bootstrap, group_id=group, enable_auto_commit=False
+        )
+        for group in groups
+    }
     pool = await asyncpg.connect(cfg.database_url)
-    await consumer.start()
+    for consumer in consumers.values():
+        await consumer.start()
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - topics new to this client
     try:
-        parts = [TopicPartition(topics.events, p) for p in consumer.partitions_for_topic(topics.events) or ()]
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = [
-                TopicPartition(topics.events, p) for p in consumer.partitions_for_topic(topics.events) or ()
-            ]
         while True:
-            ends = await consumer.end_offsets(parts)
             lag = 0
-            for tp in parts:
-                committed = await consumer.committed(tp) or 0
-                lag += ends[tp] - committed
+            for group, topic in groups.items():
+                consumer = consumers[group]
+                parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+                ends = await consumer.end_offsets(parts)
+                for tp in parts:
+                    lag += ends[tp] - (await consumer.committed(tp) or 0)
             stored = await pool.fetchval(
                 "SELECT count(*) FROM bookings WHERE event_id = $1", uuid.UUID(event_id)
             )
             if lag == 0 and stored >= bookings:
                 return time.monotonic() - t0
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"persistence did not catch up in {timeout:.0f}s (lag {lag}, {stored}/{bookings})"
-                )
+                raise RuntimeError(f"not caught up in {timeout:.0f}s (lag {lag}, {stored}/{bookings} stored)")
             await asyncio.sleep(0.05)  # polling a figure nothing announces
     finally:
-        await consumer.stop()
+        for consumer in consumers.values():
+            await consumer.stop()
         await pool.close()
 
 
@@ -340,8 +340,9 @@ class Deployment:
             warm = fire(bench.vegeta, targets, rate, warmup, results)
             bench.booked += warm["statuses"].get("201", 0)
         write_targets(targets, url, body, bench.buyers, int(rate * seconds) + rate)
-        # Begin on a quiet system: the warm-up's bookings are stored before the window opens.
-        asyncio.run(self._persisted(60))
+        # Begin on a quiet system: the warm-up's (and any earlier step's) commands applied and
+        # bookings stored before the window opens.
+        asyncio.run(self._persisted(180))
         window = CpuWindow(self.trees())
         window.open()
         shot = fire(bench.vegeta, targets, rate, seconds, results)
@@ -367,8 +368,7 @@ class Deployment:
 
     async def _persisted(self, timeout: float) -> float:
         bench = self.bench
-        group = f"{self.topics.prefix}persistence"
-        return await persisted(bench.cfg, self.topics, group, bench.sale["event_id"], bench.booked, timeout)
+        return await caught_up(bench.cfg, self.topics, bench.sale["event_id"], bench.booked, timeout)
 
 
 @contextlib.contextmanager
