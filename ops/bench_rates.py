@@ -653,8 +653,25 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         removed = asyncio.run(forget(cfg, sale["event_id"]))
         say(f"removed the benchmark event's {removed} keys from the sale Redis")
+        dropped = asyncio.run(drop_from_postgres(cfg, sale["event_id"]))
+        say(f"removed the benchmark event and its {dropped} bookings from PostgreSQL")
         shutil.rmtree(work_dir, ignore_errors=True)
     return result
+
+
+async def drop_from_postgres(cfg: StackConfig, event_id: str) -> int:
+    """The benchmark event's rows (hundreds of thousands of bookings a run would otherwise pile
+    up in a developer's database); its shows and zones go with it. Returns the bookings removed."""
+    conn = await asyncpg.connect(cfg.database_url)
+    try:
+        async with conn.transaction():
+            event = uuid.UUID(event_id)
+            await conn.execute("DELETE FROM payments WHERE event_id = $1", event)
+            removed = await conn.execute("DELETE FROM bookings WHERE event_id = $1", event)
+            await conn.execute("DELETE FROM events WHERE id = $1", event)
+        return int(removed.split()[-1])
+    finally:
+        await conn.close()
 
 
 async def live_counts(cfg: StackConfig) -> tuple[int, int]:
