@@ -1,7 +1,7 @@
 """The admitter role: every tick, one admission script per live waiting room that is due, then
 one broadcast of every room's tick that every gateway process applies (engaged or not, state,
 head, who was admitted): one message per TICKS_PER_MESSAGE rooms, not one per room. A quiet
-room (nobody in line) is due every QUIET_RECHECK_MS, or at once when a join or an operator's
+room (nobody in line) is due at least every QUIET_RECHECK_MS, or at once when a join or an operator's
 change wakes it.
 
 Any number of admitters may run: the token bucket lives in Redis (lua/queue_admit.lua), so they
