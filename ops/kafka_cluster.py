@@ -16,43 +16,23 @@ from pathlib import Path
 
 from ops.config import StackConfig
 from ops.processes import free_port
-from ops.stack import kafka_libs, new_cluster_id, port_open, run
+from ops.stack import kafka_libs, kraft_properties, new_cluster_id, port_open, run
 
 NODES = (1, 2, 3)
 
 
-def node_properties(node: int, ports: dict[int, tuple[int, int]], data: Path) -> str:
-    broker, controller = ports[node]
-    voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in ports.items())
-    return f"""\
-process.roles=broker,controller
-node.id={node}
-controller.quorum.voters={voters}
-listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{broker}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs={data}
-num.partitions=1
-default.replication.factor=3
-min.insync.replicas=2
-auto.create.topics.enable=false
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
-share.coordinator.state.topic.num.partitions=1
-group.initial.rebalance.delay.ms=0
+# A test cluster: threads few, no log cleaning (its data is thrown away).
+NODE_TUNING = """\
 num.network.threads=1
 num.io.threads=2
 background.threads=2
 num.recovery.threads.per.data.dir=1
 log.cleaner.enable=false
 """
+
+
+def node_properties(node: int, ports: dict[int, tuple[int, int]], data: Path) -> str:
+    return kraft_properties(node, ports, data, rf=3, isr=2, tuning=NODE_TUNING)
 
 
 class KafkaCluster:

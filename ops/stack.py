@@ -347,18 +347,20 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def kafka_properties(cfg: StackConfig, data: Path) -> str:
-    p, c = cfg.kafka_port, cfg.kafka_controller_port
-    # Kafka's own topics (group offsets, transactions): one node, one replica; a cluster sets
-    # these to 3 and 2 (ops/kafka_cluster.py; README "Kafka: what an acknowledgement means").
-    rf = env_int("BR_KAFKA_INTERNAL_REPLICATION_FACTOR", 1)
-    isr = env_int("BR_KAFKA_INTERNAL_MIN_INSYNC_REPLICAS", 1)
+def kraft_properties(
+    node: int, ports: dict[int, tuple[int, int]], data: Path, rf: int, isr: int, tuning: str
+) -> str:
+    """server.properties of KRaft node `node` (broker and controller) of a quorum of `ports`
+    (node -> (broker port, controller port)) on loopback; Kafka's own topics replicated `rf`
+    with `isr` in sync; `tuning` (thread counts, cleaner) appended."""
+    broker, controller = ports[node]
+    voters = ",".join(f"{n}@127.0.0.1:{c}" for n, (_, c) in ports.items())
     return f"""\
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{c}
-listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}
-advertised.listeners=PLAINTEXT://127.0.0.1:{p}
+node.id={node}
+controller.quorum.voters={voters}
+listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{broker}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -376,6 +378,15 @@ share.coordinator.state.topic.replication.factor={rf}
 share.coordinator.state.topic.min.isr={isr}
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
+{tuning}"""
+
+
+def kafka_properties(cfg: StackConfig, data: Path) -> str:
+    # Kafka's own topics (group offsets, transactions): one node, one replica; a cluster sets
+    # these to 3 and 2 (ops/kafka_cluster.py; README "Kafka: what an acknowledgement means").
+    rf = env_int("BR_KAFKA_INTERNAL_REPLICATION_FACTOR", 1)
+    isr = env_int("BR_KAFKA_INTERNAL_MIN_INSYNC_REPLICAS", 1)
+    tuning = """\
 num.network.threads=2
 num.io.threads=2
 background.threads=2
@@ -384,6 +395,7 @@ log.cleaner.dedupe.buffer.size=2097152
 log.cleaner.threads=1
 log.retention.hours=168
 """
+    return kraft_properties(1, {1: (cfg.kafka_port, cfg.kafka_controller_port)}, data, rf, isr, tuning)
 
 
 def start_kafka(cfg: StackConfig) -> None:
