@@ -30,6 +30,7 @@ from gateway.auth import issue_access_token
 from ops import stack
 from ops.bench import reserve_path_env
 from ops.migrate import migrate
+from ops.open_loop import offered_at_rate, on_schedule, p99
 from ops.processes import free_port, start_gateway, start_worker
 from ops.seed import seed_sale
 from ops.seed_data import ZoneSpec
@@ -44,9 +45,8 @@ def say(msg: str) -> None:
     print(f"[rebalance] {msg}", flush=True)
 
 
-def p99(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000) if ordered else None
+def p99_ms(values: list[float]) -> float | None:
+    return round(p99(values) * 1000) if values else None
 
 
 async def _book(session, base: str, token: str, body: dict) -> tuple[int, dict]:
@@ -97,7 +97,6 @@ async def one_config(cfg, args, membership: str, assignor: str, log_dir) -> dict
     gateway = await asyncio.to_thread(start_gateway, env, log_dir, port)
     base = f"http://127.0.0.1:{port}"
     answers: list[tuple[float, float, int]] = []
-    changes: list[tuple[float, str]] = []
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             started = time.monotonic()
@@ -109,37 +108,29 @@ async def one_config(cfg, args, membership: str, assignor: str, log_dir) -> dict
                 status, _ = await _book(session, base, tokens[i % len(tokens)], body)
                 answers.append((sent - started, time.monotonic() - sent, status))
 
-            async def churn() -> None:
-                for at, what in SCHEDULE:
-                    await asyncio.sleep(max(0.0, started + at - time.monotonic()))  # the schedule's pace
-                    verb, name = what.split()
-                    changes.append((time.monotonic() - started, what))
-                    if verb == "start":
-                        workers[name] = await asyncio.to_thread(start_worker, f"{prefix}{name}", env, log_dir)
-                    elif verb == "stop":
-                        await asyncio.to_thread(workers.pop(name).stop)
-                    else:
-                        worker = workers.pop(name)
-                        worker.proc.send_signal(signal.SIGKILL)
-                        await asyncio.to_thread(worker.proc.wait)
+            async def act(verb: str, name: str) -> None:
+                if verb == "start":
+                    workers[name] = await asyncio.to_thread(start_worker, f"{prefix}{name}", env, log_dir)
+                elif verb == "stop":
+                    await asyncio.to_thread(workers.pop(name).stop)
+                else:
+                    worker = workers.pop(name)
+                    worker.proc.send_signal(signal.SIGKILL)
+                    await asyncio.to_thread(worker.proc.wait)
 
-            churning = asyncio.create_task(churn())
-            sends = []
-            for i in range(int(args.rate * SECONDS)):
-                await asyncio.sleep(max(0.0, started + i / args.rate - time.monotonic()))  # the offered rate
-                sends.append(asyncio.create_task(one(i)))
-            await churning
-            await asyncio.gather(*sends)
+            churning = asyncio.create_task(on_schedule(SCHEDULE, started, act))
+            await offered_at_rate(args.rate, int(args.rate * SECONDS), started, one)
+            changes = await churning
     finally:
         gateway.stop()
         for worker in workers.values():
             worker.stop()
         await stack.delete_topics(cfg, prefix)
-    windows = {what: p99([lat for sent, lat, _ in answers if at <= sent < at + 5]) for at, what in changes}
+    windows = {what: p99_ms([lat for sent, lat, _ in answers if at <= sent < at + 5]) for at, what in changes}
     return {
         "config": f"{membership}/{assignor}",
         "p99_ms_after": windows,
-        "p99_ms_whole": p99([lat for _, lat, _ in answers]),
+        "p99_ms_whole": p99_ms([lat for _, lat, _ in answers]),
         "requests": len(answers),
         "not_201": sum(status != 201 for _, _, status in answers),
     }

@@ -548,16 +548,3 @@ async def seats_add_up(
 
     await wait_until(all_persisted, 90, "every acknowledged booking in PostgreSQL")
     assert await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event_id) == len(booked)
-
-
-async def offered_at_rate(
-    rate: float, count: int, started: float, send: Callable[[int], Awaitable[None]]
-) -> None:
-    """An open-loop load: `send(i)` started at `started + i / rate` (monotonic clock), never
-    waiting for an answer before the next; returns once every one has ended. The sleeps pace a
-    clock schedule; nothing here waits for something to happen."""
-    sends = []
-    for i in range(count):
-        await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
-        sends.append(asyncio.create_task(send(i)))
-    await asyncio.gather(*sends)

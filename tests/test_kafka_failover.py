@@ -23,12 +23,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from booking_rush.contract.topics import Topics
 from booking_rush.services.clients import CachedKeyPartitioner
 from ops.kafka_cluster import KafkaCluster
+from ops.open_loop import offered_at_rate
 from ops.topics import create_topics
 from tests.support import (
     WorkerProcess,
     book,
     gateway_settings,
-    offered_at_rate,
     running_gateway,
     seats_add_up,
     unique,

@@ -20,11 +20,11 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from booking_rush.services.clients import idempotent_producer
+from ops.open_loop import offered_at_rate, on_schedule, p99
 from tests.support import (
     WorkerProcess,
     book,
     gateway_settings,
-    offered_at_rate,
     running_gateway,
     seats_add_up,
     worker_env,
@@ -43,11 +43,6 @@ SCHEDULE = (  # (seconds into the sale, what happens)
 )
 
 
-def _p99(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
-
-
 async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
     schema, new_topics, jwt_secret, make_event, make_users, token_for, sale_redis, pg, http
 ):
@@ -63,7 +58,6 @@ async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
 
     workers = {"w1": await worker("w1").start()}
     answers: list[tuple[float, float, int, dict]] = []  # (sent at, seconds, status, answer)
-    changes: list[tuple[float, str]] = []
     settings = gateway_settings(
         schema, topics, jwt_secret, rate_limits="general=60000/10000,reserve=60000/10000"
     )
@@ -76,28 +70,24 @@ async def test_workers_joining_leaving_and_dying_mid_sale_lose_nothing(
             status, answer = await book(http, url, tokens[i % len(tokens)], body)
             answers.append((sent - started, time.monotonic() - sent, status, answer))
 
-        async def churn() -> None:
-            for at, what in SCHEDULE:
-                await asyncio.sleep(max(0.0, started + at - time.monotonic()))  # the schedule's pace
-                verb, name = what.split()
-                changes.append((time.monotonic() - started, what))
-                if verb == "start":
-                    workers[name] = await worker(name).start()
-                elif verb == "stop":
-                    assert await workers[name].stop() == 0
-                else:
-                    workers[name].proc.send_signal(signal.SIGKILL)
-                    assert await workers[name].wait_exit(30) == -signal.SIGKILL
+        async def act(verb: str, name: str) -> None:
+            if verb == "start":
+                workers[name] = await worker(name).start()
+            elif verb == "stop":
+                assert await workers[name].stop() == 0
+            else:
+                workers[name].proc.send_signal(signal.SIGKILL)
+                assert await workers[name].wait_exit(30) == -signal.SIGKILL
 
-        churning = asyncio.create_task(churn())
+        churning = asyncio.create_task(on_schedule(SCHEDULE, started, act))
         await offered_at_rate(RATE, RATE * SECONDS, started, one)
-        await churning
+        changes = await churning
 
     try:
         for at, what in changes:
             window = [s for sent, s, _, _ in answers if at <= sent < at + 5]
-            print(f"{what} at {at:.1f} s: {len(window)} requests, p99 {_p99(window) * 1000:.0f} ms")
-        print(f"whole sale: {len(answers)} requests, p99 {_p99([s for _, s, _, _ in answers]) * 1000:.0f} ms")
+            print(f"{what} at {at:.1f} s: {len(window)} requests, p99 {p99(window) * 1000:.0f} ms")
+        print(f"whole sale: {len(answers)} requests, p99 {p99([s for _, s, _, _ in answers]) * 1000:.0f} ms")
 
         # Every request ended definite: booked, or (a rebalance outlasting the gateway's accept
         # timeout on a loaded machine) refused with nothing applied.
