@@ -25,15 +25,17 @@ def test_a_process_tree_counts_its_children():
     """Half a CPU-second spent by a child the parent has reaped is the parent tree's."""
     spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\n"
     parent_code = (
-        f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {spin!r}]); "
-        "print('reaped', flush=True); time.sleep(30)"
+        f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}]); "
+        "print('reaped', flush=True); sys.stdin.read()"  # alive until the test closes its stdin
     )
-    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout.readline().strip() == "reaped"
         assert tree_cpu(parent.pid) >= 0.5
     finally:
-        parent.kill()
+        parent.stdin.close()
         parent.wait()
 
 
