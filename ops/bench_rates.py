@@ -342,12 +342,12 @@ class Deployment:
         write_targets(targets, url, body, bench.buyers, int(rate * seconds) + rate)
         # Begin on a quiet system: the warm-up's (and any earlier step's) commands applied and
         # bookings stored before the window opens.
-        asyncio.run(self._persisted(180))
+        asyncio.run(self._caught_up(180))
         window = CpuWindow(self.trees())
         window.open()
         shot = fire(bench.vegeta, targets, rate, seconds, results)
         bench.booked += shot["statuses"].get("201", 0)
-        drain_s = asyncio.run(self._persisted(120))
+        drain_s = asyncio.run(self._caught_up(120))
         cpu = window.close()
         total = sum(cpu.values())
         created = shot["statuses"].get("201", 0)
@@ -366,7 +366,7 @@ class Deployment:
             },
         }
 
-    async def _persisted(self, timeout: float) -> float:
+    async def _caught_up(self, timeout: float) -> float:
         bench = self.bench
         return await caught_up(bench.cfg, self.topics, bench.sale["event_id"], bench.booked, timeout)
 
