@@ -115,20 +115,28 @@ def tracing_env(ratio: float | None, spans_file: Path, say: Callable[[str], None
     return {"BR_TRACE_FILE": str(spans_file), "BR_TRACE_SAMPLE_RATIO": str(ratio)}
 
 
-def pin_services(cfg: StackConfig, cores: str) -> None:
-    """Move the already running services (every thread) onto `cores`."""
-    pids = []
+def service_pids(cfg: StackConfig) -> dict[str, int]:
+    """The stack's own processes: both Redis, the Kafka JVM, the PostgreSQL postmaster."""
+    pids = {}
     for role in ("sale", "aux"):
         pidfile = cfg.state_dir / f"redis-{role}.pid"
         if pidfile.exists():
-            pids.append(pidfile.read_text().strip())
+            pids[f"redis-{role}"] = int(pidfile.read_text().strip())
     kafka = cfg.state_dir / "kafka" / "kafka.pid"
     if kafka.exists():
-        pids.append(kafka.read_text().strip())
+        pids["kafka"] = int(kafka.read_text().strip())
     postmaster = stack.pg_dir(cfg) / "postmaster.pid"
     if postmaster.exists():
-        pids.append(postmaster.read_text().splitlines()[0])
-        children = subprocess.run(["pgrep", "-P", pids[-1]], capture_output=True, text=True)
+        pids["postgres"] = int(postmaster.read_text().splitlines()[0])
+    return pids
+
+
+def pin_services(cfg: StackConfig, cores: str) -> None:
+    """Move the already running services (every thread, PostgreSQL's backends too) onto `cores`."""
+    found = service_pids(cfg)
+    pids = [str(pid) for pid in found.values()]
+    if "postgres" in found:
+        children = subprocess.run(["pgrep", "-P", str(found["postgres"])], capture_output=True, text=True)
         pids += children.stdout.split()
     for pid in pids:
         subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], capture_output=True)

@@ -74,6 +74,7 @@ from ops.bench import (
     forget,
     reserve_body,
     seed_bench_event,
+    service_pids,
     wrk,
 )
 from ops.bench_compare import git, worktree
@@ -131,22 +132,6 @@ def tree_cpu(root: int) -> float:
             total += stats[pid][1]
             todo += children.get(pid, [])
     return total
-
-
-def service_pids(cfg: StackConfig) -> dict[str, int]:
-    """The stack's own processes: both Redis, the Kafka JVM, the PostgreSQL postmaster."""
-    pids = {}
-    for role in ("sale", "aux"):
-        pidfile = cfg.state_dir / f"redis-{role}.pid"
-        if pidfile.exists():
-            pids[f"redis-{role}"] = int(pidfile.read_text().strip())
-    kafka = cfg.state_dir / "kafka" / "kafka.pid"
-    if kafka.exists():
-        pids["kafka"] = int(kafka.read_text().strip())
-    postmaster = stack.pg_dir(cfg) / "postmaster.pid"
-    if postmaster.exists():
-        pids["postgres"] = int(postmaster.read_text().splitlines()[0])
-    return pids
 
 
 class CpuWindow:
