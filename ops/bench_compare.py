@@ -1,9 +1,10 @@
-"""bench_compare: did a change move the reservation path's cost? ops.bench at a base commit, at
-that commit again, and at the code under test, taking turns in one run.
+"""bench_compare: did a change move the reservation path's cost? ops.bench (or the demo's rush) at
+a base commit, at that commit again, and at the code under test, taking turns in one run.
 
-Usage: python -m ops.bench_compare --base COMMIT [--new COMMIT] [--rounds 3] [--duration 10]
+Usage: python -m ops.bench_compare --base COMMIT [--new COMMIT] [--rounds 3] [--duration 10] [--demo]
 
-Each arm runs `python -m ops.bench` from its own checkout: the base twice (two arms, two
+Each arm runs `python -m ops.bench` (with --demo: `python -m ops.demo`, compared on its rush's
+throughput and p99) from its own checkout: the base twice (two arms, two
 worktrees under .state/bench-worktrees/), so the run measures how far the same code drifts
 against itself on this shared, noisy machine; the new arm is this checkout, as it is, unless
 --new names a commit. Every round runs each arm once, the order rotating from round to round.
@@ -24,7 +25,15 @@ from pathlib import Path
 
 from ops.config import REPO_ROOT, StackConfig
 
-METRICS = ("ratio_b_over_a", "c_worker_per_cpu_s")
+# What each comparison runs and the figures it compares, read from the run's closing JSON object.
+BENCH_METRICS = {
+    "ratio_b_over_a": lambda r: r["ratio_b_over_a"],
+    "c_worker_per_cpu_s": lambda r: r["c_worker_per_cpu_s"],
+}
+DEMO_METRICS = {
+    "rush_rps": lambda r: r["throughput_rps"],
+    "rush_p99_ms": lambda r: r["latency_ms"]["p99"],
+}
 
 
 def say(msg: str) -> None:
@@ -45,11 +54,11 @@ def worktree(commit: str, name: str, root: Path) -> Path:
     return path
 
 
-def bench_once(arm: str, checkout: Path, duration: int, env: dict[str, str]) -> dict:
-    """One `python -m ops.bench` in `checkout`; its closing JSON object."""
-    say(f"{arm}: python -m ops.bench --duration {duration} (in {checkout})")
+def bench_once(arm: str, checkout: Path, command: list[str], metrics: dict, env: dict[str, str]) -> dict:
+    """One `python -m <command>` in `checkout`; the figures of its closing JSON object."""
+    say(f"{arm}: python -m {' '.join(command)} (in {checkout})")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.bench", "--duration", str(duration)],
+        [sys.executable, "-m", *command],
         cwd=checkout,
         env=env,
         stdout=subprocess.PIPE,
@@ -60,25 +69,26 @@ def bench_once(arm: str, checkout: Path, duration: int, env: dict[str, str]) -> 
     assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip()
-        if line.startswith("[bench]"):
+        if line.startswith(("[bench]", "[demo]")):
             print(f"    {arm}: {line}", flush=True)
         if line.startswith("{"):
             last = line
     if proc.wait() != 0 or not last:
-        raise RuntimeError(f"ops.bench failed in {checkout} (exit {proc.returncode})")
-    result = json.loads(last)
-    say(f"{arm}: (b)/(a) {result['ratio_b_over_a']}, (c) {result['c_worker_per_cpu_s']}/CPU-s")
+        raise RuntimeError(f"{command[0]} failed in {checkout} (exit {proc.returncode})")
+    result = {m: read(json.loads(last)) for m, read in metrics.items()}
+    say(f"{arm}: " + ", ".join(f"{m} {v}" for m, v in result.items()))
     return result
 
 
 def summary(runs: dict[str, list[dict]], base_arms: list[str], new_arm: str) -> dict:
     """Medians per arm and metric; the base's band (every base run); the new arm's place in it."""
-    out: dict = {"runs": {arm: [{m: r[m] for m in METRICS} for r in rs] for arm, rs in runs.items()}}
+    metrics = list(next(iter(runs.values()))[0])
+    out: dict = {"runs": runs}
     out["medians"] = {
-        arm: {m: statistics.median(r[m] for r in rs) for m in METRICS} for arm, rs in runs.items()
+        arm: {m: statistics.median(r[m] for r in rs) for m in metrics} for arm, rs in runs.items()
     }
     verdict = {}
-    for m in METRICS:
+    for m in metrics:
         base_values = [r[m] for arm in base_arms for r in runs[arm]]
         low, high = min(base_values), max(base_values)
         new = out["medians"][new_arm][m]
@@ -102,7 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new", help="the commit under test (default: this checkout, as it is)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds of each load in ops.bench")
+    parser.add_argument(
+        "--demo", action="store_true", help="compare the demo's rush (python -m ops.demo) instead"
+    )
     args = parser.parse_args(argv)
+    if args.demo:
+        command, metrics = ["ops.demo"], DEMO_METRICS
+    else:
+        command, metrics = ["ops.bench", "--duration", str(args.duration)], BENCH_METRICS
 
     cfg = StackConfig.from_env()
     root = cfg.state_dir / "bench-worktrees"
@@ -122,17 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         order = arms[round_no % len(arms) :] + arms[: round_no % len(arms)]
         say(f"round {round_no + 1} of {args.rounds}: {', '.join(order)}")
         for arm in order:
-            runs[arm].append(bench_once(arm, checkouts[arm], args.duration, env))
+            runs[arm].append(bench_once(arm, checkouts[arm], command, metrics, env))
 
     result = summary(runs, arms[:2], new_arm)
     print()
+    names = " / ".join(metrics)
     for arm in arms:
-        values = "  ".join(f"{r['ratio_b_over_a']:.3f}/{r['c_worker_per_cpu_s']:.0f}" for r in runs[arm])
-        medians = result["medians"][arm]
-        print(
-            f"  {arm:<28} (b)/(a) / (c) per run: {values}   medians {medians['ratio_b_over_a']:.3f} / "
-            f"{medians['c_worker_per_cpu_s']:.0f}"
-        )
+        values = "  ".join("/".join(f"{r[m]:g}" for m in metrics) for r in runs[arm])
+        medians = " / ".join(f"{result['medians'][arm][m]:g}" for m in metrics)
+        print(f"  {arm:<28} {names} per run: {values}   medians {medians}")
     for m, v in result["verdict"].items():
         print(
             f"  {m:<20} base band {v['base_band'][0]}..{v['base_band'][1]} (base against itself "

@@ -1,6 +1,7 @@
 """The cost of a booking at the steady rates a waiting room lets through, not only at saturation.
 
 Usage: python -m ops.bench_rates [--rates 500,1000,2000,3000] [--step 10] [--runs 3] [--baseline COMMIT]
+                                 [--arm NAME:KEY=VALUE[,KEY=VALUE...]]
                                  [--max-from 1000] [--no-max] [--no-idle] [--gateway-processes 2]
 
 What runs: `python -m gateway` (its default processes) and one `python -m workers` (every role:
@@ -31,6 +32,8 @@ Also, in the same run:
 As a before/after check for a change on the reserve path, `--baseline COMMIT` runs that commit's
 gateway and workers (from a worktree) and this checkout's, taking turns run by run against the
 same stack, event and generator, and reports each arm; compare `cpu_per_booking_ms` per rate.
+`--arm NAME:KEY=VALUE,...` (repeatable) adds an arm of this checkout run with those environment
+settings, for a setting's effect (e.g. `--arm librdkafka:BR_GATEWAY_KAFKA_CLIENT=librdkafka`).
 The last line is one JSON object with every figure.
 """
 
@@ -52,7 +55,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -357,10 +360,11 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployed(bench: Bench, code: Path) -> Iterator[Deployment]:
+def deployed(bench: Bench, code: Path, settings: dict[str, str] | None = None) -> Iterator[Deployment]:
     prefix = f"bench-rates-{uuid.uuid4().hex[:8]}."
     env = {
         **bench.env,
+        **(settings or {}),
         "BR_TOPIC_PREFIX": prefix,
         "BR_COMMAND_GROUP": f"{prefix}commands",
         "BR_PERSISTENCE_GROUP": f"{prefix}persistence",
@@ -570,8 +574,8 @@ def arm_result(runs: list[dict], args: argparse.Namespace, calibration: dict) ->
     return out
 
 
-def idle_of(bench: Bench, code: Path, args: argparse.Namespace, secret: str, alone: dict) -> dict:
-    with deployed(bench, code) as deployment:
+def idle_of(bench: Bench, arm: Arm, args: argparse.Namespace, secret: str, alone: dict) -> dict:
+    with deployed(bench, arm.code, arm.settings) as deployment:
         asyncio.run(engage_room(deployment.base, bench.cfg, secret, bench.sale))
         say(f"idle: our processes up, one room engaged; {args.settle}s to settle, then {args.idle_seconds}s")
         time.sleep(args.settle)  # settling before an idle measurement: part of its definition
@@ -589,12 +593,13 @@ def run(args: argparse.Namespace) -> dict:
     env = service_env(cfg.service_env(), BR_JWT_SECRET=secret)
     if args.gateway_processes:
         env["BR_GATEWAY_PROCESSES"] = str(args.gateway_processes)
-    arms = {"new (this checkout)": REPO_ROOT}
+    arms = {"new (this checkout)": Arm(REPO_ROOT)}
     if args.baseline:
         base = git("rev-parse", "--short", args.baseline)
         root = cfg.state_dir / "bench-worktrees"
         root.mkdir(parents=True, exist_ok=True)
-        arms = {f"base {base}": worktree(base, f"{base}-rates", root), **arms}
+        arms = {f"base {base}": Arm(worktree(base, f"{base}-rates", root)), **arms}
+    arms.update({name: Arm(REPO_ROOT, settings) for name, settings in args.arm})
     result: dict = {"rates": args.rates, "step_s": args.step, "warmup_s": args.warmup, "runs": args.runs}
     result["live_events"], result["live_rooms"] = asyncio.run(live_counts(cfg))
     say(f"the sale Redis has {result['live_events']} events on sale, {result['live_rooms']} rooms configured")
@@ -629,12 +634,12 @@ def run(args: argparse.Namespace) -> dict:
         for n in range(args.runs):
             # The arms take turns, the order rotating: a drift of the machine falls on each.
             for arm in names[n % len(names) :] + names[: n % len(names)]:
-                with deployed(bench, arms[arm]) as deployment:
+                with deployed(bench, arms[arm].code, arms[arm].settings) as deployment:
                     runs[arm].append(measure_arm(deployment, args, n + 1, arm))
         result["arms"] = {arm: arm_result(runs[arm], args, calibration) for arm in arms}
         if args.idle:
-            for arm, code in arms.items():
-                result["arms"][arm].update(idle_of(bench, code, args, secret, alone))
+            for name, arm in arms.items():
+                result["arms"][name].update(idle_of(bench, arm, args, secret, alone))
     finally:
         removed = asyncio.run(forget(cfg, sale["event_id"]))
         say(f"removed the benchmark event's {removed} keys from the sale Redis")
@@ -668,6 +673,23 @@ async def live_counts(cfg: StackConfig) -> tuple[int, int]:
         await redis.aclose()
 
 
+@dataclass
+class Arm:
+    """What one arm runs: a checkout's gateway and workers, with environment settings of its own."""
+
+    code: Path
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+def parse_arm(text: str) -> tuple[str, dict[str, str]]:
+    """`NAME:KEY=VALUE,KEY=VALUE` → (NAME, {KEY: VALUE})."""
+    name, sep, assignments = text.partition(":")
+    pairs = [a.partition("=") for a in assignments.split(",") if a]
+    if not name or not sep or not pairs or any(not k or not eq for k, eq, _ in pairs):
+        raise argparse.ArgumentTypeError(f"expected NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
+    return name, {k: v for k, _, v in pairs}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -698,6 +720,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         help="also run this commit's gateway and workers (a worktree), taking turns with this checkout",
+    )
+    parser.add_argument(
+        "--arm",
+        type=parse_arm,
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also run this checkout with these environment settings, taking turns",
     )
     return parser.parse_args(argv)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import subprocess
 import sys
 
-from ops.bench_rates import Buyers, passes, tree_cpu, write_targets
+import pytest
+
+from ops.bench_rates import Buyers, parse_arm, passes, tree_cpu, write_targets
 
 
 def test_every_target_is_its_own_request_and_users_take_turns(tmp_path):
@@ -45,3 +48,12 @@ def test_a_step_passes_on_latency_successes_and_the_rate_achieved():
     assert not passes({**good, "p99_ms": 50.0})
     assert not passes({**good, "created": 9_800})
     assert not passes({**good, "achieved_rps": 900.0})
+
+
+def test_an_arm_names_the_settings_it_runs_with():
+    name, settings = parse_arm("librdkafka:BR_GATEWAY_KAFKA_CLIENT=librdkafka,BR_X=a=b")
+    assert name == "librdkafka"
+    assert settings == {"BR_GATEWAY_KAFKA_CLIENT": "librdkafka", "BR_X": "a=b"}
+    for bad in ("librdkafka", "librdkafka:", ":A=1", "x:A", "x:=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_arm(bad)
