@@ -79,16 +79,8 @@ async def producer_ctx(app: web.Application):
     )
     await producer.start()
     app[appkeys.PRODUCER] = producer
-    commands = producer
-    if settings.kafka_client == "librdkafka":
-        from booking_rush.services.rdkafka_producer import RdKafkaProducer
-
-        commands = RdKafkaProducer(settings.endpoints.kafka_bootstrap, request_timeout_ms=5000)
-        await commands.start()
-    app[appkeys.BATCHER] = CommandBatcher(commands, settings.topics.reservations)
+    app[appkeys.BATCHER] = CommandBatcher(producer, settings.topics.reservations)
     yield
-    if commands is not producer:
-        await commands.stop()
     await stop_producer(producer)
 
 

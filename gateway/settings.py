@@ -42,9 +42,6 @@ class GatewaySettings:
     jwt_issuer: str = "booking-rush"
     jwt_audience: str = "booking-rush"
     reply_timeout_s: float = 5.0
-    # Which Kafka client produces the commands: "aiokafka", or "librdkafka" (confluent-kafka; issue
-    # 18's spike, ops.bench_rates --arm compares them).
-    kafka_client: str = "aiokafka"
     # A command must reach Kafka within this window, or the worker refuses it (see bookings.py).
     accept_timeout_s: float = 3.0
     command_deadline_s: float = 30.0
@@ -112,7 +109,6 @@ class GatewaySettings:
             processes=env_int("BR_GATEWAY_PROCESSES", os.cpu_count() or 1),
             stop_deadline_s=env_float("BR_GATEWAY_STOP_DEADLINE_SECONDS", 25.0),
             reply_timeout_s=env_float("BR_REPLY_TIMEOUT_SECONDS", 5.0),
-            kafka_client=_kafka_client(env_str("BR_GATEWAY_KAFKA_CLIENT", "aiokafka")),
             accept_timeout_s=env_float("BR_ACCEPT_TIMEOUT_SECONDS", 3.0),
             command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),
             max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
@@ -138,12 +134,6 @@ class GatewaySettings:
     @property
     def topics(self) -> Topics:
         return self.endpoints.topics
-
-
-def _kafka_client(name: str) -> str:
-    if name not in ("aiokafka", "librdkafka"):
-        raise ConfigError(f"BR_GATEWAY_KAFKA_CLIENT must be aiokafka or librdkafka, not {name!r}")
-    return name
 
 
 def _bcrypt_cost(cost: int) -> int:
