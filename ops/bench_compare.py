@@ -85,7 +85,7 @@ def summary(runs: dict[str, list[dict]], base_arms: list[str], new_arm: str) -> 
     metrics = list(next(iter(runs.values()))[0])
     out: dict = {"runs": runs}
     out["medians"] = {
-        arm: {m: statistics.median(r[m] for r in rs) for m in metrics} for arm, rs in runs.items()
+        arm: {m: round(statistics.median(r[m] for r in rs), 3) for m in metrics} for arm, rs in runs.items()
     }
     verdict = {}
     for m in metrics:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     for m, v in result["verdict"].items():
         print(
             f"  {m:<20} base band {v['base_band'][0]}..{v['base_band'][1]} (base against itself "
-            f"{v['base_against_itself']:+.1%}); new median {v['new_median']} = "
+            f"{v['base_against_itself']:+.1%}); new median {v['new_median']:g} = "
             f"{v['new_over_base']:.3f} x base: {'within' if v['within_band'] else 'OUTSIDE'} the band"
         )
     print(json.dumps({"base": base, "new": new_arm, "rounds": args.rounds, **result}))
