@@ -34,8 +34,9 @@ from booking_rush.telemetry import gateway_metrics
 from gateway import errors
 from gateway.event_store import iso_ms
 from gateway.queue_ticket import issue_queue_ticket
+from waiting_room.eta import Rule, eta_fields
 from waiting_room.passes import QueuePasses
-from waiting_room.room import Standing, WaitingRoom, eta_seconds
+from waiting_room.room import Standing, WaitingRoom, pace_of
 
 log = logging.getLogger("gateway.queue_stream")
 
@@ -111,7 +112,8 @@ class StreamClient:
             self.fanout = None
 
     def send_standing(self, event_id: str, payload: dict) -> bool:
-        sid = f"{payload['state']}.{payload['ahead']}.{payload['waiting']}.{payload['eta_seconds']}"
+        eta_id = _eta_id(payload["eta_range_seconds"])
+        sid = f"{payload['state']}.{payload['ahead']}.{payload['waiting']}.{eta_id}"
         changed = self.send_encoded(sid, orjson.dumps(payload))
         self.ended = self.ended or (changed and payload["state"] in ENDS_STREAM)
         return changed
@@ -139,12 +141,26 @@ class StreamClient:
         return b"".join(chunks)
 
 
+def _eta_id(eta_range: list[int] | None) -> str:
+    return "-" if eta_range is None else f"{eta_range[0]}-{eta_range[1]}"
+
+
+def tick_rule(tick: dict) -> Rule | None:
+    """The wait estimate for every place in line, from an admitting tick's pace (None without)."""
+    pace = tick.get("pace")
+    if not pace:
+        return None
+    fields = (pace[k] for k in ("rate_per_min", "head_per_s", "admits_per_s", "since", "limited"))
+    return pace_of(*fields, tick["at_ms"]).rule()
+
+
 class RoomStreams:
     """This process's open streams for one room, and the last tick heard for it."""
 
     def __init__(self) -> None:
         self.clients: dict[StreamClient, None] = {}  # insertion-ordered set
         self.tick: dict | None = None
+        self.rule: Rule | None = None  # the last admitting tick's wait estimate
         self.rotation = 0  # where the next correction round starts
 
 
@@ -211,18 +227,26 @@ class StreamHub:
         client.send_standing(
             event_id,
             self._payload(
-                event_id, standing.state, standing.ahead, standing.waiting, standing.admitted_last_minute
+                event_id,
+                standing.state,
+                standing.ahead,
+                standing.waiting,
+                standing.admitted_last_minute,
+                standing.pace.rule(),
             ),
         )
 
-    def _payload(self, event_id: str, state: str, ahead: int | None, waiting: int, recent: int) -> dict:
+    def _payload(
+        self, event_id: str, state: str, ahead: int | None, waiting: int, recent: int, rule: Rule | None
+    ) -> dict:
+        eta = rule.eta(ahead) if rule is not None and ahead is not None else None
         return {
             "event_id": event_id,
             "state": state,
             "position": None if ahead is None else ahead + 1,
             "ahead": ahead,
             "waiting": waiting,
-            "eta_seconds": None if ahead is None else eta_seconds(ahead, recent),
+            **eta_fields(state, eta),
             "admission_rate_per_min": recent,
         }
 
@@ -244,6 +268,8 @@ class StreamHub:
             return
         fanout = Fanout(time.perf_counter())
         room.tick = message
+        if message["state"] == "admitting":
+            room.rule = tick_rule(message)
         admitted = {user: ticket for user, ticket in message["admitted"]}
         state = ROOM_STATE.get(message["state"], message["state"])
         head, waiting, recent = message["head"], message["waiting"], message["recent"]
@@ -251,6 +277,11 @@ class StreamHub:
         # What every client of the room is told alike, encoded once; each adds its own place.
         alike = {"event_id": event_id, "state": state, "waiting": waiting, "admission_rate_per_min": recent}
         common = orjson.dumps(alike)[:-1]
+        rule = room.rule if state == "waiting" else None
+        if rule is None:  # no wait to say, and why (paused, closed), alike for all
+            common += b',"eta_seconds":null,"eta_range_seconds":null,"eta_status":%s' % orjson.dumps(
+                eta_fields(state, None)["eta_status"]
+            )
         for client in room.clients:
             if client.user_id in admitted:
                 self._admit(event_id, client, message["at_ms"], message["pass_ttl_ms"])
@@ -258,7 +289,7 @@ class StreamHub:
                 continue
             if not in_line:
                 changed = client.send_standing(
-                    event_id, self._payload(event_id, state, None, waiting, recent)
+                    event_id, self._payload(event_id, state, None, waiting, recent, None)
                 )
             elif client.ticket is None or client.ticket <= head:
                 # Drawn a ticket at opening, or gone from the line in a tick this process
@@ -267,13 +298,18 @@ class StreamHub:
                 continue
             else:
                 ahead = max(0, client.ticket - head - 1 - client.offset)
-                eta = eta_seconds(ahead, recent)
-                changed = client.send_encoded(
-                    f"{state}.{ahead}.{waiting}.{eta}",
-                    common
-                    + b',"position":%d,"ahead":%d,"eta_seconds":%s}'
-                    % (ahead + 1, ahead, b"null" if eta is None else b"%d" % eta),
-                )
+                if rule is None:
+                    changed = client.send_encoded(
+                        f"{state}.{ahead}.{waiting}.-",
+                        common + b',"position":%d,"ahead":%d}' % (ahead + 1, ahead),
+                    )
+                else:
+                    eta = rule.eta(ahead)
+                    changed = client.send_encoded(
+                        f"{state}.{ahead}.{waiting}.{eta.low_s}-{eta.high_s}",
+                        common + b',"position":%d,"ahead":%d,"eta_seconds":%d,"eta_range_seconds":[%d,%d],'
+                        b'"eta_status":"estimate"}' % (ahead + 1, ahead, eta.seconds, eta.low_s, eta.high_s),
+                    )
             if changed:
                 fanout.follow(client)
         fanout.sealed = True
@@ -352,7 +388,7 @@ class StreamHub:
                 # would show "0 waiting" until the next tick; the place is kept for that tick.
                 if room.tick is not None and state in ("waiting", "paused", "closed"):
                     payload = self._payload(
-                        event_id, state, rank, tick.get("waiting", 0), tick.get("recent", 0)
+                        event_id, state, rank, tick.get("waiting", 0), tick.get("recent", 0), room.rule
                     )
                     client.send_standing(event_id, payload)
             now = now_ms()

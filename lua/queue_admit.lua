@@ -18,7 +18,10 @@ KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms), while i
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), trimmed to 5 minutes
 KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket),
                                                  admitted (passes issued, ever), revoked_cursor
-                                                 (where the walk over `revoked` resumes)
+                                                 (where the walk over `revoked` resumes); the
+                                                 pace: pace_at, pace_head, pace_admitted (the
+                                                 last sample), head_per_s, admits_per_s
+                                                 (smoothed), pace_since, limited
 KEYS[10] holds      {ev:E}:expiry          zset  live holds (booking id -> expires at)
 KEYS[11] hits       {ev:E}:room:hits       hash  second -> reserve requests (gateways' counts)
 KEYS[12] shuffle    {ev:E}:room:shuffle    list  the pre-queue in its drawn order (audit)
@@ -41,7 +44,8 @@ ticket at or below it has left the line, so a ticket's place is ticket - head le
 left out of turn), waiting, prequeue, active,
 available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled,
 pass_ttl_ms (when admitting: the passes' lifetime, so gateways can issue them), trimmed
-(admissions dropped this call, KEEP_MS past their active-until).
+(admissions dropped this call, KEEP_MS past their active-until), pace (when admitting:
+rate_per_min, head_per_s, admits_per_s, since, limited; waiting_room/eta.py).
 
 Admission order is ticket order. A user neither seen for grace_ms nor holding an open stream on a
 live gateway process is removed without using a slot.
@@ -231,8 +235,42 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
   end
 end
 redis.call('HSET', KEYS[9], 'tokens', tostring(tokens), 'at', at, 'head', out.head)
+local total = tonumber(redis.call('HGET', KEYS[9], 'admitted') or '0')
 if #out.admitted > 0 then
-  redis.call('HINCRBY', KEYS[9], 'admitted', #out.admitted / 2)
+  total = redis.call('HINCRBY', KEYS[9], 'admitted', #out.admitted / 2)
 end
 out.active = active + #out.admitted / 2
+
+-- The room's pace, for the waits people are told (waiting_room/eta.py): how fast the head passes
+-- tickets (admitted or gone) and how fast admissions go, each smoothed over PACE_TAU_MS, measured
+-- since `pace_since`; a gap (paused, not ticked) restarts the measuring, keeping the rates.
+-- `limited`: a limit (max_active, oversubscription x seats), not the rate, stopped this tick.
+local PACE_TAU_MS, PACE_GAP_MS, PACE_STEP_MS = 15000, 5000, 500
+local limited = room <= 0 and tokens >= 1 and redis.call('ZCARD', KEYS[2]) > 0
+local p = redis.call('HMGET', KEYS[9], 'pace_at', 'pace_head', 'pace_admitted', 'head_per_s', 'admits_per_s',
+  'pace_since')
+local pace_at, head_rate, admit_rate, since = tonumber(p[1] or '0'), tonumber(p[4] or '0'), tonumber(p[5] or '0'),
+  tonumber(p[6] or '0')
+local sample = false
+if pace_at == 0 or stamp - pace_at > PACE_GAP_MS then
+  since, sample = stamp, true
+elseif stamp - pace_at >= PACE_STEP_MS then
+  local dt = stamp - pace_at
+  local head_now = (out.head - tonumber(p[2])) * 1000 / dt
+  local admit_now = (total - tonumber(p[3])) * 1000 / dt
+  if not p[4] then  -- the first measure is taken as it is
+    head_rate, admit_rate = head_now, admit_now
+  else
+    local w = 1 - math.exp(-dt / PACE_TAU_MS)
+    head_rate, admit_rate = head_rate + w * (head_now - head_rate), admit_rate + w * (admit_now - admit_rate)
+  end
+  redis.call('HSET', KEYS[9], 'head_per_s', tostring(head_rate), 'admits_per_s', tostring(admit_rate))
+  sample = true
+end
+if sample then
+  redis.call('HSET', KEYS[9], 'pace_at', stamp, 'pace_head', out.head, 'pace_admitted', total, 'pace_since', since)
+end
+redis.call('HSET', KEYS[9], 'limited', limited and '1' or '0')
+out.pace = {rate_per_min = tonumber(c[5] or '600'), head_per_s = head_rate, admits_per_s = admit_rate,
+  since = since, limited = limited and 1 or 0}
 return finish('admitting')

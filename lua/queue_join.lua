@@ -13,7 +13,8 @@ KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms)
 KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
-KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted or removed
+KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted or removed; the
+                                                 pace lua/queue_admit.lua keeps
 KEYS[10] joined     {ev:E}:room:joined     hash  user -> when this place in line was taken (ms);
                                                  the admitter reads and drops it at admission
                                                  (the wait-time histogram)
@@ -21,8 +22,10 @@ KEYS[10] joined     {ev:E}:room:joined     hash  user -> when this place in line
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
 
 Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head,
-opens_at_ms} (head read together with rank, so a live-position stream can derive later places
-from the ticks; opens_at_ms 0 when no opening is scheduled):
+opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited} (head read together
+with rank, so a live-position stream can derive later places from the ticks; opens_at_ms 0 when
+no opening is scheduled; the last five are the room's pace, for its waiting_room/eta.py, the
+rates as strings since a reply's numbers are integers):
   open        the room is not engaged: no queue, no pass needed
   closed      the operator closed the room: nobody joins or is admitted
   sold_out    nothing available and nothing held: told to everyone not yet admitted
@@ -36,15 +39,17 @@ holds nothing) joins again at the back. Every call by a user in line refreshes t
 ]]
 
 local user, now, verb = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms')
+local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min')
 local mode = config[1]
 local waiting_count = redis.call('ZCARD', KEYS[2])
 local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
-local head = tonumber(redis.call('HGET', KEYS[9], 'head') or '0')
+local bucket = redis.call('HMGET', KEYS[9], 'head', 'head_per_s', 'admits_per_s', 'pace_since', 'limited')
+local head = tonumber(bucket[1] or '0')
 
 local function reply(state, rank, ticket, admitted_at, pass_ttl)
   return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head,
-    tonumber(config[4] or '0')}
+    tonumber(config[4] or '0'), tonumber(config[5] or '600'), bucket[2] or '0', bucket[3] or '0',
+    tonumber(bucket[4] or '0'), tonumber(bucket[5] or '0')}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)

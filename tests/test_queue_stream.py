@@ -85,7 +85,7 @@ async def test_position_falls_each_tick_and_the_pass_arrives_on_admission(gatewa
                 expected_position,
                 expected_position,
             )
-            assert standing["eta_seconds"] is not None  # the measured pace: admissions in the last minute
+            assert standing["eta_status"] == "estimate" and standing["eta_seconds"] is not None
         tick = await line["ticks"].tick()
         assert tick["admitted"] == [(last, tick["head"])]
         _, kind, admitted = await stream.next_event()
@@ -285,7 +285,8 @@ def test_a_derived_standing_is_one_plain_json_object():
     client = StreamClient("u1", 10)
     hub.add("e1", client)
     tick = {"event_id": "e1", "state": "admitting", "head": 6, "waiting": 40, "recent": 30, "admitted": []}
-    hub.on_tick({**tick, "at_ms": 0, "pass_ttl_ms": 0})
+    pace = {"rate_per_min": 30, "head_per_s": 0.0, "admits_per_s": 0.0, "since": 0, "limited": 0}
+    hub.on_tick({**tick, "at_ms": 0, "pass_ttl_ms": 0, "pace": pace})
     chunk = client.take().decode()
     data = next(line[len("data: ") :] for line in chunk.splitlines() if line.startswith("data: "))
     assert data.count('"ahead"') == 1
@@ -296,8 +297,29 @@ def test_a_derived_standing_is_one_plain_json_object():
         "admission_rate_per_min": 30,
         "position": 4,
         "ahead": 3,
-        "eta_seconds": 8,
+        "eta_seconds": 8,  # 4 at 30 a minute, nothing measured yet: 8 s give or take a fifth
+        "eta_range_seconds": [6, 10],
+        "eta_status": "estimate",
     }
+    # The slow path (a place read from Redis) says the same.
+    rule = hub.rooms["e1"].rule
+    assert hub._payload("e1", "waiting", 3, 40, 30, rule) == {**json.loads(data), "position": 4}
+
+
+def test_a_paused_room_streams_paused_not_a_wait():
+    hub = StreamHub(None, PASSES, "gw-test", HubSettings())
+    client = StreamClient("u1", 10)
+    hub.add("e1", client)
+    pace = {"rate_per_min": 30, "head_per_s": 0.0, "admits_per_s": 0.0, "since": 0, "limited": 0}
+    tick = {"event_id": "e1", "head": 6, "waiting": 40, "recent": 30, "admitted": []}
+    tick.update(at_ms=0, pass_ttl_ms=0)
+    hub.on_tick({**tick, "state": "admitting", "pace": pace})
+    client.take()
+    hub.on_tick({**tick, "state": "paused", "pace": None})
+    chunk = client.take().decode()
+    data = json.loads(next(line[len("data: ") :] for line in chunk.splitlines() if line.startswith("data: ")))
+    assert (data["state"], data["ahead"]) == ("paused", 3)
+    assert (data["eta_seconds"], data["eta_range_seconds"], data["eta_status"]) == (None, None, "paused")
 
 
 async def test_a_stream_opening_while_the_gateway_stops_ends_at_once():

@@ -13,20 +13,13 @@ import orjson
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
+from waiting_room.eta import Eta, Pace, estimate
 from waiting_room.passes import pass_id
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 # lua/queue_admit.lua's KEYS[11..16]; JOIN_PARTS and the holds index come first, the zones last.
 ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked")
-
-
-def eta_seconds(ahead: int, admitted_last_minute: int) -> int | None:
-    """The wait of someone with `ahead` people before them: their place over the admissions of
-    the last minute (measured, not configured)."""
-    if admitted_last_minute == 0:
-        return None  # nobody admitted lately (paused, or just opened): no honest estimate
-    return round((ahead + 1) * 60 / admitted_last_minute)
 
 
 @dataclass(frozen=True)
@@ -44,22 +37,37 @@ class Standing:
     pass_ttl_ms: int | None = None
     head: int = 0
     opens_at_ms: int = 0
+    pace: Pace = Pace(rate_per_min=0)
 
     @property
     def position(self) -> int | None:
         return None if self.ahead is None else self.ahead + 1
 
-    def eta_s(self) -> int | None:
-        return None if self.ahead is None else eta_seconds(self.ahead, self.admitted_last_minute)
+    def eta(self) -> Eta | None:
+        """The wait, while in a line that moves (paused, prequeue and the rest: None)."""
+        if self.state != "waiting" or self.ahead is None:
+            return None
+        return estimate(self.ahead, self.pace)
 
 
 def _opt(value: int) -> int | None:
     return None if value < 0 else int(value)
 
 
-def _standing(out: list) -> Standing:
+def pace_of(rate_per_min, head_per_s, admits_per_s, since_ms, limited, now_ms: int) -> Pace:
+    """A room's pace as lua/queue_admit.lua keeps it, seen at `now_ms`."""
+    return Pace(
+        rate_per_min=int(rate_per_min),
+        head_per_s=float(head_per_s),
+        admits_per_s=float(admits_per_s),
+        measured_s=max(0.0, (now_ms - int(since_ms)) / 1000) if int(since_ms) else 0.0,
+        limited=bool(int(limited)),
+    )
+
+
+def _standing(out: list, now_ms: int) -> Standing:
     """lua/queue_join.lua's answer."""
-    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at = out
+    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at, *pace = out
     return Standing(
         state.decode() if isinstance(state, bytes) else state,
         _opt(ahead),
@@ -70,6 +78,7 @@ def _standing(out: list) -> Standing:
         _opt(pass_ttl),
         int(head),
         int(opens_at),
+        pace_of(*pace, now_ms),
     )
 
 
@@ -97,7 +106,7 @@ class WaitingRoom:
                 pipe.sadd(keys.ROOMS_WAKE, *joined)
 
         outputs = await execute_scripted(self.redis, fill, self.scripts)
-        return [_standing(out) for out in outputs[: len(calls)]]
+        return [_standing(out, call[2]) for out, call in zip(outputs[: len(calls)], calls, strict=True)]
 
     async def admit(self, event_id: str, now_ms: int, max_scan: int = 2000) -> dict[str, Any]:
         """One admission tick for the event (see lua/queue_admit.lua for the answer's fields)."""

@@ -48,7 +48,8 @@ def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
     the room's progress (the live-position stream derives its clients' places from it)."""
     fields = ("engaged", "state", "head", "waiting", "recent", "admitted")
     message = {"type": "tick", "event_id": event_id, "at_ms": now_ms, **{f: tick[f] for f in fields}}
-    return {**message, "pass_ttl_ms": tick.get("pass_ttl_ms", 0)}
+    # The pace (when admitting): each stream's wait estimate (waiting_room/eta.py).
+    return {**message, "pass_ttl_ms": tick.get("pass_ttl_ms", 0), "pace": tick.get("pace")}
 
 
 class Admitter:

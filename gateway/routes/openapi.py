@@ -382,14 +382,29 @@ PAYMENT_BODY = {
 }
 
 STANDING = obj(
-    ["event_id", "state", "position", "ahead", "waiting", "eta_seconds", "queue_ticket", "pass"],
+    [
+        "event_id",
+        "state",
+        "position",
+        "ahead",
+        "waiting",
+        "eta_seconds",
+        "eta_range_seconds",
+        "eta_status",
+        "queue_ticket",
+        "pass",
+    ],
     event_id=UUID,
     state={"enum": ["open", "closed", "sold_out", "prequeue", "waiting", "paused", "admitted", "not_joined"]},
     opens_at=TIME,
     position=NULLABLE_INT,
     ahead=NULLABLE_INT,
     waiting=INT,
-    eta_seconds=NULLABLE_INT,
+    eta_seconds=NULLABLE_INT,  # the middle of eta_range_seconds
+    eta_range_seconds=nullable({"type": "array", "items": INT, "minItems": 2, "maxItems": 2}),
+    # estimate: eta_* say the wait; paused / not_open (opens_at) / sold_out / closed: no wait to
+    # say, and why; null: not in line.
+    eta_status={"enum": ["estimate", "paused", "not_open", "sold_out", "closed", None]},
     admission_rate_per_min=INT,
     refresh_after_seconds=NULLABLE_INT,
     queue_ticket=TEXT,
@@ -410,9 +425,9 @@ STREAM = op(
 )
 STREAM["responses"]["200"] = {
     "description": "text/event-stream: `standing` events (state, position, ahead, waiting, eta_seconds, "
-    "admission_rate_per_min), `heartbeat` events, `ticket` (a fresh queue_ticket for the next "
-    "stream, sent once the one held is half spent), then `admitted` with the pass; resumable with "
-    "Last-Event-ID",
+    "eta_range_seconds, eta_status, admission_rate_per_min), `heartbeat` events, `ticket` (a fresh "
+    "queue_ticket for the next stream, sent once the one held is half spent), then `admitted` with "
+    "the pass; resumable with Last-Event-ID",
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
 }
 NUMBER = {"type": "number"}

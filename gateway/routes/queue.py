@@ -22,6 +22,7 @@ from gateway.payloads import read_json_object
 from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket, read_queue_ticket
 from gateway.responses import ok
+from waiting_room.eta import eta_fields
 from waiting_room.room import Standing, WaitingRoom
 
 
@@ -34,8 +35,8 @@ async def published(request: web.Request, event_id: str) -> None:
 def _refresh_after_s(standing: Standing) -> int | None:
     """How soon a polling client should ask again: sooner as its turn nears."""
     if standing.state == "waiting":
-        eta = standing.eta_s()
-        return 5 if eta is None else max(2, min(30, eta // 10))
+        eta = standing.eta()
+        return 5 if eta is None else max(2, min(30, eta.seconds // 10))
     return 15 if standing.state in ("prequeue", "paused") else None
 
 
@@ -55,7 +56,7 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
             "position": standing.position,
             "ahead": standing.ahead,
             "waiting": standing.waiting,
-            "eta_seconds": standing.eta_s() if standing.state == "waiting" else None,
+            **eta_fields(standing.state, standing.eta()),
             "admission_rate_per_min": standing.admitted_last_minute,
             "refresh_after_seconds": _refresh_after_s(standing),
             "queue_ticket": issue_queue_ticket(

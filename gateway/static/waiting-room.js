@@ -33,12 +33,31 @@ let opensAt = null; // from join and status answers (stream events do not repeat
 let streamTicket = null;
 let streamOpenedWith = null;
 
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "unknown";
-  if (seconds < 60) return "less than a minute";
-  const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
-  return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+function minutesText(minutes) {
+  return minutes < 60 ? `${minutes}` : `${Math.floor(minutes / 60)} h ${minutes % 60}`;
+}
+
+// The wait as a range ("about 4–6 minutes"), or why there is none to say.
+function waitText(standing) {
+  switch (standing.eta_status) {
+    case "paused":
+      return "paused: nobody is let in right now, your place is kept";
+    case "not_open":
+      return opensAt ? `not open yet (opens at ${new Date(opensAt).toLocaleString()})` : "not open yet";
+    case "sold_out":
+      return "sold out";
+    case "closed":
+      return "the room is closed";
+    case "estimate":
+      break;
+    default:
+      return "unknown";
+  }
+  const [low, high] = standing.eta_range_seconds;
+  if (high < 60) return "less than a minute";
+  const [from, to] = [Math.max(1, Math.round(low / 60)), Math.max(1, Math.round(high / 60))];
+  if (from === to) return `about ${minutesText(from)} minute${from === 1 ? "" : "s"}`;
+  return `about ${minutesText(from)}–${minutesText(to)} minutes`;
 }
 
 function describe(standing) {
@@ -93,7 +112,7 @@ function show(standing) {
   const number = (value, unknown = "–") => (value === null || value === undefined ? unknown : `${value}`);
   document.getElementById("position").textContent = number(standing.position, "drawn at opening");
   document.getElementById("ahead").textContent = number(standing.ahead);
-  document.getElementById("eta").textContent = duration(standing.eta_seconds);
+  document.getElementById("eta").textContent = waitText(standing);
   document.getElementById("waiting").textContent = number(standing.waiting);
   document.getElementById("rate").textContent = number(standing.admission_rate_per_min);
   showProgress(standing.position);
