@@ -1,6 +1,6 @@
 """The wait people in line are told, against the wait they then have: issue 19's fixed scenario.
 
-Usage: python -m ops.bench_eta [--scale 1.0] [--seed 19]
+Usage: python -m ops.bench_eta [--scale 1.0] [--seed 19] [--tree PATH]
 
 The scenario is fixed so the figure means the same to everyone: a room admitting 1,200 people a
 minute (max_active high enough that only the rate binds); 3,000 people join in the first 5 s and
@@ -10,7 +10,9 @@ polling, close the stream); at minute 2 an operator halves the rate (PUT
 /api/v1/admin/events/{id}/room). `--scale` shrinks the crowd and the times alike for a quick look.
 
 What runs: `python -m gateway` (its default processes) and a `python -m workers` with the
-admitter alone, against the stack; the people are asyncio clients in this process.
+admitter alone, against the stack; the people are asyncio clients in this process. `--tree`
+runs another checkout's gateway and admitter (a worktree of an older commit) for a before/after
+figure; a gateway from before ranges is judged on its single eta_seconds.
 
 For every wait a person is shown (the join's answer, each poll's, each stream event's) the error
 is |shown − actual| / max(actual, 30 s), 0 when the actual wait falls inside the range shown
@@ -30,7 +32,7 @@ import os
 import random
 import sys
 import time
-from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 
@@ -39,6 +41,7 @@ from ops import eta_error
 from ops.bench import bench_stack, forget, seed_bench_event
 from ops.bench_queue import raise_open_files_limit
 from ops.bench_rates import drop_from_postgres, mint_tokens
+from ops.config import REPO_ROOT
 from ops.processes import free_port, service_env, start_gateway, start_worker
 
 RATE_PER_MIN = 1200
@@ -78,18 +81,7 @@ class Crowd:
 
     def saw(self, person: eta_error.Person, standing: dict) -> bool:
         """Record one answer; True once the person is let in (or the line is over for them)."""
-        state = standing.get("state")
-        if state == "admitted":
-            expires = datetime.fromisoformat(standing["pass_expires_at"].replace("Z", "+00:00"))
-            person.admitted_at_s = expires.timestamp() - PASS_TTL_S - self.t0
-            return True
-        if state == "waiting":
-            if standing.get("eta_status") == "estimate":
-                low, high = standing["eta_range_seconds"]
-                person.shown.append(eta_error.Shown(self.now_s(), low, high))
-            else:
-                person.unanswered += 1
-        return state not in ("waiting", "paused", "prequeue")
+        return eta_error.record(person, standing, self.now_s(), self.t0, PASS_TTL_S)
 
     async def person(self, session: aiohttp.ClientSession, i: int) -> None:
         token, joins_s, leaves_s, streams = self.plan[i]
@@ -200,8 +192,8 @@ def run(args: argparse.Namespace) -> dict:
     port = free_port()
     procs = []
     try:
-        procs.append(start_worker("bench-eta-admitter", env, log_dir))
-        procs.append(start_gateway(env, log_dir, port))
+        procs.append(start_worker("bench-eta-admitter", env, log_dir, cwd=args.tree))
+        procs.append(start_gateway(env, log_dir, port, cwd=args.tree))
         base = f"http://127.0.0.1:{port}"
         admin = issue_access_token(
             secret, user_id=sale_info["buyers"][0], role="admin", tenant_id=sale_info["tenant_id"]
@@ -227,6 +219,7 @@ def run(args: argparse.Namespace) -> dict:
         "unanswered": sum(p.unanswered for p in crowd.people),
         "targets": {"median": TARGET_MEDIAN, "p90": TARGET_P90},
         "scale": args.scale,
+        "tree": str(args.tree),
     }
     return result
 
@@ -254,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="the crowd and its times, scaled")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--tree", type=Path, default=REPO_ROOT, help="the checkout whose gateway and admitter run"
+    )
     result = run(parser.parse_args(argv))
     report(result)
     print(json.dumps(result))

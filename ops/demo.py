@@ -157,9 +157,17 @@ async def waiting_room_act(cfg: StackConfig, args: argparse.Namespace, base: str
     try:
         room = WaitingRoom(redis, await load_scripts(redis))
         settings = {"mode": "always", "rate_per_min": args.admit_per_min, "max_active": seats, "grace_s": 120}
-        await room.configure(seeded["event_id"], settings)
+        config = await room.configure(seeded["event_id"], settings)
         say(f"  room: always on, {args.admit_per_min} admissions/min, at most {seats} buyers active at once")
-        outcome = await queue_rush(base, seeded["event_id"], seeded["shows"], tokens, args.concurrency, room)
+        outcome = await queue_rush(
+            base,
+            seeded["event_id"],
+            seeded["shows"],
+            tokens,
+            args.concurrency,
+            room,
+            config.pass_ttl_s,
+        )
     finally:
         await redis.aclose()
     audit = await audit_admissions(cfg.sale_redis_url, seeded["event_id"])
@@ -299,6 +307,9 @@ def print_summary(summary: dict) -> None:
     print(f"    admitted   {room['admitted']}, in ticket order: {room['admitted_in_ticket_order']}")
     print(f"    reserved   {room['reserve_answers']}; {room['sold']} seats in {room['sale_s']} s")
     print(f"    oversold   {room['oversold']}")
+    eta = room["eta_error"]
+    if eta["shown"]:  # none when everyone let in was let in before any answer reached them
+        print(f"    waits told {eta['shown']}: error median {eta['median']:.1%}, p90 {eta['p90']:.1%}")
     print(f"  verdict    {'OK' if succeeded(summary) else 'FAILED'}")
     print("  stop everything with: .venv/bin/python -m ops.stack down")
     print(json.dumps(summary))

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from booking_rush.contract.messages import now_ms
 from lua import keys
+from ops import eta_error
 from waiting_room.room import WaitingRoom
 
 
@@ -30,8 +31,9 @@ def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-async def _follow_stream(session, base: str, event_id: str, ticket: str) -> dict:
-    """Read the live stream until it ends; the last standing or the admission."""
+async def _follow_stream(session, base: str, event_id: str, ticket: str, seen) -> dict:
+    """Read the live stream until it ends; the last standing or the admission. `seen` is told
+    every standing."""
     params = {"event_id": event_id, "ticket": ticket}
     last: dict = {}
     async with session.get(f"{base}/api/v1/queue/stream", params=params) as r:
@@ -44,10 +46,12 @@ async def _follow_stream(session, base: str, event_id: str, ticket: str) -> dict
                 kind = line[6:].strip()
             elif line.startswith("data:"):
                 last = {**json.loads(line[5:]), "via": kind}
+                if kind in ("standing", "admitted"):
+                    seen(last)
     return last
 
 
-async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
+async def _poll(session, base: str, event_id: str, auth: dict, seen) -> dict:
     """Ask where I stand as often as the answer suggests, until admitted or told it is over."""
     while True:
         async with session.get(
@@ -60,6 +64,7 @@ async def _poll(session, base: str, event_id: str, auth: dict) -> dict:
         if r.status != 200:
             raise RuntimeError(f"queue status answered {r.status}: {body}")
         standing = body["data"]
+        seen(standing)
         if standing["state"] not in ("waiting", "prequeue"):
             return standing
         # The server's hint, capped for the demo's pace (a real browser takes the hint as is).
@@ -127,7 +132,13 @@ STALL_S = 30  # an admission heard of by nobody for this long is lost, not late
 
 
 async def queue_rush(
-    base: str, event_id: str, shows: dict, tokens: list[str], concurrency: int, room: WaitingRoom
+    base: str,
+    event_id: str,
+    shows: dict,
+    tokens: list[str],
+    concurrency: int,
+    room: WaitingRoom,
+    pass_ttl_s: int,
 ) -> dict:
     """The sale ends for the demo when every admitted buyer has had their answer and nobody more
     can be admitted (see sale_over): those still in line then stay in line (held seats come back
@@ -139,6 +150,8 @@ async def queue_rush(
     sold = 0
     reserving = 0
     started = time.perf_counter()
+    opened = time.time()
+    waits: list[eta_error.Person] = []  # the waits each buyer was shown, against their turn
     connector = aiohttp.TCPConnector(limit=0)  # the streams stay open: no pool limit
     timeout = aiohttp.ClientTimeout(total=600, sock_read=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -150,19 +163,26 @@ async def queue_rush(
             nonlocal sold, reserving
             auth = {"Authorization": f"Bearer {token}"}
             user = user_of(token)
+            person = eta_error.Person()
+            waits.append(person)
+
+            def seen(standing: dict) -> None:
+                eta_error.record(person, standing, time.time() - opened, opened, pass_ttl_s)
+
             async with (
                 joining,
                 session.post(f"{base}/api/v1/queue/join", json={"event_id": event_id}, headers=auth) as r,
             ):
                 joined = (await r.json())["data"]
+            seen(joined)
             standing = joined
             if joined["state"] in ("waiting", "prequeue"):
                 heard[user] = "stream" if i % 2 == 0 else "polling"
                 if i % 2 == 0:
-                    standing = await _follow_stream(session, base, event_id, joined["queue_ticket"])
+                    standing = await _follow_stream(session, base, event_id, joined["queue_ticket"], seen)
                     outcomes["followed the stream"] += 1
                 else:
-                    standing = await _poll(session, base, event_id, auth)
+                    standing = await _poll(session, base, event_id, auth, seen)
                     outcomes["polled"] += 1
             outcomes[f"ended {standing.get('state')}"] += 1
             if standing.get("state") == "admitted":
@@ -214,6 +234,8 @@ async def queue_rush(
         "reserve_answers": dict(sorted(reserve_answers.items())),
         "sold": sold,
         "sale_s": round(time.perf_counter() - started, 1),
+        # How far the waits shown were from the waits had (ops/eta_error.py), over the whole act.
+        "eta_error": eta_error.by_phase(waits, {"all": (0.0, float("inf"))})["all"],
     }
 
 

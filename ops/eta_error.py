@@ -3,13 +3,15 @@
 For every wait a person is shown: error = |shown − actual| / max(actual, 30 s), where a range
 counts 0 when the actual wait falls inside it and else the distance to its nearer end, and the
 actual wait runs from when it was shown to their admission. People who left the line before
-their turn have no actual wait and are not counted.
+their turn have no actual wait and are not counted; a wait read after one's turn had already
+come (the answer was slow to arrive) is judged against a wait of 0.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from datetime import datetime
 
 FLOOR_S = 30.0  # short waits are judged against 30 s: 5 s off a 10 s wait is not "50 % wrong"
 
@@ -29,8 +31,30 @@ class Person:
     unanswered: int = 0  # answers in line that said no wait (neither paused nor unopened)
 
 
+def record(person: Person, standing: dict, now_s: float, t0: float, pass_ttl_s: int) -> bool:
+    """One answer a person had (the join's, a poll's, a stream event's), at `now_s` from the
+    opening at epoch `t0`; True once they are let in or the line is over for them."""
+    state = standing.get("state")
+    if state == "admitted":
+        if standing.get("pass_expires_at"):  # admitted at: the pass's expiry less its lifetime
+            expires = datetime.fromisoformat(standing["pass_expires_at"].replace("Z", "+00:00"))
+            person.admitted_at_s = expires.timestamp() - pass_ttl_s - t0
+        return True
+    if state == "waiting":
+        if standing.get("eta_status") == "estimate":
+            low, high = standing["eta_range_seconds"]
+            person.shown.append(Shown(now_s, low, high))
+        elif "eta_status" not in standing and standing.get("eta_seconds") is not None:
+            # A gateway from before ranges (ops.bench_eta --tree): its single figure.
+            person.shown.append(Shown(now_s, standing["eta_seconds"], standing["eta_seconds"]))
+        else:
+            person.unanswered += 1
+    return state not in ("waiting", "paused", "prequeue")
+
+
 def error(shown: Shown, admitted_at_s: float) -> float:
-    actual = admitted_at_s - shown.at_s
+    # A wait read after one's turn had come (the answer was slow to arrive) was a wait of 0.
+    actual = max(0.0, admitted_at_s - shown.at_s)
     if shown.low_s <= actual <= shown.high_s:
         off = 0.0
     else:
@@ -52,7 +76,7 @@ def by_phase(people: list[Person], phases: dict[str, tuple[float, float]]) -> di
             for person in people
             if person.admitted_at_s is not None and not person.left
             for shown in person.shown
-            if start <= shown.at_s < end and shown.at_s <= person.admitted_at_s
+            if start <= shown.at_s < end
         ]
         out[name] = {
             "shown": len(errors),
