@@ -4,8 +4,9 @@
 Redis work does not grow with the number of connected clients:
 - each process hears one broadcast per room per tick (the admitter's, via gateway/room_view.py) and
   derives every client's place from it: ahead = ticket - head - 1 - offset, where head is the
-  room's last ticket admitted or removed and offset counts those who left out of turn (read at
-  connect and refreshed by the corrections below; none leave out of turn today);
+  room's last ticket admitted or removed and offset counts those who left out of turn (POST
+  /queue/leave; read at connect and refreshed by the corrections below, so a place shown may
+  trail such a departure by one correction period);
 - exact ranks are re-read in one round trip per room per correction period, for at most
   `stream_correction_batch` clients (the ones in doubt first, then in rotation);
 - presence: a stream marks its user as held by this process once, at open; the process then
@@ -210,6 +211,12 @@ class StreamHub:
                 del self.open_by_user[client.user_id]
             if not room.clients:
                 del self.rooms[event_id]
+
+    def user_left(self, event_id: str, user_id: str) -> None:
+        """The user left the line: their streams of the room here are told so, and end."""
+        room = self.rooms.get(event_id)
+        for client in [c for c in room.clients if c.user_id == user_id] if room else ():
+            client.send_standing(event_id, self._payload(event_id, "not_joined", None, 0, 0, None))
 
     def place(self, event_id: str, client: StreamClient, standing: Standing) -> None:
         """The exact standing read at connect (or by a correction): learn the client's offset."""

@@ -44,6 +44,7 @@ class SaleScripts:
     queue_admit: AsyncScript
     queue_revoke: AsyncScript
     queue_stream: AsyncScript
+    queue_leave: AsyncScript
 
 
 @dataclass(frozen=True)

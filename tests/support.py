@@ -333,9 +333,10 @@ async def book(
 
 
 async def queue_call(session: aiohttp.ClientSession, base: str, token: str, verb: str, event_id: str):
-    """POST /queue/join (verb "join") or GET /queue/status (verb "status") for `event_id`."""
-    if verb == "join":
-        return await call(session, "POST", f"{base}/api/v1/queue/join", token, {"event_id": event_id})
+    """POST /queue/join (verb "join"), POST /queue/leave ("leave") or GET /queue/status
+    ("status") for `event_id`."""
+    if verb in ("join", "leave"):
+        return await call(session, "POST", f"{base}/api/v1/queue/{verb}", token, {"event_id": event_id})
     return await call(session, "GET", f"{base}/api/v1/queue/status", token, params={"event_id": event_id})
 
 

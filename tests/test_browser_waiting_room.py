@@ -182,6 +182,29 @@ def _admitted_then_book_two(driver, sale) -> dict:
     }
 
 
+def _leave_the_line(driver) -> dict:
+    driver.find_element(By.ID, "leave-line").click()
+    wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "left")
+    return {
+        "said": driver.find_element(By.ID, "room-state").text,
+        "standing_shown": driver.find_element(By.ID, "standing").is_displayed(),
+    }
+
+
+async def test_a_buyer_who_leaves_the_line_frees_the_place(browser, sale, room):
+    event_id = sale["event_id"]
+    entered = await asyncio.to_thread(_enter_room_signed_out, browser, sale)
+    assert entered["state"] == "waiting"
+    left = await asyncio.to_thread(_leave_the_line, browser)
+    assert left == {
+        "said": "You left the line: your place went to the people behind you.",
+        "standing_shown": False,
+    }
+    standing = await room.enter(event_id, entered["user_id"], now_ms(), "status")
+    assert standing.state == "not_joined"  # freed at once, not after the grace period
+    assert (await room.stats(event_id, now_ms()))["waiting"] == AHEAD
+
+
 async def test_a_buyer_waits_in_line_is_let_in_and_reserves(browser, updates, sale, room, sale_redis):
     event_id = sale["event_id"]
     entered = await asyncio.to_thread(_enter_room_signed_out, browser, sale)

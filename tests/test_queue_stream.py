@@ -267,6 +267,26 @@ async def test_a_user_holds_a_few_streams_at_most(schema, topics, jwt_secret, ht
         await wait_until(opens_again, 10, "a stream to open once the others closed")
 
 
+async def test_leaving_frees_the_place_at_once_and_ends_the_stream(gateway_url, http, line):
+    event_id, tokens, users = line["event_id"], line["tokens"], line["users"]
+    async with event_stream(http, gateway_url, event_id, line["tickets"][1]) as stream:
+        _, kind, standing = await stream.next_event()
+        assert (kind, standing["ahead"]) == ("standing", 1)
+        status, left = await queue_call(http, gateway_url, tokens[1], "leave", event_id)
+        assert status == 200 and left["data"] == {"event_id": event_id, "state": "not_joined", "left": True}
+        _, kind, standing = await stream.next_event()
+        assert (kind, standing["state"]) == ("standing", "not_joined")
+        assert await stream.ended()
+    _, behind = await queue_call(http, gateway_url, tokens[2], "status", event_id)
+    assert (behind["data"]["position"], behind["data"]["ahead"]) == (2, 1)  # was 3rd, 2 ahead
+    _, gone = await queue_call(http, gateway_url, tokens[1], "status", event_id)
+    assert gone["data"]["state"] == "not_joined"
+    status, again = await queue_call(http, gateway_url, tokens[1], "leave", event_id)
+    assert status == 200 and again["data"]["left"] is False  # leaving twice changes nothing
+    admitted = [user for _ in range(2) for user, _ticket in (await line["ticks"].tick())["admitted"]]
+    assert admitted == [users[0], users[2]]  # one a second, and the place left is not waited on
+
+
 def _ticket_claims(secret: str, ticket: str) -> dict:
     return jwt.decode(
         ticket, secret, algorithms=["HS256"], audience=TICKET_AUDIENCE, options={"verify_exp": False}

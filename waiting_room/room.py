@@ -18,6 +18,7 @@ from waiting_room.passes import pass_id
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
+LEAVE_PARTS = ("waiting", "prequeue", "presence", "streams", "joined")
 # lua/queue_admit.lua's KEYS[11..16]; JOIN_PARTS and the holds index come first, the zones last.
 ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked")
 
@@ -138,6 +139,11 @@ class WaitingRoom:
             tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
             ticks[event_id] = tick
         return ticks
+
+    async def leave(self, event_id: str, user_id: str) -> bool:
+        """The user leaves the line (or the pre-queue); True if they were in it."""
+        room_keys = [keys.room(event_id, p) for p in LEAVE_PARTS]
+        return await self.scripts.queue_leave(keys=room_keys, args=[user_id]) == 1
 
     async def stream(
         self, event_id: str, user_id: str, holder: str, now_ms: int, op: str, lease_until_ms: int = 0

@@ -411,6 +411,9 @@ STANDING = obj(
     pass_expires_at=TIME,
     **{"pass": NULLABLE_TEXT},  # a Python keyword
 )
+LEFT_LINE = obj(
+    ["event_id", "state", "left"], event_id=UUID, state={"const": "not_joined"}, left={"type": "boolean"}
+)
 JWT_SHAPE = "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*$"
 STREAM = op(
     "Live position (Server-Sent Events; `ticket` is the join answer's queue_ticket)",
@@ -690,6 +693,15 @@ PATHS: dict[str, dict[str, Any]] = {
             auth=True,
             errors=(400, 404),
             params=[query("event_id", UUID, required=True)],
+        )
+    },
+    "/api/v1/queue/leave": {
+        "post": op(
+            "Leave the event's waiting room: the place is freed at once (left: whether I was in line)",
+            {200: success(LEFT_LINE)},
+            auth=True,
+            body=obj(["event_id"], event_id=UUID),
+            errors=(400, 404),
         )
     },
     "/api/v1/queue/stream": {"get": STREAM},

@@ -85,6 +85,18 @@ async def status(request: web.Request) -> web.Response:
     return await _enter(request, request.query.get("event_id"), "status")
 
 
+async def leave(request: web.Request) -> web.Response:
+    """Leave the line (or the pre-queue): the place is freed at once; this user's streams end,
+    here now and on other gateway processes at their next correction."""
+    principal = current_principal(request)
+    event_id = uuid_value((await read_json_object(request)).get("event_id"), "event_id")
+    await published(request, event_id)
+    app = request.app
+    left = await app[appkeys.WAITING_ROOM].leave(event_id, principal.user_id)
+    app[appkeys.STREAMS].user_left(event_id, principal.user_id)
+    return ok({"event_id": event_id, "state": "not_joined", "left": left})
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
     # Traced (or kept out of traces) while it opens, not for its life: a stream lives for
     # minutes, and a span or context held by each of tens of thousands costs memory on each.
@@ -166,6 +178,7 @@ async def jwks(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/queue/join", join, name="queue_join")
     app.router.add_get("/api/v1/queue/status", status, name="queue_status")
+    app.router.add_post("/api/v1/queue/leave", leave, name="queue_leave")
     app.router.add_get("/api/v1/queue/stream", stream, name="queue_stream")
     app.on_shutdown.append(end_streams)
     app.router.add_get("/.well-known/jwks.json", jwks, name="jwks")

@@ -306,6 +306,29 @@ async function showTitle() {
   }
 }
 
+// Giving up one's place on purpose: it goes to the people behind at once, and this page stops
+// asking (a poll would otherwise join again).
+async function leaveLine() {
+  leaving = true;
+  stopPolling();
+  closeStream();
+  clearTimeout(retryTimer);
+  try {
+    await api("/api/v1/queue/leave", { method: "POST", body: { event_id: eventId } });
+  } catch (failure) {
+    leaving = false;
+    trouble(failure, leaveLine);
+    return;
+  }
+  sessionStorage.removeItem(firstPositionKey);
+  errorLine.hidden = true;
+  document.getElementById("standing").hidden = true;
+  document.body.dataset.state = "left";
+  stateLine.textContent = "You left the line: your place went to the people behind you.";
+}
+
+document.getElementById("leave-line").addEventListener("click", leaveLine);
+
 if (requireSignIn()) {
   showTitle();
   join();
