@@ -43,6 +43,7 @@ from ops.bench_queue import raise_open_files_limit
 from ops.bench_rates import drop_from_postgres, mint_tokens
 from ops.config import REPO_ROOT
 from ops.processes import free_port, service_env, start_gateway, start_worker
+from ops.sse import sse_events
 
 RATE_PER_MIN = 1200
 FIRST_WAVE, FIRST_WAVE_S = 3000, 5.0
@@ -121,17 +122,11 @@ class Crowd:
         while True:  # a stream that drops is opened again with the freshest ticket
             params = {"event_id": self.event_id, "ticket": ticket}
             async with session.get(f"{self.base}/api/v1/queue/stream", params=params) as r:
-                kind = None
-                async for raw in r.content:
-                    line = raw.decode().rstrip("\n")
-                    if line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data = json.loads(line[5:])
-                        if kind == "ticket":
-                            ticket = data["ticket"]
-                        elif kind in ("standing", "admitted") and self.saw(person, data):
-                            return
+                async for kind, data in sse_events(r.content):
+                    if kind == "ticket":
+                        ticket = data["ticket"]
+                    elif kind in ("standing", "admitted") and self.saw(person, data):
+                        return
 
 
 async def change_rate(base: str, event_id: str, admin_token: str, rate_per_min: int) -> None:

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from booking_rush.contract.messages import now_ms
 from lua import keys
 from ops import eta_error
+from ops.sse import sse_events
 from waiting_room.room import WaitingRoom
 
 
@@ -39,15 +40,10 @@ async def _follow_stream(session, base: str, event_id: str, ticket: str, seen) -
     async with session.get(f"{base}/api/v1/queue/stream", params=params) as r:
         if r.status != 200:
             return {"state": f"stream-{r.status}"}
-        kind = None
-        async for raw in r.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:"):
-                last = {**json.loads(line[5:]), "via": kind}
-                if kind in ("standing", "admitted"):
-                    seen(last)
+        async for kind, data in sse_events(r.content):
+            last = {**data, "via": kind}
+            if kind in ("standing", "admitted"):
+                seen(last)
     return last
 
 

@@ -9,6 +9,7 @@ import asyncio
 from booking_rush.contract import messages
 from booking_rush.services.clients import idempotent_producer, sale_redis
 from lua import load_scripts
+from ops.bench import bench_reserve_command
 from tests.support import unique, wait_until
 from workers.commands import CommandConsumer
 from workers.settings import WorkerSettings
@@ -16,21 +17,8 @@ from workers.settings import WorkerSettings
 
 def _reserve(event, user_id: str) -> dict:
     show_id = next(iter(event.shows))
-    far = messages.now_ms() + 60_000
-    return messages.reserve_command(
-        request_id=messages.new_public_id(event.event_id),
-        booking_id=messages.new_public_id(event.event_id),
-        event_id=event.event_id,
-        show_id=show_id,
-        zone_id=event.shows[show_id]["GA"],
-        user_id=user_id,
-        quantity=1,
-        idempotency_key=None,
-        body_hash=messages.body_hash({"joining": user_id}),
-        deadline_ms=far,
-        accept_by_ms=far,
-        reply_to="nobody-listens",
-    )
+    sale = {"event_id": event.event_id, "show_id": show_id, "zone_id": event.shows[show_id]["GA"]}
+    return bench_reserve_command(sale, user_id, reply_to="nobody-listens")
 
 
 async def test_commands_arriving_while_a_batch_is_answered_join_the_next_one(

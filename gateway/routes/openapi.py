@@ -414,6 +414,15 @@ STANDING = obj(
 LEFT_LINE = obj(
     ["event_id", "state", "left"], event_id=UUID, state={"const": "not_joined"}, left={"type": "boolean"}
 )
+
+
+def queue_op(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """A signed-in POST about one event's waiting room: body {event_id}."""
+    return op(
+        summary, {200: success(answer)}, auth=True, body=obj(["event_id"], event_id=UUID), errors=(400, 404)
+    )
+
+
 JWT_SHAPE = "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*$"
 STREAM = op(
     "Live position (Server-Sent Events; `ticket` is the join answer's queue_ticket)",
@@ -678,13 +687,7 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/queue/join": {
-        "post": op(
-            "Join the event's waiting room (again: keeps the place)",
-            {200: success(STANDING)},
-            auth=True,
-            body=obj(["event_id"], event_id=UUID),
-            errors=(400, 404),
-        )
+        "post": queue_op("Join the event's waiting room (again: keeps the place)", STANDING)
     },
     "/api/v1/queue/status": {
         "get": op(
@@ -696,12 +699,9 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/queue/leave": {
-        "post": op(
+        "post": queue_op(
             "Leave the event's waiting room: the place is freed at once (left: whether I was in line)",
-            {200: success(LEFT_LINE)},
-            auth=True,
-            body=obj(["event_id"], event_id=UUID),
-            errors=(400, 404),
+            LEFT_LINE,
         )
     },
     "/api/v1/queue/stream": {"get": STREAM},
