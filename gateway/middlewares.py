@@ -256,6 +256,9 @@ async def rate_limit(request: web.Request, handler) -> web.StreamResponse:
         subject = _subject(request, name)
         policy = ADDRESS_POLICIES.get(name) or ROUTE_POLICIES.get(name, "general")
         await take_token(request, policy, subject)
+    if name == "queue_join" and "join_address" in request.app[appkeys.LIMITER].policies:
+        # The operator's cap on joins per address, besides the joiner's own limit (off unless set).
+        await take_token(request, "join_address", "ip:" + client_address(request))
     response = await handler(request)
     decision = request.get(appkeys.RATE_DECISION)
     if decision is not None:

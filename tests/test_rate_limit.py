@@ -9,7 +9,15 @@ import redis.asyncio as aioredis
 
 from gateway.ratelimit import DEFAULT_POLICIES, RateLimiter, parse_policies
 from lua import load_aux_scripts
-from tests.support import free_port, gateway_settings, reserve, running_gateway, topic_size, unique
+from tests.support import (
+    free_port,
+    gateway_settings,
+    queue_call,
+    reserve,
+    running_gateway,
+    topic_size,
+    unique,
+)
 
 
 class Clock:
@@ -115,3 +123,23 @@ async def test_anonymous_callers_are_limited_by_address(schema, new_topics, jwt_
             async with http.get(f"{url}/api/v1/nowhere") as r:
                 statuses.append(r.status)
         assert statuses == [404] * 20 + [429]
+
+
+async def test_an_operator_can_cap_joins_per_address_and_it_is_off_by_default(
+    schema, new_topics, jwt_secret, make_event, make_users, token_for, room, http
+):
+    """Many accounts joining a room from one address (a bot farm) meet the cap when it is set;
+    without it, a crowd sharing an address joins freely."""
+    topics = await new_topics("join-cap")
+    event = await make_event([("GA", 100)], shows=1)
+    await room.configure(event.event_id, {"mode": "always"})
+    users = await make_users(5)
+    capped = gateway_settings(schema, topics, jwt_secret, rate_limits="join_address=3/3")
+    async with running_gateway(capped, clock=Clock()) as url:
+        statuses = [(await queue_call(http, url, token_for(u), "join", event.event_id))[0] for u in users]
+        assert statuses == [200, 200, 200, 429, 429]
+        _, refused = await queue_call(http, url, token_for(users[3]), "join", event.event_id)
+        assert refused["error"]["code"] == "RATE_LIMITED"
+    async with running_gateway(gateway_settings(schema, topics, jwt_secret), clock=Clock()) as url:
+        statuses = [(await queue_call(http, url, token_for(u), "join", event.event_id))[0] for u in users]
+        assert statuses == [200] * 5
