@@ -108,6 +108,13 @@ class QueuePassRefused(ApiError):
         self.code = code
 
 
+class ProofOfWorkRequired(ApiError):
+    """details: {challenge, bits}: solve it and join again with {"pow": {challenge, nonce}}."""
+
+    status, code = 403, "PROOF_OF_WORK_REQUIRED"
+    message = "this waiting room asks each new place for a small proof of work"
+
+
 class QueueTicketInvalid(ApiError):
     status, code = 401, "QUEUE_TICKET_INVALID"
     message = "the queue ticket is not valid; join the waiting room again for a new one"

@@ -18,11 +18,16 @@ KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted 
 KEYS[10] joined     {ev:E}:room:joined     hash  user -> when this place in line was taken (ms);
                                                  the admitter reads and drops it at admission
                                                  (the wait-time histogram)
+KEYS[11] pow used   {ev:E}:room:pow_used   zset  proof-of-work challenge id -> its expiry (ms):
+                                                 each takes one place, once
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
+ARGV[4]  (join) the zero bits the proof of work sent achieved (0: none or not genuine; the
+         gateway checks the challenge, waiting_room/pow.py)   ARGV[5]  its challenge id
+ARGV[6]  its challenge's expiry (ms)
 
 Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head,
-opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited} (head read together
+opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited, pow_bits} (head read together
 with rank, so a live-position stream can derive later places from the ticks; opens_at_ms 0 when
 no opening is scheduled; the last five are the room's pace, for its waiting_room/eta.py, the
 rates as strings since a reply's numbers are integers):
@@ -34,12 +39,15 @@ rates as strings since a reply's numbers are integers):
   paused      as waiting, while the operator has paused admission
   admitted    admitted_at (ms): the caller issues the pass from it
   not_joined  (status only) not in line
+  pow_required (join) the room asks a new place for proof of work (pow_bits > 0) and the proof
+              sent falls short, or its challenge took a place already
 A join is idempotent: joining again keeps the place. A user whose pass has run out (and who
 holds nothing) joins again at the back. Every call by a user in line refreshes their presence.
 ]]
 
 local user, now, verb = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min')
+local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min', 'pow_bits')
+local pow_bits = tonumber(config[6] or '0')
 local mode = config[1]
 local waiting_count = redis.call('ZCARD', KEYS[2])
 local recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')
@@ -49,7 +57,7 @@ local head = tonumber(bucket[1] or '0')
 local function reply(state, rank, ticket, admitted_at, pass_ttl)
   return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head,
     tonumber(config[4] or '0'), tonumber(config[5] or '600'), bucket[2] or '0', bucket[3] or '0',
-    tonumber(bucket[4] or '0'), tonumber(bucket[5] or '0')}
+    tonumber(bucket[4] or '0'), tonumber(bucket[5] or '0'), pow_bits}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)
@@ -90,6 +98,17 @@ if redis.call('ZSCORE', KEYS[3], user) then
 end
 if verb == 'status' then
   return reply('not_joined')
+end
+
+-- A new place: the proof of work the room asks, each challenge taking one place only.
+if pow_bits > 0 then
+  if tonumber(ARGV[4] or '0') < pow_bits then
+    return reply('pow_required')
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now)
+  if redis.call('ZADD', KEYS[11], 'NX', tonumber(ARGV[6]), ARGV[5]) == 0 then
+    return reply('pow_required')
+  end
 end
 
 redis.call('ZADD', KEYS[7], now, user)

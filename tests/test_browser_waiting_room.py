@@ -182,6 +182,15 @@ def _admitted_then_book_two(driver, sale) -> dict:
     }
 
 
+async def test_a_room_asking_proof_of_work_is_joined_by_the_page_solving_it(browser, sale, room):
+    """The page meets PROOF_OF_WORK_REQUIRED, solves the puzzle in a Web Worker and joins."""
+    await room.configure(sale["event_id"], {"pow_bits": 12})
+    entered = await asyncio.to_thread(_enter_room_signed_out, browser, sale)
+    assert (entered["state"], entered["position"]) == ("waiting", str(AHEAD + 1))
+    standing = await room.enter(sale["event_id"], entered["user_id"], now_ms(), "status")
+    assert standing.state == "waiting" and standing.pow_bits == 12
+
+
 def _leave_the_line(driver) -> dict:
     driver.find_element(By.ID, "leave-line").click()
     wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "left")

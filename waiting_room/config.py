@@ -25,6 +25,9 @@ _INT_BOUNDS = {
     "grace_s": (5, 3600),
     "auto_active": (1, 10_000_000),
     "auto_rps": (1, 10_000_000),
+    # Proof of work a new place needs: zero bits of SHA-256 (0: none; 20 is ~a million hashes,
+    # seconds on a slow phone, where the page's cost table in the README stops).
+    "pow_bits": (0, 24),
 }
 
 
@@ -40,6 +43,7 @@ class RoomConfig:
     auto_active: int = 1000  # mode auto engages at this many holds + active users ...
     auto_rps: int = 200  # ... or this many reserve requests per second
     shuffle_seed: int = 0  # drawn when an opening is scheduled; recorded for audit
+    pow_bits: int = 0  # proof of work asked of a new place (waiting_room/pow.py); 0: none
 
     def to_redis(self) -> dict[str, str]:
         return {
@@ -67,6 +71,7 @@ class RoomConfig:
             auto_active=int(values["auto_active"]),
             auto_rps=int(values["auto_rps"]),
             shuffle_seed=int(values["shuffle_seed"]),
+            pow_bits=int(values.get("pow_bits", 0)),  # rooms configured before it: none
         )
 
     def engaged_by_mode(self) -> bool:

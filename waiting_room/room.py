@@ -15,6 +15,7 @@ from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
 from waiting_room.eta import Eta, Pace, estimate
 from waiting_room.passes import pass_id
+from waiting_room.pow import NO_PROOF, Proof
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
@@ -39,6 +40,7 @@ class Standing:
     head: int = 0
     opens_at_ms: int = 0
     pace: Pace = Pace(rate_per_min=0)
+    pow_bits: int = 0  # the proof of work the room asks of a new place (0: none)
 
     @property
     def position(self) -> int | None:
@@ -68,7 +70,7 @@ def pace_of(rate_per_min, head_per_s, admits_per_s, since_ms, limited, now_ms: i
 
 def _standing(out: list, now_ms: int) -> Standing:
     """lua/queue_join.lua's answer."""
-    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at, *pace = out
+    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at, *pace, pow_bits = out
     return Standing(
         state.decode() if isinstance(state, bytes) else state,
         _opt(ahead),
@@ -80,6 +82,7 @@ def _standing(out: list, now_ms: int) -> Standing:
         int(head),
         int(opens_at),
         pace_of(*pace, now_ms),
+        int(pow_bits),
     )
 
 
@@ -88,21 +91,29 @@ class WaitingRoom:
         self.redis = redis
         self.scripts = scripts
 
-    async def enter(self, event_id: str, user_id: str, now_ms: int, verb: str = "join") -> Standing:
-        """verb "join" joins (idempotently); "status" only reports and refreshes presence."""
-        (standing,) = await self.enter_many([(event_id, user_id, now_ms, verb)])
+    async def enter(
+        self, event_id: str, user_id: str, now_ms: int, verb: str = "join", proof: Proof = NO_PROOF
+    ) -> Standing:
+        """verb "join" joins (idempotently; `proof`: the proof of work sent, when the room asks
+        one); "status" only reports and refreshes presence."""
+        (standing,) = await self.enter_many([(event_id, user_id, now_ms, verb, proof)])
         return standing
 
-    async def enter_many(self, calls: list[tuple[str, str, int, str]]) -> list[Standing]:
-        """Several `enter` calls (event id, user id, now ms, verb) in one round trip; a room
-        joined is woken for the next admission tick (workers/admitter.py: a quiet room is
+    async def enter_many(self, calls: list[tuple[str, str, int, str, Proof]]) -> list[Standing]:
+        """Several `enter` calls (event id, user id, now ms, verb, proof) in one round trip; a
+        room joined is woken for the next admission tick (workers/admitter.py: a quiet room is
         otherwise ticked only every few seconds)."""
-        joined = {event_id for event_id, _, _, verb in calls if verb == "join"}
+        joined = {event_id for event_id, _, _, verb, _ in calls if verb == "join"}
 
         def fill(pipe) -> None:
-            for event_id, user_id, now_ms, verb in calls:
-                room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
-                queue_script(pipe, self.scripts.queue_join, room_keys, [user_id, now_ms, verb])
+            for event_id, user_id, now_ms, verb, proof in calls:
+                room_keys = [
+                    *(keys.room(event_id, p) for p in JOIN_PARTS),
+                    keys.room(event_id, "joined"),
+                    keys.room(event_id, "pow_used"),
+                ]
+                args = [user_id, now_ms, verb, proof.bits, proof.challenge_id or "-", proof.expires_ms]
+                queue_script(pipe, self.scripts.queue_join, room_keys, args)
             if joined:
                 pipe.sadd(keys.ROOMS_WAKE, *joined)
 

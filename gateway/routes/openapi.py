@@ -416,11 +416,30 @@ LEFT_LINE = obj(
 )
 
 
-def queue_op(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
-    """A signed-in POST about one event's waiting room: body {event_id}."""
+def queue_op(
+    summary: str,
+    answer: dict[str, Any],
+    body: dict[str, Any] | None = None,
+    errors: tuple[int, ...] = (400, 404),
+) -> dict[str, Any]:
+    """A signed-in POST about one event's waiting room: body {event_id} unless said."""
     return op(
-        summary, {200: success(answer)}, auth=True, body=obj(["event_id"], event_id=UUID), errors=(400, 404)
+        summary,
+        {200: success(answer)},
+        auth=True,
+        body=body or obj(["event_id"], event_id=UUID),
+        errors=errors,
     )
+
+
+# A join's proof of work, when the room asks one: the challenge of a PROOF_OF_WORK_REQUIRED answer
+# (its details: {challenge, bits}) and a nonce such that SHA-256("<challenge>:<nonce>") starts
+# with `bits` zero bits.
+JOIN_BODY = obj(
+    ["event_id"],
+    event_id=UUID,
+    pow=obj(["challenge", "nonce"], challenge=text(256, 1), nonce=text(64, 1)),
+)
 
 
 JWT_SHAPE = "^[A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*$"
@@ -455,6 +474,7 @@ ROOM_CONFIG = obj(
     shuffle_seed=NULLABLE_INT,
     auto_active=INT,
     auto_rps=INT,
+    pow_bits=INT,
 )
 ROOM_CHANGES = {
     **obj(
@@ -468,6 +488,7 @@ ROOM_CHANGES = {
         opens_at={"anyOf": [{"type": "string", "format": "date-time", "maxLength": 40}, {"type": "null"}]},
         auto_active={"type": "integer", "minimum": 1, "maximum": 10_000_000},
         auto_rps={"type": "integer", "minimum": 1, "maximum": 10_000_000},
+        pow_bits={"type": "integer", "minimum": 0, "maximum": 24},
     ),
     "additionalProperties": False,  # a setting the room does not have is refused
 }
@@ -687,7 +708,13 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/queue/join": {
-        "post": queue_op("Join the event's waiting room (again: keeps the place)", STANDING)
+        "post": queue_op(
+            "Join the event's waiting room (again: keeps the place); 403 PROOF_OF_WORK_REQUIRED when "
+            "the room asks a new place for proof of work",
+            STANDING,
+            body=JOIN_BODY,
+            errors=(400, 403, 404),
+        )
     },
     "/api/v1/queue/status": {
         "get": op(

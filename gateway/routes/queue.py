@@ -23,6 +23,7 @@ from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket, read_queue_ticket
 from gateway.responses import ok
 from waiting_room.eta import eta_fields
+from waiting_room.pow import NO_PROOF, check_proof, issue_challenge
 from waiting_room.room import Standing, WaitingRoom
 
 
@@ -69,16 +70,24 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
     )
 
 
-async def _enter(request: web.Request, raw_event_id: object, verb: str) -> web.Response:
+async def _enter(
+    request: web.Request, raw_event_id: object, verb: str, pow_field: object = None
+) -> web.Response:
     principal = current_principal(request)
     event_id = uuid_value(raw_event_id, "event_id")
     await published(request, event_id)
-    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now_ms(), verb))
+    now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret
+    proof = check_proof(secret, pow_field, principal.user_id, event_id, now) if pow_field else NO_PROOF
+    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now, verb, proof))
+    if standing.state == "pow_required":
+        challenge = issue_challenge(secret, principal.user_id, event_id, standing.pow_bits, now)
+        raise errors.ProofOfWorkRequired(details={"challenge": challenge, "bits": standing.pow_bits})
     return _answer(request, principal, event_id, standing)
 
 
 async def join(request: web.Request) -> web.Response:
-    return await _enter(request, (await read_json_object(request)).get("event_id"), "join")
+    body = await read_json_object(request)
+    return await _enter(request, body.get("event_id"), "join", body.get("pow"))
 
 
 async def status(request: web.Request) -> web.Response:

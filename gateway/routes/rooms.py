@@ -44,6 +44,7 @@ def _config_json(config: RoomConfig) -> dict[str, Any]:
         "shuffle_seed": config.shuffle_seed or None,
         "auto_active": config.auto_active,
         "auto_rps": config.auto_rps,
+        "pow_bits": config.pow_bits,
     }
 
 

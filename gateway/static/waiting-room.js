@@ -192,13 +192,44 @@ async function poll() {
   if (!(stream && stream.readyState === EventSource.OPEN)) schedulePoll(standing);
 }
 
+// The room's proof of work, solved in a worker so the page stays responsive.
+function solve(challenge, bits) {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker("/static/pow-worker.js");
+    worker.onmessage = ({ data }) => {
+      worker.terminate();
+      resolve(data.nonce);
+    };
+    worker.onerror = (error) => {
+      worker.terminate();
+      reject(error);
+    };
+    worker.postMessage({ challenge, bits });
+  });
+}
+
 // Joining again keeps the place; it also hands out a fresh ticket for the stream URL.
-async function join() {
+async function join(pow = null) {
   stopPolling();
   let standing;
   try {
-    ({ data: standing } = await api("/api/v1/queue/join", { method: "POST", body: { event_id: eventId } }));
+    const body = pow ? { event_id: eventId, pow } : { event_id: eventId };
+    ({ data: standing } = await api("/api/v1/queue/join", { method: "POST", body }));
   } catch (failure) {
+    if (failure.code === "PROOF_OF_WORK_REQUIRED" && failure.details) {
+      const { challenge, bits } = failure.details;
+      stateLine.textContent = "Checking this browser before it takes a place in line…";
+      document.body.dataset.state = "proving";
+      let nonce;
+      try {
+        nonce = await solve(challenge, bits);
+      } catch (error) {
+        trouble({ message: `${error.message || error}` }, join);
+        return;
+      }
+      join({ challenge, nonce });
+      return;
+    }
     trouble(failure, join);
     return;
   }
