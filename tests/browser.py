@@ -1,4 +1,4 @@
-"""Browser tests' tools: a headless Chromium (Debian's chromium + chromedriver, driven by Selenium;
+"""Browser tests' tools (the headless Chromium itself is ops/chromium.py: Debian's, driven by Selenium;
 nothing downloads a browser), and what those tests read from it or do in it.
 
 A gateway under test runs in the test's event loop, so every browser step runs in a thread
@@ -7,56 +7,19 @@ A gateway under test runs in the test's event loop, so every browser step runs i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import asyncpg
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.password_hasher import hash_password
+from ops.chromium import WAIT_S
 from ops.seed_data import ensure_tenant, ensure_users
 from tests.support import unique
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-WAIT_S = 15
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[WebDriver]:
-    """A headless Chromium with a profile of its own (storage starts empty), its console kept."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    with tempfile.TemporaryDirectory(prefix="br-chromium-") as profile:
-        # Without the background-networking flags Chromium keeps dialling Google on a closed network.
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        driver.set_page_load_timeout(WAIT_S)
-        try:
-            yield driver
-        finally:
-            driver.quit()
 
 
 def wait(driver: WebDriver, condition, timeout: float = WAIT_S):

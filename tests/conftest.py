@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from gateway.auth import issue_access_token
 from lua import load_scripts
 from ops import stack
+from ops.chromium import chromium
 from ops.demo_pay import Mailbox
 from ops.migrate import migrate
 from ops.seed_data import CreatedEvent, ensure_tenant, ensure_users
-from tests.browser import chromium
 from tests.contract import BREACHES
 from tests.support import (
     Topics,
