@@ -22,7 +22,7 @@ KEYS[11] pow used   {ev:E}:room:pow_used   zset  proof-of-work challenge id -> i
                                                  each takes one place, once
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
-ARGV[4]  (join) the zero bits the proof of work sent achieved (0: none or not genuine; the
+ARGV[4]  (join, with a proof of work only, as KEYS[11]) the zero bits the proof achieved (the
          gateway checks the challenge, waiting_room/pow.py)   ARGV[5]  its challenge id
 ARGV[6]  its challenge's expiry (ms)
 

@@ -107,12 +107,12 @@ class WaitingRoom:
 
         def fill(pipe) -> None:
             for event_id, user_id, now_ms, verb, proof in calls:
-                room_keys = [
-                    *(keys.room(event_id, p) for p in JOIN_PARTS),
-                    keys.room(event_id, "joined"),
-                    keys.room(event_id, "pow_used"),
-                ]
-                args = [user_id, now_ms, verb, proof.bits, proof.challenge_id or "-", proof.expires_ms]
+                room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
+                args = [user_id, now_ms, verb]
+                if proof.bits:  # the proof's key and arguments only when there is one: a join
+                    # without proof is most joins, and each argument costs the gateway to send
+                    room_keys.append(keys.room(event_id, "pow_used"))
+                    args += [proof.bits, proof.challenge_id, proof.expires_ms]
                 queue_script(pipe, self.scripts.queue_join, room_keys, args)
             if joined:
                 pipe.sadd(keys.ROOMS_WAKE, *joined)
