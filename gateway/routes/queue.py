@@ -23,7 +23,7 @@ from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket, read_queue_ticket
 from gateway.responses import ok
 from waiting_room.eta import eta_fields
-from waiting_room.pow import NO_PROOF, check_proof, issue_challenge
+from waiting_room.pow import MAX_CHALLENGE_CHARS, MAX_NONCE_CHARS, NO_PROOF, check_proof, issue_challenge
 from waiting_room.room import Standing, WaitingRoom
 
 
@@ -85,9 +85,25 @@ async def _enter(
     return _answer(request, principal, event_id, standing)
 
 
+def _pow_input(value: object) -> dict:
+    """A join's `pow` as the API document has it: {challenge, nonce}, text (whether it proves
+    anything is waiting_room/pow.py's to say)."""
+    limits = {"challenge": MAX_CHALLENGE_CHARS, "nonce": MAX_NONCE_CHARS}
+    if not isinstance(value, dict) or not all(
+        isinstance(value.get(k), str) and 0 < len(value[k]) <= n and "\0" not in value[k]
+        for k, n in limits.items()
+    ):
+        raise errors.ValidationError(
+            "pow must be {challenge, nonce}: the challenge of a PROOF_OF_WORK_REQUIRED answer and its nonce",
+            details={"pow": f"an object: challenge (1..{MAX_CHALLENGE_CHARS}), nonce (1..{MAX_NONCE_CHARS})"},
+        )
+    return value
+
+
 async def join(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    return await _enter(request, body.get("event_id"), "join", body.get("pow"))
+    pow_field = _pow_input(body["pow"]) if "pow" in body else None
+    return await _enter(request, body.get("event_id"), "join", pow_field)
 
 
 async def status(request: web.Request) -> web.Response:
