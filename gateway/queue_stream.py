@@ -149,10 +149,7 @@ def _eta_id(eta_range: list[int] | None) -> str:
 def tick_rule(tick: dict) -> Rule | None:
     """The wait estimate for every place in line, from an admitting tick's pace (None without)."""
     pace = tick.get("pace")
-    if not pace:
-        return None
-    fields = (pace[k] for k in ("rate_per_min", "head_per_s", "admits_per_s", "since", "limited"))
-    return pace_of(*fields, tick["at_ms"]).rule()
+    return pace_of(**pace, now_ms=tick["at_ms"]).rule() if pace else None
 
 
 class RoomStreams:

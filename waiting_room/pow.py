@@ -49,16 +49,22 @@ def leading_zero_bits(digest: bytes) -> int:
     return bits
 
 
+def well_formed(pow_field: object) -> bool:
+    """Whether a join's `pow` has the API document's shape: {challenge, nonce}, each a text of
+    1..its limit characters without NUL."""
+    limits = {"challenge": MAX_CHALLENGE_CHARS, "nonce": MAX_NONCE_CHARS}
+    return isinstance(pow_field, dict) and all(
+        isinstance(pow_field.get(k), str) and 0 < len(pow_field[k]) <= n and "\0" not in pow_field[k]
+        for k, n in limits.items()
+    )
+
+
 def check_proof(secret: str, pow_field: object, user_id: str, event_id: str, now_ms: int) -> Proof:
-    """What a join's `pow` ({challenge, nonce}) proves: NO_PROOF unless the challenge is this
-    gateway's, this user's and this room's, and current."""
-    if not isinstance(pow_field, dict):
+    """What a join's `pow` ({challenge, nonce}) proves: NO_PROOF unless it is well formed and the
+    challenge is this gateway's, this user's and this room's, and current."""
+    if not well_formed(pow_field):
         return NO_PROOF
-    challenge, nonce = pow_field.get("challenge"), pow_field.get("nonce")
-    if not (isinstance(challenge, str) and isinstance(nonce, str)):
-        return NO_PROOF
-    if len(challenge) > MAX_CHALLENGE_CHARS or not 0 < len(nonce) <= MAX_NONCE_CHARS:
-        return NO_PROOF
+    challenge, nonce = pow_field["challenge"], pow_field["nonce"]
     body, _, mac = challenge.rpartition(".")
     parts = body.split(".")
     if len(parts) != 5 or not hmac.compare_digest(mac, _mac(secret, body)):

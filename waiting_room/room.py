@@ -57,13 +57,14 @@ def _opt(value: int) -> int | None:
     return None if value < 0 else int(value)
 
 
-def pace_of(rate_per_min, head_per_s, admits_per_s, since_ms, limited, now_ms: int) -> Pace:
-    """A room's pace as lua/queue_admit.lua keeps it, seen at `now_ms`."""
+def pace_of(rate_per_min, head_per_s, admits_per_s, since, limited, now_ms: int) -> Pace:
+    """A room's pace as lua/queue_admit.lua keeps it (the names of its tick's `pace` fields),
+    seen at `now_ms`."""
     return Pace(
         rate_per_min=int(rate_per_min),
         head_per_s=float(head_per_s),
         admits_per_s=float(admits_per_s),
-        measured_s=max(0.0, (now_ms - int(since_ms)) / 1000) if int(since_ms) else 0.0,
+        measured_s=max(0.0, (now_ms - int(since)) / 1000) if int(since) else 0.0,
         limited=bool(int(limited)),
     )
 

@@ -23,7 +23,14 @@ from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket, read_queue_ticket
 from gateway.responses import ok
 from waiting_room.eta import eta_fields
-from waiting_room.pow import MAX_CHALLENGE_CHARS, MAX_NONCE_CHARS, NO_PROOF, check_proof, issue_challenge
+from waiting_room.pow import (
+    MAX_CHALLENGE_CHARS,
+    MAX_NONCE_CHARS,
+    NO_PROOF,
+    check_proof,
+    issue_challenge,
+    well_formed,
+)
 from waiting_room.room import Standing, WaitingRoom
 
 
@@ -88,11 +95,7 @@ async def _enter(
 def _pow_input(value: object) -> dict:
     """A join's `pow` as the API document has it: {challenge, nonce}, text (whether it proves
     anything is waiting_room/pow.py's to say)."""
-    limits = {"challenge": MAX_CHALLENGE_CHARS, "nonce": MAX_NONCE_CHARS}
-    if not isinstance(value, dict) or not all(
-        isinstance(value.get(k), str) and 0 < len(value[k]) <= n and "\0" not in value[k]
-        for k, n in limits.items()
-    ):
+    if not well_formed(value):
         raise errors.ValidationError(
             "pow must be {challenge, nonce}: the challenge of a PROOF_OF_WORK_REQUIRED answer and its nonce",
             details={"pow": f"an object: challenge (1..{MAX_CHALLENGE_CHARS}), nonce (1..{MAX_NONCE_CHARS})"},
