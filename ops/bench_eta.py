@@ -43,6 +43,7 @@ from ops.bench_queue import raise_open_files_limit
 from ops.bench_rates import drop_from_postgres, mint_tokens
 from ops.config import REPO_ROOT
 from ops.processes import free_port, service_env, start_gateway, start_worker
+from ops.roomctl import Gateway
 from ops.sse import sse_events
 
 RATE_PER_MIN = 1200
@@ -129,15 +130,11 @@ class Crowd:
                         return
 
 
-async def change_rate(base: str, event_id: str, admin_token: str, rate_per_min: int) -> None:
+async def change_room(base: str, event_id: str, admin_token: str, changes: dict) -> None:
+    """An operator's change of the room, through the admin API (as ops.roomctl makes it)."""
     async with aiohttp.ClientSession() as session:
-        async with session.put(
-            f"{base}/api/v1/admin/events/{event_id}/room",
-            json={"rate_per_min": rate_per_min},
-            headers={"Authorization": f"Bearer {admin_token}"},
-        ) as r:
-            if r.status != 200:
-                raise RuntimeError(f"the room's change answered {r.status}: {await r.text()}")
+        gateway = Gateway(session, base, admin_token)
+        await gateway.call("PUT", gateway.room(event_id), changes)
 
 
 async def sale(crowd: Crowd, admin_token: str, scale: float) -> None:
@@ -149,7 +146,7 @@ async def sale(crowd: Crowd, admin_token: str, scale: float) -> None:
 
         async def operator() -> None:
             await asyncio.sleep(CHANGE_AT_S * scale)  # the scenario's schedule
-            await change_rate(crowd.base, crowd.event_id, admin_token, RATE_PER_MIN // 2)
+            await change_room(crowd.base, crowd.event_id, admin_token, {"rate_per_min": RATE_PER_MIN // 2})
             say(f"  {crowd.now_s():5.0f} s: the operator halves the rate to {RATE_PER_MIN // 2} a minute")
 
         changing = asyncio.create_task(operator())
@@ -193,7 +190,9 @@ def run(args: argparse.Namespace) -> dict:
         admin = issue_access_token(
             secret, user_id=sale_info["buyers"][0], role="admin", tenant_id=sale_info["tenant_id"]
         )
-        asyncio.run(configure_room(base, event_id, admin))
+        # The room engaged at the scenario's rate, with no limit but the rate.
+        room = {"mode": "always", "rate_per_min": RATE_PER_MIN, "max_active": 10**6, "pass_ttl_s": PASS_TTL_S}
+        asyncio.run(change_room(base, event_id, admin, room))
         crowd = Crowd(
             base, event_id, mint_tokens(secret, sale_info, sale_info["tenant_id"]), args.scale, args.seed
         )
@@ -217,23 +216,6 @@ def run(args: argparse.Namespace) -> dict:
         "tree": str(args.tree),
     }
     return result
-
-
-async def configure_room(base: str, event_id: str, admin_token: str) -> None:
-    """The room engaged at the scenario's rate, with no limit but the rate."""
-    async with aiohttp.ClientSession() as session:
-        async with session.put(
-            f"{base}/api/v1/admin/events/{event_id}/room",
-            json={
-                "mode": "always",
-                "rate_per_min": RATE_PER_MIN,
-                "max_active": 1_000_000,
-                "pass_ttl_s": PASS_TTL_S,
-            },
-            headers={"Authorization": f"Bearer {admin_token}"},
-        ) as r:
-            if r.status != 200:
-                raise RuntimeError(f"configuring the room answered {r.status}: {await r.text()}")
 
 
 def main(argv: list[str] | None = None) -> int:

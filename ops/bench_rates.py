@@ -83,6 +83,7 @@ from ops.bench import (
 from ops.bench_compare import git, worktree
 from ops.config import REPO_ROOT, StackConfig
 from ops.processes import Managed, service_env, start_gateway, start_worker, wait_ready
+from ops.roomctl import Gateway
 from workers.command_scripts import queue_command
 from workers.settings import WorkerSettings
 
@@ -465,13 +466,8 @@ async def engage_room(base: str, cfg: StackConfig, secret: str, sale: dict) -> N
         secret, user_id=str(admin["id"]), role="admin", tenant_id=sale["tenant_id"], email=admin["email"]
     )
     async with aiohttp.ClientSession() as session:
-        async with session.put(
-            f"{base}/api/v1/admin/events/{sale['event_id']}/room",
-            json={"mode": "always"},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as r:
-            if r.status != 200:
-                raise RuntimeError(f"engaging the room: {r.status} {await r.text()}")
+        gateway = Gateway(session, base, token)
+        await gateway.call("PUT", gateway.room(sale["event_id"]), {"mode": "always"})
 
 
 # --- the run -------------------------------------------------------------------------------------
