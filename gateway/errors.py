@@ -115,6 +115,11 @@ class ProofOfWorkRequired(ApiError):
     message = "this waiting room asks each new place for a small proof of work"
 
 
+class NotInLine(ApiError):
+    status, code = 409, "NOT_IN_LINE"
+    message = "you are not in this waiting room's line: join it first"
+
+
 class QueueTicketInvalid(ApiError):
     status, code = 401, "QUEUE_TICKET_INVALID"
     message = "the queue ticket is not valid; join the waiting room again for a new one"

@@ -11,6 +11,7 @@ from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_float, env_int, env_str
 from booking_rush.services.mail import MailSettings
+from booking_rush.services.web_push import PushSettings
 from gateway.client_address import ProxyConfigError, ProxyTrust
 from gateway.ratelimit import parse_policies
 from gateway.secret_strength import secret_problem
@@ -54,6 +55,8 @@ class GatewaySettings:
     hash_threads: int = 2
     hash_max_wait_s: float = 2.0
     mail: MailSettings = MailSettings()
+    # Web Push: the key pages subscribe with (the admitter signs with its private half).
+    push: PushSettings = PushSettings()
     # Signs and verifies X-Queue-Pass. None: a key pair made at start (one process, tests only);
     # from_env requires one, since every process of a deployment must share it.
     queue_pass_keys: PassKeys | None = None
@@ -128,6 +131,7 @@ class GatewaySettings:
                 env_int("BR_GATEWAY_METRICS_PORT", 0) if os.environ.get("BR_GATEWAY_METRICS_PORT") else None
             ),
             mail=MailSettings.from_env(),
+            push=PushSettings.from_env(),
             trusted_proxies=trusted_proxies,
         )
 

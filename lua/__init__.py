@@ -45,6 +45,7 @@ class SaleScripts:
     queue_revoke: AsyncScript
     queue_stream: AsyncScript
     queue_leave: AsyncScript
+    queue_notify: AsyncScript
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,17 @@ Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a 
 
 KEYS[1]  config     {ev:E}:room:config     hash  mode, engaged, state, opens_at_ms, rate_per_min,
                                                  max_active, pass_ttl_ms, grace_ms,
-                                                 oversubscription, auto_active, auto_rps, shuffle_seed
+                                                 oversubscription, auto_active, auto_rps, shuffle_seed,
+                                                 claim_ms
 KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket
 KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms)
 KEYS[4]  seq        {ev:E}:room:seq        string: last ticket
 KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms): pass expiry, raised by
                                                  reserve_seats.lua to a hold's expiry; dropped
                                                  (with the passes entry) KEEP_MS after it
-KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>", and
+                                                 ":called" while a called user has not claimed it
+                                                 (lua/queue_join.lua claims it)
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms), while in line
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), trimmed to 5 minutes
 KEYS[9]  bucket     {ev:E}:room:bucket     hash  tokens, at (ms), head (last admitted ticket),
@@ -34,7 +37,11 @@ KEYS[15] joined     {ev:E}:room:joined     hash  user -> join time (ms) (lua/que
                                                  abandoned
 KEYS[16] revoked    {ev:E}:room:revoked    hash  pass id -> the pass's expiry (ms)
                                                  (lua/queue_revoke.lua); dropped once expired
-KEYS[17..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
+KEYS[17] called     {ev:E}:room:called     zset  user -> end of their claim window (ms): admitted
+                                                 while present only by a notification subscription
+KEYS[18] notify     {ev:E}:room:notify     hash  user -> their notification subscription (JSON), one
+                                                 per person in line (gateway/routes/queue.py)
+KEYS[19..] zones    {ev:E}:zone:<s>:<z>    hash  available (every zone of every show)
 
 ARGV[1]  now (ms)   ARGV[2]  most waiting users to look at in this call
 
@@ -45,10 +52,13 @@ left out of turn), waiting, prequeue, active,
 available, held, recent (admitted in the last minute), abandoned (removed this call), shuffled,
 pass_ttl_ms (when admitting: the passes' lifetime, so gateways can issue them), trimmed
 (admissions dropped this call, KEEP_MS past their active-until), pace (when admitting:
-rate_per_min, head_per_s, admits_per_s, since, limited; waiting_room/eta.py).
+rate_per_min, head_per_s, admits_per_s, since, limited; waiting_room/eta.py), called ([user,
+ticket, subscription, ...] flat: admitted while away, to be told; their pass waits for them to
+claim it within claim_ms), missed ([user, subscription, ...] flat: a claim window ran out
+unclaimed, the slot is back in the room; to be told), claims (claim windows open), claim_ms.
 
 Admission order is ticket order. A user neither seen for grace_ms nor holding an open stream on a
-live gateway process is removed without using a slot.
+live gateway process nor subscribed to notifications is removed without using a slot.
 Active users (active-until in the future) never exceed max_active nor oversubscription x available.
 
 The sale Redis runs noeviction, so every tick also removes what nobody can ask about any more,
@@ -56,7 +66,7 @@ in every state (a bounded amount per call): admissions KEEP_MS past their active
 revocations of passes already expired.
 ]]
 
-local FIRST_ZONE = 17
+local FIRST_ZONE = 19
 -- An admission stays a minute past its active-until: a reserve its pass let through at the last
 -- moment may still be on its way (a command lives up to BR_COMMAND_DEADLINE_SECONDS, 30 s), and
 -- reserve_seats.lua raises the active-until only of an admission still here.
@@ -64,9 +74,12 @@ local KEEP_MS = 60000
 
 local now, max_scan = tonumber(ARGV[1]), tonumber(ARGV[2])
 local c = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min',
-  'max_active', 'pass_ttl_ms', 'grace_ms', 'oversubscription', 'auto_active', 'auto_rps', 'shuffle_seed')
+  'max_active', 'pass_ttl_ms', 'grace_ms', 'oversubscription', 'auto_active', 'auto_rps', 'shuffle_seed',
+  'claim_ms')
 local mode = c[1] or 'off'
-local out = {mode = mode, engaged = 0, admitted = {}, abandoned = 0, shuffled = 0}
+local claim_ms = tonumber(c[13] or '180000')
+local out = {mode = mode, engaged = 0, admitted = {}, abandoned = 0, shuffled = 0, called = {}, missed = {},
+  claim_ms = claim_ms}
 
 local available = 0
 for i = FIRST_ZONE, #KEYS do
@@ -92,6 +105,21 @@ for _, user in ipairs(expired) do
   redis.call('HDEL', KEYS[15], user)
 end
 out.trimmed = #expired
+-- Claim windows that ran out, in every state: unclaimed, the admission goes (its slot is back
+-- in the room at once) and the user is told; claimed, only the window's entry goes.
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[17], '-inf', now, 'LIMIT', 0, max_scan)
+for _, user in ipairs(lapsed) do
+  local entry = redis.call('HGET', KEYS[6], user)
+  if entry and string.sub(entry, -7) == ':called' then
+    redis.call('ZREM', KEYS[5], user)
+    redis.call('HDEL', KEYS[6], user)
+    redis.call('HDEL', KEYS[15], user)
+    table.insert(out.missed, user)
+    table.insert(out.missed, redis.call('HGET', KEYS[18], user) or '')
+  end
+  redis.call('ZREM', KEYS[17], user)
+  redis.call('HDEL', KEYS[18], user)
+end
 -- A revocation matters only until its pass expires (gateways forget it at that tick too): one
 -- bounded step of a walk over the hash per call, resumed where the last one stopped.
 local cursor = redis.call('HGET', KEYS[9], 'revoked_cursor') or '0'
@@ -110,6 +138,7 @@ local function finish(state)
   out.recent = redis.call('ZCOUNT', KEYS[8], now - 60000, '+inf')  -- this tick's admissions included
   out.waiting = redis.call('ZCARD', KEYS[2])
   out.prequeue = redis.call('ZCARD', KEYS[3])
+  out.claims = redis.call('ZCARD', KEYS[17])
   return cjson.encode(out)
 end
 
@@ -196,13 +225,20 @@ local room = math.min(tonumber(c[6] or '1000'), math.floor(tonumber(c[9] or '1.5
 local grace_ms = tonumber(c[8] or '60000')
 local pass_ttl_ms = tonumber(c[7] or '300000')
 out.pass_ttl_ms = pass_ttl_ms
--- Present: polled within the grace period, or holding a stream on a process whose lease is live.
-local function present(user)
+-- 'here': polled within the grace period, or holding a stream on a process whose lease is live;
+-- 'away': neither, but subscribed to notifications (called, with a claim window); else nil.
+local function presence(user)
   if tonumber(redis.call('ZSCORE', KEYS[7], user) or '0') >= now - grace_ms then
-    return true
+    return 'here'
   end
   local holder = redis.call('HGET', KEYS[13], user)
-  return holder and tonumber(redis.call('ZSCORE', KEYS[14], holder) or '0') >= now
+  if holder and tonumber(redis.call('ZSCORE', KEYS[14], holder) or '0') >= now then
+    return 'here'
+  end
+  if redis.call('HEXISTS', KEYS[18], user) == 1 then
+    return 'away'
+  end
+  return nil
 end
 
 local scanned = 0
@@ -215,19 +251,29 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
     scanned = scanned + 1
     redis.call('ZREM', KEYS[2], user)
     out.head = tonumber(ticket)
-    local here = present(user)
+    local seen = presence(user)
     -- Out of line either way: presence is asked only of users in line, and the stream ends here.
     redis.call('ZREM', KEYS[7], user)
     redis.call('HDEL', KEYS[13], user)
-    if not here then
+    if not seen then
       redis.call('HDEL', KEYS[15], user)  -- the admitter reads join times only of those let in
       out.abandoned = out.abandoned + 1
     else
-      redis.call('ZADD', KEYS[5], stamp + pass_ttl_ms, user)
-      redis.call('HSET', KEYS[6], user, ticket .. ':' .. stamp .. ':' .. pass_ttl_ms)
+      if seen == 'here' then
+        redis.call('ZADD', KEYS[5], stamp + pass_ttl_ms, user)
+        redis.call('HSET', KEYS[6], user, ticket .. ':' .. stamp .. ':' .. pass_ttl_ms)
+        redis.call('HDEL', KEYS[18], user)  -- on the page: no notice needed
+        table.insert(out.admitted, user)
+        table.insert(out.admitted, tonumber(ticket))
+      else  -- the slot is theirs for the claim window; the pass is issued when they claim it
+        redis.call('ZADD', KEYS[5], stamp + claim_ms, user)
+        redis.call('HSET', KEYS[6], user, ticket .. ':' .. stamp .. ':' .. pass_ttl_ms .. ':called')
+        redis.call('ZADD', KEYS[17], stamp + claim_ms, user)
+        table.insert(out.called, user)
+        table.insert(out.called, tonumber(ticket))
+        table.insert(out.called, redis.call('HGET', KEYS[18], user))
+      end
       redis.call('ZADD', KEYS[8], stamp, user)
-      table.insert(out.admitted, user)
-      table.insert(out.admitted, tonumber(ticket))
       tokens = tokens - 1
       room = room - 1
       if room <= 0 or tokens < 1 then break end
@@ -236,10 +282,11 @@ while room > 0 and tokens >= 1 and scanned < max_scan do
 end
 redis.call('HSET', KEYS[9], 'tokens', tostring(tokens), 'at', at, 'head', out.head)
 local total = tonumber(redis.call('HGET', KEYS[9], 'admitted') or '0')
-if #out.admitted > 0 then
-  total = redis.call('HINCRBY', KEYS[9], 'admitted', #out.admitted / 2)
+local let_in = #out.admitted / 2 + #out.called / 3
+if let_in > 0 then
+  total = redis.call('HINCRBY', KEYS[9], 'admitted', let_in)
 end
-out.active = active + #out.admitted / 2
+out.active = active + let_in
 
 -- The room's pace, for the waits people are told (waiting_room/eta.py): how fast the head passes
 -- tickets (admitted or gone) and how fast admissions go, each smoothed over PACE_TAU_MS, measured

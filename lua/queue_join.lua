@@ -10,7 +10,9 @@ KEYS[2]  waiting    {ev:E}:room:waiting    zset  user -> ticket (admission order
 KEYS[3]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms), before a scheduled opening
 KEYS[4]  seq        {ev:E}:room:seq        string: the last ticket handed out
 KEYS[5]  admitted   {ev:E}:room:admitted   zset  user -> active until (ms)
-KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>"
+KEYS[6]  passes     {ev:E}:room:passes     hash  user -> "<ticket>:<admitted at ms>:<pass ttl ms>",
+                                                 ":called" until a user called while away claims
+                                                 it (any call of theirs here does)
 KEYS[7]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[8]  admit log  {ev:E}:room:admit_log  zset  user -> admitted at (ms), the last minutes
 KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted or removed; the
@@ -37,7 +39,8 @@ rates as strings since a reply's numbers are integers):
   prequeue    in line before the scheduled opening (order drawn at opening)
   waiting     rank = people ahead (0-based), ticket = place
   paused      as waiting, while the operator has paused admission
-  admitted    admitted_at (ms): the caller issues the pass from it
+  admitted    admitted_at (ms): the caller issues the pass from it (for a user called while away,
+              the moment they came back to claim it)
   not_joined  (status only) not in line
   pow_required (join) the room asks a new place for proof of work (pow_bits > 0) and the proof
               sent falls short, or its challenge took a place already
@@ -64,7 +67,13 @@ local pass = redis.call('HGET', KEYS[6], user)
 if pass then
   local active_until = tonumber(redis.call('ZSCORE', KEYS[5], user) or '0')
   if active_until > now then
-    local ticket, admitted_at, ttl = string.match(pass, '^(%d+):(%d+):(%d+)$')
+    local ticket, admitted_at, ttl, called = string.match(pass, '^(%d+):(%d+):(%d+)(.*)$')
+    if called == ':called' then
+      -- Called while away and back within the claim window: the pass starts now, whole.
+      admitted_at = now
+      redis.call('HSET', KEYS[6], user, ticket .. ':' .. now .. ':' .. ttl)
+      redis.call('ZADD', KEYS[5], now + tonumber(ttl), user)
+    end
     return reply('admitted', -1, tonumber(ticket), tonumber(admitted_at), tonumber(ttl))
   end
   if verb == 'status' then

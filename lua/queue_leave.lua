@@ -10,6 +10,7 @@ KEYS[2]  prequeue   {ev:E}:room:prequeue   zset  user -> join time (ms)
 KEYS[3]  presence   {ev:E}:room:presence   zset  user -> last seen (ms)
 KEYS[4]  streams    {ev:E}:room:streams    hash  user -> gateway process holding their stream
 KEYS[5]  joined     {ev:E}:room:joined     hash  user -> when the place was taken (ms)
+KEYS[6]  notify     {ev:E}:room:notify     hash  user -> notification subscription
 
 ARGV[1]  user id
 
@@ -25,4 +26,5 @@ end
 redis.call('ZREM', KEYS[3], user)
 redis.call('HDEL', KEYS[4], user)
 redis.call('HDEL', KEYS[5], user)
+redis.call('HDEL', KEYS[6], user)
 return 1

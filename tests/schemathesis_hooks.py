@@ -6,7 +6,9 @@ descriptions; JSON Schema has no "in the future", "unique by name" or "an existi
 - a show's zone names are unique;
 - an event's category names one that exists (or none);
 - a birth date is from 1900-01-01 to today;
-- a card's expiry (MM/YY) is not past.
+- a card's expiry (MM/YY) is not past;
+- a push subscription's endpoint is an https URL on a public host, its keys a P-256 point and a
+  16-byte secret (what a browser's PushManager makes).
 
 A generated value that breaks one is replaced by one that keeps it (deterministically: the same
 value in, the same value out, so shrinking and replays still work). Negative cases pass through
@@ -69,6 +71,25 @@ def _payment_body(body: dict) -> dict:
     return body
 
 
+# A browser's subscription keys (any real pair will do: they are only checked for shape here).
+PUSH_KEYS = {
+    "p256dh": "BCmc_x3O93jSq8g75KpmRkBjjrP6qdy2QNkRvSdD-3qOv_3Dh9-IHOTJjUXwvT5xxKlSMxDdQ7O3aYbQWdz8ScQ",
+    "auth": "8eDyX_uCN0XRhSbY5hs7Hg",
+}
+
+
+def _notify_body(body: dict) -> dict:
+    push = body.get("push")
+    if (
+        isinstance(push, dict)
+        and isinstance(push.get("endpoint"), str)
+        and isinstance(push.get("keys"), dict)
+    ):
+        push["endpoint"] = f"https://push.example.com/send/{_spread(push['endpoint'], 10**9)}"
+        push["keys"] = dict(PUSH_KEYS)
+    return body
+
+
 @schemathesis.hook
 def map_body(ctx, body):
     if not isinstance(body, dict):
@@ -79,4 +100,6 @@ def map_body(ctx, body):
         return _profile_body(body)
     if _is(ctx, "POST", "/api/v1/payments"):
         return _payment_body(body)
+    if _is(ctx, "POST", "/api/v1/queue/notify"):
+        return _notify_body(body)
     return body

@@ -12,6 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from booking_rush.services.endpoints import Endpoints
+from booking_rush.services.web_push import PushSettings, VapidKey
 from gateway.app import create_app
 from gateway.auth import issue_access_token
 from gateway.routes.openapi import DOCUMENT
@@ -84,7 +85,8 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_the_document_doe
     config.write_text(
         SCHEMATHESIS_CONFIG.replace("20261205", os.environ.get("BR_SCHEMATHESIS_SEED", "20261205"))
     )
-    settings = gateway_settings(schema, topics, jwt_secret, rate_limits=NO_LIMITS, bcrypt_cost=4)
+    push = PushSettings(vapid_private_key=VapidKey.generate())  # so that a push subscription is taken
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits=NO_LIMITS, bcrypt_cost=4, push=push)
     try:
         async with running_gateway(settings) as url:
             proc = await asyncio.create_subprocess_exec(

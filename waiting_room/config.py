@@ -28,6 +28,7 @@ _INT_BOUNDS = {
     # Proof of work a new place needs: zero bits of SHA-256 (0: none; 20 is ~a million hashes,
     # seconds on a slow phone, where the page's cost table in the README stops).
     "pow_bits": (0, 24),
+    "claim_window_s": (30, 3600),
 }
 
 
@@ -44,12 +45,20 @@ class RoomConfig:
     auto_rps: int = 200  # ... or this many reserve requests per second
     shuffle_seed: int = 0  # drawn when an opening is scheduled; recorded for audit
     pow_bits: int = 0  # proof of work asked of a new place (waiting_room/pow.py); 0: none
+    # Called at their turn while away (subscribed to notifications): how long the slot waits
+    # for them to come back and take the pass before it goes to the next person.
+    claim_window_s: int = 180
 
     def to_redis(self) -> dict[str, str]:
         return {
-            **{k: str(v) for k, v in asdict(self).items() if k not in ("pass_ttl_s", "grace_s")},
+            **{
+                k: str(v)
+                for k, v in asdict(self).items()
+                if k not in ("pass_ttl_s", "grace_s", "claim_window_s")
+            },
             "pass_ttl_ms": str(self.pass_ttl_s * 1000),
             "grace_ms": str(self.grace_s * 1000),
+            "claim_ms": str(self.claim_window_s * 1000),
         }
 
     @classmethod
@@ -72,6 +81,7 @@ class RoomConfig:
             auto_rps=int(values["auto_rps"]),
             shuffle_seed=int(values["shuffle_seed"]),
             pow_bits=int(values.get("pow_bits", 0)),  # rooms configured before it: none
+            claim_window_s=int(values.get("claim_ms", 180_000)) // 1000,
         )
 
     def engaged_by_mode(self) -> bool:

@@ -6,10 +6,12 @@ their answers. Times are milliseconds passed in by the caller (tests move a cloc
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import WatchError
 
 from lua import SaleScripts, execute_scripted, keys, queue_script
 from waiting_room.config import RoomConfig
@@ -19,9 +21,10 @@ from waiting_room.pow import NO_PROOF, Proof
 
 JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "presence", "admit_log", "bucket")
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
-LEAVE_PARTS = ("waiting", "prequeue", "presence", "streams", "joined")
-# lua/queue_admit.lua's KEYS[11..16]; JOIN_PARTS and the holds index come first, the zones last.
-ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked")
+LEAVE_PARTS = ("waiting", "prequeue", "presence", "streams", "joined", "notify")
+NOTIFY_PARTS = ("waiting", "prequeue", "notify")
+# lua/queue_admit.lua's KEYS[11..18]; JOIN_PARTS and the holds index come first, the zones last.
+ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked", "called", "notify")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,12 @@ def _standing(out: list, now_ms: int) -> Standing:
     )
 
 
+def _tuples(flat: list | dict, size: int) -> list[tuple]:
+    """A script's flat list [a, b, a, b, ...] as tuples (cjson encodes an empty one as {})."""
+    flat = flat if isinstance(flat, list) else []
+    return [tuple(flat[i : i + size]) for i in range(0, len(flat), size)]
+
+
 class WaitingRoom:
     def __init__(self, redis, scripts: SaleScripts) -> None:
         self.redis = redis
@@ -147,8 +156,11 @@ class WaitingRoom:
         answers = await execute_scripted(self.redis, fill, self.scripts)
         for event_id, raw in zip(event_ids, answers, strict=True):
             tick = orjson.loads(raw)
-            flat = tick["admitted"] if isinstance(tick["admitted"], list) else []  # cjson: {} when empty
-            tick["admitted"] = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+            tick["admitted"] = [(user, int(ticket)) for user, ticket in _tuples(tick["admitted"], 2)]
+            # Called while away (user, ticket, subscription) and claim windows run out (user,
+            # subscription): the admitter tells them (workers/admitter.py).
+            tick["called"] = _tuples(tick["called"], 3)
+            tick["missed"] = _tuples(tick["missed"], 2)
             ticks[event_id] = tick
         return ticks
 
@@ -156,6 +168,28 @@ class WaitingRoom:
         """The user leaves the line (or the pre-queue); True if they were in it."""
         room_keys = [keys.room(event_id, p) for p in LEAVE_PARTS]
         return await self.scripts.queue_leave(keys=room_keys, args=[user_id]) == 1
+
+    async def subscribe(self, event_id: str, user_id: str, subscription: bytes) -> bool:
+        """Keep the user's notification subscription (one per person per room, replacing the
+        last); False if they are not in line (nothing kept)."""
+        room_keys = [keys.room(event_id, p) for p in NOTIFY_PARTS]
+        return await self.scripts.queue_notify(keys=room_keys, args=[user_id, subscription]) == 1
+
+    async def unsubscribe(self, event_id: str, user_id: str) -> bool:
+        """Drop the user's notification subscription; False if there was none."""
+        room_keys = [keys.room(event_id, p) for p in NOTIFY_PARTS]
+        return await self.scripts.queue_notify(keys=room_keys, args=[user_id, ""]) == 1
+
+    async def forget_subscription(self, event_id: str, user_id: str, subscription: str) -> None:
+        """The push service says this subscription is gone (404/410): drop it, if still the user's."""
+        notify = keys.room(event_id, "notify")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(notify)
+            if (await pipe.hget(notify, user_id) or b"").decode() == subscription:
+                pipe.multi()
+                pipe.hdel(notify, user_id)
+                with contextlib.suppress(WatchError):  # changed meanwhile: a new one, kept
+                    await pipe.execute()
 
     async def stream(
         self, event_id: str, user_id: str, holder: str, now_ms: int, op: str, lease_until_ms: int = 0
@@ -230,6 +264,8 @@ class WaitingRoom:
         entry = await self.admission_of(event_id, user_id)
         if entry is None:
             return None
+        if entry.endswith(":called"):
+            return None  # called while away and not back yet: no pass was issued
         _, admitted_at, ttl = (int(part) for part in entry.split(":"))
         expires_at_ms = admitted_at + ttl
         if expires_at_ms <= now_ms:

@@ -30,6 +30,7 @@ from workers.persistence import PersistenceConsumer
 from workers.settings import WorkerSettings
 from workers.supervision import supervise
 from workers.sweeper import Sweeper
+from workers.turn_notices import turn_notices
 
 log = logging.getLogger("workers")
 
@@ -59,7 +60,8 @@ async def serve(settings: WorkerSettings) -> None:
         if "sweeper" in settings.roles:
             role("sweeper", lambda: Sweeper(redis, producer, settings).run(stop))
         if "admitter" in settings.roles:
-            role("admitter", lambda: Admitter(WaitingRoom(redis, scripts), settings).run(stop))
+            notices = await stack.enter_async_context(turn_notices(WaitingRoom(redis, scripts), settings))
+            role("admitter", lambda: Admitter(WaitingRoom(redis, scripts), settings, notices).run(stop))
         if {"persistence", "archiver"} & set(settings.roles):
             pool = await stack.enter_async_context(pg_pool(settings.endpoints.database_url))
         if "archiver" in settings.roles:

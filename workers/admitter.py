@@ -22,6 +22,7 @@ from booking_rush.telemetry import worker_metrics
 from lua import keys
 from waiting_room.room import WaitingRoom
 from workers.settings import WorkerSettings
+from workers.turn_notices import TurnNotices
 
 log = logging.getLogger("workers.admitter")
 
@@ -39,8 +40,10 @@ def is_quiet(tick: dict) -> bool:
     """Nobody in line or before the opening, nobody let in: nothing can change until someone
     joins or an operator changes the room (both wake it), but for what seats and time do
     (sold out, a scheduled opening), which a quiet room shows within QUIET_RECHECK_MS. A room
-    in mode auto engages on the request rate, which wakes nothing: it is never quiet."""
-    return tick["mode"] != "auto" and not tick["waiting"] and not tick["prequeue"] and not tick["admitted"]
+    in mode auto engages on the request rate, which wakes nothing: it is never quiet; nor is one
+    with a claim window open (its end lets the next person in and tells the one who missed it)."""
+    quiet = not tick["waiting"] and not tick["prequeue"] and not tick["admitted"] and not tick["claims"]
+    return tick["mode"] != "auto" and quiet
 
 
 def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
@@ -53,9 +56,12 @@ def tick_message(event_id: str, now_ms: int, tick: dict) -> dict:
 
 
 class Admitter:
-    def __init__(self, room: WaitingRoom, settings: WorkerSettings) -> None:
+    def __init__(
+        self, room: WaitingRoom, settings: WorkerSettings, notices: TurnNotices | None = None
+    ) -> None:
         self.room = room
         self.settings = settings
+        self.notices = notices  # tells those called while away (None: nobody is told)
         self._quiet_until: dict[str, int] = {}  # event id -> when a quiet room is ticked again
 
     async def tick(self, now_ms: int) -> dict[str, dict]:
@@ -86,8 +92,10 @@ class Admitter:
             await pipe.execute()
         await self.observe_waits(ticks, now_ms)
         for event_id, tick in ticks.items():
-            if tick["admitted"]:
-                worker_metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]))
+            if self.notices is not None and (tick["called"] or tick["missed"]):
+                self.notices.tell(event_id, tick)
+            if tick["admitted"] or tick["called"]:
+                worker_metrics.ADMITTED.labels(event_id).inc(len(tick["admitted"]) + len(tick["called"]))
             worker_metrics.QUEUE_DEPTH.labels(event_id).set(tick["waiting"] + tick["prequeue"])
             worker_metrics.ROOM_ACTIVE.labels(event_id).set(tick["active"])
             worker_metrics.ADMISSION_RATE.labels(event_id).set(tick["recent"])
@@ -97,7 +105,11 @@ class Admitter:
         """waiting_room_wait_seconds for everyone this tick let in: their join time, read and
         dropped. Not one transaction (the rooms' keys live in different cluster slots): two
         admitters reading the same user at the same instant would both observe it."""
-        admitted = [(ev, [user for user, _ in t["admitted"]]) for ev, t in ticks.items() if t["admitted"]]
+        admitted = [
+            (ev, [user for user, *_ in t["admitted"] + t["called"]])
+            for ev, t in ticks.items()
+            if t["admitted"] or t["called"]
+        ]
         if not admitted:
             return
         async with self.room.redis.pipeline(transaction=False) as pipe:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from booking_rush.contract.topics import Topics
 from booking_rush.services.endpoints import Endpoints
 from booking_rush.services.env import env_bool, env_float, env_int, env_ms, env_str
+from booking_rush.services.mail import MailSettings
+from booking_rush.services.web_push import PushSettings
 
 ALL_ROLES = ("commands", "sweeper", "persistence", "admitter", "archiver")
 
@@ -77,6 +79,9 @@ class WorkerSettings:
     # right after a persistence batch committed (before its offsets are).
     crash_after_lua: bool = False
     crash_after_persist: bool = False
+    # The admitter tells people called while away (workers/turn_notices.py), by push or mail.
+    push: PushSettings = PushSettings()
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -128,6 +133,8 @@ class WorkerSettings:
             assignor=env_str("BR_KAFKA_ASSIGNOR", defaults.assignor),
             crash_after_lua=env_bool("BR_FAULT_CRASH_AFTER_LUA"),
             crash_after_persist=env_bool("BR_FAULT_CRASH_AFTER_PERSIST"),
+            push=PushSettings.from_env(),
+            mail=MailSettings.from_env(),
         )
 
     @property

@@ -38,6 +38,11 @@ ROOM_ACTIVE = Gauge(
     "waiting_room_active", "Admitted people still active", ["event_id"], multiprocess_mode="livemax"
 )
 ADMITTED = Counter("waiting_room_admitted", "People let in", ["event_id"])
+TURN_NOTICES = Counter(
+    "waiting_room_turn_notices",
+    "Notices to people called while away (kind: called, missed) by outcome (sent, gone, refused, failed)",
+    ["kind", "result"],
+)
 WAIT_SECONDS = Histogram(
     "waiting_room_wait_seconds",
     "Time in line, from taking a place to being let in",

@@ -416,6 +416,36 @@ LEFT_LINE = obj(
 )
 
 
+# A browser's PushSubscription.toJSON(): the endpoint and its keys, base64url.
+PUSH_SUBSCRIPTION = {
+    **obj(
+        ["endpoint", "keys"],
+        endpoint={"type": "string", "minLength": 1, "maxLength": 1024},
+        keys=obj(["p256dh", "auth"], p256dh=text(100, 1), auth=text(40, 1)),
+    ),
+    "description": "A browser's PushSubscription.toJSON(): endpoint an https URL on a public host; "
+    "keys.p256dh a P-256 public key (65 bytes), keys.auth 16 bytes, both base64url",
+}
+NOTIFY_BODY = {
+    **obj(
+        ["event_id"],
+        event_id=UUID,
+        push=PUSH_SUBSCRIPTION,
+        email={"const": True},
+        lang={"enum": ["en", "th"]},
+    ),
+    # Told by push or by mail: exactly one of them.
+    "oneOf": [{"required": ["push"]}, {"required": ["email"]}],
+}
+NOTIFYING = obj(
+    ["event_id", "channel", "claim_window_s"],
+    event_id=UUID,
+    channel={"enum": ["push", "email"]},
+    claim_window_s=INT,
+)
+NOT_NOTIFYING = obj(["event_id", "removed"], event_id=UUID, removed={"type": "boolean"})
+
+
 def queue_op(
     summary: str,
     answer: dict[str, Any],
@@ -475,6 +505,7 @@ ROOM_CONFIG = obj(
     auto_active=INT,
     auto_rps=INT,
     pow_bits=INT,
+    claim_window_s=INT,
 )
 ROOM_CHANGES = {
     **obj(
@@ -489,6 +520,7 @@ ROOM_CHANGES = {
         auto_active={"type": "integer", "minimum": 1, "maximum": 10_000_000},
         auto_rps={"type": "integer", "minimum": 1, "maximum": 10_000_000},
         pow_bits={"type": "integer", "minimum": 0, "maximum": 24},
+        claim_window_s={"type": "integer", "minimum": 30, "maximum": 3600},
     ),
     "additionalProperties": False,  # a setting the room does not have is refused
 }
@@ -732,6 +764,29 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/queue/stream": {"get": STREAM},
+    "/api/v1/queue/notify": {
+        "post": queue_op(
+            "Tell me when it is my turn, by Web Push (push: the browser's PushSubscription) or e-mail "
+            "(email: true); while it lives I count as present: at my turn I am called and have the "
+            "room's claim window to come back for the pass. One per person per room (replaces the last)",
+            NOTIFYING,
+            body=NOTIFY_BODY,
+            errors=(400, 404, 409),
+        ),
+        "delete": op(
+            "Stop telling me (removed: whether there was a subscription)",
+            {200: success(NOT_NOTIFYING)},
+            auth=True,
+            errors=(400, 404),
+            params=[query("event_id", UUID, required=True)],
+        ),
+    },
+    "/api/v1/queue/notify/key": {
+        "get": op(
+            "The Web Push application server key pages subscribe with (null: no Web Push on this site)",
+            {200: success(obj(["vapid_public_key"], vapid_public_key=NULLABLE_TEXT))},
+        )
+    },
     "/.well-known/jwks.json": {
         "get": {
             "summary": "Queue-pass public keys (a plain JWKS document, not the envelope)",

@@ -13,7 +13,9 @@ import time
 from aiohttp import web
 
 from booking_rush.contract.messages import now_ms
+from booking_rush.services.web_push import PushRefused, Subscription
 from gateway import appkeys, errors
+from gateway.accounts import profile
 from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
 from gateway.middlewares import traced_opening
@@ -23,6 +25,7 @@ from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
 from gateway.queue_ticket import issue_queue_ticket, read_queue_ticket
 from gateway.responses import ok
 from waiting_room.eta import eta_fields
+from waiting_room.notices import LANGUAGES, NoticeRecord
 from waiting_room.pow import (
     MAX_CHALLENGE_CHARS,
     MAX_NONCE_CHARS,
@@ -125,6 +128,69 @@ async def leave(request: web.Request) -> web.Response:
     return ok({"event_id": event_id, "state": "not_joined", "left": left})
 
 
+def _notice_channel(body: dict) -> str:
+    """ "push" or "email": the `notify` body asks for exactly one."""
+    if "email" in body and body["email"] is not True:
+        raise errors.ValidationError("email must be true", details={"email": "true"})
+    if ("push" in body) == ("email" in body):
+        raise errors.ValidationError(
+            "say how to be told: push (a PushSubscription) or email: true, one of them",
+            details={"push": "a PushSubscription's JSON", "email": "true"},
+        )
+    lang = body.get("lang", "en")
+    if lang not in LANGUAGES:
+        raise errors.ValidationError("lang must be en or th", details={"lang": "en or th"})
+    return "email" if "email" in body else "push"
+
+
+def _push_subscription(request: web.Request, value: object) -> Subscription:
+    push = request.app[appkeys.SETTINGS].push
+    if push.vapid_key is None:
+        raise errors.ValidationError(
+            "this site does not send push notifications; ask for e-mail instead",
+            details={"push": "not offered here (GET /api/v1/queue/notify/key is null)"},
+        )
+    try:
+        return Subscription.parse(value, push.allow_test_endpoints)
+    except PushRefused as exc:
+        raise errors.ValidationError(f"push: {exc.reason}", details={"push": exc.reason}) from exc
+
+
+async def notify(request: web.Request) -> web.Response:
+    """Be told when it is my turn (a notification subscription counts as presence: at my turn I
+    am called with the room's claim window even with the page closed). One per person per
+    room: a new one replaces the last."""
+    principal = current_principal(request)
+    body = await read_json_object(request)
+    event_id = uuid_value(body.get("event_id"), "event_id")
+    channel = _notice_channel(body)
+    await published(request, event_id)
+    app, page, lang = request.app, f"/waiting-room/{event_id}", body.get("lang", "en")
+    if channel == "email":  # a mail is read outside the site: the page's whole address
+        email = (await profile(app[appkeys.PG_POOL], principal.user_id)).email
+        record = NoticeRecord(page=f"{request.url.origin()}{page}", lang=lang, email=email)
+    else:
+        record = NoticeRecord(page=page, lang=lang, push=_push_subscription(request, body["push"]))
+    if not await app[appkeys.WAITING_ROOM].subscribe(event_id, principal.user_id, record.to_json()):
+        raise errors.NotInLine()
+    config = await app[appkeys.WAITING_ROOM].config(event_id)
+    return ok({"event_id": event_id, "channel": channel, "claim_window_s": config.claim_window_s})
+
+
+async def stop_notifying(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    event_id = uuid_value(request.query.get("event_id"), "event_id")
+    await published(request, event_id)
+    removed = await request.app[appkeys.WAITING_ROOM].unsubscribe(event_id, principal.user_id)
+    return ok({"event_id": event_id, "removed": removed})
+
+
+async def push_key(request: web.Request) -> web.Response:
+    """The key a page subscribes with (applicationServerKey); null: no Web Push here."""
+    key = request.app[appkeys.SETTINGS].push.vapid_key
+    return ok({"vapid_public_key": key.public_key if key else None})
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
     # Traced (or kept out of traces) while it opens, not for its life: a stream lives for
     # minutes, and a span or context held by each of tens of thousands costs memory on each.
@@ -208,5 +274,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/queue/status", status, name="queue_status")
     app.router.add_post("/api/v1/queue/leave", leave, name="queue_leave")
     app.router.add_get("/api/v1/queue/stream", stream, name="queue_stream")
+    app.router.add_post("/api/v1/queue/notify", notify, name="queue_notify")
+    app.router.add_delete("/api/v1/queue/notify", stop_notifying, name="queue_notify_stop")
+    app.router.add_get("/api/v1/queue/notify/key", push_key, name="queue_push_key")
     app.on_shutdown.append(end_streams)
     app.router.add_get("/.well-known/jwks.json", jwks, name="jwks")

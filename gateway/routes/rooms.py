@@ -45,6 +45,7 @@ def _config_json(config: RoomConfig) -> dict[str, Any]:
         "auto_active": config.auto_active,
         "auto_rps": config.auto_rps,
         "pow_bits": config.pow_bits,
+        "claim_window_s": config.claim_window_s,
     }
 
 
