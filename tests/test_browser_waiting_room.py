@@ -17,11 +17,14 @@ from decimal import Decimal
 
 import pytest
 import pytest_asyncio
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from booking_rush.contract.messages import now_ms
+from booking_rush.services.web_push import PushSettings, VapidKey
 from gateway import appkeys
 from lua import keys
 from ops.inventory import load_event_inventory
@@ -363,3 +366,122 @@ async def test_a_stream_reconnecting_after_its_first_ticket_ran_out_opens_with_a
         await wait_until(reopened, 10, "the page to open its stream again")
         assert "polling" not in browser.execute_script("return window.updatesSeen")  # no detour
         assert _standing(browser)["position"] == entered["position"]
+
+
+@pytest.fixture
+def thai_reader(browser):
+    """The browser asks for Thai first (Accept-Language and navigator.languages)."""
+    agent = browser.execute_script("return navigator.userAgent")
+    browser.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "th-TH,th;q=0.9,en;q=0.5"}
+    )
+    yield
+    browser.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US,en"}
+    )
+
+
+def _texts(driver) -> dict:
+    def text(element_id: str) -> str:
+        return driver.find_element(By.ID, element_id).text
+
+    return {
+        "lang": driver.execute_script("return document.documentElement.lang"),
+        "position_label": driver.find_element(By.CSS_SELECTOR, "[data-i18n='standing.position']").text,
+        "eta": text("eta"),
+        "state": text("room-state"),
+        "announced": driver.find_element(By.ID, "announce").get_attribute("textContent"),
+        "leave": text("leave-line"),
+    }
+
+
+def _by_keyboard_to(driver, element_id: str, most: int = 30) -> bool:
+    """Tab from the top of the page until `element_id` has the focus; then Enter. Whether it got there."""
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    for _ in range(most):
+        ActionChains(driver).send_keys(Keys.TAB).perform()  # to whatever has the focus, as a person would
+        if driver.switch_to.active_element.get_attribute("id") == element_id:
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+            return True
+    return False
+
+
+def _thai_then_english(driver, sale) -> dict:
+    entered = _enter_room_signed_out(driver, sale)
+    thai = _texts(driver)
+    wait(driver, lambda d: d.find_element(By.ID, "announce").get_attribute("textContent"))
+    thai["announced"] = _texts(driver)["announced"]
+    reached = _by_keyboard_to(driver, "notify-email")
+    wait(driver, lambda d: d.find_element(By.ID, "notify-said").text)
+    told = driver.find_element(By.ID, "notify-said").text
+    driver.find_element(By.CSS_SELECTOR, "[data-lang='en']").click()
+    english = _texts(driver)
+    told_in_english = driver.find_element(By.ID, "notify-said").text
+    driver.refresh()
+    wait(driver, lambda d: d.find_element(By.ID, "position").text.isdigit())
+    return {
+        "user_id": entered["user_id"],
+        "thai": thai,
+        "keyboard_reached_email": reached,
+        "told": told,
+        "english": english,
+        "told_in_english": told_in_english,
+        "after_reload": _texts(driver)["lang"],
+    }
+
+
+async def test_the_room_speaks_thai_to_a_thai_browser_switches_to_english_and_works_by_keyboard(
+    browser, thai_reader, sale, room
+):
+    said = await asyncio.to_thread(_thai_then_english, browser, sale)
+    thai = said["thai"]
+    assert thai["lang"] == "th" and thai["position_label"] == "ลำดับของคุณในคิว"
+    assert thai["eta"] == "ไม่ถึงหนึ่งนาที" and thai["leave"] == "ออกจากคิว"
+    assert thai["announced"].startswith(f"คุณอยู่ลำดับที่ {AHEAD + 1} ในคิว")  # said to screen readers
+    assert said["keyboard_reached_email"]
+    assert said["told"].startswith("เราจะส่งอีเมลถึงคุณเมื่อถึงคิว")
+    english = said["english"]
+    assert english["lang"] == "en" and english["position_label"] == "Your place in line"
+    assert english["eta"] == "less than a minute" and english["leave"] == "Leave the line"
+    assert said["told_in_english"].startswith(
+        "We will e-mail you when it is your turn. You then have 3 minutes"
+    )
+    assert said["after_reload"] == "en"  # the reader's choice outlives Accept-Language
+    record = await room.redis.hget(keys.room(sale["event_id"], "notify"), said["user_id"])
+    stored = json.loads(record)
+    assert stored["lang"] == "th" and stored["email"] == sale["email"]  # asked for in Thai
+    assert await asyncio.to_thread(page_problems, browser) == []
+
+
+def _ask_for_push(driver, sale) -> dict:
+    _enter_room_signed_out(driver, sale)
+    button = wait(driver, seen.visibility_of_element_located((By.ID, "notify-push")))
+    origin = sale["room_page"].split("/waiting-room/")[0]
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": origin, "permissions": ["notifications"]})
+    button.click()
+    wait(driver, lambda d: d.find_element(By.ID, "notify-said").text, 30)
+    worker = driver.execute_async_script(
+        "const done = arguments[0];"
+        "navigator.serviceWorker.getRegistration('/static/')"
+        "  .then((r) => done(r && r.active && r.active.scriptURL))"
+    )
+    return {"said": driver.find_element(By.ID, "notify-said").text, "worker": worker}
+
+
+async def test_a_site_with_web_push_offers_it_and_the_page_registers_its_service_worker(
+    browser, pg, sale_redis, room, schema, new_topics, jwt_secret
+):
+    """Headless Chromium here reaches no push service, so the subscription itself cannot be made
+    (the server side is tested against a push service of the test's own: test_queue_notify.py):
+    the page offers it, registers its worker, asks, and says plainly what happened."""
+    push = PushSettings(vapid_private_key=VapidKey.generate())
+    settings = gateway_settings(
+        schema, await new_topics("push-page"), jwt_secret, rate_limits="general=6000/1000", push=push
+    )
+    async with running_gateway_app(settings) as (url, _):
+        sale = await _sale(pg, sale_redis, room, url)
+        asked = await asyncio.to_thread(_ask_for_push, browser, sale)
+    assert asked["worker"] == f"{url}/static/push-sw.js"
+    assert asked["said"].startswith(
+        ("We will notify this device", "This browser could not sign up for notifications")
+    )

@@ -27,6 +27,11 @@ PAGES = {
     "/api/docs": "api-docs.html",  # the API's reference (Swagger UI over /api/v1/openapi.json)
 }
 
+# Pages said in Thai or English (gateway/static/i18n.js): served with <html lang> picked from the
+# request's Accept-Language, which the page's script starts from (the reader's switch wins).
+PAGE_LANGUAGES = ("en", "th")
+LANGUAGE_PAGES = {"waiting-room.html"}
+
 # Pages of one booking: the route's own pattern checks its id (params.PUBLIC_ID).
 BOOKING_PAGES = {
     f"/pay/{{booking_id:{PUBLIC_ID}}}": "pay.html",
@@ -34,14 +39,37 @@ BOOKING_PAGES = {
 }
 
 
+def preferred_language(accept_language: str) -> str:
+    """The first of PAGE_LANGUAGES an Accept-Language header prefers (by q, then order), else en."""
+    best, best_q = "en", 0.0
+    for part in accept_language.split(",")[:20]:
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower()[:2]
+        if primary in PAGE_LANGUAGES and q > best_q:
+            best, best_q = primary, q
+    return best
+
+
 def _page(filename: str, uuid_params: bool = True):
     path = STATIC_DIR / filename
+    in_languages = filename in LANGUAGE_PAGES
 
-    async def serve(request: web.Request) -> web.FileResponse:
+    async def serve(request: web.Request) -> web.StreamResponse:
         for name in request.match_info if uuid_params else ():
             path_uuid(request, name)  # not a UUID names nothing: 404, in the API's envelope
         # Pages change with a deploy; make the browser ask again rather than keep a stale one.
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        if not in_languages:
+            return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        lang = preferred_language(request.headers.get("Accept-Language", ""))
+        html = path.read_text().replace('<html lang="en">', f'<html lang="{lang}">', 1)
+        headers = {"Cache-Control": "no-cache", "Content-Language": lang, "Vary": "Accept-Language"}
+        return web.Response(text=html, content_type="text/html", headers=headers)
 
     return serve
 

@@ -1,6 +1,7 @@
 // The waiting room page: joins the event's line and shows the place, the people ahead and an
 // estimated wait, live from the position stream (SSE) or, where that is missing or fails, by
 // polling /queue/status. On admission it keeps the queue pass and goes on to the booking page.
+import { choose, dateTime, number as formatted, t, translatePage } from "/static/i18n.js";
 import { idFromPath } from "/static/page-basics.js";
 import { forgetPass, keepPass } from "/static/queue-pass.js";
 import { api, requireSignIn } from "/static/session.js";
@@ -32,58 +33,57 @@ let opensAt = null; // from join and status answers (stream events do not repeat
 // stream reopened later uses the freshest held.
 let streamTicket = null;
 let streamOpenedWith = null;
+let lastStanding = null; // said again in another language when the reader switches
+let lastAnnounced = { position: null, at: 0 };
+const SUBSCRIBE_WAIT_MS = 15000; // for the browser to sign up with its push service
+const ANNOUNCE_EVERY_MS = 20000; // a screen reader hears the place at most this often (unless near the front)
 
 function minutesText(minutes) {
-  return minutes < 60 ? `${minutes}` : `${Math.floor(minutes / 60)} h ${minutes % 60}`;
+  return minutes < 60
+    ? formatted(minutes)
+    : t("eta.hours", { h: formatted(Math.floor(minutes / 60)), m: minutes % 60 });
 }
 
 // The wait as a range ("about 4–6 minutes"), or why there is none to say.
 function waitText(standing) {
   switch (standing.eta_status) {
     case "paused":
-      return "paused: nobody is let in right now, your place is kept";
+      return t("eta.paused");
     case "not_open":
-      return opensAt ? `not open yet (opens at ${new Date(opensAt).toLocaleString()})` : "not open yet";
+      return opensAt ? t("eta.not_open_at", { time: dateTime(opensAt) }) : t("eta.not_open");
     case "sold_out":
-      return "sold out";
+      return t("eta.sold_out");
     case "closed":
-      return "the room is closed";
+      return t("eta.closed");
     case "estimate":
       break;
     default:
-      return "unknown";
+      return t("eta.unknown");
   }
   const [low, high] = standing.eta_range_seconds;
-  if (high < 60) return "less than a minute";
+  if (high < 60) return t("eta.under_minute");
   const [from, to] = [Math.max(1, Math.round(low / 60)), Math.max(1, Math.round(high / 60))];
-  if (from === to) return `about ${minutesText(from)} minute${from === 1 ? "" : "s"}`;
-  return `about ${minutesText(from)}–${minutesText(to)} minutes`;
+  if (from === to) return from === 1 ? t("eta.one_minute") : t("eta.minutes", { n: minutesText(from) });
+  return t("eta.range", { from: minutesText(from), to: minutesText(to) });
 }
 
 function describe(standing) {
   if (standing.opens_at) opensAt = standing.opens_at;
   switch (standing.state) {
     case "waiting":
-      return standing.admission_rate_per_min > 0
-        ? "You are in line. Keep this page open: it moves on to booking when it is your turn."
-        : "You are in line. Nobody has been let in during the last minute (the sale may be paused); " +
-            "your place is kept.";
+      return standing.admission_rate_per_min > 0 ? t("state.waiting") : t("state.waiting_still");
     case "prequeue":
       return (
-        `The sale opens ${opensAt ? "at " + new Date(opensAt).toLocaleString() : "soon"}. ` +
-        "Everyone who joins before it opens is given a place in a random order when it opens: " +
-        "there is no need to rush."
+        (opensAt ? t("state.prequeue_at", { time: dateTime(opensAt) }) : t("state.prequeue_soon")) +
+        t("state.prequeue")
       );
     case "paused":
-      return "The sale is paused. Your place in line is kept.";
     case "closed":
-      return "The waiting room is closed: nobody is being let in right now.";
     case "sold_out":
-      return "Sold out: every seat is sold or held. If held seats come back, the line moves again.";
     case "admitted":
-      return "It is your turn…";
+      return t(`state.${standing.state}`);
     default:
-      return `The line says: ${standing.state}`;
+      return t("state.other", { state: standing.state });
   }
 }
 
@@ -102,20 +102,37 @@ function showProgress(position) {
   bar.textContent = `${Math.round((100 * bar.value) / bar.max)}%`;
 }
 
+// The place, to screen readers: when it changes, at most every ANNOUNCE_EVERY_MS (every change
+// in the last ten), so that a fast line is not read out at every tick.
+function announce(standing) {
+  const { position } = standing;
+  if (position === null || position === undefined || position === lastAnnounced.position) return;
+  const now = Date.now();
+  if (position > 10 && now - lastAnnounced.at < ANNOUNCE_EVERY_MS) return;
+  lastAnnounced = { position, at: now };
+  document.getElementById("announce").textContent = t("announce.place", {
+    position: formatted(position),
+    wait: waitText(standing),
+  });
+}
+
 function show(standing) {
+  lastStanding = standing;
   errorLine.hidden = true;
   stateLine.textContent = describe(standing);
   const inLine = ["waiting", "paused", "prequeue"].includes(standing.state);
   document.getElementById("standing").hidden = !inLine;
   document.body.dataset.state = standing.state;
   if (!inLine) return;
-  const number = (value, unknown = "–") => (value === null || value === undefined ? unknown : `${value}`);
-  document.getElementById("position").textContent = number(standing.position, "drawn at opening");
+  const number = (value, unknown = "–") =>
+    value === null || value === undefined ? unknown : formatted(value);
+  document.getElementById("position").textContent = number(standing.position, t("standing.drawn"));
   document.getElementById("ahead").textContent = number(standing.ahead);
   document.getElementById("eta").textContent = waitText(standing);
   document.getElementById("waiting").textContent = number(standing.waiting);
   document.getElementById("rate").textContent = number(standing.admission_rate_per_min);
   showProgress(standing.position);
+  announce(standing);
 }
 
 function leave(message) {
@@ -124,6 +141,7 @@ function leave(message) {
   closeStream();
   clearTimeout(retryTimer);
   sessionStorage.removeItem(firstPositionKey);
+  sessionStorage.removeItem(notifyingKey); // my turn came: the subscription went with it
   stateLine.textContent = message;
   location.assign(bookingPage);
 }
@@ -133,12 +151,12 @@ function handle(standing) {
   if (leaving) return;
   if (standing.state === "admitted" && standing.pass) {
     keepPass(eventId, standing.pass, standing.pass_expires_at);
-    leave("It is your turn! Taking you to booking…");
+    leave(t("state.your_turn"));
   } else if (standing.state === "admitted") {
     poll(); // admitted without the pass in hand: the status answer carries it
   } else if (standing.state === "open") {
     forgetPass(eventId); // no line now: booking needs no pass
-    leave("There is no line right now. Taking you to booking…");
+    leave(t("state.no_line"));
   } else {
     show(standing);
   }
@@ -149,13 +167,13 @@ function trouble(failure, retry) {
   if (failure.status === 404) {
     stopPolling();
     closeStream();
-    stateLine.textContent = "This event is not on sale.";
+    stateLine.textContent = t("state.not_on_sale");
     return;
   }
   errorLine.textContent =
     failure.code === "RATE_LIMITED"
-      ? "Many people are asking at once; trying again shortly. Your place is kept."
-      : `Connection trouble (${failure.message}); trying again. Your place is kept.`;
+      ? t("trouble.busy")
+      : t("trouble.connection", { message: failure.message });
   errorLine.hidden = false;
   clearTimeout(pollTimer);
   pollTimer = setTimeout(retry, 1000 * (failure.retryAfter || DEFAULT_POLL_S));
@@ -218,7 +236,7 @@ async function join(pow = null) {
   } catch (failure) {
     if (failure.code === "PROOF_OF_WORK_REQUIRED" && failure.details) {
       const { challenge, bits } = failure.details;
-      stateLine.textContent = "Checking this browser before it takes a place in line…";
+      stateLine.textContent = t("state.proving");
       document.body.dataset.state = "proving";
       let nonce;
       try {
@@ -331,9 +349,9 @@ async function showTitle() {
   try {
     const { data } = await api(`/api/v1/events/${encodeURIComponent(eventId)}`);
     document.getElementById("event-title").textContent = data.title;
-    document.title = `${data.title} · Waiting room · Booking Rush`;
+    document.title = `${data.title} · ${t("page.title")}`;
   } catch {
-    document.getElementById("event-title").textContent = "Waiting room";
+    document.getElementById("event-title").textContent = t("room.kicker");
   }
 }
 
@@ -352,15 +370,145 @@ async function leaveLine() {
     return;
   }
   sessionStorage.removeItem(firstPositionKey);
+  sessionStorage.removeItem(notifyingKey); // leaving the line drops it too
   errorLine.hidden = true;
   document.getElementById("standing").hidden = true;
   document.body.dataset.state = "left";
-  stateLine.textContent = "You left the line: your place went to the people behind you.";
+  stateLine.textContent = t("state.left");
+}
+
+// Told when it is my turn (POST /queue/notify): by Web Push on this device, where the browser can
+// and the site offers it, or by e-mail. Kept for this tab's session, so the page says so again
+// after a reload; the subscription itself lives in the room until my turn.
+const notifyingKey = `booking-rush.notify.${eventId}`;
+const said = document.getElementById("notify-said");
+
+function notifying() {
+  try {
+    return JSON.parse(sessionStorage.getItem(notifyingKey));
+  } catch {
+    return null;
+  }
+}
+
+function showNotifying() {
+  const current = notifying();
+  document.getElementById("notify-stop").hidden = !current;
+  if (current) said.textContent = t(`notify.on_${current.channel}`, { minutes: formatted(current.minutes) });
+}
+
+async function subscribed(body) {
+  const { data } = await api("/api/v1/queue/notify", {
+    method: "POST",
+    body: { event_id: eventId, lang: document.documentElement.lang, ...body },
+  });
+  sessionStorage.setItem(
+    notifyingKey,
+    JSON.stringify({ channel: data.channel, minutes: Math.round(data.claim_window_s / 60) }),
+  );
+  showNotifying();
+}
+
+function keyBytes(base64url) {
+  const raw = atob(base64url.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+// The worker must be active before the push manager takes a subscription.
+async function activeWorker() {
+  const registration = await navigator.serviceWorker.register("/static/push-sw.js");
+  const worker = registration.installing || registration.waiting;
+  if (worker) {
+    await new Promise((resolve) => {
+      const activated = () => worker.state === "activated" && resolve();
+      worker.addEventListener("statechange", activated);
+      activated(); // it may have got there already
+    });
+  }
+  return registration;
+}
+
+// A browser that reaches no push service may never answer: give up after a while, and say so.
+function within(promise, ms, what) {
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer`)), ms)),
+  ]);
+}
+
+async function notifyByPush(key) {
+  if ((await Notification.requestPermission()) !== "granted") {
+    said.textContent = t("notify.blocked");
+    return;
+  }
+  try {
+    const registration = await within(activeWorker(), SUBSCRIBE_WAIT_MS, "service worker");
+    const asked = registration.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: keyBytes(key),
+    });
+    const subscription = await within(asked, SUBSCRIBE_WAIT_MS, "push service");
+    await subscribed({ push: subscription.toJSON() });
+  } catch (failure) {
+    said.textContent = t("notify.failed", { message: failure.message || failure.name || `${failure}` });
+  }
+}
+
+async function notifyByEmail() {
+  try {
+    await subscribed({ email: true });
+  } catch (failure) {
+    said.textContent = t("trouble.connection", { message: failure.message });
+  }
+}
+
+async function stopNotices() {
+  try {
+    await api(`/api/v1/queue/notify?event_id=${encodeURIComponent(eventId)}`, { method: "DELETE" });
+  } catch (failure) {
+    said.textContent = t("trouble.connection", { message: failure.message });
+    return;
+  }
+  sessionStorage.removeItem(notifyingKey);
+  showNotifying();
+  said.textContent = t("notify.off");
+}
+
+async function setUpNotices() {
+  document.getElementById("notify-email").addEventListener("click", notifyByEmail);
+  document.getElementById("notify-stop").addEventListener("click", stopNotices);
+  showNotifying();
+  if (!("serviceWorker" in navigator && "PushManager" in window && "Notification" in window)) return;
+  let key = null;
+  try {
+    ({
+      data: { vapid_public_key: key },
+    } = await api("/api/v1/queue/notify/key"));
+  } catch {
+    return; // e-mail is still offered
+  }
+  if (!key) return;
+  const button = document.getElementById("notify-push");
+  button.hidden = false;
+  button.addEventListener("click", () => notifyByPush(key));
 }
 
 document.getElementById("leave-line").addEventListener("click", leaveLine);
+for (const button of document.querySelectorAll("[data-lang]")) {
+  button.addEventListener("click", () =>
+    choose(button.dataset.lang, () => {
+      if (lastStanding && !leaving) show(lastStanding);
+      showTitle();
+      showNotifying();
+    }),
+  );
+}
+setUpNotices();
 
+translatePage();
 if (requireSignIn()) {
+  stateLine.textContent = t("room.joining");
+  document.getElementById("event-title").textContent = t("room.loading");
   showTitle();
   join();
 }
