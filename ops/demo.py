@@ -25,6 +25,7 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
+from booking_rush.services.web_push import VapidKey
 from lua import keys, load_scripts
 from ops import demo_pay, stack
 from ops.config import StackConfig
@@ -218,6 +219,8 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
     env = service_env(
         cfg.service_env(),
         BR_JWT_SECRET=secret,
+        # The waiting room offers Web Push turn notices (a key made for this run unless given).
+        BR_VAPID_PRIVATE_KEY=os.environ.get("BR_VAPID_PRIVATE_KEY") or VapidKey.generate(),
         # 5,000 buyers sign in from this one address: its per-address login limit lifted.
         BR_RATE_LIMITS="login=1000000/100000,login_address=1000000/100000",
         BR_SMTP_PORT=str(mailbox.controller.port),

@@ -1,4 +1,5 @@
-"""Make a queue-pass signing key: prints the environment lines the gateways need.
+"""Make a queue-pass signing key and a Web Push (VAPID) key: prints the environment lines the
+gateways (and, for the VAPID key, the admitter) need.
 
 Usage: python -m ops.passkeys [--kid ID]  >> .env   (keep it secret; every gateway gets the same)
 Rotation: make a new key, give the gateways the new BR_QUEUE_PASS_KEY/KID and the old key's
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from booking_rush.services.web_push import VapidKey
 from waiting_room.passes import PassKeys
 
 
@@ -23,6 +25,8 @@ def main() -> None:
     print(
         f"# public half, for BR_QUEUE_PASS_OLD_KEYS after the next rotation: {keys.kid}={keys.public_b64()}"
     )
+    # Push subscriptions are bound to this key: a new one means every subscription is renewed.
+    print(f"BR_VAPID_PRIVATE_KEY={VapidKey.generate()}")
 
 
 if __name__ == "__main__":
