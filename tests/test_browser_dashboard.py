@@ -20,6 +20,7 @@ from selenium.webdriver.support.ui import Select
 from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
 from gateway.password_hasher import hash_password
+from lua import keys
 from ops.inventory import load_event_inventory
 from ops.seed_data import ZoneSpec, create_event, ensure_tenant, ensure_users
 from tests.browser import page_problems, stored_session, submit_sign_in, wait
@@ -77,6 +78,8 @@ async def ops(pg, sale_redis, room, gateway_url, http, jwt_secret):
     assert len((await room.admit(event_id, now_ms()))["admitted"]) == ADMITTED
     for user in [unique("later-") for _ in range(WAITING)]:
         await room.enter(event_id, user, now_ms())
+    # Joins counted per address, as the gateway counts them (a documentation address: 203.0.113.0/24).
+    await room.redis.zincrby(keys.room(event_id, "join_addresses"), 3, "203.0.113.7")
     return {
         "event_id": event_id,
         "title": title,
@@ -112,6 +115,7 @@ def _figures(driver) -> dict:
     ids = (
         "room-mode", "room-engaged", "queue-depth", "queue-split", "room-active", "room-admitted",
         "room-rate", "room-rate-setting", "seats-total", "seats-taken", "seats-remaining", "held-bookings",
+        "join-addresses", "new-accounts",
     )  # fmt: skip
     return {element_id: _text(driver, element_id) for element_id in ids}
 
@@ -159,6 +163,10 @@ def _admin_watches(driver, ops) -> dict:
         "figures": _figures(driver),
         "zones": _zones(driver),
         "chart": _chart_points(driver),
+        "busiest": [
+            tuple(cell.text for cell in row.find_elements(By.TAG_NAME, "td"))
+            for row in driver.find_elements(By.CSS_SELECTOR, "#busiest-addresses tbody tr")
+        ],
         "admins_only": driver.find_element(By.ID, "admins-only").is_displayed(),
         "user": stored_session(driver)["user"]["email"],
     }
@@ -226,6 +234,9 @@ async def test_an_admin_watches_sales_and_the_room_and_changes_it(browser, ops, 
         "seats-taken": str(HELD),
         "seats-remaining": str(seats - HELD),
         "held-bookings": "1",
+        # Signs of bots: one address joined 3 times; those in line here are not accounts.
+        "join-addresses": "1",
+        "new-accounts": f"0 of {WAITING} (0 %)",
     }
     first, second = ops["shows"]
     assert page["zones"] == {
@@ -234,6 +245,7 @@ async def test_an_admin_watches_sales_and_the_room_and_changes_it(browser, ops, 
         (second, "Stalls"): (str(STALLS), "0", str(STALLS)),
         (second, "Balcony"): (str(BALCONY), "0", str(BALCONY)),
     }
+    assert page["busiest"] == [("203.0.113.7", "3")]
     assert page["chart"]["depth"] == page["chart"]["rate"] == page["chart"]["samples"] >= CHART_POINTS
 
     changed = await asyncio.to_thread(_bad_rate_then_good_change, browser)

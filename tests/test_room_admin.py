@@ -95,6 +95,36 @@ async def test_only_admins_of_the_events_tenant_control_its_room(
     assert status == 401
 
 
+async def test_an_admin_sees_the_addresses_that_join_most_and_how_new_the_accounts_in_line_are(
+    gateway_url, http, sale, make_users, token_for, room, pg, token_with_role, new_tenant, jwt_secret
+):
+    event_id = sale["event_id"]
+    await room.configure(event_id, {"mode": "paused"})
+    people = await make_users(4)
+    for person in people:  # every test request comes from 127.0.0.1
+        await queue_call(http, gateway_url, token_for(person), "join", event_id)
+    await queue_call(http, gateway_url, token_for(people[0]), "join", event_id)  # again: still counted
+    await queue_call(http, gateway_url, token_for(people[1]), "status", event_id)  # a poll is not a join
+    # One of them has had an account for a while.
+    await pg.execute("UPDATE users SET created_at = now() - interval '2 hours' WHERE id = $1", people[3])
+
+    url = f"{room_url(gateway_url, event_id)}/patterns"
+    status, patterns = await call(http, "GET", url, sale["admin"])
+    assert status == 200, patterns
+    assert patterns["data"]["join_addresses"] == {
+        "window_s": 3600,
+        "addresses": 1,
+        "busiest": [{"address": "127.0.0.1", "joins": 5}],
+    }
+    assert patterns["data"]["in_line"] == {"checked": 4, "new_accounts_last_hour": 3}
+
+    foreign_admin = issue_access_token(
+        jwt_secret, user_id=people[0], tenant_id=await new_tenant(), role="admin"
+    )
+    assert (await call(http, "GET", url, foreign_admin))[0] == 404
+    assert (await call(http, "GET", url, await token_with_role("organizer")))[0] == 403
+
+
 async def test_bad_settings_are_refused_with_the_field_named(gateway_url, http, sale):
     url = room_url(gateway_url, sale["event_id"])
     cases = [

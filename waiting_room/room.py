@@ -23,6 +23,8 @@ JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "pre
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 LEAVE_PARTS = ("waiting", "prequeue", "presence", "streams", "joined", "notify")
 NOTIFY_PARTS = ("waiting", "prequeue", "notify")
+# Joins per address are counted over a window that ends this long after the room's last join.
+JOIN_PATTERN_WINDOW_S = 3600
 # lua/queue_admit.lua's KEYS[11..18]; JOIN_PARTS and the holds index come first, the zones last.
 ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked", "called", "notify")
 
@@ -106,17 +108,18 @@ class WaitingRoom:
     ) -> Standing:
         """verb "join" joins (idempotently; `proof`: the proof of work sent, when the room asks
         one); "status" only reports and refreshes presence."""
-        (standing,) = await self.enter_many([(event_id, user_id, now_ms, verb, proof)])
+        (standing,) = await self.enter_many([(event_id, user_id, now_ms, verb, proof, "")])
         return standing
 
-    async def enter_many(self, calls: list[tuple[str, str, int, str, Proof]]) -> list[Standing]:
-        """Several `enter` calls (event id, user id, now ms, verb, proof) in one round trip; a
-        room joined is woken for the next admission tick (workers/admitter.py: a quiet room is
-        otherwise ticked only every few seconds)."""
-        joined = {event_id for event_id, _, _, verb, _ in calls if verb == "join"}
+    async def enter_many(self, calls: list[tuple[str, str, int, str, Proof, str]]) -> list[Standing]:
+        """Several `enter` calls (event id, user id, now ms, verb, proof, the joiner's address or
+        "") in one round trip; a room joined is woken for the next admission tick
+        (workers/admitter.py: a quiet room is otherwise ticked only every few seconds), and each
+        join counted against its address (`join_patterns`)."""
+        joined = {event_id for event_id, _, _, verb, _, _ in calls if verb == "join"}
 
         def fill(pipe) -> None:
-            for event_id, user_id, now_ms, verb, proof in calls:
+            for event_id, user_id, now_ms, verb, proof, _ in calls:
                 room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
                 args = [user_id, now_ms, verb]
                 if proof.bits:  # the proof's key and arguments only when there is one: a join
@@ -126,6 +129,11 @@ class WaitingRoom:
                 queue_script(pipe, self.scripts.queue_join, room_keys, args)
             if joined:
                 pipe.sadd(keys.ROOMS_WAKE, *joined)
+            for event_id, _, _, _, _, address in calls:
+                if address:
+                    counts = keys.room(event_id, "join_addresses")
+                    pipe.zincrby(counts, 1, address)
+                    pipe.expire(counts, JOIN_PATTERN_WINDOW_S)  # bounded: an hour after the last join
 
         outputs = await execute_scripted(self.redis, fill, self.scripts)
         return [_standing(out, call[2]) for out, call in zip(outputs[: len(calls)], calls, strict=True)]
@@ -313,6 +321,23 @@ class WaitingRoom:
             "seats_total": total,
             "seats_remaining": remaining,
             "seats_taken": total - remaining,  # held or sold
+        }
+
+    async def join_patterns(self, event_id: str, top: int = 10, most_in_line: int = 20_000) -> dict[str, Any]:
+        """What an operator looks at for bots: the addresses that joined most (over the last
+        JOIN_PATTERN_WINDOW_S since the room's last join), and who is in line (the first
+        `most_in_line` of the line and the pre-queue: the caller looks up their accounts)."""
+        counts = keys.room(event_id, "join_addresses")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(counts, 0, top - 1, withscores=True)
+            pipe.zcard(counts)
+            pipe.zrange(keys.room(event_id, "waiting"), 0, most_in_line - 1)
+            pipe.zrange(keys.room(event_id, "prequeue"), 0, most_in_line - 1)
+            busiest, addresses, waiting, prequeue = await pipe.execute()
+        return {
+            "addresses": addresses,
+            "busiest": [{"address": a.decode(), "joins": int(n)} for a, n in busiest],
+            "in_line": [u.decode() for u in waiting + prequeue][:most_in_line],
         }
 
     async def broadcast(self, message: dict[str, Any]) -> None:

@@ -539,6 +539,17 @@ ROOM_STATS = obj(
     seats_taken=INT,
 )
 ROOM = obj(["event_id", "config", "stats"], event_id=UUID, config=ROOM_CONFIG, stats=ROOM_STATS)
+ROOM_PATTERNS = obj(
+    ["event_id", "join_addresses", "in_line"],
+    event_id=UUID,
+    join_addresses=obj(
+        ["window_s", "addresses", "busiest"],
+        window_s=INT,
+        addresses=INT,
+        busiest={"type": "array", "items": obj(["address", "joins"], address=TEXT, joins=INT)},
+    ),
+    in_line=obj(["checked", "new_accounts_last_hour"], checked=INT, new_accounts_last_hour=INT),
+)
 REVOKED = obj(
     ["event_id", "user_id", "pass_id", "revoked"],
     event_id=UUID,
@@ -729,6 +740,16 @@ PATHS: dict[str, dict[str, Any]] = {
             body=ROOM_CHANGES,
             errors=(400, 403, 404),
         ),
+    },
+    "/api/v1/admin/events/{event_id}/room/patterns": {
+        "get": op(
+            "What suggests bots in the line (admins): the addresses that joined most within the window "
+            "(it ends window_s after the room's last join), and how many of the people in line (the "
+            "first `checked`) have accounts made within the last hour",
+            {200: success(ROOM_PATTERNS)},
+            auth=True,
+            errors=(400, 403, 404),
+        )
     },
     "/api/v1/admin/events/{event_id}/room/revocations": {
         "post": op(

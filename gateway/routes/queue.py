@@ -18,7 +18,7 @@ from gateway import appkeys, errors
 from gateway.accounts import profile
 from gateway.auth import Principal, current_principal
 from gateway.event_store import iso_ms
-from gateway.middlewares import traced_opening
+from gateway.middlewares import client_address, traced_opening
 from gateway.params import text_query, uuid_value
 from gateway.payloads import read_json_object
 from gateway.queue_stream import RETRY_MS, StreamClient, StreamHub
@@ -88,7 +88,10 @@ async def _enter(
     await published(request, event_id)
     now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret
     proof = check_proof(secret, pow_field, principal.user_id, event_id, now) if pow_field else NO_PROOF
-    standing = await request.app[appkeys.ROOM_ENTRIES].submit((event_id, principal.user_id, now, verb, proof))
+    # A join counts against the address it came from (the operators' dashboard shows the busiest).
+    address = client_address(request) if verb == "join" else ""
+    entry = (event_id, principal.user_id, now, verb, proof, address)
+    standing = await request.app[appkeys.ROOM_ENTRIES].submit(entry)
     if standing.state == "pow_required":
         challenge = issue_challenge(secret, principal.user_id, event_id, standing.pow_bits, now)
         raise errors.ProofOfWorkRequired(details={"challenge": challenge, "bits": standing.pow_bits})

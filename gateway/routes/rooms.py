@@ -8,6 +8,7 @@ on every tick, so it takes effect everywhere within one tick.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from gateway.params import path_uuid, uuid_value
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from waiting_room.config import ConfigError, RoomConfig
+from waiting_room.room import JOIN_PATTERN_WINDOW_S
 
 
 async def _own_event(request: web.Request) -> str:
@@ -84,8 +86,42 @@ async def revoke_pass(request: web.Request) -> web.Response:
     return ok({"event_id": event_id, "user_id": user_id, "pass_id": revoked, "revoked": True})
 
 
+# An account this new, in line for a flash sale, is worth a look (many at once: a bot farm).
+NEW_ACCOUNT_S = 3600
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def room_patterns(request: web.Request) -> web.Response:
+    """What suggests bots in the line: the addresses that joined most, and how many of the
+    people in line have accounts made within the last hour."""
+    event_id = await _own_event(request)
+    patterns = await request.app[appkeys.WAITING_ROOM].join_patterns(event_id)
+    in_line = patterns.pop("in_line")
+    new_accounts = await request.app[appkeys.PG_POOL].fetchval(
+        "SELECT count(*) FROM users"
+        " WHERE id = ANY($1::uuid[]) AND created_at > now() - make_interval(secs => $2)",
+        [user for user in in_line if _is_uuid(user)],  # a line's members are account ids
+        NEW_ACCOUNT_S,
+    )
+    return ok(
+        {
+            "event_id": event_id,
+            "join_addresses": {"window_s": JOIN_PATTERN_WINDOW_S, **patterns},
+            "in_line": {"checked": len(in_line), "new_accounts_last_hour": new_accounts},
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
     room = "/api/v1/admin/events/{event_id}/room"
     app.router.add_get(room, get_room, name="admin_get_room")
     app.router.add_put(room, update_room, name="admin_update_room")
     app.router.add_post(f"{room}/revocations", revoke_pass, name="admin_revoke_pass")
+    app.router.add_get(f"{room}/patterns", room_patterns, name="admin_room_patterns")

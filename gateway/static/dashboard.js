@@ -6,6 +6,8 @@ import { when } from "/static/page-basics.js";
 import { api, currentSession, requireSignIn, signOut } from "/static/session.js";
 
 const REFRESH_MS = 3000; // two requests per refresh: well inside the general rate limit
+// The signs of bots cost a database look-up over the people in line: every 30 s is enough.
+const PATTERNS_MS = 30000;
 const CHART_WINDOW_MS = 10 * 60 * 1000; // the chart shows at most the last 10 minutes ...
 const MIN_SPAN_MS = 30 * 1000; // ... and at least the last 30 s, so the first samples spread out
 const PER_PAGE = 100; // the most /events hands out at once
@@ -33,6 +35,7 @@ let inFlight = null; // the watch generation a refresh is under way for
 let samples = []; // {t, depth, rate} of the watched event's room, oldest first
 let formBase = null; // the room config the form was filled from
 let adminsOnly = false;
+let patternsAt = 0; // when the signs of bots were last asked for
 
 function number(value) {
   return value === null || value === undefined ? "–" : Number(value).toLocaleString("en-US").replace(/,/g, " ");
@@ -147,6 +150,7 @@ function watch(event) {
   watched = event;
   samples = [];
   formBase = null;
+  patternsAt = 0;
   clearTimeout(refreshTimer);
   const query = new URLSearchParams(location.search);
   query.set("event", event.id);
@@ -156,10 +160,11 @@ function watch(event) {
   text("event-meta", facts.filter(Boolean).join(" · "));
   for (const id of ["seats-total", "seats-taken", "seats-remaining", "held-bookings", "room-mode",
     "room-engaged", "queue-depth", "queue-split", "room-active", "room-admitted", "room-rate",
-    "room-rate-setting", "room-max-active"]) {
+    "room-rate-setting", "room-max-active", "join-addresses", "new-accounts"]) {
     text(id, "–");
   }
   document.getElementById("shows").replaceChildren();
+  document.querySelector("#busiest-addresses tbody").replaceChildren();
   text("refreshed", "");
   formStatus.textContent = "";
   showFieldErrors({});
@@ -180,6 +185,31 @@ async function loadTitle(event, generation) {
     text("event-meta", facts.filter(Boolean).join(" · "));
   } catch {
     // The room answer says whether the event is the operator's; the title just stays unknown.
+  }
+}
+
+function showPatterns(patterns) {
+  const { join_addresses: joins, in_line: line } = patterns;
+  text("join-addresses", number(joins.addresses));
+  const share = line.checked ? ` (${Math.round((100 * line.new_accounts_last_hour) / line.checked)} %)` : "";
+  text("new-accounts", `${number(line.new_accounts_last_hour)} of ${number(line.checked)}${share}`);
+  const rows = joins.busiest.map(({ address, joins: count }) => {
+    const row = document.createElement("tr");
+    row.append(cell("address", address), cell("joins", number(count)));
+    return row;
+  });
+  document.querySelector("#busiest-addresses tbody").replaceChildren(...rows);
+}
+
+// The signs of bots, when due; a failure here leaves the rest of the panel alone.
+async function refreshPatterns(id, generation) {
+  if (Date.now() - patternsAt < PATTERNS_MS) return;
+  patternsAt = Date.now();
+  try {
+    const { data } = await api(`/api/v1/admin/events/${id}/room/patterns`);
+    if (generation === watchGeneration) showPatterns(data);
+  } catch {
+    patternsAt = 0; // ask again at the next refresh
   }
 }
 
@@ -338,6 +368,7 @@ async function refresh() {
     samples.push({ t: Date.now(), depth: stats.waiting + stats.prequeue, rate: stats.admission_rate_per_min });
     drawChart();
     if (seats.status === "fulfilled") showShows(seats.value.data);
+    refreshPatterns(id, generation);
     panelError.hidden = true;
     if (seats.status === "rejected") {
       panelError.textContent = `Seats per zone unavailable right now (${seats.reason.message}).`;
