@@ -20,13 +20,17 @@ KEYS[9]  bucket     {ev:E}:room:bucket     hash  head: the last ticket admitted 
 KEYS[10] joined     {ev:E}:room:joined     hash  user -> when this place in line was taken (ms);
                                                  the admitter reads and drops it at admission
                                                  (the wait-time histogram)
-KEYS[11] pow used   {ev:E}:room:pow_used   zset  proof-of-work challenge id -> its expiry (ms):
+KEYS[11] addresses  {ev:E}:room:join_addresses zset  address -> new places taken from it, kept
+                                                 an hour past the last (join only; the operators'
+                                                 signs of bots)
+KEYS[12] pow used   {ev:E}:room:pow_used   zset  proof-of-work challenge id -> its expiry (ms):
                                                  each takes one place, once
 
 ARGV[1]  user id    ARGV[2]  now (ms)    ARGV[3]  "join" or "status"
-ARGV[4]  (join, with a proof of work only, as KEYS[11]) the zero bits the proof achieved (the
-         gateway checks the challenge, waiting_room/pow.py)   ARGV[5]  its challenge id
-ARGV[6]  its challenge's expiry (ms)
+ARGV[4]  (join) the joiner's address
+ARGV[5]  (join, with a proof of work only, as KEYS[12]) the zero bits the proof achieved (the
+         gateway checks the challenge, waiting_room/pow.py)   ARGV[6]  its challenge id
+ARGV[7]  its challenge's expiry (ms)
 
 Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head,
 opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited, pow_bits} (head read together
@@ -111,16 +115,20 @@ end
 
 -- A new place: the proof of work the room asks, each challenge taking one place only.
 if pow_bits > 0 then
-  if tonumber(ARGV[4] or '0') < pow_bits then
+  if tonumber(ARGV[5] or '0') < pow_bits then
     return reply('pow_required')
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', now)
-  if redis.call('ZADD', KEYS[11], 'NX', tonumber(ARGV[6]), ARGV[5]) == 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now)
+  if redis.call('ZADD', KEYS[12], 'NX', tonumber(ARGV[7]), ARGV[6]) == 0 then
     return reply('pow_required')
   end
 end
 
 redis.call('ZADD', KEYS[7], now, user)
+if ARGV[4] and ARGV[4] ~= '' then
+  redis.call('ZINCRBY', KEYS[11], 1, ARGV[4])
+  redis.call('EXPIRE', KEYS[11], 3600)
+end
 if tonumber(config[4] or '0') > now then
   redis.call('ZADD', KEYS[3], now, user)
   redis.call('HSET', KEYS[10], user, now)

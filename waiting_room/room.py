@@ -23,7 +23,8 @@ JOIN_PARTS = ("config", "waiting", "prequeue", "seq", "admitted", "passes", "pre
 STREAM_PARTS = ("streams", "presence", "waiting", "prequeue", "leases")
 LEAVE_PARTS = ("waiting", "prequeue", "presence", "streams", "joined", "notify")
 NOTIFY_PARTS = ("waiting", "prequeue", "notify")
-# Joins per address are counted over a window that ends this long after the room's last join.
+# New places per address are counted over a window that ends this long after the room's last
+# (lua/queue_join.lua's EXPIRE).
 JOIN_PATTERN_WINDOW_S = 3600
 # lua/queue_admit.lua's KEYS[11..18]; JOIN_PARTS and the holds index come first, the zones last.
 ADMIT_PARTS = ("hits", "shuffle", "streams", "leases", "joined", "revoked", "called", "notify")
@@ -115,25 +116,23 @@ class WaitingRoom:
         """Several `enter` calls (event id, user id, now ms, verb, proof, the joiner's address or
         "") in one round trip; a room joined is woken for the next admission tick
         (workers/admitter.py: a quiet room is otherwise ticked only every few seconds), and each
-        join counted against its address (`join_patterns`)."""
+        new place counted against its address (`join_patterns`)."""
         joined = {event_id for event_id, _, _, verb, _, _ in calls if verb == "join"}
 
         def fill(pipe) -> None:
-            for event_id, user_id, now_ms, verb, proof, _ in calls:
+            for event_id, user_id, now_ms, verb, proof, address in calls:
                 room_keys = [*(keys.room(event_id, p) for p in JOIN_PARTS), keys.room(event_id, "joined")]
                 args = [user_id, now_ms, verb]
-                if proof.bits:  # the proof's key and arguments only when there is one: a join
-                    # without proof is most joins, and each argument costs the gateway to send
-                    room_keys.append(keys.room(event_id, "pow_used"))
-                    args += [proof.bits, proof.challenge_id, proof.expires_ms]
+                if verb == "join":  # a new place counts against its address (join_patterns)
+                    room_keys.append(keys.room(event_id, "join_addresses"))
+                    args.append(address)
+                    if proof.bits:  # the proof's key and arguments only when there is one: a join
+                        # without proof is most joins, and each argument costs the gateway to send
+                        room_keys.append(keys.room(event_id, "pow_used"))
+                        args += [proof.bits, proof.challenge_id, proof.expires_ms]
                 queue_script(pipe, self.scripts.queue_join, room_keys, args)
             if joined:
                 pipe.sadd(keys.ROOMS_WAKE, *joined)
-            for event_id, _, _, _, _, address in calls:
-                if address:
-                    counts = keys.room(event_id, "join_addresses")
-                    pipe.zincrby(counts, 1, address)
-                    pipe.expire(counts, JOIN_PATTERN_WINDOW_S)  # bounded: an hour after the last join
 
         outputs = await execute_scripted(self.redis, fill, self.scripts)
         return [_standing(out, call[2]) for out, call in zip(outputs[: len(calls)], calls, strict=True)]
@@ -324,8 +323,8 @@ class WaitingRoom:
         }
 
     async def join_patterns(self, event_id: str, top: int = 10, most_in_line: int = 20_000) -> dict[str, Any]:
-        """What an operator looks at for bots: the addresses that joined most (over the last
-        JOIN_PATTERN_WINDOW_S since the room's last join), and who is in line (the first
+        """What an operator looks at for bots: the addresses that took most places in line
+        (within JOIN_PATTERN_WINDOW_S of the room's last new place), and who is in line (the first
         `most_in_line` of the line and the pre-queue: the caller looks up their accounts)."""
         counts = keys.room(event_id, "join_addresses")
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -743,9 +743,9 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/admin/events/{event_id}/room/patterns": {
         "get": op(
-            "What suggests bots in the line (admins): the addresses that joined most within the window "
-            "(it ends window_s after the room's last join), and how many of the people in line (the "
-            "first `checked`) have accounts made within the last hour",
+            "What suggests bots in the line (admins): the addresses that took most places in line "
+            "within the window (it ends window_s after the room's last new place), and how many of the "
+            "people in line (the first `checked`) have accounts made within the last hour",
             {200: success(ROOM_PATTERNS)},
             auth=True,
             errors=(400, 403, 404),

@@ -88,7 +88,7 @@ async def _enter(
     await published(request, event_id)
     now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret
     proof = check_proof(secret, pow_field, principal.user_id, event_id, now) if pow_field else NO_PROOF
-    # A join counts against the address it came from (the operators' dashboard shows the busiest).
+    # A new place counts against the address it came from (the operators' dashboard shows the busiest).
     address = client_address(request) if verb == "join" else ""
     entry = (event_id, principal.user_id, now, verb, proof, address)
     standing = await request.app[appkeys.ROOM_ENTRIES].submit(entry)
