@@ -77,7 +77,8 @@ def request_result(event_id: str, request_id: str) -> str:
 
 def room(event_id: str, part: str) -> str:
     """A waiting-room key: config, waiting, prequeue, seq, admitted, passes, presence, bucket,
-    stats, admit_log, revoked, shuffle (lua/queue_*.lua document each)."""
+    admit_log, revoked, shuffle, streams, leases, joined, pow_used, called, notify,
+    join_addresses (lua/queue_*.lua document each)."""
     return f"{tag(event_id)}:room:{part}"
 
 
