@@ -7,6 +7,7 @@ the next person and they are told. The sender posts only to https endpoints on p
 from __future__ import annotations
 
 import asyncio
+import pickle
 
 import pytest
 import pytest_asyncio
@@ -24,6 +25,7 @@ from booking_rush.services.web_push import (
 from lua import keys
 from tests.push_service import start_push_service
 from tests.support import (
+    TEST_PASS_KEYS,
     WorkerProcess,
     call,
     gateway_settings,
@@ -293,6 +295,21 @@ async def test_a_site_without_a_vapid_key_offers_mail_only(
 async def test_the_push_key_is_the_public_half_of_ours(push_gateway, http):
     status, key = await call(http, "GET", f"{push_gateway}/api/v1/queue/notify/key")
     assert key["data"]["vapid_public_key"] == VapidKey(VAPID).public_key
+
+
+def test_settings_with_a_vapid_key_still_go_to_each_gateway_process(monkeypatch, jwt_secret):
+    """BR_GATEWAY_PROCESSES > 1 pickles the settings to every child process."""
+    from gateway.settings import GatewaySettings
+
+    for name, value in {
+        **TEST_PASS_KEYS.env(),
+        "BR_JWT_SECRET": jwt_secret,
+        "BR_VAPID_PRIVATE_KEY": VAPID,
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = GatewaySettings.from_env()
+    assert settings.push.vapid_key.public_key == VapidKey(VAPID).public_key
+    assert pickle.loads(pickle.dumps(settings)).push.vapid_key.public_key == VapidKey(VAPID).public_key
 
 
 def test_keys_that_are_not_a_p256_point_and_a_16_byte_secret_are_refused():

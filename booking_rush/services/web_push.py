@@ -276,6 +276,12 @@ class PushSettings:
         _ = settings.vapid_key  # a bad key fails at start-up
         return settings
 
-    @functools.cached_property
+    @property
     def vapid_key(self) -> VapidKey | None:
-        return VapidKey(self.vapid_private_key) if self.vapid_private_key else None
+        # Not kept on the settings: they are pickled to each gateway process, a key is not.
+        return _vapid_key(self.vapid_private_key) if self.vapid_private_key else None
+
+
+@functools.lru_cache(maxsize=4)
+def _vapid_key(private_key: str) -> VapidKey:
+    return VapidKey(private_key)
