@@ -462,6 +462,17 @@ def queue_op(
     )
 
 
+def queue_query_op(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """A signed-in GET or DELETE about one event's waiting room: ?event_id=."""
+    return op(
+        summary,
+        {200: success(answer)},
+        auth=True,
+        errors=(400, 404),
+        params=[query("event_id", UUID, required=True)],
+    )
+
+
 # A join's proof of work, when the room asks one: the challenge of a PROOF_OF_WORK_REQUIRED answer
 # (its details: {challenge, bits}) and a nonce such that SHA-256("<challenge>:<nonce>") starts
 # with `bits` zero bits.
@@ -770,13 +781,7 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/queue/status": {
-        "get": op(
-            "Where I stand (a heartbeat); the pass once admitted",
-            {200: success(STANDING)},
-            auth=True,
-            errors=(400, 404),
-            params=[query("event_id", UUID, required=True)],
-        )
+        "get": queue_query_op("Where I stand (a heartbeat); the pass once admitted", STANDING)
     },
     "/api/v1/queue/leave": {
         "post": queue_op(
@@ -794,12 +799,8 @@ PATHS: dict[str, dict[str, Any]] = {
             body=NOTIFY_BODY,
             errors=(400, 404, 409),
         ),
-        "delete": op(
-            "Stop telling me (removed: whether there was a subscription)",
-            {200: success(NOT_NOTIFYING)},
-            auth=True,
-            errors=(400, 404),
-            params=[query("event_id", UUID, required=True)],
+        "delete": queue_query_op(
+            "Stop telling me (removed: whether there was a subscription)", NOT_NOTIFYING
         ),
     },
     "/api/v1/queue/notify/key": {
