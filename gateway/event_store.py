@@ -58,19 +58,31 @@ def show_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_events(
-    pool: asyncpg.Pool, *, statuses: tuple[str, ...], category: str | None, page: int, per_page: int
+    pool: asyncpg.Pool,
+    *,
+    statuses: tuple[str, ...],
+    category: str | None,
+    page: int,
+    per_page: int,
+    tenant: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    where = "e.status = ANY($1::text[]) AND ($2::text IS NULL OR c.slug = $2)"
+    """A page of events in `statuses`, newest first; of one storefront (`tenant`, its slug) or all."""
+    where = (
+        "e.status = ANY($1::text[]) AND ($2::text IS NULL OR c.slug = $2)"
+        " AND ($3::text IS NULL OR e.tenant_id = (SELECT id FROM tenants WHERE slug = $3))"
+    )
     total = await pool.fetchval(
         f"SELECT count(*) FROM events e LEFT JOIN categories c ON c.id = e.category_id WHERE {where}",
         list(statuses),
         category,
+        tenant,
     )
     rows = await pool.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN categories c ON c.id = e.category_id "
-        f"WHERE {where} ORDER BY e.created_at DESC, e.id LIMIT $3 OFFSET $4",
+        f"WHERE {where} ORDER BY e.created_at DESC, e.id LIMIT $4 OFFSET $5",
         list(statuses),
         category,
+        tenant,
         per_page,
         (page - 1) * per_page,
     )

@@ -1,5 +1,5 @@
-"""Each gateway process's index of the catalog: show -> event, its status, zones, prices,
-per-user limit, booking window and minimum age.
+"""Each gateway process's index of the catalog: show -> event, its status and tenant, zones,
+prices, per-user limit, booking window and minimum age.
 
 Loaded from PostgreSQL at start and reloaded when the database announces a catalog change
 (LISTEN catalog_changed), so validating a reservation costs no round trip to anything. The
@@ -19,7 +19,7 @@ import asyncpg
 log = logging.getLogger("gateway.show_index")
 
 CATALOG_QUERY = """
-SELECT e.id AS event_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS show_id,
+SELECT e.id AS event_id, e.tenant_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS show_id,
        extract(epoch FROM s.show_date - make_interval(mins => e.booking_window_minutes)) AS closes_at,
        z.id AS zone_id, z.name AS zone_name, (z.price * 100)::bigint AS price_cents
 FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
@@ -43,6 +43,7 @@ class Show:
     closes_at: float  # epoch seconds: the show's booking window ends here
     min_age: int | None = None
     zones: dict[str, Zone] = field(default_factory=dict)
+    tenant_id: str = ""  # the storefront selling it: only its own buyers book it
 
 
 class ShowIndex:
@@ -51,6 +52,7 @@ class ShowIndex:
     def __init__(self, miss_reload_interval_s: float = 1.0) -> None:
         self.shows: dict[str, Show] = {}
         self.events: dict[str, str] = {}  # event id -> status, for events with at least one zone
+        self.tenants: dict[str, str] = {}  # event id -> its tenant's id, likewise
         self.generation: int | None = None  # catalog_state.generation this was loaded at
         self._reloading: asyncio.Task | None = None
         self._checking: asyncio.Task | None = None  # a generation read, shared by the misses
@@ -74,12 +76,14 @@ class ShowIndex:
                     r["max_tickets_per_user"],
                     float(r["closes_at"]),
                     r["min_age"],
+                    tenant_id=str(r["tenant_id"]),
                 )
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])
         self.shows = shows
         self.generation = generation
         self.events = {s.event_id: s.event_status for s in shows.values()}
+        self.tenants = {s.event_id: s.tenant_id for s in shows.values()}
         self._loaded_at = time.monotonic()
         log.debug("show index loaded: %d shows", len(shows))
 
@@ -110,6 +114,13 @@ class ShowIndex:
         generation read and one reload, so unknown ids cannot turn into a reload each."""
         await self._reload_after_miss(pool)
         return self.shows.get(show_id)
+
+    async def on_sale_to(self, event_id: str, tenant_id: str | None, pool: asyncpg.Pool) -> bool:
+        """Whether the event is published and sold by this tenant's storefront (a buyer belongs
+        to one tenant: another tenant's event does not exist for them)."""
+        return (
+            await self.event_status(event_id, pool) == "published" and self.tenants.get(event_id) == tenant_id
+        )
 
     async def event_status(self, event_id: str, pool: asyncpg.Pool) -> str | None:
         """The event's status (None: unknown); one not published here is looked up again as

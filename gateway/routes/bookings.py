@@ -98,6 +98,8 @@ async def reserve(request: web.Request) -> web.Response:
         show = await shows.show_after_reload(req.show_id, app[appkeys.PG_POOL])
     if show is None or show.event_id != req.event_id or show.event_status != "published":
         raise errors.NotFound("show not found for this event")
+    if show.tenant_id != principal.tenant_id:  # another storefront's event: not found for its buyers
+        raise errors.NotFound("show not found for this event")
     if req.zone_id not in show.zones:
         raise errors.NotFound("zone not found in this show")
     now = time.time()

@@ -48,6 +48,9 @@ async def list_events(request: web.Request) -> web.Response:
             "status must be published or cancelled", details={"status": list(event_store.PUBLIC_STATUSES)}
         )
     category = text_query(request, "category")
+    tenant = text_query(request, "tenant")  # one storefront's events (its slug), or every one's
+    if tenant is not None and not await _storefront_exists(request, tenant):
+        raise errors.NotFound("no such storefront")
 
     async def load() -> list:
         return list(
@@ -57,13 +60,19 @@ async def list_events(request: web.Request) -> web.Response:
                 category=category,
                 page=page,
                 per_page=per_page,
+                tenant=tenant,
             )
         )
 
     events, total = await request.app[appkeys.LISTING_CACHE].get_or_load(
-        "events", [status, category, page, per_page], load
+        "events", [status, category, page, per_page, tenant], load
     )
     return ok(events, meta={"page": page, "per_page": per_page, "total": total})
+
+
+async def _storefront_exists(request: web.Request, slug: str) -> bool:
+    pool = request.app[appkeys.PG_POOL]
+    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)", slug))
 
 
 async def _public_event(request: web.Request):

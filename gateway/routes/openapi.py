@@ -661,13 +661,16 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/events": {
         "get": op(
-            "Published (or cancelled) events",
+            "Published (or cancelled) events, of one storefront (`tenant`: its slug; 404 if none has it) "
+            "or of all",
             {200: success({"type": "array", "items": EVENT}, paged=True)},
             params=[
                 *PAGING,
                 query("status", {"enum": ["published", "cancelled"]}),
                 query("category", {"type": "string", "minLength": 1, "maxLength": 100}),
+                query("tenant", {"type": "string", "minLength": 1, "maxLength": 100}),
             ],
+            errors=(400, 404),
         ),
         "post": op(
             "Create an event (organizers)",

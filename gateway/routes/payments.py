@@ -121,7 +121,10 @@ async def owned_hold(request: web.Request, booking_id: str) -> dict[str, Any]:
     event_id = messages.event_of(booking_id)
     raw = await request.app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id)) if event_id else {}
     hold = messages.redis_record(raw)
-    user_id = current_principal(request).user_id
+    principal = current_principal(request)
+    user_id = principal.user_id
+    if event_id and request.app[appkeys.SHOW_INDEX].tenants.get(event_id) != principal.tenant_id:
+        raise errors.NotFound("no such booking")  # another storefront's: not for this account
     if hold and "user_id" not in hold:  # a tombstone: it ended long ago (lua/trim_hold.lua)
         owner = await request.app[appkeys.PG_POOL].fetchval(
             "SELECT user_id::text FROM bookings WHERE public_id = $1", booking_id

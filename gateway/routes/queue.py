@@ -43,6 +43,14 @@ async def published(request: web.Request, event_id: str) -> None:
         raise errors.NotFound("no such event on sale")
 
 
+async def on_sale_to(request: web.Request, principal: Principal, event_id: str) -> None:
+    """The event is on sale at the principal's storefront (their tenant's), or 404: a buyer of
+    another tenant is told what anyone is told of an event that does not exist."""
+    app = request.app
+    if not await app[appkeys.SHOW_INDEX].on_sale_to(event_id, principal.tenant_id, app[appkeys.PG_POOL]):
+        raise errors.NotFound("no such event on sale")
+
+
 def _refresh_after_s(standing: Standing) -> int | None:
     """How soon a polling client should ask again: sooner as its turn nears."""
     if standing.state == "waiting":
@@ -85,7 +93,7 @@ async def _enter(
 ) -> web.Response:
     principal = current_principal(request)
     event_id = uuid_value(raw_event_id, "event_id")
-    await published(request, event_id)
+    await on_sale_to(request, principal, event_id)
     now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret
     proof = check_proof(secret, pow_field, principal.user_id, event_id, now) if pow_field else NO_PROOF
     # A new place counts against the address it came from (the operators' dashboard shows the busiest).
@@ -124,7 +132,7 @@ async def leave(request: web.Request) -> web.Response:
     here now and on other gateway processes at their next correction."""
     principal = current_principal(request)
     event_id = uuid_value((await read_json_object(request)).get("event_id"), "event_id")
-    await published(request, event_id)
+    await on_sale_to(request, principal, event_id)
     app = request.app
     left = await app[appkeys.WAITING_ROOM].leave(event_id, principal.user_id)
     app[appkeys.STREAMS].user_left(event_id, principal.user_id)
@@ -167,7 +175,7 @@ async def notify(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     event_id = uuid_value(body.get("event_id"), "event_id")
     channel = _notice_channel(body)
-    await published(request, event_id)
+    await on_sale_to(request, principal, event_id)
     app, page, lang = request.app, f"/waiting-room/{event_id}", body.get("lang", "en")
     if channel == "email":  # a mail is read outside the site: the page's whole address
         email = (await profile(app[appkeys.PG_POOL], principal.user_id)).email
@@ -183,7 +191,7 @@ async def notify(request: web.Request) -> web.Response:
 async def stop_notifying(request: web.Request) -> web.Response:
     principal = current_principal(request)
     event_id = uuid_value(request.query.get("event_id"), "event_id")
-    await published(request, event_id)
+    await on_sale_to(request, principal, event_id)
     removed = await request.app[appkeys.WAITING_ROOM].unsubscribe(event_id, principal.user_id)
     return ok({"event_id": event_id, "removed": removed})
 
@@ -225,7 +233,7 @@ async def open_stream(request: web.Request) -> tuple[web.StreamResponse, StreamC
     event_id = uuid_value(request.query.get("event_id"), "event_id")
     ticket = text_query(request, "ticket", 4096)
     user_id, ticket_expires_at = read_queue_ticket(app[appkeys.SETTINGS].jwt_secret, ticket or "", event_id)
-    await published(request, event_id)
+    await published(request, event_id)  # the ticket came from a join or status at its own storefront
     hub, room = app[appkeys.STREAMS], app[appkeys.WAITING_ROOM]
     client = StreamClient(user_id, None, last_id=request.headers.get("Last-Event-ID", "")[:200])
     hub.held_ticket(client, ticket_expires_at)
