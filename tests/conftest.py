@@ -91,9 +91,10 @@ async def scripts(sale_redis):
 @session_fixture
 async def tenant(pg):
     async with pg.acquire() as conn:
-        tenant_id = await ensure_tenant(conn, unique("test-"), "Test Tenant")
+        slug = unique("test-")
+        tenant_id = await ensure_tenant(conn, slug, "Test Tenant")
         (organizer,) = await ensure_users(conn, tenant_id, ["organizer@test.test"], "organizer")
-    return {"tenant_id": tenant_id, "organizer_id": organizer}
+    return {"tenant_id": tenant_id, "organizer_id": organizer, "slug": slug}
 
 
 @pytest.fixture

@@ -160,9 +160,10 @@ async def test_someone_elses_refresh_token_cannot_be_logged_out(auth_gateway, ht
     assert status == 200
 
 
-async def test_a_token_from_login_books_seats(auth_gateway, http, tenant_slug, make_event):
-    """The tokens /auth issues are the ones the booking routes accept."""
-    _, session = await _register_and_login(http, auth_gateway, tenant_slug)
+async def test_a_token_from_login_books_seats(auth_gateway, http, tenant, make_event):
+    """The tokens /auth issues are the ones the booking routes accept (a buyer of the event's own
+    storefront: another's would not find it)."""
+    _, session = await _register_and_login(http, auth_gateway, tenant["slug"])
     event = await make_event([("VIP", 5)], shows=1)
     show = next(iter(event.shows))
     body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"], "quantity": 1}
