@@ -19,6 +19,14 @@ def admin_of(request: web.Request) -> Principal:
     return principal
 
 
+def system_admin_of(request: web.Request) -> Principal:
+    """The caller, a system admin (outside every tenant)."""
+    principal = current_principal(request)
+    if principal.role != "system_admin":
+        raise errors.Forbidden("only system admins manage tenants")
+    return principal
+
+
 def manager_of(request: web.Request) -> Principal:
     """The caller, an organizer or an admin (of their own tenant)."""
     principal = current_principal(request)

@@ -37,7 +37,7 @@ ACCOUNT_COLUMNS = "id, tenant_id, email, full_name, role, birth_date"
 @dataclass(frozen=True)
 class Account:
     id: str
-    tenant_id: str
+    tenant_id: str | None  # None: a system admin, outside every tenant
     email: str
     full_name: str
     role: str
@@ -47,7 +47,7 @@ class Account:
     def from_row(cls, row: asyncpg.Record) -> Account:
         return cls(
             str(row["id"]),
-            str(row["tenant_id"]),
+            None if row["tenant_id"] is None else str(row["tenant_id"]),
             row["email"],
             row["full_name"],
             row["role"],
@@ -149,6 +149,35 @@ async def login(
     return Account.from_row(row)
 
 
+async def system_login(pool: asyncpg.Pool, hasher: PasswordHasher, *, email: Any, password: Any) -> Account:
+    """A system admin signs in: no tenant, the same password checks (and the same answer for a
+    wrong address as for a wrong password)."""
+    if not isinstance(password, str) or not password or len(password) > 128:
+        raise errors.ValidationError("password is required", details={"password": "required"})
+    email = validate_email(email)
+    row = await pool.fetchrow(
+        f"SELECT {ACCOUNT_COLUMNS}, password_hash, disabled_at FROM users "
+        "WHERE tenant_id IS NULL AND role = 'system_admin' AND email = $1",
+        email,
+    )
+    if not await hasher.check(password, row["password_hash"] if row else None):
+        raise errors.Unauthorized("invalid email or password")
+    if row["disabled_at"] is not None:
+        raise errors.Forbidden("this account is disabled")
+    return Account.from_row(row)
+
+
+async def create_system_admin(conn: asyncpg.Connection, email: str, password_hash: str) -> str | None:
+    """A new system admin's id; None if that address is one already."""
+    user_id = await conn.fetchval(
+        "INSERT INTO users (tenant_id, email, password_hash, role) VALUES (NULL, $1, $2, 'system_admin') "
+        "ON CONFLICT DO NOTHING RETURNING id",
+        email,
+        password_hash,
+    )
+    return None if user_id is None else str(user_id)
+
+
 @dataclass(frozen=True)
 class Grant:
     """A refresh token as issued (shown to the client once, stored as its digest) and the
@@ -182,7 +211,7 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, Grant]:
             "SELECT r.id AS token_id, r.family_id, r.expires_at, r.used_at, r.revoked_at, "
             "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at, "
             "t.status AS tenant_status FROM refresh_tokens r JOIN users u ON u.id = r.user_id "
-            "JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1 FOR UPDATE OF r",
+            "LEFT JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1 FOR UPDATE OF r",
             _digest(token),
         )
         if row is None or row["revoked_at"] is not None:
@@ -195,7 +224,7 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, Grant]:
             refusal = errors.Unauthorized("refresh token expired")
         elif row["disabled_at"] is not None:
             refusal = errors.Forbidden("this account is disabled")
-        elif row["tenant_status"] != "active":
+        elif row["tenant_id"] is not None and row["tenant_status"] != "active":  # system admins: none
             refusal = errors.Forbidden("this account's tenant is suspended")
         else:
             await conn.execute(

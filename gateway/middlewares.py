@@ -187,6 +187,8 @@ ROUTE_POLICIES = {"reserve": "reserve"}
 # the account they name (routes/auth.py), and reset mails against theirs.
 ADDRESS_POLICIES = {
     "login": "login_address",
+    "system_login": "login_address",
+    "accept_invitation": "reset_address",
     "register": "register_address",
     "forgot_password": "forgot_address",
     "reset_password": "reset_address",

@@ -16,10 +16,24 @@ from gateway.routes import (
     payments,
     queue,
     rooms,
+    system,
     users,
 )
 
-RESOURCES = (health, openapi, auth, events, users, categories, pages, queue, rooms, bookings, payments)
+RESOURCES = (
+    health,
+    openapi,
+    auth,
+    system,
+    events,
+    users,
+    categories,
+    pages,
+    queue,
+    rooms,
+    bookings,
+    payments,
+)
 
 
 def add_all(app: web.Application) -> None:

@@ -19,7 +19,7 @@ from gateway.responses import ok
 log = logging.getLogger("gateway.routes.auth")
 
 
-def _session(request: web.Request, account: accounts.Account, grant: accounts.Grant) -> web.Response:
+def session_answer(request: web.Request, account: accounts.Account, grant: accounts.Grant) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     access = issue_access_token(
         settings.jwt_secret,
@@ -44,7 +44,7 @@ def _session(request: web.Request, account: accounts.Account, grant: accounts.Gr
     )
 
 
-def _account(body: dict[str, Any]) -> str:
+def account_subject(body: dict[str, Any]) -> str:
     """The account a request names (its tenant and e-mail, as sent), as a rate-limit subject:
     hashed, so no client text shapes a key."""
     named = f"{body.get('tenant')}\n{str(body.get('email')).strip().lower()}"
@@ -53,7 +53,7 @@ def _account(body: dict[str, Any]) -> str:
 
 async def register(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    await take_token(request, "register", _account(body))  # spec §8.4, per account named
+    await take_token(request, "register", account_subject(body))  # spec §8.4, per account named
     account = await accounts.register(
         request.app[appkeys.PG_POOL],
         request.app[appkeys.PASSWORD_HASHER],
@@ -70,7 +70,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    await take_token(request, "login", _account(body))  # spec §8.4: a brute force aims at an account
+    await take_token(request, "login", account_subject(body))  # spec §8.4: a brute force aims at an account
     pool = request.app[appkeys.PG_POOL]
     try:
         account = await accounts.login(
@@ -86,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
     async with pool.acquire() as conn:
         refresh = await accounts.new_refresh_token(conn, account.id)
     await audit(request, "user.login", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id)
-    return _session(request, account, refresh)
+    return session_answer(request, account, refresh)
 
 
 async def _audit_failed_login(request: web.Request, body: dict[str, Any], refusal: errors.ApiError) -> None:
@@ -114,7 +114,7 @@ async def _audit_failed_login(request: web.Request, body: dict[str, Any], refusa
 async def refresh(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     account, fresh = await accounts.rotate(request.app[appkeys.PG_POOL], body.get("refresh_token"))
-    return _session(request, account, fresh)
+    return session_answer(request, account, fresh)
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -149,7 +149,7 @@ async def forgot_password(request: web.Request) -> web.Response:
     """Mails a single-use reset token; answers the same whether or not the account exists (the
     per-account limit on reset mails too: it counts the account named, existing or not)."""
     body = await read_json_object(request)
-    await take_token(request, "reset_mail", _account(body))
+    await take_token(request, "reset_mail", account_subject(body))
     started = await accounts.start_password_reset(
         request.app[appkeys.PG_POOL], tenant=body.get("tenant"), email=body.get("email")
     )

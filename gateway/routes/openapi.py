@@ -45,10 +45,10 @@ ERROR = obj(
 USER = obj(
     ["id", "tenant_id", "email", "full_name", "role", "birth_date"],
     id=UUID,
-    tenant_id=UUID,
+    tenant_id={"anyOf": [UUID, {"type": "null"}]},  # null: a system admin, outside every tenant
     email=TEXT,
     full_name=TEXT,
-    role={"enum": ["user", "organizer", "admin"]},
+    role={"enum": ["user", "organizer", "admin", "system_admin"]},
     birth_date={"type": ["string", "null"], "format": "date"},
 )
 SESSION = obj(
@@ -280,6 +280,26 @@ NEW_PASSWORD = {
     "description": "8 characters to 72 bytes (UTF-8), with a letter and a digit",
 }
 CREDENTIALS = obj(["tenant", "email", "password"], tenant=TENANT, email=EMAIL, password=text(128, 1))
+SYSTEM_CREDENTIALS = obj(["email", "password"], email=EMAIL, password=text(128, 1))
+TENANT_BODY = obj(
+    ["name", "slug", "admin_email"],
+    name=text(200, 1),
+    slug={"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"},
+    currency={"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 (default THB)"},
+    time_zone=text(64, 1, description="an IANA time zone (default Asia/Bangkok)"),
+    admin_email=EMAIL,
+)
+TENANT_VIEW = obj(
+    ["id", "name", "slug", "status", "currency", "time_zone", "created_at"],
+    id=UUID,
+    name=TEXT,
+    slug=TEXT,
+    status={"enum": ["active", "suspended"]},
+    currency=TEXT,
+    time_zone=TEXT,
+    created_at=TIME,
+    invited=TEXT,
+)
 REGISTER_BODY = obj(
     ["tenant", "email", "password"],
     tenant=TENANT,
@@ -609,6 +629,42 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/auth/login": {
         "post": op("Log in", {200: success(SESSION)}, body=CREDENTIALS, errors=(400, 401, 403, 404))
+    },
+    "/api/v1/system/auth/login": {
+        "post": op(
+            "A system admin logs in (no tenant)",
+            {200: success(SESSION)},
+            body=SYSTEM_CREDENTIALS,
+            errors=(400, 401, 403),
+        )
+    },
+    "/api/v1/system/tenants": {
+        "get": op(
+            "Every tenant, oldest first (system admins)",
+            {200: success({"type": "array", "items": TENANT_VIEW}, paged=True)},
+            auth=True,
+            params=PAGING,
+            errors=(400, 403),
+        ),
+        "post": op(
+            "Create a tenant (a storefront) and mail its first admin a single-use invitation (system "
+            "admins); 409 for a slug taken",
+            {201: success(TENANT_VIEW)},
+            auth=True,
+            body=TENANT_BODY,
+            errors=(400, 403, 409),
+        ),
+    },
+    "/api/v1/auth/invitations/accept": {
+        "post": op(
+            "A tenant's invited admin sets a password: their account and a session (404: the link is "
+            "used, expired or unknown)",
+            {200: success(SESSION)},
+            body=obj(
+                ["token", "password"], token=TOKEN, password=NEW_PASSWORD, full_name=nullable(text(200))
+            ),
+            errors=(400, 404),
+        )
     },
     "/api/v1/auth/refresh": {
         "post": op(

@@ -1,0 +1,83 @@
+"""The System Admin of spec §1, outside every tenant: signs in without a tenant, creates tenants
+(each a storefront) and lists them; a new tenant's first admin is invited by mail with a
+single-use link, and accepts it here (setting their password) to start a session."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from booking_rush.services.mail import MailError
+from gateway import accounts, appkeys, errors, tenants
+from gateway.access import system_admin_of
+from gateway.audit_trail import audit
+from gateway.middlewares import take_token
+from gateway.params import int_query
+from gateway.payloads import read_json_object
+from gateway.responses import ok
+from gateway.routes.auth import account_subject, session_answer
+
+
+async def system_login(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    await take_token(request, "login", account_subject({"tenant": None, "email": body.get("email")}))
+    pool = request.app[appkeys.PG_POOL]
+    account = await accounts.system_login(
+        pool, request.app[appkeys.PASSWORD_HASHER], email=body.get("email"), password=body.get("password")
+    )
+    async with pool.acquire() as conn:
+        grant = await accounts.new_refresh_token(conn, account.id)
+    await audit(request, "system.login", "user", account.id, actor_id=account.id)
+    return session_answer(request, account, grant)
+
+
+async def create_tenant(request: web.Request) -> web.Response:
+    admin = system_admin_of(request)
+    new = tenants.parse_new_tenant(await read_json_object(request))
+    tenant, token = await tenants.create_tenant(request.app[appkeys.PG_POOL], new, admin.user_id)
+    # The token after '#': a browser does not send it to any server, nor does a proxy log it.
+    link = f"{request.url.origin()}/invitation#token={token}"
+    try:
+        await request.app[appkeys.MAILER].send(
+            new.admin_email,
+            f"You are invited to run {new.name} on Booking Rush",
+            f"{new.name} has a storefront on Booking Rush, and you are its first admin. Set your "
+            f"password within {tenants.INVITATION_TTL.days} days with this link (it works once):\n\n"
+            f"{link}\n\nYour organisation's sign-in name is: {new.slug}\n",
+        )
+    except MailError as exc:
+        raise errors.ServiceUnavailable("the tenant was made but its invitation could not be mailed") from exc
+    await audit(request, "tenant.created", "tenant", tenant["id"], actor_id=admin.user_id, slug=new.slug)
+    return ok({**tenant, "invited": new.admin_email}, status=201)
+
+
+async def list_tenants(request: web.Request) -> web.Response:
+    system_admin_of(request)
+    page = int_query(request, "page", 1, 1, 100_000)
+    per_page = int_query(request, "per_page", 20, 1, 100)
+    rows, total = await tenants.list_tenants(request.app[appkeys.PG_POOL], page, per_page)
+    return ok(rows, meta={"page": page, "per_page": per_page, "total": total})
+
+
+async def accept_invitation(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    pool = request.app[appkeys.PG_POOL]
+    account = await tenants.accept_invitation(
+        pool,
+        request.app[appkeys.PASSWORD_HASHER],
+        token=body.get("token"),
+        password=body.get("password"),
+        full_name=body.get("full_name"),
+    )
+    async with pool.acquire() as conn:
+        grant = await accounts.new_refresh_token(conn, account.id)
+    await audit(
+        request, "tenant.admin_joined", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
+    )
+    return session_answer(request, account, grant)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/system/auth/login", system_login, name="system_login")
+    app.router.add_get("/api/v1/system/tenants", list_tenants, name="system_list_tenants")
+    app.router.add_post("/api/v1/system/tenants", create_tenant, name="system_create_tenant")
+    app.router.add_post("/api/v1/auth/invitations/accept", accept_invitation, name="accept_invitation")
