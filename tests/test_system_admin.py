@@ -12,9 +12,12 @@ import sys
 import asyncpg
 import pytest
 import pytest_asyncio
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
 
 from booking_rush.services.mail import MailSettings
 from ops.config import REPO_ROOT
+from tests.browser import page_problems, stored_session, wait
 from tests.support import accounts_gateway_settings, call, running_gateway, unique
 
 PASSWORD = "system admin pass 2026"
@@ -168,3 +171,34 @@ async def test_a_tenant_that_is_not_one_is_refused_with_the_field_named(
     )
     assert (status, refused["error"]["code"]) == (400, "VALIDATION_ERROR")
     assert field in refused["error"]["details"]
+
+
+def _accept_in_the_browser(driver, link: str, slug: str) -> dict:
+    driver.get(link)
+    wait(driver, seen.element_to_be_clickable((By.ID, "accept")))
+    address_after_load = driver.current_url
+    driver.find_element(By.ID, "tenant").send_keys(slug)
+    driver.find_element(By.ID, "full-name").send_keys("Invited Boss")
+    driver.find_element(By.ID, "password").send_keys("venue admin 2026")
+    driver.find_element(By.ID, "accept").click()
+    wait(driver, seen.url_contains("/dashboard"))
+    return {"address_after_load": address_after_load, "session": stored_session(driver)}
+
+
+async def test_the_invitation_link_opens_a_page_that_sets_the_password(
+    gw, http, system_admin, smtp_sink, browser
+):
+    inbox, _ = smtp_sink
+    slug, admin_email = unique("club-"), f"{unique('boss')}@club.test"
+    body = {"name": "Club", "slug": slug, "admin_email": admin_email}
+    status, _ = await call(http, "POST", f"{gw}/api/v1/system/tenants", system_admin["access_token"], body)
+    assert status == 201
+    (mail,) = [m for m in inbox.messages if m["To"] == admin_email]
+    link = re.search(
+        r"(http\S+/invitation#token=[A-Za-z0-9_-]+)", mail.get_payload(decode=True).decode()
+    ).group(1)
+    accepted = await asyncio.to_thread(_accept_in_the_browser, browser, link, slug)
+    assert "#token" not in accepted["address_after_load"]  # taken out of the address bar and history
+    user = accepted["session"]["user"]
+    assert (user["role"], user["email"], accepted["session"]["tenant"]) == ("admin", admin_email, slug)
+    assert await asyncio.to_thread(page_problems, browser) == []

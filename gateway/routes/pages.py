@@ -24,6 +24,7 @@ PAGES = {
     "/book/{event_id}": "book.html",
     "/my-bookings": "my-bookings.html",
     "/dashboard": "dashboard.html",
+    "/invitation": "invitation.html",  # a new tenant's first admin sets a password
     "/api/docs": "api-docs.html",  # the API's reference (Swagger UI over /api/v1/openapi.json)
 }
 

@@ -61,6 +61,18 @@ export async function signIn(tenant, email, password) {
   return body.data.user;
 }
 
+// A tenant's invited admin sets a password with the invitation's token: a session of theirs.
+export async function acceptInvitation(token, password, fullName, tenant) {
+  const body = unwrap(
+    await call("/api/v1/auth/invitations/accept", {
+      method: "POST",
+      body: { token, password, full_name: fullName },
+    }),
+  );
+  keep({ tenant, ...body.data });
+  return body.data.user;
+}
+
 // A refresh token works once: a second use revokes the whole family (theft detection). So two
 // calls that both meet an expired access token share one refresh, and tabs take turns (Web Locks).
 let refreshing = null;
