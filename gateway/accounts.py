@@ -31,7 +31,7 @@ EMAIL_PATTERN = (
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 
-ACCOUNT_COLUMNS = "id, tenant_id, email, full_name, role, birth_date"
+ACCOUNT_COLUMNS = "id, tenant_id, email, full_name, role, birth_date, email_verified_at"
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Account:
     full_name: str
     role: str
     birth_date: date | None = None
+    email_verified: bool = True  # a self-registered buyer: False until the mailed link is used
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Account:
@@ -52,6 +53,7 @@ class Account:
             row["full_name"],
             row["role"],
             row["birth_date"],
+            row["email_verified_at"] is not None,
         )
 
     def public(self) -> dict[str, Any]:
@@ -62,6 +64,7 @@ class Account:
             "full_name": self.full_name,
             "role": self.role,
             "birth_date": self.birth_date.isoformat() if self.birth_date else None,
+            "email_verified": self.email_verified,
         }
 
 
@@ -115,8 +118,8 @@ async def register(
     hashed = await hasher.hash(password)
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
-            "INSERT INTO users (tenant_id, email, password_hash, full_name, role) "
-            "VALUES ($1, $2, $3, $4, 'user') ON CONFLICT (tenant_id, email) DO NOTHING "
+            "INSERT INTO users (tenant_id, email, password_hash, full_name, role, email_verified_at) "
+            "VALUES ($1, $2, $3, $4, 'user', NULL) ON CONFLICT (tenant_id, email) DO NOTHING "
             f"RETURNING {ACCOUNT_COLUMNS}",
             tenant_id,
             email,
@@ -209,7 +212,8 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, Grant]:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT r.id AS token_id, r.family_id, r.expires_at, r.used_at, r.revoked_at, "
-            "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.disabled_at, "
+            "u.id, u.tenant_id, u.email, u.full_name, u.role, u.birth_date, u.email_verified_at, "
+            "u.disabled_at, "
             "t.status AS tenant_status FROM refresh_tokens r JOIN users u ON u.id = r.user_id "
             "LEFT JOIN tenants t ON t.id = u.tenant_id WHERE r.token_hash = $1 FOR UPDATE OF r",
             _digest(token),
@@ -296,6 +300,47 @@ async def update_profile(pool: asyncpg.Pool, user_id: str, changes: dict[str, An
 
 
 RESET_TOKEN_TTL = timedelta(minutes=30)
+
+
+VERIFICATION_TTL = timedelta(hours=24)
+
+
+async def start_email_verification(pool: asyncpg.Pool, user_id: str) -> str | None:
+    """A single-use verification token for the account's address; None if it is verified."""
+    token = secrets.token_urlsafe(32)
+    made = await pool.fetchval(
+        "INSERT INTO email_verifications (user_id, token_hash, expires_at) "
+        "SELECT id, $2, $3 FROM users WHERE id = $1 AND email_verified_at IS NULL RETURNING id",
+        user_id,
+        _digest(token),
+        datetime.now(UTC) + VERIFICATION_TTL,
+    )
+    return None if made is None else token
+
+
+async def finish_email_verification(pool: asyncpg.Pool, token: Any) -> Account:
+    """The link is used: the account's address is verified (its other links are spent too)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 200:
+        raise errors.ValidationError("token is required", details={"token": "the verification link's token"})
+    async with pool.acquire() as conn, conn.transaction():
+        user_id = await conn.fetchval(
+            "UPDATE email_verifications SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
+            "AND expires_at > now() RETURNING user_id",
+            _digest(token),
+        )
+        if user_id is None:
+            raise errors.NotFound("this verification link is not valid (used, expired or unknown)")
+        await conn.execute(
+            "UPDATE email_verifications SET used_at = now() WHERE user_id = $1 AND used_at IS NULL", user_id
+        )
+        row = await conn.fetchrow(
+            "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() "
+            f"WHERE id = $1 AND disabled_at IS NULL RETURNING {ACCOUNT_COLUMNS}",
+            user_id,
+        )
+    if row is None:
+        raise errors.Forbidden("this account is disabled")
+    return Account.from_row(row)
 
 
 async def start_password_reset(pool: asyncpg.Pool, *, tenant: Any, email: Any) -> tuple[Account, str] | None:

@@ -32,6 +32,7 @@ class Principal:
     birth_date: date | None = None  # from the token: age rules need no database round trip
     issued_at_ms: int = 0
     session_id: str | None = None  # the refresh-token family the token was issued under
+    email_verified: bool = True  # False: a registered buyer who has not used the mailed link yet
 
     def is_at_least(self, years: int, today: date) -> bool:
         if self.birth_date is None:
@@ -52,6 +53,7 @@ def issue_access_token(
     issuer: str = "booking-rush",
     audience: str = "booking-rush",
     session_id: str | None = None,
+    email_verified: bool = True,
 ) -> str:
     now = time.time()
     claims = {
@@ -71,6 +73,8 @@ def issue_access_token(
         claims["birth_date"] = birth_date.isoformat()
     if session_id is not None:
         claims["sid"] = session_id
+    if not email_verified:  # said only when not: every token issued before the claim was verified
+        claims["unverified"] = True
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -143,6 +147,7 @@ class TokenVerifier:
             birth_date=birth,
             issued_at_ms=int(issued_at * 1000),
             session_id=session_id,
+            email_verified=claims.get("unverified") is not True,
         )
 
 

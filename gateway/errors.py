@@ -115,6 +115,11 @@ class ProofOfWorkRequired(ApiError):
     message = "this waiting room asks each new place for a small proof of work"
 
 
+class EmailNotVerified(ApiError):
+    status, code = 403, "EMAIL_NOT_VERIFIED"
+    message = "confirm your e-mail address first (the link we mailed; POST /api/v1/auth/verify-email/resend)"
+
+
 class NotInLine(ApiError):
     status, code = 409, "NOT_IN_LINE"
     message = "you are not in this waiting room's line: join it first"

@@ -189,6 +189,8 @@ ADDRESS_POLICIES = {
     "login": "login_address",
     "system_login": "login_address",
     "accept_invitation": "reset_address",
+    "verify_email": "verify_address",
+    "resend_verification": "verify_address",
     "register": "register_address",
     "forgot_password": "forgot_address",
     "reset_password": "reset_address",

@@ -49,6 +49,9 @@ DEFAULT_POLICIES = {
     "reset_address": Policy("reset_address", 10, 5),
     # Reset mails to one account: three an hour, however many addresses ask.
     "reset_mail": Policy("reset_mail", 3, 3, 3600),
+    # E-mail verification links sent again: to one account, and from one client address.
+    "verify_mail": Policy("verify_mail", 3, 3, 3600),
+    "verify_address": Policy("verify_address", 10, 5),
 }
 # Off unless set in BR_RATE_LIMITS: joins of waiting rooms per client address (a bot farm joining
 # with many accounts from one address). Off by default, since a crowd behind one NAT, the demo and

@@ -177,6 +177,7 @@ ACCOUNT_LIMITS_LIFTED = (
             "login_address",
             "forgot_address",
             "reset_address",
+            "verify_address",
         )
     )
     + ",reset_mail=1000/1000/60"

@@ -160,10 +160,20 @@ async def test_someone_elses_refresh_token_cannot_be_logged_out(auth_gateway, ht
     assert status == 200
 
 
-async def test_a_token_from_login_books_seats(auth_gateway, http, tenant, make_event):
+async def test_a_token_from_login_books_seats(auth_gateway, http, tenant, make_event, pg):
     """The tokens /auth issues are the ones the booking routes accept (a buyer of the event's own
     storefront: another's would not find it)."""
-    _, session = await _register_and_login(http, auth_gateway, tenant["slug"])
+    email = f"{unique('buyer')}@example.com"
+    status, _ = await _post(
+        http, auth_gateway, "register", {"tenant": tenant["slug"], "email": email, "password": PASSWORD}
+    )
+    assert status == 201
+    # Booking waits for the address to be verified (tests/test_email_verification.py): done here directly.
+    await pg.execute("UPDATE users SET email_verified_at = now() WHERE email = $1", email)
+    _, login = await _post(
+        http, auth_gateway, "login", {"tenant": tenant["slug"], "email": email, "password": PASSWORD}
+    )
+    session = login["data"]
     event = await make_event([("VIP", 5)], shows=1)
     show = next(iter(event.shows))
     body = {"event_id": event.event_id, "show_id": show, "zone_id": event.shows[show]["VIP"], "quantity": 1}

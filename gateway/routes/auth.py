@@ -32,6 +32,7 @@ def session_answer(request: web.Request, account: accounts.Account, grant: accou
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         session_id=grant.session_id,
+        email_verified=account.email_verified,
     )
     return ok(
         {
@@ -65,7 +66,54 @@ async def register(request: web.Request) -> web.Response:
     await audit(
         request, "user.registered", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
     )
-    return ok({"user": account.public()}, status=201)
+    sent = await _mail_verification(request, account)
+    return ok({"user": account.public(), "verification_sent": sent}, status=201)
+
+
+async def _mail_verification(request: web.Request, account: accounts.Account) -> bool:
+    """Mail the account a verification link; whether it went (a mail server away does not undo
+    the registration: the buyer asks for the link again)."""
+    token = await accounts.start_email_verification(request.app[appkeys.PG_POOL], account.id)
+    if token is None:
+        return False
+    # The token after '#': a browser does not send it to any server, nor does a proxy log it.
+    link = f"{request.url.origin()}/verify-email#token={token}"
+    try:
+        await request.app[appkeys.MAILER].send(
+            account.email,
+            "Confirm your e-mail address for Booking Rush",
+            f"Confirm this address to queue and book (the link works once, for "
+            f"{int(accounts.VERIFICATION_TTL.total_seconds() // 3600)} hours):\n\n{link}\n\n"
+            "If you did not register, ignore this mail.",
+        )
+    except MailError:
+        log.warning("verification mail to account %s not sent", account.id, exc_info=True)
+        return False
+    return True
+
+
+async def verify_email(request: web.Request) -> web.Response:
+    """The mailed link is used: the address is verified and a fresh session says so."""
+    body = await read_json_object(request)
+    pool = request.app[appkeys.PG_POOL]
+    account = await accounts.finish_email_verification(pool, body.get("token"))
+    async with pool.acquire() as conn:
+        grant = await accounts.new_refresh_token(conn, account.id)
+    await audit(
+        request, "user.email_verified", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
+    )
+    return session_answer(request, account, grant)
+
+
+async def resend_verification(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    await take_token(request, "verify_mail", "user:" + principal.user_id)
+    account = await accounts.profile(request.app[appkeys.PG_POOL], principal.user_id)
+    if account.email_verified:
+        return ok({"sent": False, "email_verified": True})
+    if not await _mail_verification(request, account):
+        raise errors.ServiceUnavailable("mail is unavailable; try again shortly")
+    return ok({"sent": True, "email_verified": False})
 
 
 async def login(request: web.Request) -> web.Response:
@@ -194,6 +242,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/forgot-password", forgot_password, name="forgot_password")
     app.router.add_post("/api/v1/auth/reset-password", reset_password, name="reset_password")
     app.router.add_post("/api/v1/auth/register", register, name="register")
+    app.router.add_post("/api/v1/auth/verify-email", verify_email, name="verify_email")
+    app.router.add_post("/api/v1/auth/verify-email/resend", resend_verification, name="resend_verification")
     app.router.add_post("/api/v1/auth/login", login, name="login")
     app.router.add_post("/api/v1/auth/refresh", refresh, name="refresh")
     app.router.add_post("/api/v1/auth/logout", logout, name="logout")

@@ -90,6 +90,8 @@ async def reserve(request: web.Request) -> web.Response:
     app = request.app
     settings = app[appkeys.SETTINGS]
     principal = current_principal(request)
+    if not principal.email_verified:
+        raise errors.EmailNotVerified()
     req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
 
     shows = app[appkeys.SHOW_INDEX]

@@ -50,6 +50,7 @@ USER = obj(
     full_name=TEXT,
     role={"enum": ["user", "organizer", "admin", "system_admin"]},
     birth_date={"type": ["string", "null"], "format": "date"},
+    email_verified={"type": "boolean"},
 )
 SESSION = obj(
     ["access_token", "token_type", "expires_in", "refresh_token", "user"],
@@ -621,10 +622,39 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/auth/register": {
         "post": op(
-            "Register",
-            {201: success(obj(["user"], user=USER))},
+            "Register: the account is made and a verification link mailed (verification_sent: whether "
+            "it went); joining a waiting room and reserving wait for it (403 EMAIL_NOT_VERIFIED)",
+            {
+                201: success(
+                    obj(["user", "verification_sent"], user=USER, verification_sent={"type": "boolean"})
+                )
+            },
             body=REGISTER_BODY,
             errors=(400, 404, 409),
+        )
+    },
+    "/api/v1/auth/verify-email": {
+        "post": op(
+            "Use the mailed verification link: the address is verified, and a fresh session says so "
+            "(404: the link is used, expired or unknown)",
+            {200: success(SESSION)},
+            body=obj(["token"], token=TOKEN),
+            errors=(400, 403, 404),
+        )
+    },
+    "/api/v1/auth/verify-email/resend": {
+        "post": op(
+            "Mail the verification link again (three an hour per account)",
+            {
+                200: success(
+                    obj(
+                        ["sent", "email_verified"],
+                        sent={"type": "boolean"},
+                        email_verified={"type": "boolean"},
+                    )
+                )
+            },
+            auth=True,
         )
     },
     "/api/v1/auth/login": {

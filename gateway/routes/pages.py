@@ -25,6 +25,7 @@ PAGES = {
     "/my-bookings": "my-bookings.html",
     "/dashboard": "dashboard.html",
     "/invitation": "invitation.html",  # a new tenant's first admin sets a password
+    "/verify-email": "verify-email.html",  # a registered buyer's mailed link
     "/api/docs": "api-docs.html",  # the API's reference (Swagger UI over /api/v1/openapi.json)
 }
 

@@ -92,6 +92,8 @@ async def _enter(
     request: web.Request, raw_event_id: object, verb: str, pow_field: object = None
 ) -> web.Response:
     principal = current_principal(request)
+    if verb == "join" and not principal.email_verified:
+        raise errors.EmailNotVerified()
     event_id = uuid_value(raw_event_id, "event_id")
     await on_sale_to(request, principal, event_id)
     now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret

@@ -73,6 +73,13 @@ export async function acceptInvitation(token, password, fullName, tenant) {
   return body.data.user;
 }
 
+// A registered buyer's mailed link: their address is verified, and the fresh session says so.
+export async function verifyEmail(token) {
+  const body = unwrap(await call("/api/v1/auth/verify-email", { method: "POST", body: { token } }));
+  keep({ tenant: (currentSession() || {}).tenant || null, ...body.data });
+  return body.data.user;
+}
+
 // A refresh token works once: a second use revokes the whole family (theft detection). So two
 // calls that both meet an expired access token share one refresh, and tabs take turns (Web Locks).
 let refreshing = null;

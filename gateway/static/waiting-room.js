@@ -226,6 +226,26 @@ function solve(challenge, bits) {
   });
 }
 
+// A registered buyer who has not confirmed their address yet: no place until they do.
+function unverified() {
+  stopPolling();
+  closeStream();
+  leaving = true;
+  document.body.dataset.state = "unverified";
+  stateLine.textContent = t("state.unverified");
+  document.getElementById("unverified").hidden = false;
+}
+
+document.getElementById("resend-verification").addEventListener("click", async () => {
+  const said = document.getElementById("resend-said");
+  try {
+    await api("/api/v1/auth/verify-email/resend", { method: "POST" });
+    said.textContent = t("verify.sent");
+  } catch (failure) {
+    said.textContent = t("trouble.connection", { message: failure.message });
+  }
+});
+
 // Joining again keeps the place; it also hands out a fresh ticket for the stream URL.
 async function join(pow = null) {
   stopPolling();
@@ -234,6 +254,10 @@ async function join(pow = null) {
     const body = pow ? { event_id: eventId, pow } : { event_id: eventId };
     ({ data: standing } = await api("/api/v1/queue/join", { method: "POST", body }));
   } catch (failure) {
+    if (failure.code === "EMAIL_NOT_VERIFIED") {
+      unverified();
+      return;
+    }
     if (failure.code === "PROOF_OF_WORK_REQUIRED" && failure.details) {
       const { challenge, bits } = failure.details;
       stateLine.textContent = t("state.proving");
