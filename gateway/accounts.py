@@ -98,10 +98,12 @@ def _digest(token: str) -> str:
 async def tenant_id_of(conn: asyncpg.Connection, slug: Any) -> str:
     if not isinstance(slug, str) or not slug or len(slug) > 100:
         raise errors.ValidationError("tenant is required", details={"tenant": "the tenant's slug"})
-    tenant = await conn.fetchval("SELECT id FROM tenants WHERE slug = $1 AND status = 'active'", slug)
+    tenant = await conn.fetchrow("SELECT id, status FROM tenants WHERE slug = $1", slug)
     if tenant is None:
         raise errors.NotFound("tenant not found")
-    return str(tenant)
+    if tenant["status"] != "active":
+        raise errors.TenantSuspended()
+    return str(tenant["id"])
 
 
 async def register(
@@ -229,7 +231,7 @@ async def rotate(pool: asyncpg.Pool, token: Any) -> tuple[Account, Grant]:
         elif row["disabled_at"] is not None:
             refusal = errors.Forbidden("this account is disabled")
         elif row["tenant_id"] is not None and row["tenant_status"] != "active":  # system admins: none
-            refusal = errors.Forbidden("this account's tenant is suspended")
+            refusal = errors.TenantSuspended()
         else:
             await conn.execute(
                 "UPDATE refresh_tokens SET used_at = now(), updated_at = now() WHERE id = $1", row["token_id"]

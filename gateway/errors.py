@@ -115,6 +115,11 @@ class ProofOfWorkRequired(ApiError):
     message = "this waiting room asks each new place for a small proof of work"
 
 
+class TenantSuspended(ApiError):
+    status, code = 403, "TENANT_SUSPENDED"
+    message = "this organisation is suspended"
+
+
 class EmailNotVerified(ApiError):
     status, code = 403, "EMAIL_NOT_VERIFIED"
     message = "confirm your e-mail address first (the link we mailed; POST /api/v1/auth/verify-email/resend)"

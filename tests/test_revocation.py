@@ -145,7 +145,10 @@ async def test_a_suspended_tenant_is_refused_and_its_tokens_end(http, two_gatewa
     session = member["session"]
     await pg.execute("UPDATE tenants SET status = 'suspended' WHERE id = $1", member["tenant_id"])
     status, answer = await _post(http, url, "refresh", {"refresh_token": session["refresh_token"]})
-    assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")
+    assert (status, answer["error"]["code"]) == (403, "TENANT_SUSPENDED")
+    login = {"tenant": member["slug"], "email": member["email"], "password": PASSWORD}
+    status, answer = await _post(http, url, "login", login)
+    assert (status, answer["error"]["code"]) == (403, "TENANT_SUSPENDED")  # not 404: it exists
     # What suspending will do (a later issue): every user's token in every process.
     await app[appkeys.REVOCATIONS].revoke("tenant", member["tenant_id"])
     await _refused_everywhere(http, two_gateways, session["access_token"])

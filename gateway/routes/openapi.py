@@ -630,7 +630,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 )
             },
             body=REGISTER_BODY,
-            errors=(400, 404, 409),
+            errors=(400, 403, 404, 409),
         )
     },
     "/api/v1/auth/verify-email": {
@@ -724,7 +724,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Mail a reset token",
             {200: success(obj(["sent"], sent={"const": True}))},
             body=obj(["tenant", "email"], tenant=TENANT, email=EMAIL),
-            errors=(400, 404),
+            errors=(400, 403, 404),
         )
     },
     "/api/v1/auth/reset-password": {
