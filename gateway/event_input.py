@@ -153,13 +153,15 @@ def edited(body: dict, row) -> dict[str, Any]:
     return {name: given[name]() if name in body else row[name] for name in EDITABLE}
 
 
-async def category_id(pool, slug: Any) -> str | None:
-    """The id of the category named by its slug (None: no category)."""
+async def category_id(pool, slug: Any, tenant_id: str) -> str | None:
+    """The id of the tenant's category named by its slug (None: no category)."""
     if slug is None:
         return None
     if not isinstance(slug, str) or len(slug) > 100:
         raise errors.ValidationError("invalid category", details={"category": "a category's slug"})
-    category = await pool.fetchval("SELECT id FROM categories WHERE slug = $1", slug)
+    category = await pool.fetchval(
+        "SELECT id FROM categories WHERE tenant_id = $1 AND slug = $2", tenant_id, slug
+    )
     if category is None:
         raise errors.ValidationError("unknown category", details={"category": "an existing category slug"})
     return str(category)

@@ -33,7 +33,9 @@ async def site(schema, pg, sale_redis, new_topics, jwt_secret):
     async with pg.acquire() as conn:
         shop = await open_shop(conn, "browser-shop-", PASSWORD)
         category_id = await conn.fetchval(
-            "INSERT INTO categories (name, slug) VALUES ($1, $1) RETURNING id", category
+            "INSERT INTO categories (tenant_id, name, slug) VALUES ($1, $2, $2) RETURNING id",
+            shop.tenant_id,
+            category,
         )
         event = await create_event(
             conn,

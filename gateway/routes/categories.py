@@ -1,4 +1,6 @@
-"""Event categories: everyone lists them; admins add them (spec §2.1.2)."""
+"""Event categories, per tenant (spec §2.1.2, §2.3): everyone lists a storefront's (or every
+storefront's, by slug); a tenant's admins add to their own; a new tenant starts with the spec's
+three (a trigger, migrations/014_categories_per_tenant.sql)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from aiohttp import web
 from gateway import appkeys, errors, text
 from gateway.audit_trail import audit
 from gateway.auth import current_principal
+from gateway.params import text_query
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 
@@ -16,12 +19,31 @@ _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 async def list_categories(request: web.Request) -> web.Response:
-    rows = await request.app[appkeys.PG_POOL].fetch("SELECT id, name, slug FROM categories ORDER BY name")
+    """`?tenant=<slug>`: that storefront's categories; without it, every storefront's by slug
+    (what the all-storefronts events list filters by), each with no id of its own."""
+    pool = request.app[appkeys.PG_POOL]
+    tenant = text_query(request, "tenant")
+    if tenant is None:
+        rows = await pool.fetch(
+            "SELECT DISTINCT ON (slug) slug, name FROM categories ORDER BY slug, created_at"
+        )
+        return ok(sorted(({"id": None, "name": r["name"], "slug": r["slug"]} for r in rows), key=_by_name))
+    tenant_id = await pool.fetchval("SELECT id FROM tenants WHERE slug = $1", tenant)
+    if tenant_id is None:
+        raise errors.NotFound("no such storefront")
+    rows = await pool.fetch(
+        "SELECT id, name, slug FROM categories WHERE tenant_id = $1 ORDER BY name", tenant_id
+    )
     return ok([{"id": str(r["id"]), "name": r["name"], "slug": r["slug"]} for r in rows])
 
 
+def _by_name(category: dict) -> tuple[str, str]:
+    return category["name"], category["slug"]
+
+
 async def create_category(request: web.Request) -> web.Response:
-    if current_principal(request).role != "admin":
+    principal = current_principal(request)
+    if principal.role != "admin":
         raise errors.Forbidden("only admins add categories")
     body = await read_json_object(request)
     name, slug = body.get("name"), body.get("slug")
@@ -30,8 +52,9 @@ async def create_category(request: web.Request) -> web.Response:
     if not isinstance(slug, str) or len(slug) > 100 or not _SLUG.fullmatch(slug):
         raise errors.ValidationError("invalid slug", details={"slug": "lower-case words joined by '-'"})
     row = await request.app[appkeys.PG_POOL].fetchrow(
-        "INSERT INTO categories (name, slug) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING "
-        "RETURNING id, name, slug",
+        "INSERT INTO categories (tenant_id, name, slug) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, slug) "
+        "DO NOTHING RETURNING id, name, slug",
+        principal.tenant_id,
         text.trimmed(name),
         slug,
     )

@@ -169,7 +169,7 @@ async def create_event(request: web.Request) -> web.Response:
     # Everything checked before a connection is taken (the category's lookup takes one of its own:
     # done inside, a burst of creations would hold every connection waiting for a second one).
     draft = event_input.new_event(body)
-    category_id = await event_input.category_id(pool, body.get("category"))
+    category_id = await event_input.category_id(pool, body.get("category"), principal.tenant_id)
     async with pool.acquire() as conn:
         event_id, _ = await event_store.insert_event(
             conn,

@@ -179,6 +179,8 @@ CANCELLED = obj(
 )
 PENDING = obj(["request_id", "status"], request_id=TEXT, status={"const": "pending"}, poll=TEXT)
 CATEGORY = obj(["id", "name", "slug"], id=UUID, name=TEXT, slug=TEXT)
+# Every storefront's categories, by slug: no one id.
+ANY_CATEGORY = obj(["id", "name", "slug"], id={"anyOf": [UUID, {"type": "null"}]}, name=TEXT, slug=TEXT)
 ADMIN_USER = obj(
     ["id", "tenant_id", "email", "full_name", "role", "disabled"],
     id=UUID,
@@ -736,9 +738,15 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     "/api/v1/categories": {
-        "get": op("Categories", {200: success({"type": "array", "items": CATEGORY})}, errors=()),
+        "get": op(
+            "A storefront's categories (`tenant`: its slug; 404 if none has it), or every storefront's by "
+            "slug (id null)",
+            {200: success({"type": "array", "items": ANY_CATEGORY})},
+            params=[query("tenant", {"type": "string", "minLength": 1, "maxLength": 100})],
+            errors=(400, 404),
+        ),
         "post": op(
-            "Add a category (admins)",
+            "Add a category to my tenant (admins; 409: my tenant has that slug)",
             {201: success(CATEGORY)},
             auth=True,
             body=CATEGORY_BODY,
