@@ -81,7 +81,7 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
 PAYMENT_SHOWN = frozenset(
     {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved"}
 )
-PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable"}
+PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable", "tenant_suspended"}
 
 
 def render_payment_result(result: dict[str, Any]) -> web.Response:
@@ -96,6 +96,8 @@ def render_payment_result(result: dict[str, Any]) -> web.Response:
         raise errors.InvalidTransition(f"a {result['current']} booking cannot be paid for")
     if status == "not_refundable":
         raise errors.RefundNotAllowed(f"not refundable: {result['current']}")
+    if status == "tenant_suspended":  # a reserve or a payment applied after the suspension
+        raise errors.TenantSuspended("this event's organisation is suspended: nothing is sold")
     raise errors.NotFound("no such booking or payment")
 
 

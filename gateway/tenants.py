@@ -106,6 +106,24 @@ async def create_tenant(pool: asyncpg.Pool, new: NewTenant, invited_by: str) -> 
     return tenant_json(row), token
 
 
+async def get_tenant(pool: asyncpg.Pool, tenant_id: str) -> dict[str, Any]:
+    row = await pool.fetchrow(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id)
+    if row is None:
+        raise errors.NotFound("no such tenant")
+    return tenant_json(row)
+
+
+async def set_status(pool: asyncpg.Pool, tenant_id: str, status: str) -> dict[str, Any]:
+    row = await pool.fetchrow(
+        f"UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING {TENANT_COLUMNS}",
+        tenant_id,
+        status,
+    )
+    if row is None:
+        raise errors.NotFound("no such tenant")
+    return tenant_json(row)
+
+
 async def list_tenants(pool: asyncpg.Pool, page: int, per_page: int) -> tuple[list[dict[str, Any]], int]:
     total = await pool.fetchval("SELECT count(*) FROM tenants")
     rows = await pool.fetch(

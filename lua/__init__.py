@@ -46,6 +46,7 @@ class SaleScripts:
     queue_stream: AsyncScript
     queue_leave: AsyncScript
     queue_notify: AsyncScript
+    sale_state: AsyncScript
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,13 @@ ARGV[5]  (join, with a proof of work only, as KEYS[12]) the zero bits the proof 
 ARGV[7]  its challenge's expiry (ms)
 
 Returns {state, rank, ticket, admitted_at, waiting, admitted_last_minute, pass_ttl_ms, head,
-opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited, pow_bits} (head read together
+opens_at_ms, rate_per_min, head_per_s, admits_per_s, pace_since, limited, pow_bits, closed_reason} (head read together
 with rank, so a live-position stream can derive later places from the ticks; opens_at_ms 0 when
 no opening is scheduled; the last five are the room's pace, for its waiting_room/eta.py, the
 rates as strings since a reply's numbers are integers):
   open        the room is not engaged: no queue, no pass needed
-  closed      the operator closed the room: nobody joins or is admitted
+  closed      the operator closed the room: nobody joins or is admitted (closed_reason: why, when
+              the system closed it, e.g. tenant_suspended: lua/sale_state.lua; else "")
   sold_out    nothing available and nothing held: told to everyone not yet admitted
   prequeue    in line before the scheduled opening (order drawn at opening)
   waiting     rank = people ahead (0-based), ticket = place
@@ -53,7 +54,8 @@ holds nothing) joins again at the back. Every call by a user in line refreshes t
 ]]
 
 local user, now, verb = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min', 'pow_bits')
+local config = redis.call('HMGET', KEYS[1], 'mode', 'engaged', 'state', 'opens_at_ms', 'rate_per_min', 'pow_bits',
+  'closed_reason')
 local pow_bits = tonumber(config[6] or '0')
 local mode = config[1]
 local waiting_count = redis.call('ZCARD', KEYS[2])
@@ -64,7 +66,7 @@ local head = tonumber(bucket[1] or '0')
 local function reply(state, rank, ticket, admitted_at, pass_ttl)
   return {state, rank or -1, ticket or -1, admitted_at or -1, waiting_count, recent, pass_ttl or -1, head,
     tonumber(config[4] or '0'), tonumber(config[5] or '600'), bucket[2] or '0', bucket[3] or '0',
-    tonumber(bucket[4] or '0'), tonumber(bucket[5] or '0'), pow_bits}
+    tonumber(bucket[4] or '0'), tonumber(bucket[5] or '0'), pow_bits, config[7] or ''}
 end
 
 local pass = redis.call('HGET', KEYS[6], user)

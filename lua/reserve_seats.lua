@@ -13,7 +13,7 @@ KEYS[4]  hold                {ev:E}:hold:<booking id>    hash  status, user_id, 
                                                          expires_at, request_id, scope, body_hash,
                                                          version (1 here; every transition adds 1)
 KEYS[5]  expiry index        {ev:E}:expiry               zset  booking id -> expires_at (ms)
-KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user
+KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user, suspended
 KEYS[7]  room's admitted     {ev:E}:room:admitted        zset  user -> active until (ms); a hold
                                                          keeps an admitted user active until it
                                                          expires (only raised, only if present)
@@ -38,6 +38,7 @@ result.status is one of:
   insufficient_stock     remaining
   max_per_user_exceeded  held, max_per_user
   unknown_zone           (the zone has no inventory in this Redis)
+  tenant_suspended       (the event's tenant is suspended: lua/sale_state.lua)
   idempotency_key_reused (same scope, different body; nothing stored)
   expired                (arrived after its deadline; not applied and not stored, so a retry
                           under the same key is judged afresh)
@@ -46,7 +47,7 @@ result.status is one of:
 Order: idempotency record first (a redelivered command always gets its first answer), then the
 booking this command made (KEYS[4]: the booking id is the command's own, so after the success
 record's TTL a redelivery is answered from the hold, never "expired" over seats it holds), then
-the deadline, then the zone, the per-user limit and availability.
+the deadline, then the zone, the sale's state, the per-user limit and availability.
 ]]
 
 local record = redis.call('HMGET', KEYS[1], 'h', 'r')
@@ -96,8 +97,12 @@ if available == nil then
   return answer({status = 'unknown_zone'})
 end
 
+local meta = redis.call('HMGET', KEYS[6], 'max_per_user', 'suspended')
+if meta[2] == '1' then  -- its tenant is suspended (lua/sale_state.lua)
+  return answer({status = 'tenant_suspended'})
+end
 local held = tonumber(redis.call('GET', KEYS[3]) or '0')
-local max_per_user = tonumber(redis.call('HGET', KEYS[6], 'max_per_user') or ARGV[12])
+local max_per_user = tonumber(meta[1] or ARGV[12])
 if held + quantity > max_per_user then
   return answer({status = 'max_per_user_exceeded', held = held, max_per_user = max_per_user})
 end

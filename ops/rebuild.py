@@ -8,7 +8,7 @@ event with a show still ahead) it writes, from the expected state of ops/sale_st
 topic), exactly what the scripts would have left:
 
 - zones (total, available = total - held, price_cents), the zone index, the event's meta
-  (max_per_user, and the newest inventory load's version) and its membership in
+  (max_per_user, suspended while its tenant is, and the newest inventory load's version) and its membership in
   keys.LIVE_EVENTS (lua/load_inventory.lua and the command consumer write the same);
 - every booking's hold hash, in whatever status it is (a hold the archiver had trimmed to a
   tombstone comes back whole, and into the ended index, to be trimmed again); the expiry index (a
@@ -247,6 +247,10 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
     if zone_keys:
         pipe.sadd(keys.zone_index(ev), *zone_keys)
     pipe.hset(keys.event_meta(ev), "max_per_user", state.max_per_user)
+    if state.suspended:  # as lua/sale_state.lua left it (tenants.status says so)
+        pipe.hset(keys.event_meta(ev), "suspended", "1")
+    else:
+        pipe.hdel(keys.event_meta(ev), "suspended")
     if state.inventory_version is not None:
         pipe.hset(keys.event_meta(ev), "inventory_version", state.inventory_version)
     done.zones = len(zone_keys)

@@ -113,6 +113,7 @@ class EventState:
     user_counts: dict[str, int] = field(default_factory=dict)  # user -> seats held or bought (> 0)
     # What a booking's reserve answered as `remaining`, where its booking.created event told it.
     remaining: dict[str, int] = field(default_factory=dict)
+    suspended: bool = False  # its tenant is: nothing is sold (lua/sale_state.lua)
 
 
 @dataclass
@@ -213,7 +214,10 @@ FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id =
 WHERE e.id = ANY($1::uuid[])
 """
 
-EVENTS = "SELECT id, max_tickets_per_user FROM events WHERE id = ANY($1::uuid[])"
+EVENTS = (
+    "SELECT e.id, e.max_tickets_per_user, t.status = 'suspended' AS suspended "
+    "FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.id = ANY($1::uuid[])"
+)
 
 LOADS = "SELECT event_id, version FROM inventory_loads WHERE event_id = ANY($1::uuid[])"
 
@@ -303,6 +307,7 @@ def _payment_from_row(r: asyncpg.Record) -> dict[str, Any]:
 @dataclass
 class _Snapshot:
     events: dict[str, int]  # event id -> max per user
+    suspended: set[str]  # events whose tenant is suspended (lua/sale_state.lua)
     zones: list[asyncpg.Record]
     bookings: list[asyncpg.Record]
     payments: list[asyncpg.Record]
@@ -313,9 +318,11 @@ class _Snapshot:
 async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
     """One consistent view of every table (a seat-count change and the zone it grew together)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        events = {str(r["id"]): r["max_tickets_per_user"] for r in await conn.fetch(EVENTS, event_ids)}
+        rows = await conn.fetch(EVENTS, event_ids)
+        events = {str(r["id"]): r["max_tickets_per_user"] for r in rows}
         return _Snapshot(
             events=events,
+            suspended={str(r["id"]) for r in rows if r["suspended"]},
             zones=await conn.fetch(ZONES, event_ids),
             bookings=await conn.fetch(BOOKINGS, event_ids),
             payments=await conn.fetch(PAYMENTS, event_ids),
@@ -340,7 +347,7 @@ def _keep_newest(into: dict[str, dict[str, Any]], key: str, record: dict[str, An
 class _Merger:
     def __init__(self, snapshot: _Snapshot) -> None:
         self.states = {
-            e: EventState(e, max_per_user, snapshot.loads.get(e))
+            e: EventState(e, max_per_user, snapshot.loads.get(e), suspended=e in snapshot.suspended)
             for e, max_per_user in snapshot.events.items()
         }
         for r in snapshot.zones:

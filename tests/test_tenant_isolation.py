@@ -86,6 +86,8 @@ def table(b: dict) -> dict[tuple[str, str], dict]:
         ("POST", "/api/v1/admin/payments/{payment_id}/refund/approve"): {
             "path": {"payment_id": b["payment_id"]}
         },
+        ("POST", "/api/v1/system/tenants/{tenant_id}/suspend"): {"path": {"tenant_id": b["tenant_id"]}},
+        ("POST", "/api/v1/system/tenants/{tenant_id}/reactivate"): {"path": {"tenant_id": b["tenant_id"]}},
     }
 
 
@@ -139,6 +141,7 @@ async def snapshot(pg, sale_redis, b: dict) -> dict:
         "event": dict(
             await pg.fetchrow("SELECT title, status, updated_at FROM events WHERE id = $1", b["event_id"])
         ),
+        "tenant": await pg.fetchval("SELECT status FROM tenants WHERE id = $1", b["tenant_id"]),
         "buyer": dict(await pg.fetchrow("SELECT role, disabled_at FROM users WHERE id = $1", b["buyer"])),
         "zone": await sale_redis.hgetall(zone),
         "room": await sale_redis.hgetall(keys.room(b["event_id"], "config")),

@@ -47,6 +47,7 @@ class Standing:
     opens_at_ms: int = 0
     pace: Pace = Pace(rate_per_min=0)
     pow_bits: int = 0  # the proof of work the room asks of a new place (0: none)
+    closed_reason: str = ""  # why the system closed the room (tenant_suspended), "" otherwise
 
     @property
     def position(self) -> int | None:
@@ -77,7 +78,9 @@ def pace_of(rate_per_min, head_per_s, admits_per_s, since, limited, now_ms: int)
 
 def _standing(out: list, now_ms: int) -> Standing:
     """lua/queue_join.lua's answer."""
-    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at, *pace, pow_bits = out
+    state, ahead, ticket, admitted_at, waiting, recent, pass_ttl, head, opens_at, *pace, pow_bits, reason = (
+        out
+    )
     return Standing(
         state.decode() if isinstance(state, bytes) else state,
         _opt(ahead),
@@ -90,6 +93,7 @@ def _standing(out: list, now_ms: int) -> Standing:
         int(opens_at),
         pace_of(*pace, now_ms),
         int(pow_bits),
+        reason.decode() if isinstance(reason, bytes) else reason,
     )
 
 

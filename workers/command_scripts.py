@@ -60,7 +60,12 @@ def _cancel(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]
 def _begin_payment(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
     ev = cmd["event_id"]
     return (
-        [keys.hold(ev, cmd["booking_id"]), keys.payment(ev, cmd["payment_id"]), keys.expiry_index(ev)],
+        [
+            keys.hold(ev, cmd["booking_id"]),
+            keys.payment(ev, cmd["payment_id"]),
+            keys.expiry_index(ev),
+            keys.event_meta(ev),
+        ],
         [
             cmd["booking_id"],
             cmd["payment_id"],
@@ -115,6 +120,11 @@ def _adjust_zone(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], 
     return [record, keys.zone(ev, cmd["show_id"], cmd["zone_id"])], [cmd["total"], s.idempotency_ttl_s]
 
 
+def _sale_state(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
+    ev = cmd["event_id"]
+    return [keys.event_meta(ev), keys.room(ev, "config")], [cmd["state"], cmd["reason"]]
+
+
 def _load_inventory(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
     return load_call(cmd, s.idempotency_ttl_s)
 
@@ -128,6 +138,7 @@ SCRIPT_OF: dict[str, ScriptCall] = {
     messages.REFUND: ScriptCall("refund_payment", _refund),
     messages.ADJUST_ZONE: ScriptCall("adjust_zone", _adjust_zone),
     messages.LOAD_INVENTORY: ScriptCall("load_inventory", _load_inventory),
+    messages.SET_SALE_STATE: ScriptCall("sale_state", _sale_state),
 }
 
 

@@ -31,7 +31,7 @@ KEYS_MISMATCH = -2  # the command named keys that are not its hold's: a caller's
 LATE_COMMAND_OUTPUT = [messages.encode({"status": "expired"}), 0]
 
 PAYMENT_COMMANDS = frozenset({messages.BEGIN_PAYMENT, messages.SETTLE_PAYMENT, messages.REFUND})
-NO_PAYMENT_RECORDS = frozenset({"not_found", "not_payable", "reservation_expired"})
+NO_PAYMENT_RECORDS = frozenset({"not_found", "not_payable", "reservation_expired", "tenant_suspended"})
 
 # A settled payment or refund step, and the mails it is told by (workers/payments/notifications.py).
 MAIL_AFTER = {
@@ -80,6 +80,8 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
         elif cmd["type"] == messages.LOAD_INVENTORY:
             events.append(messages.inventory_loaded_event(cmd, result))
             done.loaded.append(cmd["event_id"])
+        elif cmd["type"] == messages.SET_SALE_STATE:
+            events.append(messages.sale_state_changed_event(cmd, result))
         if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
             done.replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
         if "trace" in cmd:  # the events of a traced command carry its trace on (record headers)

@@ -25,6 +25,8 @@ BOOKING_CANCELLED = "booking.cancelled"
 ZONE_ADJUSTED = "inventory.zone_adjusted"
 LOAD_INVENTORY = "load_inventory"
 INVENTORY_LOADED = "inventory.loaded"
+SET_SALE_STATE = "set_sale_state"
+SALE_STATE_CHANGED = "sale.state_changed"
 BEGIN_PAYMENT = "begin_payment"
 SETTLE_PAYMENT = "settle_payment"
 REFUND = "refund"
@@ -345,6 +347,35 @@ def load_inventory_command(
         "max_per_user": max_per_user,
         "zones": zones,
         "reply_to": reply_to,
+    }
+
+
+def sale_state_command(
+    *, request_id: str, event_id: str, user_id: str, state: str, reason: str, reply_to: str
+) -> dict[str, Any]:
+    """An event's sale suspended ("suspended": its tenant was) or active again, by `user_id` (a
+    system admin); applied in order with what reaches the sale Redis (lua/sale_state.lua). A
+    system-side command: no deadline."""
+    return {
+        "type": SET_SALE_STATE,
+        "request_id": request_id,
+        "event_id": event_id,
+        "user_id": user_id,
+        "state": state,
+        "reason": reason,
+        "reply_to": reply_to,
+    }
+
+
+def sale_state_changed_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The durable record of a suspension or reactivation, as applied in the sale Redis."""
+    return {
+        "type": SALE_STATE_CHANGED,
+        "event_id": command["event_id"],
+        "request_id": command["request_id"],
+        "state": result["status"],
+        "reason": command["reason"],
+        "room": result["room"],
     }
 
 

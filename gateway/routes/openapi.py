@@ -303,6 +303,11 @@ TENANT_VIEW = obj(
     created_at=TIME,
     invited=TEXT,
 )
+TENANT_STATE = {
+    **TENANT_VIEW,
+    "required": [*TENANT_VIEW["required"], "events_applied", "events_pending"],
+    "properties": {**TENANT_VIEW["properties"], "events_applied": INT, "events_pending": INT},
+}
 REGISTER_BODY = obj(
     ["tenant", "email", "password"],
     tenant=TENANT,
@@ -432,6 +437,7 @@ STANDING = obj(
     refresh_after_seconds=NULLABLE_INT,
     queue_ticket=TEXT,
     pass_expires_at=TIME,
+    closed_reason={"enum": ["tenant_suspended", None]},  # why the system closed the room
     **{"pass": NULLABLE_TEXT},  # a Python keyword
 )
 LEFT_LINE = obj(
@@ -686,6 +692,26 @@ PATHS: dict[str, dict[str, Any]] = {
             body=TENANT_BODY,
             errors=(400, 403, 409),
         ),
+    },
+    "/api/v1/system/tenants/{tenant_id}/suspend": {
+        "post": op(
+            "Suspend a tenant (system admins): sign-in and refresh refused 403 TENANT_SUSPENDED and its "
+            "access tokens ended at once; each published event suspended in the sale Redis by a command "
+            "(a reserve or payment applied after it: 403 TENANT_SUSPENDED), its waiting room closed with "
+            "closed_reason; events_pending: commands not yet applied when the answer went",
+            {200: success(TENANT_STATE)},
+            auth=True,
+            errors=(400, 403, 404),
+        )
+    },
+    "/api/v1/system/tenants/{tenant_id}/reactivate": {
+        "post": op(
+            "Reactivate a tenant (system admins): its events' sales resume, each waiting room back to the "
+            "mode it had, then sign-in opens",
+            {200: success(TENANT_STATE)},
+            auth=True,
+            errors=(400, 403, 404),
+        )
     },
     "/api/v1/auth/invitations/accept": {
         "post": op(
@@ -972,7 +998,7 @@ PATHS: dict[str, dict[str, Any]] = {
             {200: success(PAYMENT), 201: success(PAYMENT), 202: success(PENDING)},
             auth=True,
             body=PAYMENT_BODY,
-            errors=(400, 402, 404, 409, 410),
+            errors=(400, 402, 403, 404, 409, 410),
         )
     },
     "/api/v1/payments/{payment_id}": {
@@ -1002,6 +1028,7 @@ PATH_PARAMS = {
     "show_id": UUID,
     "zone_id": UUID,
     "user_id": UUID,
+    "tenant_id": UUID,
     "booking_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     "payment_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     "request_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},

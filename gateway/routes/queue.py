@@ -84,6 +84,7 @@ def _answer(request: web.Request, principal: Principal, event_id: str, standing:
             "pass": queue_pass.token if queue_pass else None,
             "opens_at": iso_ms(standing.opens_at_ms) if standing.opens_at_ms else None,
             "pass_expires_at": iso_ms(queue_pass.expires_at_ms) if queue_pass else None,
+            "closed_reason": standing.closed_reason or None,
         }
     )
 

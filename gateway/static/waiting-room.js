@@ -29,6 +29,7 @@ let retryTimer = null;
 let streamFailures = 0;
 let leaving = false;
 let opensAt = null; // from join and status answers (stream events do not repeat it)
+let closedReason = null; // why the system closed the room (tenant_suspended), from the same answers
 // The stream URL's ticket lives minutes: the stream sends a fresh one before it runs out, and a
 // stream reopened later uses the freshest held.
 let streamTicket = null;
@@ -69,6 +70,7 @@ function waitText(standing) {
 
 function describe(standing) {
   if (standing.opens_at) opensAt = standing.opens_at;
+  if ("closed_reason" in standing) closedReason = standing.closed_reason; // stream events do not repeat it
   switch (standing.state) {
     case "waiting":
       return standing.admission_rate_per_min > 0 ? t("state.waiting") : t("state.waiting_still");
@@ -77,8 +79,9 @@ function describe(standing) {
         (opensAt ? t("state.prequeue_at", { time: dateTime(opensAt) }) : t("state.prequeue_soon")) +
         t("state.prequeue")
       );
-    case "paused":
     case "closed":
+      return closedReason ? t(`state.closed_${closedReason}`) : t("state.closed");
+    case "paused":
     case "sold_out":
     case "admitted":
       return t(`state.${standing.state}`);
