@@ -14,8 +14,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 
 from booking_rush.services.mail import MailSettings
+from ops.seed_data import ensure_users
 from tests.browser import page_problems, stored_session, submit_sign_in, wait
-from tests.support import accounts_gateway_settings, call, queue_call, reserve, running_gateway, unique
+from tests.support import (
+    accounts_gateway_settings,
+    call,
+    published_event,
+    queue_call,
+    reserve,
+    running_gateway,
+    unique,
+)
 
 PASSWORD = "verify me 2026"
 
@@ -169,4 +178,50 @@ async def test_the_pages_tell_an_unverified_buyer_and_the_link_lets_them_in(
     assert seen_["resent"] == "Sent: check your mailbox."
     assert seen_["confirmed"] == f"Thank you: {email} is confirmed. You can queue and book now."
     assert seen_["session"]["user"]["email_verified"] is True
+    assert await asyncio.to_thread(page_problems, browser) == []
+
+
+def _a_storefront(driver, gw: str, slug: str, own_event: str, inbox) -> dict:
+    """The storefront's events page, then its registration, the mailed link, and its sign-in."""
+    driver.get(f"{gw}/login")
+    driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+    driver.get(f"{gw}/t/{slug}/events")
+    wait(driver, seen.presence_of_element_located((By.CSS_SELECTOR, f"[data-event-id='{own_event}']")))
+    listed = [e.get_attribute("data-event-id") for e in driver.find_elements(By.CSS_SELECTOR, "li.event")]
+    sign_in = driver.find_element(By.ID, "sign-in-link").get_attribute("href")
+    driver.get(f"{gw}/t/{slug}/register")
+    email = f"{unique('shopper')}@store.test"
+    wait(driver, seen.element_to_be_clickable((By.ID, "register")))
+    driver.find_element(By.ID, "email").send_keys(email)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "register").click()
+    registered = wait(driver, seen.visibility_of_element_located((By.ID, "registered"))).text
+    driver.get(f"{gw}/verify-email#token={_link_token(inbox, email)}")
+    wait(driver, lambda d: _body(d, "verified") == "yes")
+    driver.get(f"{gw}/t/{slug}/login")
+    tenant_field = wait(driver, seen.presence_of_element_located((By.ID, "tenant")))
+    wait(driver, lambda d: tenant_field.get_attribute("value") == slug)
+    return {"listed": listed, "sign_in": sign_in, "registered": registered, "email": email}
+
+
+async def test_a_storefront_lists_its_own_events_and_registers_its_own_buyers(
+    gw, http, smtp_sink, new_tenant, pg, sale_redis, make_event, browser
+):
+    inbox, _ = smtp_sink
+    slug = await new_tenant("store-")
+    async with pg.acquire() as conn:
+        tenant_id = str(await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug))
+        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('o')}@store.test"], "organizer")
+    own = await published_event(
+        pg, sale_redis, {"tenant_id": tenant_id, "organizer_id": organizer}, [("GA", 5)], 1
+    )
+    await make_event([("GA", 5)], shows=1)  # another storefront's: not listed here
+    seen_ = await asyncio.to_thread(_a_storefront, browser, gw, slug, own.event_id, inbox)
+    assert seen_["listed"] == [own.event_id]
+    assert seen_["sign_in"].startswith(f"{gw}/t/{slug}/login?next=")
+    assert seen_["registered"].startswith(f"Welcome! We mailed a link to {seen_['email']}")
+    user = await pg.fetchrow(
+        "SELECT tenant_id, email_verified_at FROM users WHERE email = $1", seen_["email"]
+    )
+    assert str(user["tenant_id"]) == tenant_id and user["email_verified_at"] is not None
     assert await asyncio.to_thread(page_problems, browser) == []

@@ -34,6 +34,15 @@ PAGES = {
 PAGE_LANGUAGES = ("en", "th")
 LANGUAGE_PAGES = {"waiting-room.html"}
 
+# One storefront's pages (its events, sign-in, registration): /t/<tenant slug>/...; the page's
+# script reads the slug from the address.
+TENANT_SLUG = "[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+STOREFRONT_PAGES = {
+    f"/t/{{tenant:{TENANT_SLUG}}}/events": "events.html",
+    f"/t/{{tenant:{TENANT_SLUG}}}/login": "login.html",
+    f"/t/{{tenant:{TENANT_SLUG}}}/register": "register.html",
+}
+
 # Pages of one booking: the route's own pattern checks its id (params.PUBLIC_ID).
 BOOKING_PAGES = {
     f"/pay/{{booking_id:{PUBLIC_ID}}}": "pay.html",
@@ -86,6 +95,8 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(route, _page(filename), name=f"page:{filename}")
     for route, filename in BOOKING_PAGES.items():
         app.router.add_get(route, _page(filename, uuid_params=False), name=f"page:{filename}")
+    for route, filename in STOREFRONT_PAGES.items():
+        app.router.add_get(route, _page(filename, uuid_params=False), name=f"page:storefront:{filename}")
     app.router.add_static("/static/", STATIC_DIR, name="page:static", append_version=False)
     # Swagger UI's own files, from the openapi-ui-bundles package (no CDN).
     app.router.add_static(

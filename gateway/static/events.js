@@ -1,12 +1,14 @@
 // The events page: published events with their shows, zones, prices and live availability
-// (read from the sale Redis by /events/{id}/availability), each linked to its waiting room.
-import { when } from "/static/page-basics.js";
+// (read from the sale Redis by /events/{id}/availability), each linked to its waiting room. At
+// /t/<slug>/events, one storefront's.
+import { storefront, when } from "/static/page-basics.js";
 import { api, currentSession, signOut } from "/static/session.js";
 
 const PER_PAGE = 10;
 const REFRESH_MS = 15000; // live seats: one request per listed event per refresh, well inside the limits
 
 const params = new URLSearchParams(location.search);
+const shop = storefront();
 let page = Math.max(1, Number.parseInt(params.get("page"), 10) || 1);
 let category = params.get("category") || "";
 let refreshTimer = null;
@@ -19,7 +21,8 @@ function showWho() {
   const signedIn = Boolean(session && session.user);
   const signInLink = document.getElementById("sign-in-link");
   signInLink.hidden = signedIn;
-  signInLink.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+  const login = shop ? `/t/${shop}/login` : "/login";
+  signInLink.href = `${login}?next=${encodeURIComponent(location.pathname + location.search)}`;
   document.getElementById("signed-in").hidden = !signedIn;
   if (signedIn) document.getElementById("user-email").textContent = session.user.email;
 }
@@ -85,6 +88,7 @@ async function loadEvents() {
   statusLine.textContent = "Loading events…";
   const query = new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) });
   if (category) query.set("category", category);
+  if (shop) query.set("tenant", shop); // one storefront's events
   let answer;
   try {
     answer = await api(`/api/v1/events?${query}`);
@@ -117,7 +121,7 @@ function go(newPage) {
 async function loadCategories() {
   const select = document.getElementById("category");
   try {
-    const { data } = await api("/api/v1/categories");
+    const { data } = await api(shop ? `/api/v1/categories?tenant=${shop}` : "/api/v1/categories");
     for (const c of data) select.append(new Option(c.name, c.slug, false, c.slug === category));
   } catch {
     select.disabled = true; // the list still works unfiltered

@@ -1,5 +1,6 @@
 // The login page: signs in through /api/v1/auth/login, keeps the tokens (session.js) and goes on
 // to ?next= (a path on this site) or the events page.
+import { storefront } from "/static/page-basics.js";
 import { currentSession, safeNext, signIn } from "/static/session.js";
 
 const form = document.getElementById("login-form");
@@ -15,6 +16,7 @@ function showError(message) {
 const previous = currentSession();
 if (previous && previous.tenant) document.getElementById("tenant").value = previous.tenant;
 if (params.get("tenant")) document.getElementById("tenant").value = params.get("tenant");
+if (storefront()) document.getElementById("tenant").value = storefront(); // /t/<slug>/login: its own
 
 form.addEventListener("submit", async (submitted) => {
   submitted.preventDefault();

@@ -8,3 +8,10 @@ export function when(iso) {
 export function idFromPath() {
   return decodeURIComponent(location.pathname.split("/")[2] || "");
 }
+
+// The storefront a page is of: /t/<slug>/... (a tenant's own events, sign-in and registration);
+// null on the pages of every storefront.
+export function storefront() {
+  const match = location.pathname.match(/^\/t\/([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)\//);
+  return match ? match[1] : null;
+}

@@ -73,6 +73,17 @@ export async function acceptInvitation(token, password, fullName, tenant) {
   return body.data.user;
 }
 
+// A new buyer's account with a storefront: {user, verification_sent} (not signed in yet).
+export async function register(tenant, email, password, fullName) {
+  const body = unwrap(
+    await call("/api/v1/auth/register", {
+      method: "POST",
+      body: { tenant, email, password, full_name: fullName },
+    }),
+  );
+  return body.data;
+}
+
 // A registered buyer's mailed link: their address is verified, and the fresh session says so.
 export async function verifyEmail(token) {
   const body = unwrap(await call("/api/v1/auth/verify-email", { method: "POST", body: { token } }));
