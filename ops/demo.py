@@ -30,9 +30,10 @@ from lua import keys, load_scripts
 from ops import demo_pay, stack
 from ops.config import StackConfig
 from ops.demo_room import audit_admissions, queue_rush
+from ops.demo_tenant import tenant_through_the_api
 from ops.migrate import migrate
 from ops.processes import free_port, service_env, start_gateway, start_payment_worker, start_worker
-from ops.seed import DEMO_PASSWORD, seed
+from ops.seed import DEMO_BCRYPT_COST, DEMO_PASSWORD, DEMO_TENANT, seed
 from waiting_room.room import WaitingRoom
 
 
@@ -211,8 +212,6 @@ async def payments_act(cfg, args, base: str, seeded: dict, booked: list, sold: i
 async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mailbox) -> dict:
     """The rush; the gateway and worker processes it starts go into `procs` (the caller stops them)."""
     await migrate(cfg.database_url)
-    say(f"seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats")
-    seeded = await seed(cfg, args.buyers, args.seats_per_show, "Flash Sale Live (demo)")
     seats = 2 * args.seats_per_show
     secret = os.environ.get("BR_JWT_SECRET") or secrets.token_hex(32)
     # Every buyer logs in from this one address: the demo lifts the per-address login limit.
@@ -236,6 +235,21 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
     procs.append(start_payment_worker("demo-payments", env, log_dir))
     procs.append(start_gateway(env, log_dir, args.port))
     base = f"http://127.0.0.1:{args.port}"
+    say(f"the tenant {DEMO_TENANT}: made by a system admin through POST /api/v1/system/tenants")
+    tenant_made = await tenant_through_the_api(
+        cfg,
+        base,
+        mailbox,
+        slug=DEMO_TENANT,
+        name="Demo Live Entertainment",
+        admin_email="admin@demo.test",
+        password=DEMO_PASSWORD,
+        bcrypt_cost=DEMO_BCRYPT_COST,
+    )
+    say(
+        f"  {tenant_made}; seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats"
+    )
+    seeded = await seed(cfg, args.buyers, args.seats_per_show, "Flash Sale Live (demo)")
     say(f"{len(seeded['buyer_emails'])} buyers log in (POST /api/v1/auth/login)")
     started = time.perf_counter()
     tokens = await log_in(
@@ -278,6 +292,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
         "payments": paying,
         "waiting_room": room,
         "tenant": seeded["tenant_slug"],
+        "tenant_made": tenant_made,
         "first_buyer": seeded["buyer_emails"][0],
     }
 

@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from booking_rush.contract.messages import now_ms
 from booking_rush.services.mail import MailSettings
+from ops.demo_tenant import tenant_through_the_api
 from tests.support import accounts_gateway_settings, book, call, queue_call, running_gateway, unique
 from tests.test_system_admin import PASSWORD, sysadmin_cli
 
@@ -139,3 +140,19 @@ async def test_a_tenant_from_creation_to_a_sale_only_its_verified_buyers_make_an
     assert (status, refused["error"]["code"]) == (403, "TENANT_SUSPENDED")
     config = await room.config(event_id)
     assert config.mode == "closed"
+
+
+async def test_the_demo_makes_its_tenant_through_the_api(gw, http, schema, smtp_sink):
+    """ops.demo's way (ops/demo_tenant.py): created the first time, found the next."""
+    inbox, _ = smtp_sink
+    slug, boss = unique("demo-"), f"{unique('boss')}@demo.test"
+    how = dict(slug=slug, name="Demo", admin_email=boss, password="demo-pass-2026", bcrypt_cost=4)
+    assert await tenant_through_the_api(schema, gw, inbox, **how) == "created"
+    assert await tenant_through_the_api(schema, gw, inbox, **how) == "existing"
+    status, session = await call(
+        http,
+        "POST",
+        f"{gw}/api/v1/auth/login",
+        body={"tenant": slug, "email": boss, "password": "demo-pass-2026"},
+    )
+    assert status == 200 and session["data"]["user"]["role"] == "admin"
