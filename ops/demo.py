@@ -246,9 +246,11 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
         password=DEMO_PASSWORD,
         bcrypt_cost=DEMO_BCRYPT_COST,
     )
-    say(
-        f"  {tenant_made}; seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats"
+    made = (
+        "created, its admin invited" if tenant_made == "created" else "there already (an earlier run made it)"
     )
+    say(f"  {made}")
+    say(f"seeding {args.buyers} buyers and an event of 2 shows x {args.seats_per_show} seats")
     seeded = await seed(cfg, args.buyers, args.seats_per_show, "Flash Sale Live (demo)")
     say(f"{len(seeded['buyer_emails'])} buyers log in (POST /api/v1/auth/login)")
     started = time.perf_counter()
