@@ -147,11 +147,7 @@ async def login(
             tenant_id,
             email,
         )
-    if not await hasher.check(password, row["password_hash"] if row else None):
-        raise errors.Unauthorized("invalid email or password")
-    if row["disabled_at"] is not None:
-        raise errors.Forbidden("this account is disabled")
-    return Account.from_row(row)
+    return await _password_checked(hasher, row, password)
 
 
 async def system_login(pool: asyncpg.Pool, hasher: PasswordHasher, *, email: Any, password: Any) -> Account:
@@ -165,6 +161,12 @@ async def system_login(pool: asyncpg.Pool, hasher: PasswordHasher, *, email: Any
         "WHERE tenant_id IS NULL AND role = 'system_admin' AND email = $1",
         email,
     )
+    return await _password_checked(hasher, row, password)
+
+
+async def _password_checked(hasher: PasswordHasher, row: asyncpg.Record | None, password: str) -> Account:
+    """The account whose row (with password_hash, disabled_at) this password opens; an unknown
+    account costs a hash all the same, and is answered as a wrong password."""
     if not await hasher.check(password, row["password_hash"] if row else None):
         raise errors.Unauthorized("invalid email or password")
     if row["disabled_at"] is not None:

@@ -33,7 +33,7 @@ from ops.processes import free_port as free_port  # throwaway servers, re-export
 from ops.processes import service_env
 from ops.processes import start_redis as start_redis
 from ops.processes import stop_redis as stop_redis
-from ops.seed_data import CreatedEvent, ZoneSpec, create_event
+from ops.seed_data import CreatedEvent, ZoneSpec, create_event, ensure_tenant, ensure_users
 from tests.contract import openapi_contract
 from waiting_room.passes import PassKeys
 from workers.admitter import tick_message
@@ -550,3 +550,14 @@ async def seats_add_up(
 
     await wait_until(all_persisted, 90, "every acknowledged booking in PostgreSQL")
     assert await pg.fetchval("SELECT count(*) FROM bookings WHERE event_id = $1", event_id) == len(booked)
+
+
+async def tenant_with_event(pg, sale_redis, prefix: str, zones: list[tuple[str, int]] | None = None) -> dict:
+    """A tenant of its own (tenant_id, slug), its organizer and a published event of one show
+    on sale (`event`)."""
+    slug = unique(prefix)
+    async with pg.acquire() as conn:
+        tenant_id = await ensure_tenant(conn, slug, "A Tenant Of Its Own")
+        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('o')}@{slug}.test"], "organizer")
+    tenant = {"tenant_id": tenant_id, "organizer_id": organizer, "slug": slug}
+    return {**tenant, "event": await published_event(pg, sale_redis, tenant, zones or [("GA", 5)], 1)}

@@ -14,15 +14,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 
 from booking_rush.services.mail import MailSettings
-from ops.seed_data import ensure_users
 from tests.browser import page_problems, stored_session, submit_sign_in, wait
 from tests.support import (
     accounts_gateway_settings,
     call,
-    published_event,
     queue_call,
     reserve,
     running_gateway,
+    tenant_with_event,
     unique,
 )
 
@@ -205,16 +204,11 @@ def _a_storefront(driver, gw: str, slug: str, own_event: str, inbox) -> dict:
 
 
 async def test_a_storefront_lists_its_own_events_and_registers_its_own_buyers(
-    gw, http, smtp_sink, new_tenant, pg, sale_redis, make_event, browser
+    gw, http, smtp_sink, pg, sale_redis, make_event, browser
 ):
     inbox, _ = smtp_sink
-    slug = await new_tenant("store-")
-    async with pg.acquire() as conn:
-        tenant_id = str(await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug))
-        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('o')}@store.test"], "organizer")
-    own = await published_event(
-        pg, sale_redis, {"tenant_id": tenant_id, "organizer_id": organizer}, [("GA", 5)], 1
-    )
+    made = await tenant_with_event(pg, sale_redis, "store-")
+    slug, tenant_id, own = made["slug"], made["tenant_id"], made["event"]
     await make_event([("GA", 5)], shows=1)  # another storefront's: not listed here
     seen_ = await asyncio.to_thread(_a_storefront, browser, gw, slug, own.event_id, inbox)
     assert seen_["listed"] == [own.event_id]

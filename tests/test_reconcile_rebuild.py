@@ -24,17 +24,15 @@ from ops.inventory import unload_event
 from ops.rebuild import hold_hash, paying_deadline, payment_hash, rebuild, settle_result
 from ops.reconcile import reconcile, unhandled_dead_letters
 from ops.sale_state import EventState
-from ops.seed_data import ensure_users
 from tests.support import (
     Topics,
     WorkerProcess,
     book,
     call,
     gateway_settings,
-    published_event,
     reserve_body,
     running_gateway,
-    unique,
+    tenant_with_event,
     wait_until,
     worker_env,
 )
@@ -455,16 +453,11 @@ async def _snapshot(sale_redis, event, expected: dict[str, str]) -> dict:
     }
 
 
-async def test_rebuild_keeps_a_suspended_tenants_events_suspended(sale, pg, sale_redis, new_tenant):
+async def test_rebuild_keeps_a_suspended_tenants_events_suspended(sale, pg, sale_redis):
     """The sale's state comes back from PostgreSQL with the rest: a suspended tenant's events
     stay refused (lua/sale_state.lua's flag), an active tenant's do not."""
-    slug = await new_tenant("rebuilt-")
-    async with pg.acquire() as conn:
-        tenant_id = str(await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug))
-        (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('o')}@r.test"], "organizer")
-    event = await published_event(
-        pg, sale_redis, {"tenant_id": tenant_id, "organizer_id": organizer}, [("GA", 4)], 1
-    )
+    made = await tenant_with_event(pg, sale_redis, "rebuilt-")
+    tenant_id, event = made["tenant_id"], made["event"]
     ev = event.event_id
     await pg.execute("UPDATE tenants SET status = 'suspended' WHERE id = $1", tenant_id)
     summary = await rebuild(sale_redis, pg, sale.settings, [ev], replace=True)

@@ -45,6 +45,14 @@ def session_answer(request: web.Request, account: accounts.Account, grant: accou
     )
 
 
+async def new_session(request: web.Request, account: accounts.Account, action: str) -> web.Response:
+    """A new session for `account` (a refresh-token family of its own), recorded as `action`."""
+    async with request.app[appkeys.PG_POOL].acquire() as conn:
+        grant = await accounts.new_refresh_token(conn, account.id)
+    await audit(request, action, "user", account.id, actor_id=account.id, tenant_id=account.tenant_id)
+    return session_answer(request, account, grant)
+
+
 def account_subject(body: dict[str, Any]) -> str:
     """The account a request names (its tenant and e-mail, as sent), as a rate-limit subject:
     hashed, so no client text shapes a key."""
@@ -97,12 +105,7 @@ async def verify_email(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     pool = request.app[appkeys.PG_POOL]
     account = await accounts.finish_email_verification(pool, body.get("token"))
-    async with pool.acquire() as conn:
-        grant = await accounts.new_refresh_token(conn, account.id)
-    await audit(
-        request, "user.email_verified", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
-    )
-    return session_answer(request, account, grant)
+    return await new_session(request, account, "user.email_verified")
 
 
 async def resend_verification(request: web.Request) -> web.Response:
@@ -131,10 +134,7 @@ async def login(request: web.Request) -> web.Response:
     except (errors.Unauthorized, errors.Forbidden) as refusal:
         await _audit_failed_login(request, body, refusal)
         raise
-    async with pool.acquire() as conn:
-        refresh = await accounts.new_refresh_token(conn, account.id)
-    await audit(request, "user.login", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id)
-    return session_answer(request, account, refresh)
+    return await new_session(request, account, "user.login")
 
 
 async def _audit_failed_login(request: web.Request, body: dict[str, Any], refusal: errors.ApiError) -> None:

@@ -18,7 +18,7 @@ from gateway.params import int_query, path_uuid
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from gateway.roundtrip.dispatch import dispatch
-from gateway.routes.auth import account_subject, session_answer
+from gateway.routes.auth import account_subject, new_session
 
 
 async def system_login(request: web.Request) -> web.Response:
@@ -28,10 +28,7 @@ async def system_login(request: web.Request) -> web.Response:
     account = await accounts.system_login(
         pool, request.app[appkeys.PASSWORD_HASHER], email=body.get("email"), password=body.get("password")
     )
-    async with pool.acquire() as conn:
-        grant = await accounts.new_refresh_token(conn, account.id)
-    await audit(request, "system.login", "user", account.id, actor_id=account.id)
-    return session_answer(request, account, grant)
+    return await new_session(request, account, "system.login")
 
 
 async def create_tenant(request: web.Request) -> web.Response:
@@ -72,12 +69,7 @@ async def accept_invitation(request: web.Request) -> web.Response:
         password=body.get("password"),
         full_name=body.get("full_name"),
     )
-    async with pool.acquire() as conn:
-        grant = await accounts.new_refresh_token(conn, account.id)
-    await audit(
-        request, "tenant.admin_joined", "user", account.id, actor_id=account.id, tenant_id=account.tenant_id
-    )
-    return session_answer(request, account, grant)
+    return await new_session(request, account, "tenant.admin_joined")
 
 
 async def suspend_tenant(request: web.Request) -> web.Response:
