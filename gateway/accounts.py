@@ -322,18 +322,36 @@ async def start_email_verification(pool: asyncpg.Pool, user_id: str) -> str | No
     return None if made is None else token
 
 
+def link_token(token: Any, what: str) -> str:
+    """A mailed link's token as sent (its shape only: whether it is one is `spend_link`'s)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 200:
+        raise errors.ValidationError("token is required", details={"token": f"the {what} link's token"})
+    return token
+
+
+# Tables of single-use links, each with token_hash, expires_at and used_at.
+SINGLE_USE_LINKS = ("email_verifications", "tenant_invitations")
+
+
+async def spend_link(conn: asyncpg.Connection, table: str, token: str, returning: str) -> asyncpg.Record:
+    """Use a single-use link once: its row's `returning` columns. An unknown, used or expired link
+    is one answer (404), so links cannot be told apart by probing."""
+    assert table in SINGLE_USE_LINKS  # a name in the query: only ever one of ours
+    row = await conn.fetchrow(
+        f"UPDATE {table} SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
+        f"AND expires_at > now() RETURNING {returning}",
+        _digest(token),
+    )
+    if row is None:
+        raise errors.NotFound("this link is not valid (used, expired or unknown)")
+    return row
+
+
 async def finish_email_verification(pool: asyncpg.Pool, token: Any) -> Account:
     """The link is used: the account's address is verified (its other links are spent too)."""
-    if not isinstance(token, str) or not 20 <= len(token) <= 200:
-        raise errors.ValidationError("token is required", details={"token": "the verification link's token"})
+    token = link_token(token, "verification")
     async with pool.acquire() as conn, conn.transaction():
-        user_id = await conn.fetchval(
-            "UPDATE email_verifications SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
-            "AND expires_at > now() RETURNING user_id",
-            _digest(token),
-        )
-        if user_id is None:
-            raise errors.NotFound("this verification link is not valid (used, expired or unknown)")
+        user_id = (await spend_link(conn, "email_verifications", token, "user_id"))["user_id"]
         await conn.execute(
             "UPDATE email_verifications SET used_at = now() WHERE user_id = $1 AND used_at IS NULL", user_id
         )

@@ -14,7 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 
 from gateway import errors
-from gateway.accounts import ACCOUNT_COLUMNS, Account, validate_email, validate_password
+from gateway.accounts import (
+    ACCOUNT_COLUMNS,
+    Account,
+    link_token,
+    spend_link,
+    validate_email,
+    validate_password,
+)
 from gateway.password_hasher import PasswordHasher
 
 INVITATION_TTL = timedelta(days=7)
@@ -137,23 +144,16 @@ async def list_tenants(pool: asyncpg.Pool, page: int, per_page: int) -> tuple[li
 async def accept_invitation(
     pool: asyncpg.Pool, hasher: PasswordHasher, *, token: Any, password: Any, full_name: Any
 ) -> Account:
-    """The invited admin sets a password: their account is made, the link is spent. An unknown,
-    used or expired link is one answer (404), so links cannot be told apart by probing."""
-    if not isinstance(token, str) or not 20 <= len(token) <= 200:
-        raise errors.ValidationError("token is required", details={"token": "the invitation link's token"})
+    """The invited admin sets a password: their account is made, the link is spent (404 for one
+    unknown, used or expired)."""
+    token = link_token(token, "invitation")
     password = validate_password(password)
     full_name = "" if full_name is None else full_name
     if not isinstance(full_name, str) or len(full_name) > 200:
         raise errors.ValidationError("invalid full name", details={"full_name": "up to 200 characters"})
     hashed = await hasher.hash(password)
     async with pool.acquire() as conn, conn.transaction():
-        invitation = await conn.fetchrow(
-            "UPDATE tenant_invitations SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL "
-            "AND expires_at > now() RETURNING tenant_id, email",
-            _digest(token),
-        )
-        if invitation is None:
-            raise errors.NotFound("this invitation is not valid (used, expired or unknown)")
+        invitation = await spend_link(conn, "tenant_invitations", token, "tenant_id, email")
         row = await conn.fetchrow(
             "INSERT INTO users (tenant_id, email, password_hash, full_name, role) "
             "VALUES ($1, $2, $3, $4, 'admin') ON CONFLICT (tenant_id, email) DO UPDATE "

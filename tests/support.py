@@ -561,3 +561,19 @@ async def tenant_with_event(pg, sale_redis, prefix: str, zones: list[tuple[str, 
         (organizer,) = await ensure_users(conn, tenant_id, [f"{unique('o')}@{slug}.test"], "organizer")
     tenant = {"tenant_id": tenant_id, "organizer_id": organizer, "slug": slug}
     return {**tenant, "event": await published_event(pg, sale_redis, tenant, zones or [("GA", 5)], 1)}
+
+
+async def run_module(module: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`python -m module args...` from the repository, as a user runs it: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode(), err.decode()

@@ -4,16 +4,11 @@ nobody else may, and bad settings are refused with the field named."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import pytest_asyncio
 
 from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
-from ops.config import REPO_ROOT
-from tests.support import book, call, queue_call, reserve, wait_until
+from tests.support import book, call, queue_call, reserve, run_module, wait_until
 
 
 def room_url(base: str, event_id: str) -> str:
@@ -146,19 +141,9 @@ async def test_bad_settings_are_refused_with_the_field_named(gateway_url, http, 
 
 
 async def roomctl(gateway_url: str, token: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "BR_ACCESS_TOKEN": token, "BR_GATEWAY_URL": gateway_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.roomctl",
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await run_module(
+        "ops.roomctl", *args, env={"BR_ACCESS_TOKEN": token, "BR_GATEWAY_URL": gateway_url}
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_roomctl_shows_and_changes_a_room_from_the_shell(gateway_url, http, sale):

@@ -5,9 +5,7 @@ invitation by mail, sets a password with it and runs their own tenant (and only 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 
 import asyncpg
 import pytest
@@ -16,9 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 
 from booking_rush.services.mail import MailSettings
-from ops.config import REPO_ROOT
 from tests.browser import page_problems, stored_session, wait
-from tests.support import accounts_gateway_settings, call, running_gateway, unique
+from tests.support import accounts_gateway_settings, call, run_module, running_gateway, unique
 
 PASSWORD = "system admin pass 2026"
 
@@ -33,24 +30,8 @@ async def gw(schema, new_topics, jwt_secret, smtp_sink):
 
 
 async def sysadmin_cli(schema, *args: str, password: str = PASSWORD) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "BR_SYSADMIN_PASSWORD": password,
-        "BR_BCRYPT_COST": "4",
-        "BR_DATABASE_URL": schema.database_url,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops.sysadmin",
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, out.decode(), err.decode()
+    env = {"BR_SYSADMIN_PASSWORD": password, "BR_BCRYPT_COST": "4", "BR_DATABASE_URL": schema.database_url}
+    return await run_module("ops.sysadmin", *args, env=env)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
