@@ -11,6 +11,15 @@ import asyncpg
 
 PUBLIC_STATUSES = ("published", "cancelled")
 
+
+def is_visible(status: str, tenant_id: Any, caller_tenant: str | None) -> bool:
+    """A published event is anyone's to read (an event page can be shared); a cancelled one only
+    its own tenant's people's (they have bookings to follow); a draft nobody's here."""
+    if status == "published":
+        return True
+    return status == "cancelled" and caller_tenant is not None and str(tenant_id) == caller_tenant
+
+
 EVENT_COLUMNS = """
     e.id, e.tenant_id, e.title, e.description, e.venue, e.status, e.max_tickets_per_user,
     e.booking_window_minutes, e.min_age,
@@ -65,24 +74,24 @@ async def list_events(
     page: int,
     per_page: int,
     tenant: str | None = None,
+    tenant_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of events in `statuses`, newest first; of one storefront (`tenant`, its slug) or all."""
+    """A page of events in `statuses`, newest first; of one storefront (`tenant`, its slug, or
+    `tenant_id`) or all."""
     where = (
         "e.status = ANY($1::text[]) AND ($2::text IS NULL OR c.slug = $2)"
         " AND ($3::text IS NULL OR e.tenant_id = (SELECT id FROM tenants WHERE slug = $3))"
+        " AND ($4::uuid IS NULL OR e.tenant_id = $4)"
     )
+    filters = (list(statuses), category, tenant, tenant_id)
     total = await pool.fetchval(
         f"SELECT count(*) FROM events e LEFT JOIN categories c ON c.id = e.category_id WHERE {where}",
-        list(statuses),
-        category,
-        tenant,
+        *filters,
     )
     rows = await pool.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN categories c ON c.id = e.category_id "
-        f"WHERE {where} ORDER BY e.created_at DESC, e.id LIMIT $4 OFFSET $5",
-        list(statuses),
-        category,
-        tenant,
+        f"WHERE {where} ORDER BY e.created_at DESC, e.id LIMIT $5 OFFSET $6",
+        *filters,
         per_page,
         (page - 1) * per_page,
     )
@@ -114,7 +123,7 @@ async def shows_of(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:
 
 async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Record | None, list]:
     show = await pool.fetchrow(
-        "SELECT s.id, s.event_id, s.show_date, s.total_seats, e.status FROM shows s "
+        "SELECT s.id, s.event_id, s.show_date, s.total_seats, e.status, e.tenant_id FROM shows s "
         "JOIN events e ON e.id = s.event_id WHERE s.id = $1",
         show_id,
     )
@@ -128,17 +137,19 @@ async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Rec
     return show, zones
 
 
-async def public_zones_of_event(pool: asyncpg.Pool, event_id: str) -> list[asyncpg.Record] | None:
-    """Every zone of every show of a public event, shows in date order, in one query; None when
-    there is no such public event."""
+async def public_zones_of_event(
+    pool: asyncpg.Pool, event_id: str, caller_tenant: str | None
+) -> list[asyncpg.Record] | None:
+    """Every zone of every show of a public event (for `caller_tenant`: is_visible), shows in
+    date order, in one query; None when there is no such event for them."""
     rows = await pool.fetch(
-        "SELECT e.status, s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, "
+        "SELECT e.status, e.tenant_id, s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, "
         "z.available_seats FROM events e LEFT JOIN shows s ON s.event_id = e.id "
         "LEFT JOIN seat_zones z ON z.show_id = s.id WHERE e.id = $1 "
         "ORDER BY s.show_date, s.id, z.price DESC, z.name",
         event_id,
     )
-    if not rows or rows[0]["status"] not in PUBLIC_STATUSES:
+    if not rows or not is_visible(rows[0]["status"], rows[0]["tenant_id"], caller_tenant):
         return None
     return [r for r in rows if r["id"] is not None]  # shows without zones have nothing to show
 

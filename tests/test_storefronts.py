@@ -5,12 +5,23 @@ events list can be one storefront's."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest_asyncio
 
 from gateway.auth import issue_access_token
 from ops.demo_pay import GOOD_CARD
 from ops.seed_data import ensure_tenant, ensure_users
-from tests.support import book, call, published_event, queue_call, reserve, unique
+from tests.support import (
+    book,
+    call,
+    published_event,
+    queue_call,
+    reserve,
+    tenant_with_event,
+    unique,
+    wait_until,
+)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -78,3 +89,42 @@ async def test_public_reads_stay_public_and_the_events_list_can_be_one_storefron
         http, "GET", f"{gateway_url}/api/v1/events", params={"tenant": unique("nobody-")}
     )
     assert (status, missing["error"]["code"]) == (404, "NOT_FOUND")
+
+
+async def test_a_cancelled_event_is_seen_by_its_own_tenant_only_and_a_draft_by_nobody(
+    gateway_url, http, other_shop, make_users, token_for, jwt_secret, pg, sale_redis
+):
+    made = await tenant_with_event(pg, sale_redis, "gone-")
+    event_id, show_id = made["event"].event_id, next(iter(made["event"].shows))
+    await pg.execute("UPDATE events SET status = 'cancelled' WHERE id = $1", event_id)
+    theirs = issue_access_token(jwt_secret, user_id=str(uuid.uuid4()), tenant_id=made["tenant_id"])
+    (stranger,) = await make_users(1)
+    reads = [
+        f"/api/v1/events/{event_id}",
+        f"/api/v1/events/{event_id}/shows",
+        f"/api/v1/events/{event_id}/availability",
+        f"/api/v1/shows/{show_id}/zones",
+    ]
+
+    async def seen_by(token) -> list[int]:
+        return [(await call(http, "GET", f"{gateway_url}{path}", token))[0] for path in reads]
+
+    async def cancelled_listed_for(token) -> bool:
+        params = {"status": "cancelled", "per_page": 100}
+        _, listed = await call(http, "GET", f"{gateway_url}/api/v1/events", token, params=params)
+        return event_id in {e["id"] for e in listed["data"]}
+
+    async def seen_only_by_its_own() -> bool:
+        return await seen_by(theirs) == [200] * 4
+
+    await wait_until(seen_only_by_its_own, 10, "the catalog to see the cancellation")
+    assert await seen_by(None) == [404] * 4 and await seen_by(token_for(stranger)) == [404] * 4
+    assert await cancelled_listed_for(theirs)
+    assert not await cancelled_listed_for(None) and not await cancelled_listed_for(token_for(stranger))
+
+    await pg.execute("UPDATE events SET status = 'draft' WHERE id = $1", event_id)
+
+    async def hidden_from_its_own_too() -> bool:
+        return await seen_by(theirs) == [404] * 4
+
+    await wait_until(hidden_from_its_own_too, 10, "the catalog to see the draft")

@@ -18,7 +18,7 @@ from booking_rush.contract import messages
 from gateway import appkeys, errors, event_input, event_store
 from gateway.access import manager_of
 from gateway.audit_trail import audit
-from gateway.auth import Principal
+from gateway.auth import Principal, current_principal
 from gateway.params import int_query, path_uuid, text_query
 from gateway.payloads import read_json_object
 from gateway.responses import ok
@@ -51,6 +51,10 @@ async def list_events(request: web.Request) -> web.Response:
     tenant = text_query(request, "tenant")  # one storefront's events (its slug), or every one's
     if tenant is not None and not await _storefront_exists(request, tenant):
         raise errors.NotFound("no such storefront")
+    # Cancelled events are their own tenant's people's to see (event_store.is_visible).
+    own = caller_tenant(request) if status == "cancelled" else None
+    if status == "cancelled" and own is None:
+        return ok([], meta={"page": page, "per_page": per_page, "total": 0})
 
     async def load() -> list:
         return list(
@@ -61,11 +65,12 @@ async def list_events(request: web.Request) -> web.Response:
                 page=page,
                 per_page=per_page,
                 tenant=tenant,
+                tenant_id=own,
             )
         )
 
     events, total = await request.app[appkeys.LISTING_CACHE].get_or_load(
-        "events", [status, category, page, per_page, tenant], load
+        "events", [status, category, page, per_page, tenant, own], load
     )
     return ok(events, meta={"page": page, "per_page": per_page, "total": total})
 
@@ -75,9 +80,19 @@ async def _storefront_exists(request: web.Request, slug: str) -> bool:
     return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)", slug))
 
 
+def caller_tenant(request: web.Request) -> str | None:
+    """The tenant of whoever asks, if they sent a valid token (public reads need none)."""
+    if "Authorization" not in request.headers:
+        return None
+    try:
+        return current_principal(request).tenant_id
+    except errors.Unauthorized:
+        return None
+
+
 async def _public_event(request: web.Request):
     row = await event_store.get_event(request.app[appkeys.PG_POOL], path_uuid(request, "event_id"))
-    if row is None or row["status"] not in event_store.PUBLIC_STATUSES:
+    if row is None or not event_store.is_visible(row["status"], row["tenant_id"], caller_tenant(request)):
         raise errors.NotFound("no such event")
     return row
 
@@ -93,7 +108,9 @@ async def get_event(request: web.Request) -> web.Response:
         return await event_store.event_detail(pool, row)
 
     event = await request.app[appkeys.LISTING_CACHE].get_or_load("event", event_id, load)
-    if event is None:
+    if event is None or not event_store.is_visible(
+        event["status"], event["tenant_id"], caller_tenant(request)
+    ):
         raise errors.NotFound("no such event")
     return ok(event)
 
@@ -127,7 +144,7 @@ async def show_zones(request: web.Request) -> web.Response:
     show, zones = await event_store.show_with_zones(
         request.app[appkeys.PG_POOL], path_uuid(request, "show_id")
     )
-    if show is None or show["status"] not in event_store.PUBLIC_STATUSES:
+    if show is None or not event_store.is_visible(show["status"], show["tenant_id"], caller_tenant(request)):
         raise errors.NotFound("no such show")
     event_id, show_id = str(show["event_id"]), str(show["id"])
     live = await _live_zones(request, event_id, zones)
@@ -138,7 +155,9 @@ async def event_availability(request: web.Request) -> web.Response:
     """Every show of an event with its zones and live seats in one answer, so a page listing
     events asks once per event rather than once per show."""
     event_id = path_uuid(request, "event_id")
-    zones = await event_store.public_zones_of_event(request.app[appkeys.PG_POOL], event_id)
+    zones = await event_store.public_zones_of_event(
+        request.app[appkeys.PG_POOL], event_id, caller_tenant(request)
+    )
     if zones is None:
         raise errors.NotFound("no such event")
     shows: dict[str, dict] = {}
