@@ -113,6 +113,12 @@ async def create_tenant(pool: asyncpg.Pool, new: NewTenant, invited_by: str) -> 
     return tenant_json(row), token
 
 
+async def tenant_id_by_slug(pool: asyncpg.Pool, slug: str) -> str | None:
+    """The id of the tenant whose storefront is `slug` (any status), or None."""
+    tenant_id = await pool.fetchval("SELECT id FROM tenants WHERE slug = $1", slug)
+    return None if tenant_id is None else str(tenant_id)
+
+
 async def get_tenant(pool: asyncpg.Pool, tenant_id: str) -> dict[str, Any]:
     row = await pool.fetchrow(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id)
     if row is None:

@@ -9,10 +9,8 @@ import asyncio
 import re
 
 import aiohttp
-import asyncpg
 
-from gateway.accounts import create_system_admin
-from gateway.password_hasher import hash_password
+from ops import sysadmin
 from ops.config import StackConfig
 
 SYSTEM_ADMIN = "operator@demo.test"
@@ -30,11 +28,7 @@ async def tenant_through_the_api(
     bcrypt_cost: int,
 ) -> str:
     """ "created" (through the API, its admin invited and signed up) or "existing"."""
-    conn = await asyncpg.connect(cfg.database_url)
-    try:
-        await create_system_admin(conn, SYSTEM_ADMIN, await hash_password(password, bcrypt_cost))
-    finally:
-        await conn.close()
+    await sysadmin.create(cfg.database_url, SYSTEM_ADMIN, password, bcrypt_cost)  # None: made before
     async with aiohttp.ClientSession() as http:
         login = {"email": SYSTEM_ADMIN, "password": password}
         async with http.post(f"{base}/api/v1/system/auth/login", json=login) as answer:

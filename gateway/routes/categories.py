@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from gateway import appkeys, errors, text
+from gateway import appkeys, errors, tenants, text
 from gateway.audit_trail import audit
 from gateway.auth import current_principal
 from gateway.params import text_query
@@ -28,7 +28,7 @@ async def list_categories(request: web.Request) -> web.Response:
             "SELECT DISTINCT ON (slug) slug, name FROM categories ORDER BY slug, created_at"
         )
         return ok(sorted(({"id": None, "name": r["name"], "slug": r["slug"]} for r in rows), key=_by_name))
-    tenant_id = await pool.fetchval("SELECT id FROM tenants WHERE slug = $1", tenant)
+    tenant_id = await tenants.tenant_id_by_slug(pool, tenant)
     if tenant_id is None:
         raise errors.NotFound("no such storefront")
     rows = await pool.fetch(

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from booking_rush.contract import messages
-from gateway import appkeys, errors, event_input, event_store
+from gateway import appkeys, errors, event_input, event_store, tenants
 from gateway.access import manager_of
 from gateway.audit_trail import audit
 from gateway.auth import Principal, current_principal
@@ -49,7 +49,7 @@ async def list_events(request: web.Request) -> web.Response:
         )
     category = text_query(request, "category")
     tenant = text_query(request, "tenant")  # one storefront's events (its slug), or every one's
-    if tenant is not None and not await _storefront_exists(request, tenant):
+    if tenant is not None and await tenants.tenant_id_by_slug(request.app[appkeys.PG_POOL], tenant) is None:
         raise errors.NotFound("no such storefront")
     # Cancelled events are their own tenant's people's to see (event_store.is_visible).
     own = caller_tenant(request) if status == "cancelled" else None
@@ -73,11 +73,6 @@ async def list_events(request: web.Request) -> web.Response:
         "events", [status, category, page, per_page, tenant, own], load
     )
     return ok(events, meta={"page": page, "per_page": per_page, "total": total})
-
-
-async def _storefront_exists(request: web.Request, slug: str) -> bool:
-    pool = request.app[appkeys.PG_POOL]
-    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)", slug))
 
 
 def caller_tenant(request: web.Request) -> str | None:

@@ -8,7 +8,6 @@ on every tick, so it takes effect everywhere within one tick.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from gateway import appkeys, errors, event_store
 from gateway.access import admin_of
 from gateway.audit_trail import audit
 from gateway.event_store import iso_ms
-from gateway.params import path_uuid, uuid_value
+from gateway.params import parse_uuid, path_uuid, uuid_value
 from gateway.payloads import read_json_object
 from gateway.responses import ok
 from waiting_room.config import ConfigError, RoomConfig
@@ -90,14 +89,6 @@ async def revoke_pass(request: web.Request) -> web.Response:
 NEW_ACCOUNT_S = 3600
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 async def room_patterns(request: web.Request) -> web.Response:
     """What suggests bots in the line: the addresses that joined most, and how many of the
     people in line have accounts made within the last hour."""
@@ -107,7 +98,7 @@ async def room_patterns(request: web.Request) -> web.Response:
     new_accounts = await request.app[appkeys.PG_POOL].fetchval(
         "SELECT count(*) FROM users"
         " WHERE id = ANY($1::uuid[]) AND created_at > now() - make_interval(secs => $2)",
-        [user for user in in_line if _is_uuid(user)],  # a line's members are account ids
+        [user for user in in_line if parse_uuid(user)],  # a line's members are account ids
         NEW_ACCOUNT_S,
     )
     return ok(
