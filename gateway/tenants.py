@@ -17,6 +17,7 @@ from gateway import errors
 from gateway.accounts import (
     ACCOUNT_COLUMNS,
     Account,
+    link_is_open,
     link_token,
     spend_link,
     validate_email,
@@ -157,6 +158,8 @@ async def accept_invitation(
     full_name = "" if full_name is None else full_name
     if not isinstance(full_name, str) or len(full_name) > 200:
         raise errors.ValidationError("invalid full name", details={"full_name": "up to 200 characters"})
+    if not await link_is_open(pool, "tenant_invitations", token):  # before bcrypt's quarter second
+        raise errors.NotFound("this link is not valid (used, expired or unknown)")
     hashed = await hasher.hash(password)
     async with pool.acquire() as conn, conn.transaction():
         invitation = await spend_link(conn, "tenant_invitations", token, "tenant_id, email")

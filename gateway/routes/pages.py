@@ -70,6 +70,13 @@ def preferred_language(accept_language: str) -> str:
 def _page(filename: str, uuid_params: bool = True):
     path = STATIC_DIR / filename
     in_languages = filename in LANGUAGE_PAGES
+    # Read once, in each language: a page changes with a deploy.
+    said_in = {}
+    if in_languages:
+        html = path.read_text()
+        said_in = {
+            lang: html.replace('<html lang="en">', f'<html lang="{lang}">', 1) for lang in PAGE_LANGUAGES
+        }
 
     async def serve(request: web.Request) -> web.StreamResponse:
         for name in request.match_info if uuid_params else ():
@@ -78,9 +85,8 @@ def _page(filename: str, uuid_params: bool = True):
         if not in_languages:
             return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
         lang = preferred_language(request.headers.get("Accept-Language", ""))
-        html = path.read_text().replace('<html lang="en">', f'<html lang="{lang}">', 1)
         headers = {"Cache-Control": "no-cache", "Content-Language": lang, "Vary": "Accept-Language"}
-        return web.Response(text=html, content_type="text/html", headers=headers)
+        return web.Response(text=said_in[lang], content_type="text/html", headers=headers)
 
     return serve
 
