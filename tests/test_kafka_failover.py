@@ -100,14 +100,18 @@ async def test_the_leader_of_a_busy_partition_dies_mid_sale_and_nothing_acknowle
         async with running_gateway(settings) as url:
             started = time.monotonic()
 
+            kill_now = asyncio.Event()  # the load has reached the request due at KILL_AT s
+
             async def one(i: int) -> None:
+                if i == KILL_AT * RATE:
+                    kill_now.set()
                 body = {"event_id": event.event_id, "show_id": show, "zone_id": zone, "quantity": 1}
                 sent = time.monotonic() - started
                 status, answer = await book(http, url, tokens[i % len(tokens)], body)
                 answers.append((sent, time.monotonic() - started, status, answer))
 
             async def kill() -> None:
-                await asyncio.sleep(KILL_AT)  # the schedule's pace
+                await kill_now.wait()  # mid-load, whatever the generator's lag
                 await asyncio.to_thread(cluster.kill, doomed)
 
             killing = asyncio.create_task(kill())
