@@ -25,9 +25,10 @@ async def list_categories(request: web.Request) -> web.Response:
     tenant = text_query(request, "tenant")
     if tenant is None:
         rows = await pool.fetch(
-            "SELECT DISTINCT ON (slug) slug, name FROM categories ORDER BY slug, created_at"
+            "SELECT name, slug FROM (SELECT DISTINCT ON (slug) slug, name FROM categories "
+            "ORDER BY slug, created_at) first_named ORDER BY name, slug"
         )
-        return ok(sorted(({"id": None, "name": r["name"], "slug": r["slug"]} for r in rows), key=_by_name))
+        return ok([{"id": None, "name": r["name"], "slug": r["slug"]} for r in rows])
     tenant_id = await tenants.tenant_id_by_slug(pool, tenant)
     if tenant_id is None:
         raise errors.NotFound("no such storefront")
@@ -35,10 +36,6 @@ async def list_categories(request: web.Request) -> web.Response:
         "SELECT id, name, slug FROM categories WHERE tenant_id = $1 ORDER BY name", tenant_id
     )
     return ok([{"id": str(r["id"]), "name": r["name"], "slug": r["slug"]} for r in rows])
-
-
-def _by_name(category: dict) -> tuple[str, str]:
-    return category["name"], category["slug"]
 
 
 async def create_category(request: web.Request) -> web.Response:
