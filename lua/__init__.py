@@ -47,6 +47,8 @@ class SaleScripts:
     queue_leave: AsyncScript
     queue_notify: AsyncScript
     sale_state: AsyncScript
+    set_pricing: AsyncScript
+    quote_price: AsyncScript
 
 
 @dataclass(frozen=True)

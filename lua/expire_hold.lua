@@ -11,6 +11,7 @@ KEYS[3]  per-user count  {ev:E}:user:<user>         string
 KEYS[4]  expiry index    {ev:E}:expiry              zset  booking id -> expires_at (ms)
 KEYS[5]  ended index     {ev:E}:ended               zset  booking id -> ended at (ms): holds that
                                                           ended with no payment, for the archiver
+KEYS[6]  promo code uses  {ev:E}:promo_uses          hash  (lua/_pricing.lua): given back
 
 ARGV[1]  booking id      ARGV[2]  now (ms)
 ARGV[3]  user id, ARGV[4] show id, ARGV[5] zone id: what the caller named KEYS[2..3] after
@@ -63,7 +64,7 @@ if tonumber(hold[6]) > now then
   return {-1, '{}'}
 end
 
-local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]))
+local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]), KEYS[1], KEYS[6])
 redis.call('HSET', KEYS[1], 'status', 'expired', 'expired_at', now, 'remaining_after', remaining)
 bump(KEYS[1])
 redis.call('ZADD', KEYS[5], now, ARGV[1])

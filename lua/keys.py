@@ -67,6 +67,16 @@ def event_meta(event_id: str) -> str:
     return f"{tag(event_id)}:meta"
 
 
+def promos(event_id: str) -> str:
+    """The event's promo codes: hash CODE -> definition JSON (lua/_pricing.lua)."""
+    return f"{tag(event_id)}:promos"
+
+
+def promo_uses(event_id: str) -> str:
+    """Uses of the event's promo codes: hash CODE -> uses, CODE|<user> -> that user's."""
+    return f"{tag(event_id)}:promo_uses"
+
+
 def idempotency(event_id: str, user_id: str, scope: str) -> str:
     return f"{tag(event_id)}:idem:{user_id}:{scope}"
 
@@ -95,6 +105,8 @@ def reserve_keys(
         event_meta(event_id),
         room(event_id, "admitted"),
         user_bookings(event_id, user_id),
+        promos(event_id),
+        promo_uses(event_id),
     ]
 
 
@@ -106,6 +118,7 @@ def hold_keys(event_id: str, booking_id: str, user_id: str, show_id: str, zone_i
         user_count(event_id, user_id),
         expiry_index(event_id),
         ended_index(event_id),
+        promo_uses(event_id),
     ]
 
 
@@ -124,7 +137,18 @@ def payment_keys(
         zone(event_id, show_id, zone_id),
         user_count(event_id, user_id),
         expiry_index(event_id),
+        promo_uses(event_id),
     ]
+
+
+def quote_keys(event_id: str, show_id: str, zone_id: str) -> list[str]:
+    """KEYS of lua/quote_price.lua, in order."""
+    return [zone(event_id, show_id, zone_id), event_meta(event_id), promos(event_id), promo_uses(event_id)]
+
+
+def pricing_keys(event_id: str, idempotency_key: str, zone_key: str | None = None) -> list[str]:
+    """KEYS of lua/set_pricing.lua, in order (the zone's only for an early-bird rule)."""
+    return [idempotency_key, promos(event_id), event_meta(event_id), *([zone_key] if zone_key else [])]
 
 
 def inventory_keys(event_id: str, idempotency_key: str, zones: list[tuple[str, str]]) -> list[str]:

@@ -11,6 +11,7 @@ Each step done again answers as the first time (refund_exists for a second reque
 Every key carries the event's hash tag {ev:<event_id>}, so the script runs on a Redis Cluster.
 
 KEYS[1]  hold  KEYS[2]  payment  KEYS[3]  zone  KEYS[4]  per-user count  KEYS[5]  expiry index
+KEYS[6]  promo code uses
 (as in lua/settle_payment.lua)
 
 ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  step: request | approve | complete
@@ -80,7 +81,7 @@ if step == 'complete' then
   bump(KEYS[2])
   local hold = redis.call('HMGET', KEYS[1], 'status', 'quantity')
   if hold[1] == 'confirmed' then
-    local remaining = release(KEYS[3], KEYS[4], KEYS[5], ARGV[1], tonumber(hold[2]))
+    local remaining = release(KEYS[3], KEYS[4], KEYS[5], ARGV[1], tonumber(hold[2]), KEYS[1], KEYS[6])
     redis.call('HSET', KEYS[1], 'status', 'refunded', 'refunded_at', now, 'remaining_after', remaining)
     bump(KEYS[1])
   end

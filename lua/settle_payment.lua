@@ -21,6 +21,7 @@ KEYS[2]  payment         {ev:E}:payment:<payment id>  hash  (lua/begin_payment.l
 KEYS[3]  zone            {ev:E}:zone:<show>:<zone>    hash  available, ...
 KEYS[4]  per-user count  {ev:E}:user:<user>           string
 KEYS[5]  expiry index    {ev:E}:expiry                zset
+KEYS[6]  promo code uses  {ev:E}:promo_uses            hash  (lua/_pricing.lua): given back
 
 ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  outcome: processing | success | failed
 ARGV[4]  now (ms)     ARGV[5]  provider reference ('' if none)   ARGV[6]  failure reason ('')
@@ -78,7 +79,7 @@ if outcome == 'success' then
 elseif outcome == 'failed' then
   redis.call('HSET', KEYS[2], 'status', 'failed', 'failure_reason', ARGV[6])
   if holding then
-    local remaining = release(KEYS[3], KEYS[4], KEYS[5], ARGV[1], tonumber(hold[3]))
+    local remaining = release(KEYS[3], KEYS[4], KEYS[5], ARGV[1], tonumber(hold[3]), KEYS[1], KEYS[6])
     redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancel_reason', 'payment_failed',
       'cancelled_at', now, 'remaining_after', remaining)
     bump(KEYS[1])

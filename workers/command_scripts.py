@@ -39,6 +39,8 @@ def _reserve(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list
             s.default_max_per_user,
             scope,
             s.redelivery_window_s,
+            cmd.get("promo_code") or "",
+            cmd.get("currency") or "",
         ],
     )
 
@@ -125,6 +127,18 @@ def _sale_state(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], l
     return [keys.event_meta(ev), keys.room(ev, "config")], [cmd["state"], cmd["reason"]]
 
 
+def _set_pricing(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
+    ev, change = cmd["event_id"], cmd["change"]
+    record = keys.idempotency(ev, cmd["user_id"], messages.idempotency_scope(None, cmd["request_id"]))
+    zone = keys.zone(ev, change["show_id"], change["zone_id"]) if cmd["what"] == "early_bird" else None
+    return keys.pricing_keys(ev, record, zone), [
+        cmd["what"],
+        messages.encode(change),
+        now,
+        s.idempotency_ttl_s,
+    ]
+
+
 def _load_inventory(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
     return load_call(cmd, s.idempotency_ttl_s)
 
@@ -139,6 +153,7 @@ SCRIPT_OF: dict[str, ScriptCall] = {
     messages.ADJUST_ZONE: ScriptCall("adjust_zone", _adjust_zone),
     messages.LOAD_INVENTORY: ScriptCall("load_inventory", _load_inventory),
     messages.SET_SALE_STATE: ScriptCall("sale_state", _sale_state),
+    messages.SET_PRICING: ScriptCall("set_pricing", _set_pricing),
 }
 
 

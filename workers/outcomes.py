@@ -82,6 +82,8 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
             done.loaded.append(cmd["event_id"])
         elif cmd["type"] == messages.SET_SALE_STATE:
             events.append(messages.sale_state_changed_event(cmd, result))
+        elif cmd["type"] == messages.SET_PRICING and status == "pricing_set":
+            events.append(messages.pricing_changed_event(cmd, result))
         if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
             done.replies.append((cmd["reply_to"], cmd["event_id"], messages.reply(cmd, result)))
         if "trace" in cmd:  # the events of a traced command carry its trace on (record headers)

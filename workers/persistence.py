@@ -43,11 +43,13 @@ LOCK_PRIOR = "SELECT id, status FROM bookings WHERE id = ANY($1::uuid[]) ORDER B
 UPSERT_BOOKINGS = """
 INSERT INTO bookings (id, public_id, reservation_id, user_id, event_id, show_id, zone_id,
                       quantity, total_price, request_id, body_hash, reserved_at, expires_at,
-                      status, version, payment_id, cancel_reason, confirmed_at, ticket_code)
+                      status, version, payment_id, cancel_reason, confirmed_at, ticket_code,
+                      price_breakdown, promo_code, early_bird_seats, currency)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::uuid[],
                      $7::uuid[], $8::int[], $9::numeric[], $10::text[], $11::text[],
                      $12::timestamptz[], $13::timestamptz[], $14::text[], $15::int[],
-                     $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+                     $16::text[], $17::text[], $18::timestamptz[], $19::text[],
+                     $20::jsonb[], $21::text[], $22::int[], $23::text[])
 ON CONFLICT (id) DO UPDATE
     SET status = EXCLUDED.status, version = EXCLUDED.version,
         expires_at = EXCLUDED.expires_at, payment_id = EXCLUDED.payment_id,
@@ -75,6 +77,23 @@ ON CONFLICT (id) DO UPDATE
         version = EXCLUDED.version, updated_at = now()
     WHERE payments.version < EXCLUDED.version
 RETURNING public_id, booking_id, event_id, status, refund_status, version
+"""
+
+UPSERT_PROMO_CODES = """
+INSERT INTO promo_codes (event_id, code, definition, status, version)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[])
+ON CONFLICT (event_id, code) DO UPDATE
+    SET definition = EXCLUDED.definition, status = EXCLUDED.status, version = EXCLUDED.version,
+        updated_at = now()
+    WHERE promo_codes.version < EXCLUDED.version
+"""
+
+UPSERT_PRICING_RULES = """
+INSERT INTO pricing_rules (event_id, kind, scope, rule, version)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
+ON CONFLICT (event_id, kind, scope) DO UPDATE
+    SET rule = EXCLUDED.rule, version = EXCLUDED.version, updated_at = now()
+    WHERE pricing_rules.version < EXCLUDED.version
 """
 
 RECORD_ADJUSTMENTS = """
@@ -174,6 +193,11 @@ async def _write_bookings(
             e.get("cancel_reason"),
             _opt_ts(e.get("confirmed_at")),
             e.get("ticket_code") or None,
+            # What the reservation locked: the same in every event of the booking.
+            messages.encode(e["pricing"]).decode() if e.get("pricing") else None,
+            e.get("promo_code") or None,
+            e.get("eb_seats") or 0,
+            e.get("currency") or None,
         )
         for e in _newest(events, "booking_id")
     ]
@@ -208,6 +232,41 @@ async def _write_payments(conn: asyncpg.Connection, events: list[dict[str, Any]]
         for e in _newest(events, "payment_id")
     ]
     return await conn.fetch(UPSERT_PAYMENTS, *zip(*rows, strict=True))
+
+
+async def _write_pricing(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
+    """Rules and codes as their newest change left them (an older event changes nothing)."""
+    codes = {}
+    rules = {}
+    for e in events:
+        rule, what = e["rule"], e["what"]
+        if what in ("promo", "promo_status"):
+            key = (e["event_id"], rule["code"])
+            if key not in codes or codes[key]["version"] < e["version"]:
+                codes[key] = e
+        else:
+            scope = rule["zone_id"] if what == "early_bird" else "event"
+            key = (e["event_id"], what, scope)
+            if key not in rules or rules[key]["version"] < e["version"]:
+                rules[key] = e
+    if codes:
+        await conn.execute(
+            UPSERT_PROMO_CODES,
+            [k[0] for k in codes],
+            [k[1] for k in codes],
+            [messages.encode(e["rule"]).decode() for e in codes.values()],
+            [e["rule"]["status"] for e in codes.values()],
+            [e["version"] for e in codes.values()],
+        )
+    if rules:
+        await conn.execute(
+            UPSERT_PRICING_RULES,
+            [k[0] for k in rules],
+            [k[1] for k in rules],
+            [k[2] for k in rules],
+            [messages.encode(e["rule"]).decode() for e in rules.values()],
+            [e["version"] for e in rules.values()],
+        )
 
 
 async def _audit(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
@@ -266,6 +325,9 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         if grown:
             await conn.execute(GROW_ZONES, [g["zone_id"] for g in grown], [g["delta"] for g in grown])
             await conn.execute(GROW_SHOWS, [g["show_id"] for g in grown], [g["delta"] for g in grown])
+    pricing = [e for e in events if e["type"] == messages.PRICING_CHANGED]
+    if pricing:
+        await _write_pricing(conn, pricing)
     loads: dict[str, int] = {}
     for e in events:
         if e["type"] == messages.INVENTORY_LOADED and e.get("version") is not None:

@@ -27,6 +27,8 @@ LOAD_INVENTORY = "load_inventory"
 INVENTORY_LOADED = "inventory.loaded"
 SET_SALE_STATE = "set_sale_state"
 SALE_STATE_CHANGED = "sale.state_changed"
+SET_PRICING = "set_pricing"
+PRICING_CHANGED = "pricing.changed"
 BEGIN_PAYMENT = "begin_payment"
 SETTLE_PAYMENT = "settle_payment"
 REFUND = "refund"
@@ -171,8 +173,11 @@ def reserve_command(
     deadline_ms: int,
     accept_by_ms: int,
     reply_to: str,
+    promo_code: str = "",
+    currency: str = "",
 ) -> dict[str, Any]:
-    """`accept_by_ms`: the broker must append it by then; `deadline_ms`: a worker must apply it."""
+    """`accept_by_ms`: the broker must append it by then; `deadline_ms`: a worker must apply it.
+    `promo_code`: upper case, '' for none; `currency`: the event's, kept on the hold."""
     return {
         "type": RESERVE,
         "request_id": request_id,
@@ -187,6 +192,8 @@ def reserve_command(
         "deadline_ms": deadline_ms,
         "accept_by_ms": accept_by_ms,
         "reply_to": reply_to,
+        "promo_code": promo_code,
+        "currency": currency,
     }
 
 
@@ -367,6 +374,35 @@ def sale_state_command(
     }
 
 
+def set_pricing_command(
+    *, request_id: str, event_id: str, user_id: str, what: str, change: dict[str, Any], reply_to: str
+) -> dict[str, Any]:
+    """An organizer's pricing change (lua/set_pricing.lua documents `what` and `change`): a
+    system-side command, no deadline, applied once, in order with the reservations."""
+    return {
+        "type": SET_PRICING,
+        "request_id": request_id,
+        "event_id": event_id,
+        "user_id": user_id,
+        "what": what,
+        "change": change,
+        "reply_to": reply_to,
+    }
+
+
+def pricing_changed_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The durable record of a pricing change as applied in the sale Redis (newest version wins)."""
+    return {
+        "type": PRICING_CHANGED,
+        "event_id": command["event_id"],
+        "request_id": command["request_id"],
+        "what": result["what"],
+        "rule": result["rule"],
+        "version": result["version"],
+        "at": result["at"],
+    }
+
+
 def sale_state_changed_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """The durable record of a suspension or reactivation, as applied in the sale Redis."""
     return {
@@ -418,6 +454,10 @@ def booking_created_event(command: dict[str, Any], result: dict[str, Any]) -> di
         "zone_id": result["zone_id"],
         "quantity": result["quantity"],
         "total_cents": result["total_cents"],
+        "pricing": result.get("pricing"),
+        "eb_seats": (result.get("pricing") or {}).get("early_bird_seats", 0),
+        "promo_code": command.get("promo_code", ""),
+        "currency": command.get("currency", ""),
         "remaining": result["remaining"],
         "created_at": result["created_at"],
         "expires_at": result["expires_at"],
@@ -451,6 +491,7 @@ _INT_FIELDS = frozenset(
         "refund_cents",
         "refund_requested_at",
         "refund_approved_at",
+        "eb_seats",
     }
 )
 
@@ -471,6 +512,8 @@ def booking_event(event_id: str, booking_id: str, hold: dict[str, Any]) -> dict[
     Every booking event carries every column, so PostgreSQL can be written from whichever of a
     booking's events arrives first, and its version says which is newest."""
     record = typed_record(hold)
+    if record.get("pricing"):  # kept on the hold as the JSON text the script wrote
+        record["pricing"] = decode(record["pricing"])
     return {
         **record,
         "type": BOOKING_EVENT_OF[record["status"]],
