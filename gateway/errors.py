@@ -139,6 +139,30 @@ class SeatsBelowTaken(ApiError):
     status, code, message = 409, "SEATS_BELOW_TAKEN", "fewer seats than are already held or sold"
 
 
+class PromoCodeInvalid(ApiError):
+    status, code, message = 400, "PROMO_CODE_INVALID", "no such promo code for this event"
+
+
+class PromoCodeExpired(ApiError):
+    status, code, message = 400, "PROMO_CODE_EXPIRED", "this promo code is not valid at this time"
+
+
+class PromoCodeNotApplicable(ApiError):
+    status, code, message = 400, "PROMO_CODE_NOT_APPLICABLE", "this promo code does not apply to this booking"
+
+
+class PromoCodeUsedUp(ApiError):
+    status, code, message = 409, "PROMO_CODE_USED_UP", "this promo code has no uses left"
+
+
+class PromoCodeLimitReached(ApiError):
+    status, code, message = (
+        409,
+        "PROMO_CODE_LIMIT_REACHED",
+        "you have used this promo code as often as it allows",
+    )
+
+
 class PayloadTooLarge(ApiError):
     status, code, message = 413, "PAYLOAD_TOO_LARGE", "request body too large"
 

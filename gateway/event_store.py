@@ -22,7 +22,7 @@ def is_visible(status: str, tenant_id: Any, caller_tenant: str | None) -> bool:
 
 EVENT_COLUMNS = """
     e.id, e.tenant_id, e.title, e.description, e.venue, e.status, e.max_tickets_per_user,
-    e.booking_window_minutes, e.min_age,
+    e.booking_window_minutes, e.min_age, e.currency,
     c.slug AS category, e.created_at, e.updated_at,
     (SELECT count(*) FROM shows s WHERE s.event_id = e.id) AS shows_count,
     (SELECT min(s.show_date) FROM shows s WHERE s.event_id = e.id AND s.show_date > now()) AS next_show
@@ -50,6 +50,7 @@ def event_json(row: asyncpg.Record) -> dict[str, Any]:
         "max_tickets_per_user": row["max_tickets_per_user"],
         "booking_window_minutes": row["booking_window_minutes"],
         "min_age": row["min_age"],
+        "currency": row["currency"],
         "shows_count": row["shows_count"],
         "next_show": iso(row["next_show"]),
         "created_at": iso(row["created_at"]),
@@ -123,7 +124,7 @@ async def shows_of(pool: asyncpg.Pool, event_id: str) -> list[dict[str, Any]]:
 
 async def show_with_zones(pool: asyncpg.Pool, show_id: str) -> tuple[asyncpg.Record | None, list]:
     show = await pool.fetchrow(
-        "SELECT s.id, s.event_id, s.show_date, s.total_seats, e.status, e.tenant_id FROM shows s "
+        "SELECT s.id, s.event_id, s.show_date, s.total_seats, e.status, e.tenant_id, e.currency FROM shows s "
         "JOIN events e ON e.id = s.event_id WHERE s.id = $1",
         show_id,
     )
@@ -143,7 +144,8 @@ async def public_zones_of_event(
     """Every zone of every show of a public event (for `caller_tenant`: is_visible), shows in
     date order, in one query; None when there is no such event for them."""
     rows = await pool.fetch(
-        "SELECT e.status, e.tenant_id, s.id AS show_id, s.show_date, z.id, z.name, z.price, z.total_seats, "
+        "SELECT e.status, e.tenant_id, e.currency, s.id AS show_id, s.show_date, z.id, z.name, z.price, "
+        "z.total_seats, "
         "z.available_seats FROM events e LEFT JOIN shows s ON s.event_id = e.id "
         "LEFT JOIN seat_zones z ON z.show_id = s.id WHERE e.id = $1 "
         "ORDER BY s.show_date, s.id, z.price DESC, z.name",

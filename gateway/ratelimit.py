@@ -52,6 +52,9 @@ DEFAULT_POLICIES = {
     # E-mail verification links sent again: to one account, and from one client address.
     "verify_mail": Policy("verify_mail", 3, 3, 3600),
     "verify_address": Policy("verify_address", 10, 5),
+    # Wrong promo codes (gateway/promo_guard.py): five in ten minutes per user, twenty per address.
+    "promo_wrong": Policy("promo_wrong", 5, 5, 600),
+    "promo_wrong_address": Policy("promo_wrong_address", 20, 20, 600),
 }
 # Off unless set in BR_RATE_LIMITS: joins of waiting rooms per client address (a bot farm joining
 # with many accounts from one address). Off by default, since a crowd behind one NAT, the demo and

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from booking_rush.contract import messages
+from booking_rush.contract import messages, pricing
 from gateway import errors
 from gateway.event_store import iso_ms
 from gateway.responses import ok, price_text
@@ -28,10 +28,16 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
                 "quantity": result["quantity"],
                 "expires_at": iso_ms(result["expires_at"]),
                 "total_price": price_text(result["total_cents"]),
+                "currency": (result.get("pricing") or {}).get("currency") or None,
+                "price": pricing.breakdown_view(
+                    result.get("pricing"), result["quantity"], result["total_cents"], ""
+                ),
                 "remaining": result["remaining"],
             },
             status=created_status,
         )
+    if status in PROMO_REFUSALS:
+        raise_promo_refusal(result)
     if status == "cancelled":  # the owner's cancel
         return ok(
             {
@@ -70,12 +76,47 @@ def render_result(result: dict[str, Any], created_status: int) -> web.Response:
         return ok(
             {"total_seats": result["total"], "available_seats": result["available"], "taken": result["taken"]}
         )
+    # An organizer's pricing change (routes/pricing.py), likewise.
+    if status == "pricing_set":
+        return ok({"what": result["what"], "rule": result["rule"], "version": result["version"]})
+    if status == "promo_exists":
+        raise errors.Conflict(
+            "this event has a promo code of that name already", details={"code": result["code"]}
+        )
+    if status == "promo_not_found":
+        raise errors.NotFound("no such promo code")
     if status == "below_taken":
         raise errors.SeatsBelowTaken(
             f"{result['taken']} seats are already held or sold; the zone cannot have fewer",
             details={"taken": result["taken"], "total_seats": result["total"]},
         )
     raise errors.ApiError(f"unexpected worker result {status!r}")
+
+
+PROMO_REFUSALS = frozenset(
+    {"promo_invalid", "promo_expired", "promo_not_applicable", "promo_used_up", "promo_user_limit"}
+)
+
+
+def raise_promo_refusal(result: dict[str, Any]) -> None:
+    """A promo code refused (lua/_pricing.lua), as its own error: nothing was taken."""
+    status = result["status"]
+    if status == "promo_invalid":
+        raise errors.PromoCodeInvalid()
+    if status == "promo_expired":
+        details = {k: iso_ms(result[k]) for k in ("starts_at", "ends_at") if result.get(k)}
+        raise errors.PromoCodeExpired(details=details or None)
+    if status == "promo_not_applicable":
+        reason = result["reason"]
+        message = {
+            "show": "this promo code is for another show",
+            "zone": "this promo code is for another zone",
+            "min_quantity": f"this promo code needs at least {result.get('min_quantity')} seats",
+        }[reason]
+        raise errors.PromoCodeNotApplicable(message, details={"reason": reason})
+    if status == "promo_used_up":
+        raise errors.PromoCodeUsedUp()
+    raise errors.PromoCodeLimitReached(details={"per_user": result.get("per_user")})
 
 
 PAYMENT_SHOWN = frozenset(

@@ -19,7 +19,8 @@ import asyncpg
 log = logging.getLogger("gateway.show_index")
 
 CATALOG_QUERY = """
-SELECT e.id AS event_id, e.tenant_id, e.status, e.max_tickets_per_user, e.min_age, s.id AS show_id,
+SELECT e.id AS event_id, e.tenant_id, e.status, e.max_tickets_per_user, e.min_age, e.currency,
+       s.id AS show_id,
        extract(epoch FROM s.show_date - make_interval(mins => e.booking_window_minutes)) AS closes_at,
        z.id AS zone_id, z.name AS zone_name, (z.price * 100)::bigint AS price_cents
 FROM events e JOIN shows s ON s.event_id = e.id JOIN seat_zones z ON z.show_id = s.id
@@ -44,6 +45,7 @@ class Show:
     min_age: int | None = None
     zones: dict[str, Zone] = field(default_factory=dict)
     tenant_id: str = ""  # the storefront selling it: only its own buyers book it
+    currency: str = "THB"  # the event's (its tenant's by default): every price of it is in it
 
 
 class ShowIndex:
@@ -77,6 +79,7 @@ class ShowIndex:
                     float(r["closes_at"]),
                     r["min_age"],
                     tenant_id=str(r["tenant_id"]),
+                    currency=r["currency"],
                 )
             zone_id = str(r["zone_id"])
             show.zones[zone_id] = Zone(zone_id, r["zone_name"], r["price_cents"])

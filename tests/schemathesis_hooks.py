@@ -8,7 +8,11 @@ descriptions; JSON Schema has no "in the future", "unique by name" or "an existi
 - a birth date is from 1900-01-01 to today;
 - a card's expiry (MM/YY) is not past;
 - a push subscription's endpoint is an https URL on a public host, its keys a P-256 point and a
-  16-byte secret (what a browser's PushManager makes).
+  16-byte secret (what a browser's PushManager makes);
+- pricing: an amount off is more than 0, an early-bird price below the zone's list price (the
+  fuzzed events' zones cost 100.00), a code's end after its start, an early bird ending at a time
+  or after some seats, bundle tiers one per quantity, a code's show and zone the event's own (the
+  generator knows none: left out).
 
 A generated value that breaks one is replaced by one that keeps it (deterministically: the same
 value in, the same value out, so shrinking and replays still work). Negative cases pass through
@@ -90,6 +94,41 @@ def _notify_body(body: dict) -> dict:
     return body
 
 
+def _pricing_body(body: dict) -> dict:
+    if "amount" in body and body.get("kind") == "amount":
+        body["amount"] = f"{1 + _spread(body['amount'], 99)}.00"
+    if "price" in body and body.get("kind") == "price":
+        body["price"] = f"{1 + _spread(body['price'], 98)}.00"
+    if body.get("kind") in ("price", "percent") and "code" not in body and not body.get("until"):
+        body["seats"] = body.get("seats") or 1 + _spread(body.get("seats"), 100)
+    for field in ("starts_at", "ends_at", "until"):
+        if isinstance(body.get(field), str):
+            body[field] = _future_date(body[field])
+    if isinstance(body.get("starts_at"), str) and isinstance(body.get("ends_at"), str):
+        body["starts_at"], body["ends_at"] = sorted((body["starts_at"], body["ends_at"]))
+        if body["starts_at"] == body["ends_at"]:
+            body["starts_at"] = None
+    if body.get("kind") in ("percent", "amount"):  # a promo code: a show and zone of the event, or none
+        body["show_id"] = body["zone_id"] = None
+    tiers = body.get("tiers")
+    if isinstance(tiers, list):
+        seen: set = set()
+        for tier in tiers:
+            quantity = tier.get("min_quantity") if isinstance(tier, dict) else None
+            # JSON Schema's integers include 3.0 (the server takes it as 3): compared as numbers.
+            if (
+                isinstance(quantity, int | float)
+                and not isinstance(quantity, bool)
+                and quantity == int(quantity)
+            ):
+                quantity = int(quantity)
+                while quantity in seen:
+                    quantity = 2 + (quantity - 1) % 99
+                tier["min_quantity"] = quantity
+                seen.add(quantity)
+    return body
+
+
 @schemathesis.hook
 def map_body(ctx, body):
     if not isinstance(body, dict):
@@ -102,4 +141,7 @@ def map_body(ctx, body):
         return _payment_body(body)
     if _is(ctx, "POST", "/api/v1/queue/notify"):
         return _notify_body(body)
+    operation = ctx.operation
+    if operation is not None and operation.path.startswith("/api/v1/events/{event_id}/"):
+        return _pricing_body(body)
     return body

@@ -40,13 +40,14 @@ from workers.admitter import tick_message
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
-) -> None:
-    """Poll an observable condition until it holds (bounded); fail with `what` otherwise."""
+    predicate: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
+) -> Any:
+    """Poll an observable condition until it holds (bounded), and return what it answered then;
+    fail with `what` otherwise."""
     deadline = time.monotonic() + timeout
     while True:
-        if await predicate():
-            return
+        if seen := await predicate():
+            return seen
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)

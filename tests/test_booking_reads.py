@@ -36,6 +36,8 @@ async def test_a_booking_is_visible_to_its_owner_at_once(
         "zone_id": reserved["zone_id"],
         "quantity": 2,
         "total_price": reserved["total_price"],
+        "currency": "THB",
+        "price": reserved["price"],  # what the reservation locked, the same on every read
         "status": "reserved",
         "created_at": one["data"]["created_at"],
         "expires_at": reserved["expires_at"],

@@ -236,6 +236,20 @@ def _base_bodies(ids: dict[str, str], slug: str) -> dict[tuple[str, str], dict]:
             "zone_id": ids["zone_id"],
             "quantity": 1,
         },
+        ("post", "/api/v1/bookings/quote"): {
+            "event_id": ids["event_id"],
+            "show_id": ids["show_id"],
+            "zone_id": ids["zone_id"],
+            "quantity": 1,
+        },
+        ("post", "/api/v1/events/{event_id}/promo-codes"): {"kind": "percent", "percent": 10},
+        ("patch", "/api/v1/events/{event_id}/promo-codes/{code}"): {"status": "paused"},
+        ("put", "/api/v1/events/{event_id}/zones/{zone_id}/early-bird"): {
+            "kind": "percent",
+            "percent": 10,
+            "seats": 5,
+        },
+        ("put", "/api/v1/events/{event_id}/bundles"): {"tiers": [{"min_quantity": 3, "percent": 5}]},
         ("post", "/api/v1/payments"): {
             "booking_id": ids["booking_id"],
             "method": "bank_transfer",
@@ -327,6 +341,7 @@ async def world(schema, pg, sale_redis, new_topics, jwt_secret, http, tenant):
                 "payment_id": messages.payment_id_of(booking_id),
                 "request_id": messages.new_request_id(event.event_id),
                 "tenant_id": other,  # the system routes': nobody here may act on it (not a system admin)
+                "code": "FUZZ-NO-SUCH-CODE",  # a promo code's shape; the event has none
             }
             found = World(url, callers, ids, _base_bodies(ids, slug), topics.events)
             found.snapshot = await _sale_state(sale_redis, pg, event.event_id)

@@ -86,6 +86,36 @@ def table(b: dict) -> dict[tuple[str, str], dict]:
         ("POST", "/api/v1/admin/payments/{payment_id}/refund/approve"): {
             "path": {"payment_id": b["payment_id"]}
         },
+        ("POST", "/api/v1/bookings/quote"): {
+            "body": {
+                "event_id": event,
+                "show_id": show,
+                "zone_id": zone,
+                "quantity": 1,
+                "promo_code": "B-CODE-123",
+            }
+        },
+        ("GET", "/api/v1/events/{event_id}/pricing"): {"path": {"event_id": event}},
+        ("GET", "/api/v1/events/{event_id}/promo-codes"): {"path": {"event_id": event}},
+        ("POST", "/api/v1/events/{event_id}/promo-codes"): {
+            "path": {"event_id": event},
+            "body": {"code": "HIJACKED-CODE", "kind": "percent", "percent": 100},
+        },
+        ("PATCH", "/api/v1/events/{event_id}/promo-codes/{code}"): {
+            "path": {"event_id": event, "code": "B-CODE-123"},
+            "body": {"status": "paused"},
+        },
+        ("PUT", "/api/v1/events/{event_id}/zones/{zone_id}/early-bird"): {
+            "path": {"event_id": event, "zone_id": zone},
+            "body": {"kind": "percent", "percent": 100, "seats": 20},
+        },
+        ("DELETE", "/api/v1/events/{event_id}/zones/{zone_id}/early-bird"): {
+            "path": {"event_id": event, "zone_id": zone}
+        },
+        ("PUT", "/api/v1/events/{event_id}/bundles"): {
+            "path": {"event_id": event},
+            "body": {"tiers": [{"min_quantity": 2, "percent": 100}]},
+        },
         ("POST", "/api/v1/system/tenants/{tenant_id}/suspend"): {"path": {"tenant_id": b["tenant_id"]}},
         ("POST", "/api/v1/system/tenants/{tenant_id}/reactivate"): {"path": {"tenant_id": b["tenant_id"]}},
     }
@@ -93,8 +123,8 @@ def table(b: dict) -> dict[tuple[str, str], dict]:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def tenant_b(pg, sale_redis, gateway_url, http, jwt_secret, room):
-    """Tenant B: an organizer, a published event in a waiting room, a buyer in line holding one
-    booking and paying for another."""
+    """Tenant B: an organizer, a published event in a waiting room with a promo code, a buyer in
+    line holding one booking and paying for another."""
     async with pg.acquire() as conn:
         tenant_id = await ensure_tenant(conn, unique("b-"), "Tenant B")
         organizer, buyer = await ensure_users(
@@ -118,6 +148,15 @@ async def tenant_b(pg, sale_redis, gateway_url, http, jwt_secret, room):
     )
     assert status in (201, 202), payment
     payment_id = payment["data"].get("id") or payment["data"].get("payment_id")
+    organizer_token = issue_access_token(jwt_secret, user_id=organizer, tenant_id=tenant_id, role="organizer")
+    status, code = await call(
+        http,
+        "POST",
+        f"{gateway_url}/api/v1/events/{event.event_id}/promo-codes",
+        organizer_token,
+        {"code": "B-CODE-123", "kind": "percent", "percent": 10},
+    )
+    assert status == 201, code
     results = await sale_redis.keys(keys.request_result(event.event_id, "*"))
     await room.configure(event.event_id, {"mode": "paused"})
     await call(http, "POST", f"{gateway_url}/api/v1/queue/join", token, {"event_id": event.event_id})
@@ -150,6 +189,8 @@ async def snapshot(pg, sale_redis, b: dict) -> dict:
         "held": await sale_redis.hgetall(keys.hold(b["event_id"], b["booking_id"])),
         "paying": await sale_redis.hgetall(keys.hold(b["event_id"], b["paying_booking_id"])),
         "payment": await sale_redis.hgetall(keys.payment(b["event_id"], b["payment_id"])),
+        "promo codes": await sale_redis.hgetall(keys.promos(b["event_id"])),
+        "bundles": await sale_redis.hget(keys.event_meta(b["event_id"]), "bundles"),
     }
 
 

@@ -14,6 +14,7 @@ from gateway.routes import (
     openapi,
     pages,
     payments,
+    pricing,
     queue,
     rooms,
     system,
@@ -33,6 +34,7 @@ RESOURCES = (
     rooms,
     bookings,
     payments,
+    pricing,
 )
 
 

@@ -23,9 +23,9 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from booking_rush.contract import messages
+from booking_rush.contract import messages, pricing
 from booking_rush.contract.messages import now_ms
-from gateway import appkeys, errors
+from gateway import appkeys, errors, promo_guard
 from gateway.access import may_manage
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
@@ -35,15 +35,19 @@ from gateway.queue_pass import admit_reserve
 from gateway.responses import ok, price_text
 from gateway.results import render_result
 from gateway.roundtrip.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.show_index import Show
 from lua import keys
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+DEFAULT_CURRENCY = "THB"  # spec: a tenant's unless it says otherwise
 LIST_LIMIT = 200  # per-user limits keep a person's bookings few; a bound all the same
 
 ROW_COLUMNS = (
     "public_id, event_id, show_id, zone_id, quantity, total_price, status, reserved_at, expires_at, "
-    "payment_id, ticket_code, cancel_reason"
+    "payment_id, ticket_code, cancel_reason, price_breakdown, "
+    # Bookings made before prices had rules kept no currency: their event's.
+    "coalesce(currency, (SELECT e.currency FROM events e WHERE e.id = bookings.event_id)) AS currency"
 )
 
 
@@ -54,6 +58,18 @@ class ReserveRequest:
     zone_id: str
     quantity: int
     idempotency_key: str | None
+    promo_code: str = ""  # upper case; '' : none
+
+
+def _promo_field(body: dict[str, Any], problems: dict[str, str]) -> str:
+    raw = body.get("promo_code")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return ""  # no code
+    code = pricing.normal_code(raw) if isinstance(raw, str) else None
+    if code is None or not pricing.CODE_PATTERN.fullmatch(code):
+        problems["promo_code"] = "1-32 letters, digits or dashes"
+        return ""
+    return code
 
 
 def _uuid_field(body: dict[str, Any], name: str, problems: dict[str, str]) -> str:
@@ -81,19 +97,15 @@ def parse_reserve(raw: bytes, header_key: str | None) -> ReserveRequest:
         problems["idempotency_key"] = "differs from the Idempotency-Key header"
     elif key is not None and (not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key)):
         problems["idempotency_key"] = "1-128 characters of A-Z a-z 0-9 . _ : -"
+    promo_code = _promo_field(body, problems)
     if problems:
         raise errors.ValidationError("invalid reservation request", details=problems)
-    return ReserveRequest(event_id, show_id, zone_id, quantity, key)
+    return ReserveRequest(event_id, show_id, zone_id, quantity, key, promo_code)
 
 
-async def reserve(request: web.Request) -> web.Response:
-    app = request.app
-    settings = app[appkeys.SETTINGS]
-    principal = current_principal(request)
-    if not principal.email_verified:
-        raise errors.EmailNotVerified()
-    req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
-
+async def _bookable_show(app: web.Application, principal, req: ReserveRequest, now: float) -> Show:
+    """The show a reserve (or a quote) names, checked against the catalog: this buyer's
+    storefront, on sale, its booking window open, the buyer old enough, the quantity allowed."""
     shows = app[appkeys.SHOW_INDEX]
     show = shows.show(req.show_id)
     if show is None or show.event_status != "published":  # or published a moment ago
@@ -104,7 +116,6 @@ async def reserve(request: web.Request) -> web.Response:
         raise errors.NotFound("show not found for this event")
     if req.zone_id not in show.zones:
         raise errors.NotFound("zone not found in this show")
-    now = time.time()
     if now >= show.closes_at:
         raise errors.BookingClosed(details={"closed_at": iso_ms(int(show.closes_at * 1000))})
     if show.min_age and not principal.is_at_least(show.min_age, datetime.fromtimestamp(now, UTC).date()):
@@ -116,7 +127,33 @@ async def reserve(request: web.Request) -> web.Response:
             f"at most {show.max_per_user} seats per user for this event",
             details={"max_per_user": show.max_per_user},
         )
+    return show
+
+
+def _reserve_body_hash(req: ReserveRequest) -> str:
+    fields = {
+        "event_id": req.event_id,
+        "show_id": req.show_id,
+        "zone_id": req.zone_id,
+        "quantity": req.quantity,
+    }
+    if req.promo_code:  # only when there is one: a body without a code hashes as it always did
+        fields["promo_code"] = req.promo_code
+    return messages.body_hash(fields)
+
+
+async def reserve(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[appkeys.SETTINGS]
+    principal = current_principal(request)
+    if not principal.email_verified:
+        raise errors.EmailNotVerified()
+    req = parse_reserve(await request.read(), request.headers.get(IDEMPOTENCY_HEADER))
+    now = time.time()
+    show = await _bookable_show(app, principal, req, now)
     await admit_reserve(request, principal, req.event_id, now)
+    if req.promo_code:
+        await promo_guard.check_allowed(request, principal.user_id)
 
     reply_channel_ready(app)
     deadline_ms = int((now + settings.command_deadline_s) * 1000)
@@ -130,22 +167,62 @@ async def reserve(request: web.Request) -> web.Response:
         user_id=principal.user_id,
         quantity=req.quantity,
         idempotency_key=req.idempotency_key,
-        body_hash=messages.body_hash(
-            {
-                "event_id": req.event_id,
-                "show_id": req.show_id,
-                "zone_id": req.zone_id,
-                "quantity": req.quantity,
-            }
-        ),
+        body_hash=_reserve_body_hash(req),
         deadline_ms=deadline_ms,
         accept_by_ms=int((now + settings.accept_timeout_s) * 1000),
         reply_to=app[appkeys.GATEWAY_ID],
+        promo_code=req.promo_code,
+        currency=show.currency,
     )
     reply = await dispatch(app, req.show_id, command)
     if reply is None:
         return pending_answer(request_id)
+    if reply["result"]["status"] == "promo_invalid":
+        await promo_guard.count_wrong(request, principal.user_id)
     return render_result(reply["result"], created_status=201)
+
+
+async def quote(request: web.Request) -> web.Response:
+    """POST /api/v1/bookings/quote: what a reservation would cost now (the breakdown), deciding
+    nothing: no seat, early-bird place or code use is taken (lua/quote_price.lua)."""
+    app = request.app
+    principal = current_principal(request)
+    req = parse_reserve(await request.read(), None)
+    show = await _bookable_show(app, principal, req, time.time())
+    if req.promo_code:
+        await promo_guard.check_allowed(request, principal.user_id)
+    try:
+        raw = await app[appkeys.SCRIPTS].quote_price(
+            keys=keys.quote_keys(req.event_id, req.show_id, req.zone_id),
+            args=[
+                req.quantity,
+                now_ms(),
+                req.show_id,
+                req.zone_id,
+                req.promo_code,
+                principal.user_id,
+                show.currency,
+            ],
+        )
+    except RedisError as exc:
+        raise errors.RedisUnavailable("the sale store is unavailable; ask again shortly") from exc
+    result = messages.decode(raw[0])
+    if result["status"] == "promo_invalid":
+        await promo_guard.count_wrong(request, principal.user_id)
+    if result["status"] != "quote":
+        render_result(result, created_status=200)  # raises the refusal's error
+    return ok(
+        {
+            "event_id": req.event_id,
+            "show_id": req.show_id,
+            "zone_id": req.zone_id,
+            "quantity": req.quantity,
+            "available": result["available"],
+            "currency": show.currency,
+            "total_price": price_text(result["pricing"]["total_cents"]),
+            "price": pricing.breakdown_view(result["pricing"], req.quantity, 0, show.currency),
+        }
+    )
 
 
 async def request_status(request: web.Request) -> web.Response:
@@ -170,6 +247,11 @@ async def request_status(request: web.Request) -> web.Response:
     return render_result(reply["result"], created_status=200)
 
 
+def _price_fields(breakdown: dict | None, quantity: int, total_cents: int, currency: str) -> dict[str, Any]:
+    view = pricing.breakdown_view(breakdown, quantity, total_cents, currency)
+    return {"currency": view["currency"], "price": view}
+
+
 def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict[str, Any]:
     field = {k.decode(): v.decode() for k, v in hold.items()}
     return {
@@ -179,6 +261,12 @@ def _from_hold(booking_id: str, event_id: str, hold: dict[bytes, bytes]) -> dict
         "zone_id": field["zone_id"],
         "quantity": int(field["quantity"]),
         "total_price": price_text(int(field["total_cents"])),
+        **_price_fields(
+            messages.decode(field["pricing"]) if field.get("pricing") else None,
+            int(field["quantity"]),
+            int(field["total_cents"]),
+            field.get("currency") or DEFAULT_CURRENCY,
+        ),
         "status": field["status"],
         "created_at": iso_ms(int(field["created_at"])),
         # A hold being paid for lasts until its paying deadline.
@@ -197,6 +285,12 @@ def _from_row(row) -> dict[str, Any]:
         "zone_id": str(row["zone_id"]),
         "quantity": row["quantity"],
         "total_price": f"{row['total_price']:.2f}",
+        **_price_fields(
+            messages.decode(row["price_breakdown"]) if row["price_breakdown"] else None,
+            row["quantity"],
+            int(row["total_price"] * 100),
+            row["currency"] or DEFAULT_CURRENCY,
+        ),
         "status": row["status"],
         "created_at": iso(row["reserved_at"]),
         "expires_at": iso(row["expires_at"]) if row["expires_at"] else None,
@@ -330,6 +424,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/bookings/reserve", reserve, name="reserve")
+    app.router.add_post("/api/v1/bookings/quote", quote, name="quote")
     app.router.add_get("/api/v1/bookings/requests/{request_id}", request_status)
     app.router.add_get("/api/v1/bookings", list_bookings, name="list_bookings")
     app.router.add_get("/api/v1/bookings/pending", pending_bookings, name="pending_bookings")

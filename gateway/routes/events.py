@@ -115,7 +115,7 @@ async def event_shows(request: web.Request) -> web.Response:
     return ok(await event_store.shows_of(request.app[appkeys.PG_POOL], str(row["id"])))
 
 
-async def _live_zones(request: web.Request, event_id: str, zones: list) -> list[dict]:
+async def _live_zones(request: web.Request, event_id: str, zones: list, currency: str) -> list[dict]:
     """Zones as JSON with seats read live from the sale Redis (the truth during a sale), all in
     one pipeline; each zone record carries its `show_id`."""
     async with request.app[appkeys.SALE_REDIS].pipeline(transaction=False) as pipe:
@@ -127,6 +127,7 @@ async def _live_zones(request: web.Request, event_id: str, zones: list) -> list[
             "id": str(z["id"]),
             "name": z["name"],
             "price": f"{z['price']:.2f}",
+            "currency": currency,
             "total_seats": z["total_seats"],
             # Not loaded into Redis yet (not on sale): the durable count.
             "available_seats": int(seats) if seats is not None else z["available_seats"],
@@ -142,7 +143,7 @@ async def show_zones(request: web.Request) -> web.Response:
     if show is None or not event_store.is_visible(show["status"], show["tenant_id"], caller_tenant(request)):
         raise errors.NotFound("no such show")
     event_id, show_id = str(show["event_id"]), str(show["id"])
-    live = await _live_zones(request, event_id, zones)
+    live = await _live_zones(request, event_id, zones, show["currency"])
     return ok({"show_id": show_id, "event_id": event_id, "zones": live})
 
 
@@ -156,7 +157,9 @@ async def event_availability(request: web.Request) -> web.Response:
     if zones is None:
         raise errors.NotFound("no such event")
     shows: dict[str, dict] = {}
-    for z, live in zip(zones, await _live_zones(request, event_id, zones), strict=True):
+    for z, live in zip(
+        zones, await _live_zones(request, event_id, zones, zones[0]["currency"] if zones else ""), strict=True
+    ):
         show = shows.setdefault(
             str(z["show_id"]),
             {"show_id": str(z["show_id"]), "show_date": event_store.iso(z["show_date"]), "zones": []},
@@ -270,6 +273,11 @@ async def delete_event(request: web.Request) -> web.Response:
         raise errors.InvalidTransition("only a draft can be deleted; cancel a published event")
     await request.app[appkeys.PG_POOL].execute(
         "DELETE FROM events WHERE id = $1 AND status = 'draft'", row["id"]
+    )
+    # A draft was never on sale; its promo codes and bundle tiers may be in the sale Redis.
+    event_id = str(row["id"])
+    await request.app[appkeys.SALE_REDIS].delete(
+        keys.promos(event_id), keys.promo_uses(event_id), keys.event_meta(event_id)
     )
     await audit(request, "event.deleted", "event", str(row["id"]), title=row["title"])
     return ok({"deleted": str(row["id"])})

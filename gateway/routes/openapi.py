@@ -85,6 +85,7 @@ EVENT = obj(
     max_tickets_per_user=INT,
     booking_window_minutes=INT,
     min_age=NULLABLE_INT,
+    currency={"type": "string", "pattern": "^[A-Z]{3}$", "description": "every price of the event is in it"},
     shows_count=INT,
     next_show=TIME,
     created_at=TIME,
@@ -102,6 +103,7 @@ LIVE_ZONES = {
         id=UUID,
         name=TEXT,
         price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+        currency=TEXT,
         total_seats=INT,
         available_seats=INT,
     ),
@@ -115,6 +117,39 @@ AVAILABILITY = obj(
         "items": obj(["show_id", "show_date", "zones"], show_id=UUID, show_date=TIME, zones=LIVE_ZONES),
     },
 )
+MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$"}
+# lua/_pricing.lua's breakdown as the API shows it (booking_rush/contract/pricing.py): seat lines
+# (early-bird places, then the list price), the discounts in the order they apply (early bird,
+# bundle, promo code; each rounded half up once, in minor units), the total. Never below zero.
+PRICE_BREAKDOWN = obj(
+    ["currency", "list_price", "lines", "subtotal", "discounts", "total"],
+    currency=CURRENCY,
+    list_price=MONEY,
+    lines={
+        "type": "array",
+        "items": obj(
+            ["kind", "quantity", "unit_price", "amount"],
+            kind={"enum": ["early_bird", "list"]},
+            quantity=INT,
+            unit_price=MONEY,
+            amount=MONEY,
+        ),
+    },
+    subtotal={**MONEY, "description": "every seat at the list price"},
+    discounts={
+        "type": "array",
+        "items": obj(
+            ["kind", "name", "amount"],
+            kind={"enum": ["early_bird", "bundle", "promo"]},
+            name=TEXT,
+            code=TEXT,
+            percent=INT,
+            amount=MONEY,
+        ),
+    },
+    total=MONEY,
+)
 RESERVED = obj(
     ["booking_id", "status", "show_id", "zone_id", "quantity", "expires_at", "total_price", "remaining"],
     booking_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
@@ -124,7 +159,20 @@ RESERVED = obj(
     quantity=INT,
     expires_at=TIME,
     total_price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+    currency={"type": ["string", "null"]},
+    price=PRICE_BREAKDOWN,
     remaining=INT,
+)
+QUOTE = obj(
+    ["event_id", "show_id", "zone_id", "quantity", "available", "currency", "total_price", "price"],
+    event_id=UUID,
+    show_id=UUID,
+    zone_id=UUID,
+    quantity=INT,
+    available=INT,
+    currency=CURRENCY,
+    total_price=MONEY,
+    price=PRICE_BREAKDOWN,
 )
 BOOKING = obj(
     ["booking_id", "event_id", "show_id", "zone_id", "quantity", "total_price", "status", "created_at"],
@@ -134,6 +182,8 @@ BOOKING = obj(
     zone_id=UUID,
     quantity=INT,
     total_price={"type": "string", "pattern": r"^\d+\.\d{2}$"},
+    currency=CURRENCY,
+    price=PRICE_BREAKDOWN,
     status={"enum": ["reserved", "paying", "confirmed", "cancelled", "expired", "refunded"]},
     created_at=TIME,
     expires_at=TIME,
@@ -141,7 +191,6 @@ BOOKING = obj(
     ticket_code=NULLABLE_TEXT,
     cancel_reason=NULLABLE_TEXT,
 )
-MONEY = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
 PAYMENT = obj(
     ["payment_id", "booking_id", "status", "amount", "method", "masked", "attempts", "refund", "created_at"],
     payment_id={"type": "string", "pattern": f"^{PUBLIC_ID}$"},
@@ -369,7 +418,120 @@ RESERVE_BODY = obj(
     zone_id=UUID,
     quantity=integer(1, 20, description="at most the event's max_tickets_per_user"),
     idempotency_key=nullable({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}),
+    promo_code=nullable(
+        {
+            "type": "string",
+            "pattern": "^ *[A-Za-z0-9-]{0,32} *$",
+            "description": "case-insensitive; part of the idempotency body (same key, other code: 422)",
+        }
+    ),
 )
+QUOTE_BODY = {
+    **RESERVE_BODY,
+    "properties": {k: v for k, v in RESERVE_BODY["properties"].items() if k != "idempotency_key"},
+}
+TIME_OR_NULL = nullable(
+    {"type": "string", "format": "date-time", "description": "with a UTC offset, from 1970 to 9999 in UTC"}
+)
+PROMO_CODE_FIELDS = {
+    "code": nullable(
+        text(32, 8, pattern="^[A-Za-z0-9-]{8,32}$", description="none: a 12-character one is made")
+    ),
+    "name": nullable(name(100)),
+    "starts_at": TIME_OR_NULL,
+    "ends_at": {**TIME_OR_NULL, "description": "after starts_at"},
+    "show_id": {**nullable(UUID), "description": "one of the event's shows (none: any)"},
+    "zone_id": {**nullable(UUID), "description": "one of the event's zones, of that show (none: any)"},
+    "max_uses": nullable(integer(1, 10_000_000)),
+    "per_user": nullable(integer(1, 100)),
+    "min_quantity": integer(1, 100),
+}
+AMOUNT = {**PRICE, "description": "more than 0"}
+PROMO_CODE_BODY = {
+    "oneOf": [
+        obj(["kind", "percent"], kind={"const": "percent"}, percent=integer(1, 100), **PROMO_CODE_FIELDS),
+        obj(["kind", "amount"], kind={"const": "amount"}, amount=AMOUNT, **PROMO_CODE_FIELDS),
+    ]
+}
+PROMO_CODE = obj(
+    ["code", "name", "kind", "percent", "amount", "currency", "status", "uses", "min_quantity"],
+    code=TEXT,
+    name=TEXT,
+    kind={"enum": ["percent", "amount"]},
+    percent=NULLABLE_INT,
+    amount={"type": ["string", "null"]},
+    currency=TEXT,
+    starts_at=TIME,
+    ends_at=TIME,
+    show_id={"type": ["string", "null"]},
+    zone_id={"type": ["string", "null"]},
+    max_uses=NULLABLE_INT,
+    per_user=NULLABLE_INT,
+    min_quantity=INT,
+    status={"enum": ["active", "paused"]},
+    uses={**INT, "description": "live: holds and sales (a released booking gives its use back)"},
+)
+EARLY_BIRD_ENDS = {
+    "until": {**TIME_OR_NULL, "description": "the early bird ends then (or after `seats`, whichever first)"},
+    "seats": nullable(integer(1, 1_000_000)),
+}
+EARLY_BIRD_BODY = {
+    "oneOf": [
+        obj(
+            ["kind", "price"],
+            kind={"const": "price"},
+            price={**AMOUNT, "description": "below the zone's list price"},
+            **EARLY_BIRD_ENDS,
+        ),
+        obj(["kind", "percent"], kind={"const": "percent"}, percent=integer(1, 100), **EARLY_BIRD_ENDS),
+    ],
+    "description": "`until`, `seats` or both",
+}
+EARLY_BIRD = obj(
+    ["show_id", "zone_id", "active", "kind", "taken"],
+    show_id=UUID,
+    zone_id=UUID,
+    active={"type": "boolean"},
+    kind={"type": ["string", "null"]},
+    price={"type": ["string", "null"]},
+    percent=NULLABLE_INT,
+    currency=TEXT,
+    until=TIME,
+    seats=NULLABLE_INT,
+    taken={**INT, "description": "places held or sold at the early-bird price"},
+)
+BUNDLE_TIER = obj(
+    ["min_quantity", "percent"],
+    min_quantity=integer(2, 100),
+    percent=integer(1, 100),
+    name=nullable(name(100)),
+)
+BUNDLES_BODY = obj(
+    ["tiers"],
+    tiers={"type": "array", "maxItems": 10, "items": BUNDLE_TIER, "description": "one per min_quantity"},
+)
+GIVEN = obj(["bookings", "given_away"], bookings=INT, seats=INT, given_away=MONEY)
+PRICING = obj(
+    ["event_id", "currency", "early_birds", "bundles", "report"],
+    event_id=UUID,
+    currency=TEXT,
+    early_birds={"type": "array", "items": EARLY_BIRD},
+    bundles={
+        "type": "array",
+        "items": obj(["min_quantity", "percent", "name"], min_quantity=INT, percent=INT, name=TEXT),
+    },
+    report={
+        "type": "array",
+        "items": obj(
+            ["kind", "code", "sold", "held"],
+            kind=TEXT,
+            code={"type": ["string", "null"]},
+            sold=GIVEN,
+            held=GIVEN,
+        ),
+    },
+)
+PRICING_SET = obj(["what", "rule", "version"], what=TEXT, rule={"type": "object"}, version=INT)
 REFRESH_BODY = obj(["refresh_token"], refresh_token=TOKEN)
 ID_STRING = {"type": "string", "pattern": f"^{PUBLIC_ID}$"}
 
@@ -947,6 +1109,83 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=(400, 403, 404, 409, 413, 422),
         )
     },
+    "/api/v1/bookings/quote": {
+        "post": op(
+            "What a reservation would cost now, with its breakdown (decides nothing; wrong codes "
+            "are rate limited per user and per address)",
+            {200: success(QUOTE)},
+            auth=True,
+            body=QUOTE_BODY,
+            errors=(400, 403, 404, 409),
+        )
+    },
+    "/api/v1/events/{event_id}/pricing": {
+        "get": op(
+            "The event's early birds and bundles, and what each rule and code gave away (its organizers)",
+            {200: success(PRICING)},
+            auth=True,
+            errors=(403, 404, 409),
+        )
+    },
+    "/api/v1/events/{event_id}/promo-codes": {
+        "get": op(
+            "The event's promo codes with their live uses (its organizers)",
+            {
+                200: success(
+                    obj(
+                        ["event_id", "promo_codes"],
+                        event_id=UUID,
+                        promo_codes={"type": "array", "items": PROMO_CODE},
+                    )
+                )
+            },
+            auth=True,
+            errors=(403, 404, 409),
+        ),
+        "post": op(
+            "A new promo code (through Kafka, in order with the reservations)",
+            {201: success(PROMO_CODE), 202: success(PENDING)},
+            auth=True,
+            body=PROMO_CODE_BODY,
+            errors=(400, 403, 404, 409),
+        ),
+    },
+    "/api/v1/events/{event_id}/promo-codes/{code}": {
+        "patch": op(
+            "Pause or resume a promo code (a paused code is refused as unknown)",
+            {200: success(PROMO_CODE), 202: success(PENDING)},
+            auth=True,
+            body=obj(["status"], status={"enum": ["active", "paused"]}),
+            errors=(400, 403, 404, 409),
+        )
+    },
+    "/api/v1/events/{event_id}/zones/{zone_id}/early-bird": {
+        "put": op(
+            "Set a zone's early bird: a price or a percentage off until a time and/or the first N seats",
+            {200: success(EARLY_BIRD), 202: success(PENDING)},
+            auth=True,
+            body=EARLY_BIRD_BODY,
+            errors=(400, 403, 404, 409),
+        ),
+        "delete": op(
+            "End a zone's early bird now (holds keep their price)",
+            {200: success(EARLY_BIRD), 202: success(PENDING)},
+            auth=True,
+            errors=(400, 403, 404, 409),
+        ),
+    },
+    "/api/v1/events/{event_id}/bundles": {
+        "put": op(
+            "Set the event's bundle tiers: buy N or more, X % off (empty: none)",
+            {
+                200: success(obj(["event_id", "tiers"], event_id=UUID, tiers={"type": "array"})),
+                202: success(PENDING),
+            },
+            auth=True,
+            body=BUNDLES_BODY,
+            errors=(400, 403, 404, 409),
+        )
+    },
     "/api/v1/bookings": {
         "get": op(
             "My bookings, newest first (live holds from the sale Redis, the rest from PostgreSQL)",
@@ -976,7 +1215,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": op(
             "The final answer of a command that got 202 (reserve, cancel, pay, refund, seat change)",
             {
-                200: success({"anyOf": [RESERVED, CANCELLED, ZONE_CHANGE, PAYMENT]}),
+                200: success({"anyOf": [RESERVED, CANCELLED, ZONE_CHANGE, PAYMENT, PRICING_SET]}),
                 201: success(PAYMENT),
                 202: success(PENDING),
             },
@@ -1032,6 +1271,7 @@ PATH_PARAMS = {
     "booking_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     "payment_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},
     "request_id": {"type": "string", "pattern": f"^{PUBLIC_ID}$"},
+    "code": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,32}$", "description": "a promo code, any case"},
 }
 
 

@@ -3,6 +3,7 @@
 // The reservation is then paid for on its payment page (/pay/{booking_id}).
 import { finalAnswer, retrying } from "/static/late-answer.js";
 import { idFromPath, when } from "/static/page-basics.js";
+import { renderBreakdown } from "/static/price-breakdown.js";
 import { forgetPass, storedPass } from "/static/queue-pass.js";
 import { api, requireSignIn } from "/static/session.js";
 
@@ -19,7 +20,12 @@ const button = document.getElementById("reserve");
 const statusLine = document.getElementById("book-status");
 const showSelect = document.getElementById("show");
 const zoneSelect = document.getElementById("zone");
+const quantitySelect = document.getElementById("quantity");
+const codeInput = document.getElementById("promo-code");
+const quoteTable = document.getElementById("quote");
+const quoteStatus = document.getElementById("quote-status");
 let shows = [];
+let quoting = 0; // the newest quote asked: an older answer arriving late is dropped
 
 
 function newIdempotencyKey() {
@@ -38,7 +44,7 @@ function renderZones() {
   zoneSelect.replaceChildren(
     ...(show ? show.zones : []).map((zone) => {
       const left = zone.available_seats === 0 ? "sold out" : `${zone.available_seats} left`;
-      const option = new Option(`${zone.name} · ${zone.price} · ${left}`, zone.id);
+      const option = new Option(`${zone.name} · ${zone.price} ${zone.currency || ""} · ${left}`, zone.id);
       option.disabled = zone.available_seats === 0;
       option.selected = zone.id === previous && !option.disabled;
       return option;
@@ -108,12 +114,42 @@ function busy(_failure, seconds) {
   statusLine.textContent = `Busy; trying again in ${seconds} s…`;
 }
 
+function currentBody() {
+  const body = {
+    event_id: eventId,
+    show_id: showSelect.value,
+    zone_id: zoneSelect.value,
+    quantity: Number(quantitySelect.value),
+  };
+  const code = codeInput.value.trim();
+  if (code) body.promo_code = code;
+  return body;
+}
+
+// The price before reserving: the quote route decides nothing (no seat, early-bird place or
+// code use is taken), so it is asked again whenever the choice changes.
+async function quote() {
+  const asked = (quoting += 1);
+  if (!zoneSelect.value || !quantitySelect.value) return;
+  try {
+    const { data } = await api("/api/v1/bookings/quote", { method: "POST", body: currentBody() });
+    if (asked !== quoting) return;
+    renderBreakdown(quoteTable, data.price, data.quantity);
+    quoteStatus.textContent = codeInput.value.trim() ? "Code applied." : "";
+  } catch (failure) {
+    if (asked !== quoting) return;
+    quoteTable.hidden = true;
+    quoteStatus.textContent = failure.code && failure.code.startsWith("PROMO_CODE") ? failure.message : "";
+  }
+}
+
 function showBooking(booking) {
   const zone = selectedShow().zones.find((z) => z.id === booking.zone_id);
   document.getElementById("booking-id").textContent = booking.booking_id;
   document.getElementById("booking-zone").textContent = zone ? zone.name : booking.zone_id;
   document.getElementById("booking-quantity").textContent = String(booking.quantity);
-  document.getElementById("booking-total").textContent = booking.total_price;
+  document.getElementById("booking-total").textContent = `${booking.total_price} ${booking.currency || ""}`;
+  if (booking.price) renderBreakdown(document.getElementById("booking-price"), booking.price, booking.quantity);
   document.getElementById("booking-expires").textContent = when(booking.expires_at);
   document.getElementById("pay-now").href = `/pay/${encodeURIComponent(booking.booking_id)}`;
   document.getElementById("confirmation").hidden = false;
@@ -127,12 +163,7 @@ form.addEventListener("submit", async (submitted) => {
     showProblem("Pick a zone with seats left.");
     return;
   }
-  const body = {
-    event_id: eventId,
-    show_id: showSelect.value,
-    zone_id: zoneSelect.value,
-    quantity: Number(document.getElementById("quantity").value),
-  };
+  const body = currentBody();
   button.disabled = true;
   statusLine.textContent = "Reserving…";
   try {
@@ -146,7 +177,13 @@ form.addEventListener("submit", async (submitted) => {
   }
 });
 
-showSelect.addEventListener("change", renderZones);
+showSelect.addEventListener("change", () => {
+  renderZones();
+  quote();
+});
+zoneSelect.addEventListener("change", quote);
+quantitySelect.addEventListener("change", quote);
+codeInput.addEventListener("change", quote);
 
 async function start() {
   let event;
@@ -160,10 +197,10 @@ async function start() {
   }
   document.getElementById("event-title").textContent = event.title;
   document.title = `${event.title} · Book · Booking Rush`;
-  const quantity = document.getElementById("quantity");
-  for (let n = 1; n <= event.max_tickets_per_user; n += 1) quantity.append(new Option(String(n), String(n)));
+  for (let n = 1; n <= event.max_tickets_per_user; n += 1) quantitySelect.append(new Option(String(n), String(n)));
   statusLine.textContent = "Pick a show, a zone and how many tickets.";
   form.hidden = false;
+  quote();
 }
 
 if (requireSignIn()) start();

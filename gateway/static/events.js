@@ -44,7 +44,7 @@ function renderShows(container, availability) {
       row.dataset.zoneId = zone.id;
       for (const [cls, text] of [
         ["zone-name", zone.name],
-        ["zone-price", zone.price],
+        ["zone-price", `${zone.price} ${zone.currency || ""}`.trim()],
         ["zone-available", `${zone.available_seats} / ${zone.total_seats}`],
       ]) {
         const cell = document.createElement("td");

@@ -169,7 +169,7 @@ function render(booking) {
   const badge = item.querySelector(".state");
   badge.textContent = STATES[state] || state;
   badge.classList.add(`state-${state}`);
-  const tickets = `${booking.quantity} ticket${booking.quantity === 1 ? "" : "s"} · ${booking.total_price}`;
+  const tickets = `${booking.quantity} ticket${booking.quantity === 1 ? "" : "s"} · ${booking.total_price} ${booking.currency || ""}`;
   item.querySelector(".booking-event").textContent = "…";
   item.querySelector(".booking-meta").textContent = tickets;
   item.querySelector(".booking-extra").textContent = extraText(booking);

@@ -5,6 +5,7 @@
 import { describe } from "/static/booking-facts.js";
 import { finalAnswer, pause, retrying } from "/static/late-answer.js";
 import { idFromPath, when } from "/static/page-basics.js";
+import { renderBreakdown } from "/static/price-breakdown.js";
 import { api, requireSignIn } from "/static/session.js";
 
 const FOLLOW_MS = 1000; // the charge runs in the background: ask how it stands about once a second
@@ -165,7 +166,8 @@ function stopCountdown() {
 
 async function showSummary() {
   document.getElementById("booking-quantity").textContent = String(booking.quantity);
-  document.getElementById("booking-total").textContent = booking.total_price;
+  document.getElementById("booking-total").textContent = `${booking.total_price} ${booking.currency}`;
+  renderBreakdown(document.getElementById("booking-price"), booking.price, booking.quantity);
   document.getElementById("summary").hidden = false;
   const facts = await describe(booking);
   document.getElementById("event-title").textContent = facts.title;

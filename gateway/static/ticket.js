@@ -4,6 +4,7 @@
 import { describe } from "/static/booking-facts.js";
 import { retrying } from "/static/late-answer.js";
 import { idFromPath } from "/static/page-basics.js";
+import { renderBreakdown } from "/static/price-breakdown.js";
 import { api, requireSignIn } from "/static/session.js";
 
 // The payment's success confirms the booking in the same step, so "in progress" lasts moments
@@ -38,7 +39,8 @@ async function showTitleOf(booking) {
 async function showTicket(booking) {
   document.getElementById("ticket-code").textContent = booking.ticket_code;
   document.getElementById("ticket-quantity").textContent = String(booking.quantity);
-  document.getElementById("ticket-total").textContent = booking.total_price;
+  document.getElementById("ticket-total").textContent = `${booking.total_price} ${booking.currency}`;
+  renderBreakdown(document.getElementById("ticket-price"), booking.price, booking.quantity);
   document.getElementById("ticket-booking").textContent = booking.booking_id;
   document.getElementById("ticket").hidden = false;
   statusLine.textContent = "Confirmed. Enjoy the show!";
