@@ -90,6 +90,10 @@ HOLD_FIELDS = (
     "expired_at",
     "refunded_at",
     "remaining_after",
+    "pricing",
+    "eb_seats",
+    "promo_code",
+    "currency",
 )
 
 # The fields of a payment (lua/begin_payment.lua, settle_payment.lua, refund_payment.lua).
@@ -120,7 +124,19 @@ PAYMENT_FIELDS = (
 )
 
 # What an event's keys are called after its tag: the state a rebuild writes (and --yes replaces).
-STATE_PARTS = ("zone:", "hold:", "payment:", "user:", "bookings:", "expiry", "ended", "zones", "meta")
+STATE_PARTS = (
+    "zone:",
+    "hold:",
+    "payment:",
+    "user:",
+    "bookings:",
+    "expiry",
+    "ended",
+    "zones",
+    "meta",
+    "promos",
+    "promo_uses",
+)
 
 ON_SALE = """
 SELECT e.id FROM events e
@@ -185,7 +201,16 @@ def _fields(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def hold_hash(booking: dict[str, Any]) -> dict[str, Any]:
-    return _fields({**booking, "scope": booking.get("idempotency_scope")}, HOLD_FIELDS)
+    pricing = booking.get("pricing")
+    return _fields(
+        {
+            **booking,
+            "scope": booking.get("idempotency_scope"),
+            # The breakdown as lua/reserve_seats.lua keeps it: JSON text.
+            "pricing": messages.encode(pricing).decode() if pricing else None,
+        },
+        HOLD_FIELDS,
+    )
 
 
 def settle_result(payment: dict[str, Any]) -> str | None:
@@ -219,6 +244,7 @@ def reserve_answer(booking: dict[str, Any], remaining: int) -> bytes:
             "created_at": booking["created_at"],
             "expires_at": booking["expires_at"],
             "request_id": booking["request_id"],
+            **({"pricing": booking["pricing"]} if booking.get("pricing") else {}),
         }
     )
 
@@ -246,6 +272,7 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
         )
     if zone_keys:
         pipe.sadd(keys.zone_index(ev), *zone_keys)
+    _queue_pricing(pipe, state)
     pipe.hset(keys.event_meta(ev), "max_per_user", state.max_per_user)
     if state.suspended:  # as lua/sale_state.lua left it (tenants.status says so)
         pipe.hset(keys.event_meta(ev), "suspended", "1")
@@ -298,6 +325,34 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
     for payment_id, p in state.payments.items():
         pipe.hset(keys.payment(ev, payment_id), mapping=payment_hash(p))
     done.payments = len(state.payments)
+
+
+def _queue_pricing(pipe, state: EventState) -> None:
+    """The rules and codes as lua/set_pricing.lua left them, and what the bookings holding seats
+    took of them (lua/reserve_seats.lua): the early-bird places per zone, the codes' uses."""
+    ev = state.event_id
+    for (show, zone_id), zone in state.zones.items():
+        rule = state.early_birds.get((show, zone_id))
+        fields: dict[str, Any] = {"eb_taken": zone.eb_taken} if rule or zone.eb_taken else {}
+        if rule:
+            fields["eb_on"] = "1" if rule.get("on") else "0"
+            fields.update(
+                {f"eb_{k}": rule[k] for k in ("kind", "value", "until", "seats") if rule.get(k) is not None}
+            )
+        if fields:
+            pipe.hset(keys.zone(ev, show, zone_id), mapping=fields)
+    if state.promo_codes:
+        definitions = {
+            code: messages.encode({k: v for k, v in d.items() if k != "version"})
+            for code, d in state.promo_codes.items()
+        }
+        pipe.hset(keys.promos(ev), mapping=definitions)
+    if state.promo_uses:
+        pipe.hset(keys.promo_uses(ev), mapping=state.promo_uses)
+    if state.bundles:
+        pipe.hset(keys.event_meta(ev), "bundles", messages.encode(state.bundles))
+    if state.pricing_version:
+        pipe.hset(keys.event_meta(ev), "pricing_version", state.pricing_version)
 
 
 async def _register_event(redis, state: EventState) -> None:

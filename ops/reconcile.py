@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from booking_rush.contract import messages
 from lua import keys
 from ops.sale_state import (
     EventState,
@@ -129,11 +130,15 @@ def _int(value) -> int | None:
 @dataclass
 class _Live:
     zones: dict[str, tuple[int | None, int | None]]  # zone key -> (available, total)
+    eb_taken: dict[str, int]  # zone key -> early-bird places taken (lua/_pricing.lua)
     zone_index: set[str]
     holds: dict[str, dict[str, str]]  # booking id -> fields
     users: dict[str, int]
     payments: dict[str, dict[str, str]]
     expiry: set[str]
+    promo_codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> definition
+    promo_uses: dict[str, int] = field(default_factory=dict)  # code (and code|user) -> uses
+    bundles: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def _hashes(redis, found: list[str], prefix: str, fields: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -154,7 +159,10 @@ async def read_live(redis, event_id: str) -> _Live:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.zone_index(ev))
         pipe.zrange(keys.expiry_index(ev), 0, -1)
-        index, expiry = await pipe.execute()
+        pipe.hgetall(keys.promos(ev))
+        pipe.hgetall(keys.promo_uses(ev))
+        pipe.hget(keys.event_meta(ev), "bundles")
+        index, expiry, promos, uses, bundles = await pipe.execute()
     zone_index = {_s(k) for k in index}
     hold_prefix, payment_prefix, user_prefix = (
         keys.hold(ev, ""),
@@ -182,6 +190,7 @@ async def read_live(redis, event_id: str) -> _Live:
     counts = await redis.mget(user_keys) if user_keys else []
     live = _Live(
         zones={},
+        eb_taken={},
         zone_index=zone_index,
         holds=holds,
         users={
@@ -189,6 +198,9 @@ async def read_live(redis, event_id: str) -> _Live:
         },
         payments=payments,
         expiry={_s(b) for b in expiry},
+        promo_codes={_s(c): messages.decode(d) for c, d in promos.items()},
+        promo_uses={_s(c): int(n) for c, n in uses.items() if int(n) != 0},
+        bundles=messages.decode(bundles) if bundles else [],
     )
     await read_zones(redis, live, sorted(zone_index))
     return live
@@ -197,9 +209,10 @@ async def read_live(redis, event_id: str) -> _Live:
 async def read_zones(redis, live: _Live, zone_keys: list[str]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for key in zone_keys:
-            pipe.hmget(key, "available", "total")
+            pipe.hmget(key, "available", "total", "eb_taken")
         rows = await pipe.execute()
-    live.zones.update({k: (_int(a), _int(t)) for k, (a, t) in zip(zone_keys, rows, strict=True)})
+    live.zones.update({k: (_int(a), _int(t)) for k, (a, t, _) in zip(zone_keys, rows, strict=True)})
+    live.eb_taken.update({k: _int(e) or 0 for k, (_, _, e) in zip(zone_keys, rows, strict=True)})
 
 
 # --- comparing -------------------------------------------------------------------------------
@@ -228,6 +241,8 @@ def compare(state: EventState, live: _Live) -> list[Difference]:
             diff("zone available", subject, available, zone.available)
         if total != zone.total:
             diff("zone total", subject, total, zone.total)
+        if live.eb_taken.get(key, 0) != zone.eb_taken:
+            diff("zone early-bird places", subject, live.eb_taken.get(key, 0), zone.eb_taken)
     expected_zone_keys = {keys.zone(ev, s, z) for s, z in state.zones}
     for key in sorted(live.zone_index - expected_zone_keys):
         diff("zone extra", key, "in the zone index", "no such zone in PostgreSQL")
@@ -260,6 +275,8 @@ def compare(state: EventState, live: _Live) -> list[Difference]:
         if have.get("status") in ("reserved", "paying") and booking_id not in live.expiry:
             diff("hold not in expiry index", subject, "absent", "indexed (or its seats never return)")
 
+    out += _compare_pricing(state, live)
+
     for user in sorted(state.user_counts.keys() | live.users.keys()):
         have_count, want_count = live.users.get(user, 0), state.user_counts.get(user, 0)
         if have_count != want_count:
@@ -280,6 +297,27 @@ def compare(state: EventState, live: _Live) -> list[Difference]:
                 diff("payment status", subject, status, want["status"])
             if have.get("refund_status") != want.get("refund_status"):
                 diff("payment refund", subject, have.get("refund_status"), want.get("refund_status"))
+    return out
+
+
+def _compare_pricing(state: EventState, live: _Live) -> list[Difference]:
+    """Codes (each as its newest change left it), their uses (by the bookings holding seats),
+    and the bundle tiers."""
+    ev = state.event_id
+    out = []
+    for code in sorted(state.promo_codes.keys() | live.promo_codes.keys()):
+        want = {k: v for k, v in state.promo_codes.get(code, {}).items() if k != "version"}
+        have = live.promo_codes.get(code, {})
+        if want != have:
+            out.append(
+                Difference(ev, "promo code", code, have.get("status", "absent"), want.get("status", "absent"))
+            )
+    for name in sorted(state.promo_uses.keys() | live.promo_uses.keys()):
+        have_uses, want_uses = live.promo_uses.get(name, 0), state.promo_uses.get(name, 0)
+        if have_uses != want_uses:
+            out.append(Difference(ev, "promo code uses", name, have_uses, want_uses))
+    if live.bundles != state.bundles:
+        out.append(Difference(ev, "bundles", "tiers", live.bundles, state.bundles))
     return out
 
 

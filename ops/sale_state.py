@@ -93,6 +93,7 @@ class ZoneState:
     total: int
     price_cents: int
     held: int = 0
+    eb_taken: int = 0  # early-bird places of the bookings holding seats (lua/_pricing.lua)
 
     @property
     def available(self) -> int:
@@ -114,6 +115,15 @@ class EventState:
     # What a booking's reserve answered as `remaining`, where its booking.created event told it.
     remaining: dict[str, int] = field(default_factory=dict)
     suspended: bool = False  # its tenant is: nothing is sold (lua/sale_state.lua)
+    # Pricing (lua/set_pricing.lua), each as its newest change left it: code -> definition,
+    # (show, zone) -> early-bird rule, the bundle tiers; and the event's pricing version.
+    promo_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    early_birds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    bundles: list[dict[str, Any]] = field(default_factory=list)
+    bundles_version: int = -1
+    pricing_version: int = 0
+    # What the bookings holding seats took: code -> uses, and "code|user" -> that user's.
+    promo_uses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,7 +234,8 @@ LOADS = "SELECT event_id, version FROM inventory_loads WHERE event_id = ANY($1::
 BOOKINGS = """
 SELECT public_id, event_id, user_id, show_id, zone_id, quantity,
        (total_price * 100)::bigint AS total_cents, status, version, reservation_id, request_id,
-       body_hash, reserved_at, expires_at, payment_id, ticket_code, cancel_reason, confirmed_at
+       body_hash, reserved_at, expires_at, payment_id, ticket_code, cancel_reason, confirmed_at,
+       price_breakdown, promo_code, early_bird_seats, currency
 FROM bookings WHERE event_id = ANY($1::uuid[])
 """
 
@@ -237,6 +248,9 @@ SELECT p.public_id, b.public_id AS booking_id, b.user_id, b.event_id,
 FROM payments p JOIN bookings b ON b.id = p.booking_id
 WHERE b.event_id = ANY($1::uuid[]) AND p.public_id IS NOT NULL
 """
+
+PROMO_CODES = "SELECT event_id, definition, version FROM promo_codes WHERE event_id = ANY($1::uuid[])"
+PRICING_RULES = "SELECT event_id, kind, rule, version FROM pricing_rules WHERE event_id = ANY($1::uuid[])"
 
 ADJUSTMENTS = """
 SELECT a.request_id FROM inventory_adjustments a
@@ -276,6 +290,10 @@ def _booking_from_row(r: asyncpg.Record) -> dict[str, Any]:
         "ticket_code": r["ticket_code"],
         "cancel_reason": r["cancel_reason"],
         "confirmed_at": ms(r["confirmed_at"]),
+        "pricing": messages.decode(r["price_breakdown"]) if r["price_breakdown"] else None,
+        "promo_code": r["promo_code"],
+        "eb_seats": r["early_bird_seats"] or None,
+        "currency": r["currency"],
     }
     return {k: v for k, v in record.items() if v is not None}
 
@@ -313,6 +331,7 @@ class _Snapshot:
     payments: list[asyncpg.Record]
     adjustments: set[str]
     loads: dict[str, int]  # event id -> newest inventory load's version
+    pricing: list[dict[str, Any]]  # promo_codes and pricing_rules rows as pricing.changed events
 
 
 async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
@@ -328,7 +347,23 @@ async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
             payments=await conn.fetch(PAYMENTS, event_ids),
             adjustments={r["request_id"] for r in await conn.fetch(ADJUSTMENTS, event_ids)},
             loads={str(r["event_id"]): r["version"] for r in await conn.fetch(LOADS, event_ids)},
+            pricing=[
+                *(_pricing_event(r, "promo") for r in await conn.fetch(PROMO_CODES, event_ids)),
+                *(_pricing_event(r, r["kind"]) for r in await conn.fetch(PRICING_RULES, event_ids)),
+            ],
         )
+
+
+def _pricing_event(row: asyncpg.Record, what: str) -> dict[str, Any]:
+    """A promo_codes or pricing_rules row, as the pricing.changed event it was written from."""
+    rule = messages.decode(row["definition"] if what == "promo" else row["rule"])
+    return {
+        "type": messages.PRICING_CHANGED,
+        "event_id": str(row["event_id"]),
+        "what": what,
+        "rule": rule,
+        "version": row["version"],
+    }
 
 
 # --- merging ---------------------------------------------------------------------------------
@@ -362,6 +397,8 @@ class _Merger:
         for r in snapshot.payments:
             record = _payment_from_row(r)
             _keep_newest(self.states[record["event_id"]].payments, "payment_id", record)
+        for event in snapshot.pricing:
+            self.add(event)
         self.adjusted_in_pg = snapshot.adjustments
         self.adjustments: dict[str, dict[str, Any]] = {}  # request id -> zone_adjusted event
 
@@ -383,6 +420,8 @@ class _Merger:
         elif kind == messages.ZONE_ADJUSTED and event.get("request_id"):
             if event["request_id"] not in self.adjusted_in_pg:
                 self.adjustments.setdefault(event["request_id"], event)
+        elif kind == messages.PRICING_CHANGED:
+            _apply_pricing(state, event)
         elif kind == messages.INVENTORY_LOADED and event.get("version") is not None:
             state.inventory_version = max(event["version"], state.inventory_version or event["version"])
         else:
@@ -396,14 +435,40 @@ class _Merger:
                 zone.total += event["total"] - event["previous_total"]
         for state in self.states.values():
             users: Counter[str] = Counter()
+            uses: Counter[str] = Counter()
             for b in state.bookings.values():
                 if b.get("status") in HOLDING:
                     users[b["user_id"]] += b["quantity"]
                     zone = state.zones.get((b["show_id"], b["zone_id"]))
                     if zone is not None:
                         zone.held += b["quantity"]
+                        zone.eb_taken += b.get("eb_seats") or 0
+                    if b.get("promo_code"):
+                        uses[b["promo_code"]] += 1
+                        uses[f"{b['promo_code']}|{b['user_id']}"] += 1
             state.user_counts = {u: n for u, n in users.items() if n > 0}
+            state.promo_uses = dict(uses)
         return self.states
+
+
+def _apply_pricing(state: EventState, event: dict[str, Any]) -> None:
+    """A pricing change, unless the event already has a newer one of the same rule (a rule's
+    whole state travels in each change: lua/set_pricing.lua)."""
+    what, rule, version = event["what"], event["rule"], event["version"]
+    state.pricing_version = max(state.pricing_version, version)
+    if what in ("promo", "promo_status"):
+        seen = state.promo_codes.get(rule["code"])
+        if seen is None or seen["version"] < version:
+            state.promo_codes[rule["code"]] = {**rule, "version": version}
+    elif what == "early_bird":
+        where = (rule["show_id"], rule["zone_id"])
+        seen = state.early_birds.get(where)
+        if seen is None or seen["version"] < version:
+            state.early_birds[where] = {**rule, "version": version}
+    elif what == "bundles":
+        if state.bundles_version < version:
+            state.bundles = rule["tiers"] if isinstance(rule.get("tiers"), list) else []
+            state.bundles_version = version
 
 
 # --- the whole computation -------------------------------------------------------------------

@@ -466,3 +466,102 @@ async def test_rebuild_keeps_a_suspended_tenants_events_suspended(sale, pg, sale
     await pg.execute("UPDATE tenants SET status = 'active' WHERE id = $1", tenant_id)
     assert (await rebuild(sale_redis, pg, sale.settings, [ev], replace=True)).ok
     assert not await sale_redis.hexists(keys.event_meta(ev), "suspended")
+
+
+async def test_a_sale_with_codes_and_an_early_bird_reconciles_and_rebuilds_its_counters(
+    sale, http, make_event, make_users, token_for, token_with_role, pg, sale_redis
+):
+    """The early-bird places and the codes' uses are counters like the seats: reconcile compares
+    them with what the bookings holding seats took, rebuild writes them back with the rules."""
+    event = await make_event([("GA", 20)], shows=1, max_per_user=4)
+    ev, show = event.event_id, next(iter(event.shows))
+    zone = event.shows[show]["GA"]
+    organizer = await token_with_role("organizer")
+    base = f"{sale.url}/api/v1/events/{ev}"
+    changes = [
+        ("PUT", f"{base}/zones/{zone}/early-bird", {"kind": "price", "price": "50.00", "seats": 5}),
+        ("PUT", f"{base}/bundles", {"tiers": [{"min_quantity": 3, "percent": 5}]}),
+        (
+            "POST",
+            f"{base}/promo-codes",
+            {"code": "RECON-CODE1", "kind": "percent", "percent": 10, "per_user": 2},
+        ),
+        ("POST", f"{base}/promo-codes", {"code": "RECON-PAUSED", "kind": "amount", "amount": "5.00"}),
+        ("PATCH", f"{base}/promo-codes/recon-paused", {"status": "paused"}),
+    ]
+    for method, url, body in changes:
+        status, answer = await call(http, method, url, organizer, body)
+        assert status in (200, 201), answer
+    users = await make_users(4)
+    booked = {}
+    for user, quantity, code in zip(
+        users, (2, 3, 1, 1), ("RECON-CODE1", "recon-code1", "Recon-Code1", None), strict=True
+    ):
+        body = {
+            **reserve_body(event, quantity=quantity, key=f"pr-{user}"),
+            **({"promo_code": code} if code else {}),
+        }
+        status, answer = await book(http, sale.url, token_for(user), body)
+        assert status == 201, answer
+        booked[user] = answer["data"]["booking_id"]
+    await _cancel(http, sale, token_for(users[2]), booked[users[2]])  # gives its use back
+    await _pay_and_settle(http, sale, token_for(users[0]), booked[users[0]])
+    await wait_until(lambda: _is(sale_redis, event, booked[users[0]], "confirmed"), 30, "the payment")
+    await _persisted(
+        pg,
+        {
+            booked[users[0]]: "confirmed",
+            booked[users[1]]: "reserved",
+            booked[users[2]]: "cancelled",
+            booked[users[3]]: "reserved",
+        },
+    )
+
+    async def rules_persisted() -> bool:
+        paused = await pg.fetchval(
+            "SELECT status FROM promo_codes WHERE event_id = $1 AND code = 'RECON-PAUSED'", ev
+        )
+        return paused == "paused"
+
+    await wait_until(rules_persisted, 30, "the pricing changes in PostgreSQL")
+    zone_key = _zone_key(event)
+    assert await sale_redis.hget(zone_key, "eb_taken") == b"5"
+    assert await sale_redis.hget(keys.promo_uses(ev), "RECON-CODE1") == b"2"
+    report = await reconcile(sale_redis, pg, sale.settings, [ev])
+    assert report.differences == [], "\n".join(map(str, report.differences))
+
+    for key, field_name, kind, subject in (
+        (keys.promo_uses(ev), "RECON-CODE1", "promo code uses", "RECON-CODE1"),
+        (zone_key, "eb_taken", "zone early-bird places", f"zone {show}/{zone}"),
+    ):
+        await sale_redis.hincrby(key, field_name, 1)
+        try:
+            report = await reconcile(sale_redis, pg, sale.settings, [ev])
+            assert _found(report) == [(kind, subject)]
+        finally:
+            await sale_redis.hincrby(key, field_name, -1)
+
+    # The sale Redis loses the event; the rebuild brings the rules, codes and counters back.
+    await unload_event(sale_redis, ev)
+    summary = await rebuild(sale_redis, pg, sale.settings, [ev])
+    assert summary.ok, summary.summary()
+    assert await sale_redis.hget(zone_key, "eb_taken") == b"5"
+    assert await sale_redis.hmget(keys.promo_uses(ev), "RECON-CODE1", f"RECON-CODE1|{users[1]}") == [
+        b"2",
+        b"1",
+    ]
+    assert messages.decode(await sale_redis.hget(keys.promos(ev), "RECON-PAUSED"))["status"] == "paused"
+    report = await reconcile(sale_redis, pg, sale.settings, [ev])
+    assert report.differences == [], "\n".join(map(str, report.differences))
+
+    # And the sale goes on priced as before: no early-bird place left, the bundle, the code.
+    (late,) = await make_users(1)
+    body = {**reserve_body(event, quantity=3, key=f"pr-{late}"), "promo_code": "recon-code1"}
+    status, answer = await book(http, sale.url, token_for(late), body)
+    assert status == 201, answer
+    # 3 x 100.00, 5 % off (285.00), then 10 % off: 256.50.
+    assert answer["data"]["total_price"] == "256.50"
+    assert [d["kind"] for d in answer["data"]["price"]["discounts"]] == ["bundle", "promo"]
+    paused = {**reserve_body(event, key=f"pr2-{late}"), "promo_code": "RECON-PAUSED"}
+    status, answer = await book(http, sale.url, token_for(late), paused)
+    assert answer["error"]["code"] == "PROMO_CODE_INVALID"
