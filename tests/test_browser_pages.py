@@ -103,7 +103,7 @@ async def test_events_page_lists_shows_zones_prices_and_live_seats(browser, site
     assert "Loopback Arena" in page["meta"]
     assert page["seats"] == await _live_seats(sale_redis, site)
     assert "33 / 40" in page["seats"].values()  # the 7 sold in Redis, not PostgreSQL's 40
-    assert page["prices"] == ["250.00", "250.00", "80.00", "80.00"]
+    assert page["prices"] == ["250.00 THB", "250.00 THB", "80.00 THB", "80.00 THB"]
     assert page["room"] == f"{site['url']}/waiting-room/{site['event_id']}"
     assert page["sign_in_shown"]
     assert await asyncio.to_thread(page_problems, browser) == []

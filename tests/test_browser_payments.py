@@ -236,7 +236,7 @@ async def test_a_buyer_goes_from_the_line_through_payment_to_the_e_ticket(
         event.title,
         "Stalls",
         "2",
-        "200.00",
+        "200.00 THB",
     )
     assert re.fullmatch(r"\((9|10):\d\d left\)", summary["time_left"]), summary  # the 10-minute hold
     booking = await _booking(http, sale, paid["booking_id"])
@@ -246,7 +246,7 @@ async def test_a_buyer_goes_from_the_line_through_payment_to_the_e_ticket(
         "title": event.title,
         "zone": "Stalls",
         "quantity": "2",
-        "total": "200.00",
+        "total": "200.00 THB",
     }
     assert await _available(sale_redis, event) == SEATS - 2  # sold seats stay sold
     assert await asyncio.to_thread(page_problems, browser) == []
@@ -430,7 +430,7 @@ async def test_my_bookings_lists_a_confirmed_booking_and_asks_for_its_refund(
     assert outcome["ticket"]["code"] == booking["ticket_code"]
     listed = outcome["listed"]
     assert listed["event"] == event.title and listed["state"] == "Confirmed"
-    assert listed["meta"].endswith(" · Stalls · 2 tickets · 200.00")
+    assert listed["meta"].endswith(" · Stalls · 2 tickets · 200.00 THB")
     assert listed["extra"] == f"Ticket {booking['ticket_code']}"
     assert listed["actions"] == ["Ticket", "Request refund"]
     assert outcome["ticket_link"] == f"{sale.url}/tickets/{booking_id}"
@@ -495,7 +495,7 @@ async def test_my_bookings_gives_a_reservation_back(browser, sale, pg, sale_redi
         "Reserved, awaiting payment",
         ["Pay", "Cancel"],
     )
-    assert listed["meta"].endswith(" · Stalls · 3 tickets · 300.00") and listed["extra"].startswith(
+    assert listed["meta"].endswith(" · Stalls · 3 tickets · 300.00 THB") and listed["extra"].startswith(
         "Held until"
     )
     assert outcome["pay_link"] == f"{sale.url}/pay/{booking_id}"
@@ -524,3 +524,102 @@ async def test_booking_pages_answer_only_for_a_booking_id(sale, http):
             async with http.get(f"{sale.url}/{page}/{booking_id}") as r:
                 assert r.status == 404, (page, booking_id)
                 assert (await r.json())["error"]["code"] == "NOT_FOUND"
+
+
+# --- A promo code and an early bird, from the quote to the ticket and the mail -----------------
+
+
+def _breakdown(driver, table_id: str) -> list[tuple[str, str]]:
+    wait(driver, seen.visibility_of_element_located((By.ID, table_id)))
+    rows = driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tr")
+    return [(r.find_element(By.TAG_NAME, "th").text, r.find_element(By.TAG_NAME, "td").text) for r in rows]
+
+
+def _book_with_a_code(driver, sale: Sale, event: Event, wrong: str, code: str) -> dict:
+    """Two seats: the quote before a code, with a wrong one, with the right one; then Reserve,
+    the payment page, a card and the ticket, each showing the price."""
+    _signed_in(driver, sale)
+    driver.get(f"{sale.url}/book/{event.event_id}")
+    wait(driver, seen.visibility_of_element_located((By.ID, "reserve-form")))
+    Select(driver.find_element(By.ID, "zone")).select_by_value(event.zone_id)
+    Select(driver.find_element(By.ID, "quantity")).select_by_value("2")
+    wait(driver, lambda d: len(_breakdown(d, "quote")) == 3)
+    seen_at = {"no code": _breakdown(driver, "quote")}
+    code_field = driver.find_element(By.ID, "promo-code")
+    code_field.send_keys(wrong + "\t")
+    wait(driver, lambda d: _text(d, "quote-status") != "")
+    seen_at["wrong code"] = (
+        _text(driver, "quote-status"),
+        driver.find_element(By.ID, "quote").is_displayed(),
+    )
+    code_field.clear()
+    code_field.send_keys(code.lower() + "\t")
+    wait(driver, lambda d: _text(d, "quote-status") == "Code applied.")
+    seen_at["quote"] = _breakdown(driver, "quote")
+    driver.find_element(By.ID, "reserve").click()
+    pay_now = wait(driver, seen.element_to_be_clickable((By.ID, "pay-now")))
+    seen_at["reserved"] = _breakdown(driver, "booking-price")
+    booking_id = _text(driver, "booking-id")
+    pay_now.click()
+    wait(driver, seen.visibility_of_element_located((By.ID, "pay-form")))
+    seen_at["pay"] = _breakdown(driver, "booking-price")
+    seen_at["pay total"] = _text(driver, "booking-total")
+    _fill(driver, {"card-number": CARD, "card-expiry": EXPIRY, "card-cvc": "123"})
+    driver.find_element(By.ID, "pay").click()
+    seen_at["ticket total"] = _ticket(driver, sale, booking_id)["total"]
+    seen_at["ticket"] = _breakdown(driver, "ticket-price")
+    return {"booking_id": booking_id, **seen_at}
+
+
+async def test_a_promo_code_is_quoted_locked_charged_and_shown_to_the_ticket_and_the_mail(
+    browser, sale, pg, sale_redis, http, jwt_secret, smtp_sink
+):
+    inbox, _ = smtp_sink
+    event = await _event(pg, sale_redis, sale)
+    organizer = issue_access_token(
+        jwt_secret, user_id=sale.shop.organizer_id, tenant_id=sale.shop.tenant_id, role="organizer"
+    )
+    base = f"{sale.url}/api/v1/events/{event.event_id}"
+    for method, url, body in (
+        ("PUT", f"{base}/zones/{event.zone_id}/early-bird", {"kind": "price", "price": "80.00", "seats": 1}),
+        ("POST", f"{base}/promo-codes", {"code": "PAGE-CODE-10", "kind": "percent", "percent": 10}),
+    ):
+        status, answer = await call(http, method, url, organizer, body)
+        assert status in (200, 201), answer
+
+    shown = await asyncio.to_thread(_book_with_a_code, browser, sale, event, "NOT-A-CODE-1", "PAGE-CODE-10")
+    assert shown["no code"] == [
+        ("2 × 100.00 (list price)", "200.00"),
+        ("Early bird (1 at 80.00)", "−20.00"),
+        ("Total", "180.00 THB"),
+    ]
+    assert shown["wrong code"] == ("no such promo code for this event", False)
+    locked = [
+        ("2 × 100.00 (list price)", "200.00"),
+        ("Early bird (1 at 80.00)", "−20.00"),
+        ("Code PAGE-CODE-10 (10%)", "−18.00"),
+        ("Total", "162.00 THB"),
+    ]
+    assert shown["quote"] == shown["reserved"] == shown["pay"] == shown["ticket"] == locked
+    assert shown["pay total"] == shown["ticket total"] == "162.00 THB"
+    status, payment = await call(
+        http,
+        "GET",
+        f"{sale.url}/api/v1/payments/{(await _booking(http, sale, shown['booking_id']))['payment_id']}",
+        sale.token,
+    )
+    assert payment["data"]["amount"] == "162.00"  # the payment charged what the hold locked
+
+    def confirmation(messages) -> bool:
+        return any(
+            shown["booking_id"] in m.get_payload() and "Your tickets" in m["Subject"] for m in messages
+        )
+
+    assert await asyncio.to_thread(inbox.wait_until, confirmation, 30)
+    mail = next(
+        m for m in inbox.messages if shown["booking_id"] in m.get_payload() and "Your tickets" in m["Subject"]
+    )
+    body = mail.get_payload()
+    assert re.search(r"Code PAGE-CODE-10 \(10%\)\s+-18\.00", body), body
+    assert re.search(r"Total\s+162\.00 THB", body), body
+    assert await asyncio.to_thread(page_problems, browser) == []

@@ -246,7 +246,7 @@ async def test_a_buyer_waits_in_line_is_let_in_and_reserves(browser, updates, sa
     assert booked["pass"]["pass"] and datetime.fromisoformat(booked["pass"]["expires_at"]) > datetime.now(UTC)
     assert booked["quantities"] == ["1", "2", "3", "4"]  # the event's max per user
     assert not booked["error_shown"]
-    assert (booked["zone"], booked["quantity"], booked["total"]) == ("Balcony", "2", "60.00")
+    assert (booked["zone"], booked["quantity"], booked["total"]) == ("Balcony", "2", "60.00 THB")
     assert booked["held_until"]
     assert int(await sale_redis.hget(sale["balcony"], "available")) == BALCONY_SEATS - 2
     assert await sale_redis.zscore(keys.expiry_index(event_id), booked["booking_id"]) is not None

@@ -25,7 +25,7 @@ import asyncpg
 import dramatiq
 from opentelemetry.trace import SpanKind
 
-from booking_rush.contract import jobs, messages
+from booking_rush.contract import jobs, messages, pricing
 from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
 from booking_rush.services.env import env_float, env_int
@@ -265,6 +265,14 @@ async def notify(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) 
     await rt.aux.set(sent_key, "sent", ex=30 * 86_400)
 
 
+def _price_view(hold: dict) -> dict:
+    """The breakdown the hold locked, as the API and the pages show it."""
+    breakdown = messages.decode(hold["pricing"]) if hold.get("pricing") else None
+    return pricing.breakdown_view(
+        breakdown, hold["quantity"], hold["total_cents"], hold.get("currency") or "THB"
+    )
+
+
 async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
     hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
     payment = messages.redis_record(await rt.redis.hgetall(keys.payment(event_id, hold["payment_id"])))
@@ -289,6 +297,7 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "reason": payment.get("failure_reason") or "declined",
             "refund_amount": notifications.money(payment.get("refund_cents")),
             "refund_percent": payment.get("refund_percent", 0),
+            "breakdown": pricing.breakdown_text(_price_view(hold), hold["quantity"]),
         },
     )
     try:

@@ -23,6 +23,8 @@ BODIES = {
 we received your payment of $amount ($method) for $quantity ticket(s) to $event_title
 ($show_date).
 
+$breakdown
+
   Booking:   $booking_id
   Payment:   $payment_id
 
@@ -35,6 +37,8 @@ Booking Rush
         """Hello $name,
 
 your payment of $amount was received and your booking is confirmed.
+
+$breakdown
 
   Event:     $event_title
   Show:      $show_date
