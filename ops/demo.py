@@ -188,7 +188,9 @@ async def waiting_room_act(cfg: StackConfig, args: argparse.Namespace, base: str
     }
 
 
-async def payments_act(cfg, args, base: str, seeded: dict, booked: list, sold: int, mailbox) -> dict:
+async def payments_act(
+    cfg, args, base: str, seeded: dict, tokens: list, booked: list, sold: int, mailbox
+) -> dict:
     """Act three (ops/demo_pay.py): some of act one's buyers pay, some are declined, some cancel."""
     say(f"act three: {min(args.payers, len(booked))} of the buyers pay (8 in 10), are declined or cancel")
     outcome = await demo_pay.payment_act(base, booked, args.payers, args.concurrency)
@@ -198,14 +200,34 @@ async def payments_act(cfg, args, base: str, seeded: dict, booked: list, sold: i
     # Each confirmation: a receipt and the e-ticket; each decline: a failure notice.
     await asyncio.to_thread(mailbox.wait_for, 2 * outcome["tickets"] + declined)
     checks = await verify(cfg, seeded["event_id"], seeded["shows"], 0, 2 * args.seats_per_show, timeout=0)
+    mails = dict(mailbox.subjects())  # before the code's buyers pay (theirs are not waited for)
+    say(
+        f"  then the {outcome['seats_released']} seats given back go to new buyers "
+        f"with the promo code {demo_pay.PROMO_CODE}"
+    )
+    (organizer,) = await log_in(base, seeded["tenant_slug"], ["organizer@demo.test"], DEMO_PASSWORD, 1)
+    booked_by = {token for token, _, _ in booked}
+    fresh = [t for t in tokens if t not in booked_by]
+    code = await demo_pay.code_act(
+        base,
+        organizer,
+        seeded["event_id"],
+        seeded["shows"],
+        fresh,
+        outcome["seats_released"],
+        args.concurrency,
+    )
     return {
         **outcome,
         **persisted,
-        "mails": dict(mailbox.subjects()),
+        "mails": mails,
         "redis_sold_after": checks["redis_sold"],
+        "promo_code": code,
         "consistent": checks["redis_sold"] == sold - outcome["seats_released"]
         and persisted["pg_confirmed"] == outcome["tickets"] == len(confirmed)
-        and outcome["tickets_unique"],
+        and outcome["tickets_unique"]
+        and code["bookings_with_code"] == code["code_uses"] > 0
+        and code["charged_as_locked"],
     }
 
 
@@ -273,7 +295,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
     checks["pg_caught_up_s"] = round(time.perf_counter() - rush_over, 2)
     latencies = sorted(ms for _, ms, _ in results)
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
-    paying = await payments_act(cfg, args, base, seeded, booked, sold, mailbox)
+    paying = await payments_act(cfg, args, base, seeded, tokens, booked, sold, mailbox)
     room = await waiting_room_act(cfg, args, base, tokens, seats)
     return {
         "seats": seats,
@@ -321,6 +343,18 @@ def print_summary(summary: dict) -> None:
     print(f"    seats back {pay['seats_released']} (declined, cancelled); sold now {pay['redis_sold_after']}")
     print(f"    PostgreSQL {pay['pg_confirmed']} confirmed, {pay['pg_paid']} payments succeeded")
     print(f"    mails      {pay['mails']}")
+    code = pay["promo_code"]
+    example = code["example"]
+    shown = (
+        f"; one seat quoted {example['subtotal']} - {example['discounts'][-1]['amount']} "
+        f"= {example['total']} {example['currency']}"
+        if example
+        else ""
+    )
+    print(
+        f"    code       {code['code']}: {code['bookings_with_code']} seats given back sold again with it "
+        f"(uses counted {code['code_uses']}, charged as locked: {code['charged_as_locked']}){shown}"
+    )
     room = summary["waiting_room"]
     print("  behind the waiting room (act two):")
     print(f"    buyers     {room['buyers']}: {room['outcomes']}")

@@ -159,3 +159,79 @@ async def persisted_payments(database_url: str, confirmed_ids: list[str], timeou
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+PROMO_CODE = "DEMO-THANKS-10"  # the organizer's: 10 % off, once per person
+
+
+async def code_act(
+    base: str,
+    organizer_token: str,
+    event_id: str,
+    shows: dict,
+    buyers: list[str],
+    seats: int,
+    concurrency: int,
+) -> dict:
+    """The seats the declines and cancels gave back, sold again with a promo code: the organizer
+    makes the code (POST .../promo-codes, through Kafka), `buyers` who have no booking yet quote
+    (the breakdown, nothing taken), reserve one seat with the code and pay. Checked: the code's
+    uses match the bookings that took it, each payment charged what its reservation locked."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        code = {"code": PROMO_CODE, "kind": "percent", "percent": 10, "per_user": 1, "max_uses": seats}
+        status, answer = await _call(
+            session, "POST", f"{base}/api/v1/events/{event_id}/promo-codes", organizer_token, code
+        )
+        if status != 201:
+            raise RuntimeError(f"the promo code was refused: {status} {answer}")
+        targets = [(s, z) for s, zones in shows.items() for z in zones.values()]
+        sem = asyncio.Semaphore(concurrency)
+        told: Counter = Counter()
+        charged: list[tuple[str, str]] = []  # (what the reservation locked, what the payment charged)
+        example: dict = {}
+
+        async def buy(token: str) -> None:
+            async with sem:
+                for show, zone in targets:  # the first zone with a seat given back
+                    body = {
+                        "event_id": event_id,
+                        "show_id": show,
+                        "zone_id": zone,
+                        "quantity": 1,
+                        "promo_code": "demo-thanks-10",
+                    }
+                    status, quote = await _call(session, "POST", f"{base}/api/v1/bookings/quote", token, body)
+                    if status != 200 or quote["data"]["available"] < 1:
+                        continue
+                    example.setdefault("quote", quote["data"]["price"])
+                    status, answer = await _call(
+                        session, "POST", f"{base}/api/v1/bookings/reserve", token, body
+                    )
+                    if status == 409 and answer["error"]["code"] == "INSUFFICIENT_STOCK":
+                        continue
+                    told[f"reserve {status}"] += 1
+                    if status != 201:
+                        return
+                    locked = answer["data"]["total_price"]
+                    pay = {"booking_id": answer["data"]["booking_id"], "method": "card", "details": GOOD_CARD}
+                    status, paid = await _call(session, "POST", f"{base}/api/v1/payments", token, pay)
+                    if status in (200, 201):
+                        payment = await _settled(session, base, token, paid["data"]["payment_id"])
+                        told[f"payment {payment['status']}"] += 1
+                        charged.append((locked, payment["amount"]))
+                    return
+                told["no seat left"] += 1
+
+        await asyncio.gather(*(buy(t) for t in buyers[:seats]))
+        status, listed = await _call(
+            session, "GET", f"{base}/api/v1/events/{event_id}/promo-codes", organizer_token
+        )
+        uses = next(c["uses"] for c in listed["data"]["promo_codes"] if c["code"] == PROMO_CODE)
+    return {
+        "code": PROMO_CODE,
+        "answers": dict(sorted(told.items())),
+        "bookings_with_code": told["reserve 201"],
+        "code_uses": uses,
+        "charged_as_locked": all(locked == amount for locked, amount in charged),
+        "example": example.get("quote"),
+    }
