@@ -143,10 +143,17 @@ def pin_services(cfg: StackConfig, cores: str) -> None:
 
 
 def reserve_body(sale: dict) -> str:
-    """The benchmark's reserve request body: one seat of the benchmark event's zone."""
-    return json.dumps(
-        {"event_id": sale["event_id"], "show_id": sale["show_id"], "zone_id": sale["zone_id"], "quantity": 1}
-    )
+    """The benchmark's reserve request body: one seat of the benchmark event's zone (with its
+    promo code, when the sale has one: ops/bench_rates.py --priced)."""
+    body = {
+        "event_id": sale["event_id"],
+        "show_id": sale["show_id"],
+        "zone_id": sale["zone_id"],
+        "quantity": 1,
+    }
+    if sale.get("promo_code"):
+        body["promo_code"] = sale["promo_code"]
+    return json.dumps(body)
 
 
 def reserve_path_env(cfg: StackConfig, prefix: str, secret: str) -> dict[str, str]:

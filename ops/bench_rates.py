@@ -1,7 +1,7 @@
 """The cost of a booking at the steady rates a waiting room lets through, not only at saturation.
 
 Usage: python -m ops.bench_rates [--rates 500,1000,2000,3000] [--step 10] [--runs 3] [--baseline COMMIT]
-                                 [--arm NAME:KEY=VALUE[,KEY=VALUE...]]
+                                 [--arm NAME:KEY=VALUE[,KEY=VALUE...]] [--priced]
                                  [--max-from 1000] [--no-max] [--no-idle] [--gateway-processes 2]
 
 What runs: `python -m gateway` (its default processes) and one `python -m workers` (every role:
@@ -34,6 +34,8 @@ gateway and workers (from a worktree) and this checkout's, taking turns run by r
 same stack, event and generator, and reports each arm; compare `cpu_per_booking_ms` per rate.
 `--arm NAME:KEY=VALUE,...` (repeatable) adds an arm of this checkout run with those environment
 settings, for a setting's effect (e.g. `--arm librdkafka:BR_GATEWAY_KAFKA_CLIENT=librdkafka`).
+`--priced` puts prices to work: an early bird on the zone, a bundle tier and a promo code every
+request names (with --baseline: what pricing costs per booking, before and after).
 The last line is one JSON object with every figure.
 """
 
@@ -613,6 +615,9 @@ def run(args: argparse.Namespace) -> dict:
 
     say(f"seeding {args.users} buyers and an event of 50,000,000 seats")
     sale = asyncio.run(seed_bench_event(cfg, args.users))
+    if args.priced:
+        say(f"pricing: an early bird (10 %), a bundle tier, and the promo code {BENCH_CODE} in every request")
+        asyncio.run(price_bench_event(cfg, sale))
     work_dir = Path(tempfile.mkdtemp(prefix="bench-rates-"))
     bench = Bench(
         cfg,
@@ -643,6 +648,58 @@ def run(args: argparse.Namespace) -> dict:
         say(f"removed the benchmark event and its {dropped} bookings from PostgreSQL")
         shutil.rmtree(work_dir, ignore_errors=True)
     return result
+
+
+BENCH_CODE = "BENCH-CODE-05"
+
+
+async def price_bench_event(cfg: StackConfig, sale: dict) -> None:
+    """--priced: the benchmark zone gets an early bird that never runs out (10 % off), the event
+    a bundle tier (2 or more: the one-seat requests do not reach it, its rule is read all the
+    same) and a promo code (5 % off, no limits) that every request names. Applied by
+    lua/set_pricing.lua, as the organizer's commands are; the baseline's scripts ignore them."""
+    redis = aioredis.from_url(cfg.sale_redis_url)
+    scripts = await load_scripts(redis)
+    settings = WorkerSettings.from_env()
+    code = {
+        "code": BENCH_CODE,
+        "name": BENCH_CODE,
+        "kind": "percent",
+        "value": 5,
+        "starts_at": 0,
+        "ends_at": 0,
+        "show_id": "",
+        "zone_id": "",
+        "max_uses": 0,
+        "per_user": 0,
+        "min_quantity": 1,
+        "status": "active",
+    }
+    early_bird = {"on": True, "kind": "percent", "value": 10, "until": 0, "seats": 0}
+    changes = [
+        ("early_bird", {"show_id": sale["show_id"], "zone_id": sale["zone_id"], **early_bird}),
+        ("bundles", {"tiers": [{"min_quantity": 2, "percent": 5, "name": "Two or more"}]}),
+        ("promo", code),
+    ]
+    commands = [
+        messages.set_pricing_command(
+            request_id=messages.new_request_id(sale["event_id"]),
+            event_id=sale["event_id"],
+            user_id="bench",
+            what=what,
+            change=change,
+            reply_to="",
+        )
+        for what, change in changes
+    ]
+    try:
+        now = messages.now_ms()
+        await execute_scripted(
+            redis, lambda pipe: [queue_command(pipe, scripts, c, now, settings) for c in commands], scripts
+        )
+    finally:
+        await redis.aclose()
+    sale["promo_code"] = BENCH_CODE
 
 
 async def drop_from_postgres(cfg: StackConfig, event_id: str) -> int:
@@ -713,6 +770,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gateway-processes", type=int, default=None, help="default: the gateway's own default"
     )
     parser.add_argument("--port", type=int, default=18190)
+    parser.add_argument(
+        "--priced",
+        action="store_true",
+        help="an early bird, a bundle tier and a promo code on the event, the code in every request",
+    )
     parser.add_argument(
         "--baseline",
         help="also run this commit's gateway and workers (a worktree), taking turns with this checkout",
