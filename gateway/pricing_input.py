@@ -73,20 +73,19 @@ def promo_code(body: dict) -> dict[str, Any]:
         ids[field] = "" if raw is None else parse_uuid(raw)
         if ids[field] is None:
             raise _invalid(field, "a UUID, or null for any")
-    return {
-        "code": code,
-        "name": event_input.text_field(body, "name", limit=100) or code,
-        "kind": kind,
-        "value": value,
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "show_id": ids["show_id"],
-        "zone_id": ids["zone_id"],
-        "max_uses": event_input.int_field(body, "max_uses", 1, 10_000_000, default=None, nullable=True) or 0,
-        "per_user": event_input.int_field(body, "per_user", 1, 100, default=None, nullable=True) or 0,
-        "min_quantity": event_input.int_field(body, "min_quantity", 1, 100, default=1),
-        "status": "active",
-    }
+    return pricing.promo_definition(
+        code,
+        kind,
+        value,
+        name=event_input.text_field(body, "name", limit=100),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        show_id=ids["show_id"],
+        zone_id=ids["zone_id"],
+        max_uses=event_input.int_field(body, "max_uses", 1, 10_000_000, default=None, nullable=True) or 0,
+        per_user=event_input.int_field(body, "per_user", 1, 100, default=None, nullable=True) or 0,
+        min_quantity=event_input.int_field(body, "min_quantity", 1, 100, default=1),
+    )
 
 
 def promo_status(body: dict) -> str:

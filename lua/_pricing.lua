@@ -22,6 +22,8 @@ the early-bird price, the rest at the list price: a line each); the bundle appli
 subtotal; one promo code applies last; never below zero. Rounding: integer minor units, once
 per discount line, half up (a percentage of an amount a: floor((a * p + 50) / 100)).
 
+promo_state(promos_key, uses_key, code, user_id) -> promo_json | nil, uses, user_uses
+
 price(zone, meta_bundles, code, promo_json, uses, user_uses, q, now, show_id, zone_id, currency)
   zone: {price_cents, eb_on, eb_kind, eb_value, eb_until, eb_seats, eb_taken} (strings, HMGET)
   Returns (breakdown, nil) or (nil, refusal): refusal is a status table,
@@ -38,6 +40,15 @@ price(zone, meta_bundles, code, promo_json, uses, user_uses, q, now, show_id, zo
 ]]
 
 local ZONE_PRICING_FIELDS = {'price_cents', 'eb_on', 'eb_kind', 'eb_value', 'eb_until', 'eb_seats', 'eb_taken'}
+
+-- The code's definition (nil when there is none) and its uses, all and `user_id`'s.
+local function promo_state(promos_key, uses_key, code, user_id)
+  if code == '' then
+    return nil, 0, 0
+  end
+  local counts = redis.call('HMGET', uses_key, code, code .. '|' .. user_id)
+  return redis.call('HGET', promos_key, code) or nil, tonumber(counts[1] or '0'), tonumber(counts[2] or '0')
+end
 
 local function percent_of(amount, percent)
   return math.floor((amount * percent + 50) / 100)

@@ -27,12 +27,7 @@ if not zone[1] then
   return {cjson.encode({status = 'unknown_zone'})}
 end
 local code = ARGV[5]
-local promo_json, uses, user_uses = nil, 0, 0
-if code ~= '' then
-  promo_json = redis.call('HGET', KEYS[3], code) or nil
-  local counts = redis.call('HMGET', KEYS[4], code, code .. '|' .. ARGV[6])
-  uses, user_uses = tonumber(counts[1] or '0'), tonumber(counts[2] or '0')
-end
+local promo_json, uses, user_uses = promo_state(KEYS[3], KEYS[4], code, ARGV[6])
 local pricing, refusal = price({select(2, unpack(zone))}, redis.call('HGET', KEYS[2], 'bundles') or nil, code,
                                promo_json, uses, user_uses, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3],
                                ARGV[4], ARGV[7])

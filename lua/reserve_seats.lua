@@ -125,12 +125,7 @@ if available < quantity then
 end
 
 local code = ARGV[15] or ''
-local promo_json, uses, user_uses = nil, 0, 0
-if code ~= '' then
-  promo_json = redis.call('HGET', KEYS[9], code) or nil
-  local counts = redis.call('HMGET', KEYS[10], code, code .. '|' .. ARGV[6])
-  uses, user_uses = tonumber(counts[1] or '0'), tonumber(counts[2] or '0')
-end
+local promo_json, uses, user_uses = promo_state(KEYS[9], KEYS[10], code, ARGV[6])
 local pricing, refusal = price({select(2, unpack(zone))}, meta[3] or nil, code, promo_json, uses, user_uses,
                                quantity, now, ARGV[7], ARGV[8], ARGV[16] or '')
 if refusal then

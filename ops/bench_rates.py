@@ -65,7 +65,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from booking_rush.contract import messages
+from booking_rush.contract import messages, pricing
 from booking_rush.contract.topics import Topics
 from gateway.auth import issue_access_token
 from lua import execute_scripted, keys, load_scripts
@@ -661,20 +661,7 @@ async def price_bench_event(cfg: StackConfig, sale: dict) -> None:
     redis = aioredis.from_url(cfg.sale_redis_url)
     scripts = await load_scripts(redis)
     settings = WorkerSettings.from_env()
-    code = {
-        "code": BENCH_CODE,
-        "name": BENCH_CODE,
-        "kind": "percent",
-        "value": 5,
-        "starts_at": 0,
-        "ends_at": 0,
-        "show_id": "",
-        "zone_id": "",
-        "max_uses": 0,
-        "per_user": 0,
-        "min_quantity": 1,
-        "status": "active",
-    }
+    code = pricing.promo_definition(BENCH_CODE, "percent", 5)
     early_bird = {"on": True, "kind": "percent", "value": 10, "until": 0, "seats": 0}
     changes = [
         ("early_bird", {"show_id": sale["show_id"], "zone_id": sale["zone_id"], **early_bird}),

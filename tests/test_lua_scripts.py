@@ -36,12 +36,13 @@ class Sale:
     def reserve_keys(self, user, scope, booking):
         return keys.reserve_keys(self.event, user, scope, self.show, self.zone, booking)
 
-    async def reserve(self, user, qty, *, scope=None, body="h1", deadline=None, now=None):
+    async def reserve(self, user, qty, *, scope=None, body="h1", deadline=None, now=None, code=""):
         booking = messages.new_public_id(self.event)
         request = messages.new_public_id(self.event)
         now = now or now_ms()
+        scope = scope or f"r:{request}"
         out = await self.scripts.reserve_seats(
-            keys=self.reserve_keys(user, scope or f"r:{request}", booking),
+            keys=self.reserve_keys(user, scope, booking),
             args=[
                 body,
                 now,
@@ -55,6 +56,10 @@ class Sale:
                 3600,
                 request,
                 4,
+                scope,
+                60,
+                code,  # a promo code ('' : none; tests/test_pricing_rules.py)
+                "THB",
             ],
         )
         return orjson.loads(out[0]), int(out[1])

@@ -9,20 +9,12 @@ import uuid
 from collections import Counter
 
 from lua import keys
-from tests.support import book, call, gateway_settings, running_gateway, wait_until
+from tests.support import book, call, gateway_settings, reserve_body, running_gateway, wait_until
 
 
-def _body(event, zone="GA", quantity=1, code=None, **extra):
-    show = next(iter(event.shows))
-    body = {
-        "event_id": event.event_id,
-        "show_id": show,
-        "zone_id": event.shows[show][zone],
-        "quantity": quantity,
-    }
-    if code is not None:
-        body["promo_code"] = code
-    return {**body, **extra}
+def _body(event, quantity=1, code=None, idempotency_key=None):
+    body = reserve_body(event, quantity=quantity, key=idempotency_key)
+    return {**body, "promo_code": code} if code is not None else body
 
 
 async def _organizer(token_with_role):

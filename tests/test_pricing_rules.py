@@ -11,7 +11,7 @@ import uuid
 import orjson
 import pytest
 
-from booking_rush.contract import messages
+from booking_rush.contract import messages, pricing
 from booking_rush.contract.messages import now_ms
 from lua import keys
 from tests.test_lua_scripts import HOLD_MS, Sale
@@ -34,22 +34,7 @@ class PricedSale(Sale):
         return result
 
     async def code(self, code: str, kind: str, value: int, **limits) -> None:
-        definition = {
-            "code": code,
-            "name": code,
-            "kind": kind,
-            "value": value,
-            "starts_at": 0,
-            "ends_at": 0,
-            "show_id": "",
-            "zone_id": "",
-            "max_uses": 0,
-            "per_user": 0,
-            "min_quantity": 1,
-            "status": "active",
-            **limits,
-        }
-        await self.set("promo", definition)
+        await self.set("promo", pricing.promo_definition(code, kind, value, **limits))
 
     async def quote(self, quantity: int, code: str = "", user: str = "u", at: int | None = None) -> dict:
         out = await self.scripts.quote_price(
@@ -59,30 +44,7 @@ class PricedSale(Sale):
         return orjson.loads(out[0])
 
     async def buy(self, user: str, quantity: int, code: str = "") -> dict:
-        booking, request = messages.new_public_id(self.event), messages.new_public_id(self.event)
-        now = now_ms()
-        out = await self.scripts.reserve_seats(
-            keys=self.reserve_keys(user, f"r:{request}", booking),
-            args=[
-                "h",
-                now,
-                now + 30_000,
-                quantity,
-                booking,
-                user,
-                self.show,
-                self.zone,
-                HOLD_MS,
-                3600,
-                request,
-                10,
-                f"r:{request}",
-                60,
-                code,
-                "THB",
-            ],
-        )
-        return orjson.loads(out[0])
+        return (await self.reserve(user, quantity, code=code))[0]
 
     async def taken(self) -> tuple[int, int]:
         """(early-bird places taken, seats available)."""

@@ -30,6 +30,39 @@ def new_code() -> str:
     return "".join(_ALPHABET[(raw >> (5 * i)) & 31] for i in range(12))
 
 
+def promo_definition(
+    code: str,
+    kind: str,
+    value: int,
+    *,
+    name: str = "",
+    starts_at: int = 0,
+    ends_at: int = 0,
+    show_id: str = "",
+    zone_id: str = "",
+    max_uses: int = 0,
+    per_user: int = 0,
+    min_quantity: int = 1,
+    status: str = "active",
+) -> dict[str, Any]:
+    """A promo code as the sale Redis keeps it (lua/_pricing.lua): `value` a percentage or minor
+    units by `kind`; times in epoch ms and limits 0 when there are none; '' for any show or zone."""
+    return {
+        "code": code,
+        "name": name or code,
+        "kind": kind,
+        "value": value,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "show_id": show_id,
+        "zone_id": zone_id,
+        "max_uses": max_uses,
+        "per_user": per_user,
+        "min_quantity": min_quantity,
+        "status": status,
+    }
+
+
 def money(cents: int) -> str:
     """A price as the API writes it: "123.45"."""
     return f"{cents / 100:.2f}"

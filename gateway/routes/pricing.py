@@ -207,30 +207,28 @@ def _early_bird_view(rule: dict[str, Any], currency: str) -> dict[str, Any]:
     }
 
 
+async def _early_bird_changed(request: web.Request, event, zone: dict, rule: dict) -> web.Response:
+    change = {"show_id": zone["show_id"], "zone_id": zone["zone_id"], **rule}
+    result = await _apply(request, str(event["id"]), zone["show_id"], "early_bird", change)
+    if isinstance(result, web.Response):
+        return result
+    return ok(_early_bird_view(result["rule"], event["currency"]))
+
+
 async def set_early_bird(request: web.Request) -> web.Response:
     """PUT {kind: price | percent, price | percent, until?, seats?}: the zone's early bird from
     now on (places already taken count towards `seats`)."""
     event = await _managed_event(request)
-    event_id = str(event["id"])
-    zone = await _zone_of(request, event_id)
+    zone = await _zone_of(request, str(event["id"]))
     rule = pricing_input.early_bird(await read_json_object(request), zone["price_cents"])
-    change = {"show_id": zone["show_id"], "zone_id": zone["zone_id"], **rule}
-    result = await _apply(request, event_id, zone["show_id"], "early_bird", change)
-    if isinstance(result, web.Response):
-        return result
-    return ok(_early_bird_view(result["rule"], event["currency"]))
+    return await _early_bird_changed(request, event, zone, rule)
 
 
 async def end_early_bird(request: web.Request) -> web.Response:
     """DELETE: the zone's early bird ends now (holds made under it keep their price)."""
     event = await _managed_event(request)
-    event_id = str(event["id"])
-    zone = await _zone_of(request, event_id)
-    change = {"show_id": zone["show_id"], "zone_id": zone["zone_id"], "on": False}
-    result = await _apply(request, event_id, zone["show_id"], "early_bird", change)
-    if isinstance(result, web.Response):
-        return result
-    return ok(_early_bird_view(result["rule"], event["currency"]))
+    zone = await _zone_of(request, str(event["id"]))
+    return await _early_bird_changed(request, event, zone, {"on": False})
 
 
 async def set_bundles(request: web.Request) -> web.Response:
