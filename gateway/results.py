@@ -120,7 +120,7 @@ def raise_promo_refusal(result: dict[str, Any]) -> None:
 
 
 PAYMENT_SHOWN = frozenset(
-    {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved"}
+    {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved", "refund_refused"}
 )
 PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable", "tenant_suspended"}
 

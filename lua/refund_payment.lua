@@ -4,6 +4,7 @@ refund_payment.lua: a refund, one step at a time (spec §2.1.5: request -> appro
   request   the owner asks: the payment succeeded and its booking is confirmed; records the
             share (percent, amount in cents) the gateway computed from the event's date
   approve   an organizer or admin approves a requested refund
+  refuse    an organizer or admin refuses it, with a reason (final: it cannot be asked again)
   complete  the provider refunded it: payment refunded; a confirmed booking -> refunded, its
             seats back on sale and the user's count lowered, exactly once
 Each step done again answers as the first time (refund_exists for a second request).
@@ -17,10 +18,11 @@ KEYS[6]  promo code uses
 ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  step: request | approve | complete
 ARGV[4]  now (ms)     ARGV[5]  requesting user id (request)
 ARGV[6]  refund percent (request)   ARGV[7]  refund amount in cents (request)
-ARGV[8]  provider's refund reference (complete)
+ARGV[8]  provider's refund reference (complete)   ARGV[9]  the reason (refuse)
 
-Returns {result_json}; result.status: refund_requested | refund_approved | refunded |
-refund_exists | not_refundable (current: why) | not_found; with booking and payment (records).
+Returns {result_json}; result.status: refund_requested | refund_approved | refund_refused |
+refunded | refund_exists | not_refundable (current: why) | not_found; with booking and payment
+(records).
 ]]
 
 --#include _hold
@@ -67,6 +69,19 @@ if step == 'approve' then
     return answer('refund_approved')
   end
   return answer('not_refundable', {current = 'no refund requested'})
+end
+
+if step == 'refuse' then
+  if refund == 'requested' then
+    redis.call('HSET', KEYS[2], 'refund_status', 'refused', 'refund_reason', ARGV[9],
+      'refund_refused_at', now, 'updated_at', now)
+    bump(KEYS[2])
+    return answer('refund_refused')
+  end
+  if refund == 'refused' then
+    return answer('refund_refused')
+  end
+  return answer('not_refundable', {current = refund and ('refund ' .. refund) or 'no refund requested'})
 end
 
 if step == 'complete' then

@@ -119,6 +119,7 @@ PAYMENT_FIELDS = (
     "refund_cents",
     "refund_requested_at",
     "refund_approved_at",
+    "refund_refused_at",
     "refund_ref",
     "refunded_at",
 )

@@ -250,6 +250,7 @@ def _base_bodies(ids: dict[str, str], slug: str) -> dict[tuple[str, str], dict]:
             "seats": 5,
         },
         ("put", "/api/v1/events/{event_id}/bundles"): {"tiers": [{"min_quantity": 3, "percent": 5}]},
+        ("post", "/api/v1/admin/payments/{payment_id}/refund/refuse"): {"reason": "no"},
         ("post", "/api/v1/payments"): {
             "booking_id": ids["booking_id"],
             "method": "bank_transfer",

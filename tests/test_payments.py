@@ -392,6 +392,92 @@ async def test_a_refund_is_requested_then_approved_then_processed(
     assert await pg.fetchval("SELECT available_seats FROM seat_zones WHERE id = $1", zone) == 10
 
 
+async def test_refund_requests_reach_the_organizers_who_approve_or_refuse_them(
+    sale, http, make_event, make_users, token_for, tenant, pg
+):
+    """The organizers' list of requests waiting for them; a refusal with a reason (mailed,
+    final, nothing moves); an approval (mailed); another tenant's people see none of it."""
+    organizer = token_for(tenant["organizer_id"], role="organizer")
+    asked = []
+    for _ in range(2):
+        event, user, booking_id, payment_id = await _paid(sale, http, make_event, make_users, token_for)
+        status, answer = await _answered(
+            http, sale, token_for(user), "POST", f"{sale.url}/api/v1/payments/{payment_id}/refund"
+        )
+        assert status == 200, answer
+        asked.append((event, user, booking_id, payment_id))
+    (event, refused_user, refused_booking, refused_payment) = asked[0]
+
+    async def listed(event_id: str, status: str) -> list:
+        url = f"{sale.url}/api/v1/admin/events/{event_id}/refunds?status={status}"
+        code, answer = await call(http, "GET", url, organizer)
+        assert code == 200, answer
+        return answer["data"]
+
+    async def waiting() -> list:
+        return await listed(event.event_id, "requested")
+
+    (request,) = await wait_until(waiting, 30, "the request in the organizers' list")
+    email = await pg.fetchval("SELECT email FROM users WHERE id = $1", refused_user)
+    assert (request["payment_id"], request["booking_id"], request["buyer"]["email"], request["quantity"]) == (
+        refused_payment,
+        refused_booking,
+        email,
+        2,
+    )
+    assert request["refund"]["amount"] == "200.00"
+
+    refuse_url = f"{sale.url}/api/v1/admin/payments/{refused_payment}/refund/refuse"
+    status, answer = await call(http, "POST", refuse_url, token_for(refused_user), {"reason": "no"})
+    assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")  # not the buyer's to decide
+    status, answer = await call(http, "POST", refuse_url, organizer, {})
+    assert status == 400  # a refusal says why
+    reason = "Refunds closed for this festival: tickets can be resold."
+    status, refused = await _answered(http, sale, organizer, "POST", refuse_url, {"reason": reason})
+    assert status == 200 and refused["data"]["refund"]["status"] == "refused", refused
+    assert refused["data"]["status"] == "success"  # the money stays, the tickets stay valid
+    await _mail_arrives(sale, email, "Refund request refused")
+    (mail,) = _mail_to(sale, email, "Refund request refused")
+    assert reason in mail.get_payload()
+    status, again = await _answered(
+        http, sale, token_for(refused_user), "POST", f"{sale.url}/api/v1/payments/{refused_payment}/refund"
+    )
+    assert again["data"]["refund"]["status"] == "refused"  # final: asking again changes nothing
+    status, answer = await _answered(
+        http, sale, organizer, "POST", f"{sale.url}/api/v1/admin/payments/{refused_payment}/refund/approve"
+    )
+    assert status == 409, answer
+    status, booking = await call(
+        http, "GET", f"{sale.url}/api/v1/bookings/{refused_booking}", token_for(refused_user)
+    )
+    assert booking["data"]["status"] == "confirmed"
+
+    async def refused_listed() -> list:
+        return await listed(event.event_id, "refused")
+
+    (row,) = await wait_until(refused_listed, 30, "the refusal in PostgreSQL")
+    assert row["refund"]["reason"] == reason
+
+    approved_event, approved_user, _, approved_payment = asked[1]
+    status, _ = await _answered(
+        http, sale, organizer, "POST", f"{sale.url}/api/v1/admin/payments/{approved_payment}/refund/approve"
+    )
+    assert status == 200
+    await _mail_arrives(
+        sale, await pg.fetchval("SELECT email FROM users WHERE id = $1", approved_user), "Refund approved"
+    )
+
+    other = await make_users(1)  # another tenant's people: tests/test_tenant_isolation.py
+    status, answer = await call(
+        http, "GET", f"{sale.url}/api/v1/admin/events/{event.event_id}/refunds", token_for(other[0])
+    )
+    assert (status, answer["error"]["code"]) == (403, "FORBIDDEN")  # a buyer sees no one's requests
+    status, answer = await call(
+        http, "GET", f"{sale.url}/api/v1/admin/events/{event.event_id}/refunds?status=nope", organizer
+    )
+    assert status == 400
+
+
 async def test_the_refund_share_follows_the_days_left_before_the_show(
     sale, http, make_event, make_users, token_for, pg
 ):

@@ -116,6 +116,11 @@ def table(b: dict) -> dict[tuple[str, str], dict]:
             "path": {"event_id": event},
             "body": {"tiers": [{"min_quantity": 2, "percent": 100}]},
         },
+        ("POST", "/api/v1/admin/payments/{payment_id}/refund/refuse"): {
+            "path": {"payment_id": b["payment_id"]},
+            "body": {"reason": "hijacked"},
+        },
+        ("GET", "/api/v1/admin/events/{event_id}/refunds"): {"path": {"event_id": event}},
         ("POST", "/api/v1/system/tenants/{tenant_id}/suspend"): {"path": {"tenant_id": b["tenant_id"]}},
         ("POST", "/api/v1/system/tenants/{tenant_id}/reactivate"): {"path": {"tenant_id": b["tenant_id"]}},
     }

@@ -112,6 +112,7 @@ def _refund(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]
             cmd["percent"],
             cmd["amount_cents"],
             cmd["provider_ref"],
+            cmd.get("reason") or "",
         ],
     )
 

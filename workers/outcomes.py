@@ -38,6 +38,8 @@ MAIL_AFTER = {
     "confirmed": ("payment_success", "booking_confirmed"),
     "payment_failed": ("payment_failed",),
     "refunded": ("refunded",),
+    "refund_approved": ("refund_approved",),
+    "refund_refused": ("refund_refused",),
 }
 REFUND_AT_PROVIDER = frozenset({"late_success", "refund_approved"})
 

@@ -285,7 +285,7 @@ async def _audit(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
         else:
             kind, details = "payment", {"booking": str(row["booking_id"])}
             refund = row["refund_status"]  # requested, approved: the payment's status stays success
-            status = f"refund_{refund}" if refund in ("requested", "approved") else row["status"]
+            status = f"refund_{refund}" if refund in ("requested", "approved", "refused") else row["status"]
         entries.append(
             AuditEntry(
                 action=f"{kind}.{status}",

@@ -41,6 +41,7 @@ PAYMENT_SUCCESS = "payment.success"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_REFUND_REQUESTED = "payment.refund_requested"
 PAYMENT_REFUND_APPROVED = "payment.refund_approved"
+PAYMENT_REFUND_REFUSED = "payment.refund_refused"
 PAYMENT_REFUNDED = "payment.refunded"
 
 # The event a booking record in each status is published as.
@@ -61,6 +62,7 @@ PAYMENT_EVENTS = frozenset(
         PAYMENT_FAILED,
         PAYMENT_REFUND_REQUESTED,
         PAYMENT_REFUND_APPROVED,
+        PAYMENT_REFUND_REFUSED,
         PAYMENT_REFUNDED,
     }
 )
@@ -301,8 +303,10 @@ def refund_command(
     percent: int = 0,
     amount_cents: int = 0,
     provider_ref: str = "",
+    reason: str = "",
 ) -> dict[str, Any]:
-    """One refund step (request, approve: answered to the gateway; complete: a system command)."""
+    """One refund step (request, approve, refuse: answered to the gateway; complete: a system
+    command). `reason`: a refusal's, told to the buyer."""
     return {
         "type": REFUND,
         "step": step,
@@ -311,6 +315,7 @@ def refund_command(
         "percent": percent,
         "amount_cents": amount_cents,
         "provider_ref": provider_ref,
+        "reason": reason,
         "reply_to": reply_to,
     }
 
@@ -491,6 +496,7 @@ _INT_FIELDS = frozenset(
         "refund_cents",
         "refund_requested_at",
         "refund_approved_at",
+        "refund_refused_at",
         "eb_seats",
     }
 )
@@ -531,9 +537,11 @@ def payment_event(event_id: str, payment: dict[str, Any], booking: dict[str, Any
     kind = {
         "pending": PAYMENT_CREATED,
         "processing": PAYMENT_PROCESSING,
-        "success": {None: PAYMENT_SUCCESS, "requested": PAYMENT_REFUND_REQUESTED}.get(
-            refund, PAYMENT_REFUND_APPROVED
-        ),
+        "success": {
+            None: PAYMENT_SUCCESS,
+            "requested": PAYMENT_REFUND_REQUESTED,
+            "refused": PAYMENT_REFUND_REFUSED,
+        }.get(refund, PAYMENT_REFUND_APPROVED),
         "failed": PAYMENT_FAILED,
         "refunded": PAYMENT_REFUNDED,
     }[record["status"]]

@@ -206,7 +206,7 @@ PAYMENT = obj(
             {"type": "null"},
             obj(
                 ["status", "percent", "amount"],
-                status={"enum": ["requested", "approved", "refunded"]},
+                status={"enum": ["requested", "approved", "refunded", "refused"]},
                 percent=INT,
                 amount=MONEY,
                 reason=NULLABLE_TEXT,
@@ -1253,10 +1253,45 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/v1/admin/payments/{payment_id}/refund/approve": {
         "post": op(
-            "Approve a requested refund (an organizer or admin of the event's tenant)",
+            "Approve a requested refund (an organizer or admin of the event's tenant); the buyer is mailed",
             {200: success(PAYMENT), 202: success(PENDING)},
             auth=True,
             errors=(400, 403, 404, 409),
+        )
+    },
+    "/api/v1/admin/payments/{payment_id}/refund/refuse": {
+        "post": op(
+            "Refuse a requested refund with a reason (final); the buyer is mailed the reason",
+            {200: success(PAYMENT), 202: success(PENDING)},
+            auth=True,
+            body=obj(["reason"], reason=name(500)),
+            errors=(400, 403, 404, 409),
+        )
+    },
+    "/api/v1/admin/events/{event_id}/refunds": {
+        "get": op(
+            "The event's refunds, oldest change first, for its organizers and admins (`status=requested`: "
+            "the requests waiting for a decision)",
+            {
+                200: success(
+                    {
+                        "type": "array",
+                        "items": {
+                            **PAYMENT,
+                            "required": [*PAYMENT["required"], "buyer", "quantity"],
+                            "properties": {
+                                **PAYMENT["properties"],
+                                "buyer": obj(["email", "full_name"], email=TEXT, full_name=TEXT),
+                                "quantity": INT,
+                            },
+                        },
+                    },
+                    paged=True,
+                )
+            },
+            auth=True,
+            errors=(400, 403, 404),
+            params=[query("status", {"enum": ["requested", "approved", "refunded", "refused"]}), *PAGING],
         )
     },
 }

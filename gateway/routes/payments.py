@@ -1,6 +1,8 @@
 """Payments (spec §2.1.5, §4.5): `POST /api/v1/payments`, `GET /api/v1/payments/{id}`,
 `POST /api/v1/payments/{id}/refund`, and an organizer's or admin's
-`POST /api/v1/admin/payments/{id}/refund/approve`.
+`POST /api/v1/admin/payments/{id}/refund/approve` and `/refuse` (with a reason), and the
+requests waiting for them (`GET /api/v1/admin/events/{id}/refunds`). The buyer is mailed either
+way.
 
 Paying is two steps. First a command through Kafka, applied by lua/begin_payment.lua, moves the
 reservation to `paying` (and gives it the longer paying deadline) before anything is charged;
@@ -19,12 +21,12 @@ from aiohttp import web
 
 from booking_rush.contract import jobs, messages
 from booking_rush.contract.payments import DETAIL_FIELD, METHODS
-from gateway import appkeys, errors
+from gateway import appkeys, errors, event_input
 from gateway.access import may_approve, may_manage
 from gateway.auth import current_principal
 from gateway.event_store import iso
-from gateway.params import PUBLIC_ID
-from gateway.payloads import json_object
+from gateway.params import PUBLIC_ID, int_query, path_uuid, text_query
+from gateway.payloads import json_object, read_json_object
 from gateway.responses import ok
 from gateway.results import payment_view, render_payment_result
 from gateway.roundtrip.dispatch import dispatch, pending_answer, reply_channel_ready
@@ -221,8 +223,60 @@ async def approve_refund(request: web.Request) -> web.Response:
     return await _refund_step(request, "approve", payment, hold)
 
 
+async def refuse_refund(request: web.Request) -> web.Response:
+    """`{reason}`: a requested refund refused; the buyer is mailed the reason (final)."""
+    app = request.app
+    payment_id = request.match_info["payment_id"]
+    event_id = messages.event_of(payment_id)
+    payment, hold = await _records(app, event_id, payment_id)
+    if not payment or not await may_approve(request, event_id):
+        raise errors.NotFound("no such payment")
+    reason = event_input.text_field(await read_json_object(request), "reason", required=True, limit=500)
+    return await _refund_step(request, "refuse", payment, hold, reason=reason)
+
+
+REFUNDS = """
+SELECT p.public_id, b.public_id AS booking_public_id, u.email, u.full_name, b.quantity, p.amount,
+       p.method, p.masked, p.status, p.attempts, p.failure_reason, p.refund_status, p.refund_percent,
+       p.refund_amount, p.refund_reason, p.created_at, p.updated_at, count(*) OVER () AS total
+FROM payments p JOIN bookings b ON b.id = p.booking_id JOIN users u ON u.id = b.user_id
+WHERE p.event_id = $1 AND p.refund_status IS NOT NULL AND ($2::text IS NULL OR p.refund_status = $2)
+ORDER BY p.updated_at, p.public_id
+LIMIT $3 OFFSET $4
+"""
+REFUND_STATUSES = ("requested", "approved", "refunded", "refused")
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    """The event's refunds, oldest change first, `?status=` (requested: those waiting for a
+    decision), paged; for its organizers and admins. From PostgreSQL (a moment behind)."""
+    event_id = path_uuid(request, "event_id")
+    if not await may_approve(request, event_id):
+        raise errors.NotFound("no such event")
+    status = text_query(request, "status", 20)
+    if status is not None and status not in REFUND_STATUSES:
+        raise errors.ValidationError(
+            "invalid status", details={"status": "one of " + ", ".join(REFUND_STATUSES)}
+        )
+    page = int_query(request, "page", 1, 1, 100_000)
+    per_page = int_query(request, "per_page", 20, 1, 100)
+    rows = await request.app[appkeys.PG_POOL].fetch(
+        REFUNDS, event_id, status, per_page, (page - 1) * per_page
+    )
+    refunds = [
+        {
+            **_row_view(r),
+            "buyer": {"email": r["email"], "full_name": r["full_name"]},
+            "quantity": r["quantity"],
+        }
+        for r in rows
+    ]
+    total = rows[0]["total"] if rows else 0
+    return ok(refunds, meta={"page": page, "per_page": per_page, "total": total})
+
+
 async def _refund_step(
-    request: web.Request, step: str, payment: dict, hold: dict, percent: int = 0
+    request: web.Request, step: str, payment: dict, hold: dict, percent: int = 0, reason: str = ""
 ) -> web.Response:
     app = request.app
     reply_channel_ready(app)
@@ -234,6 +288,7 @@ async def _refund_step(
         reply_to=app[appkeys.GATEWAY_ID],
         percent=percent,
         amount_cents=payment["amount_cents"] * percent // 100,
+        reason=reason,
     )
     command["requester"] = current_principal(request).user_id
     reply = await dispatch(app, command["show_id"], command)
@@ -249,3 +304,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(
         f"/api/v1/admin/payments/{PAYMENT_ID}/refund/approve", approve_refund, name="approve_refund"
     )
+    app.router.add_post(
+        f"/api/v1/admin/payments/{PAYMENT_ID}/refund/refuse", refuse_refund, name="refuse_refund"
+    )
+    app.router.add_get("/api/v1/admin/events/{event_id}/refunds", list_refunds, name="list_refunds")

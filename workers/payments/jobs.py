@@ -297,6 +297,7 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "reason": payment.get("failure_reason") or "declined",
             "refund_amount": notifications.money(payment.get("refund_cents")),
             "refund_percent": payment.get("refund_percent", 0),
+            "refund_reason": payment.get("refund_reason") or "",
             "breakdown": pricing.breakdown_text(_price_view(hold), hold["quantity"]),
         },
     )

@@ -14,6 +14,8 @@ SUBJECTS = {
     "booking_confirmed": Template("Your tickets for $event_title: $ticket_code"),
     "payment_failed": Template("Payment failed for $event_title"),
     "refunded": Template("Refund processed for $event_title"),
+    "refund_approved": Template("Refund approved for $event_title"),
+    "refund_refused": Template("Refund request refused for $event_title"),
 }
 
 BODIES = {
@@ -59,6 +61,33 @@ the payment for your booking of $quantity ticket(s) to $event_title ($show_date)
 through ($reason), so the seats were released and nothing was charged.
 
 You are welcome to book again while seats are left.
+
+Booking Rush
+"""
+    ),
+    "refund_approved": Template(
+        """Hello $name,
+
+your request for a refund of $refund_amount ($refund_percent % of $amount) for your booking of
+$quantity ticket(s) to $event_title ($show_date) was approved. It is on its way; a mail follows
+once it has been processed.
+
+  Booking:   $booking_id
+
+Booking Rush
+"""
+    ),
+    "refund_refused": Template(
+        """Hello $name,
+
+your request for a refund for your booking of $quantity ticket(s) to $event_title ($show_date)
+was refused by the organizer:
+
+  $refund_reason
+
+Your tickets stay valid.
+
+  Booking:   $booking_id
 
 Booking Rush
 """
