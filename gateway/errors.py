@@ -139,6 +139,15 @@ class SeatsBelowTaken(ApiError):
     status, code, message = 409, "SEATS_BELOW_TAKEN", "fewer seats than are already held or sold"
 
 
+class EventCancelled(ApiError):
+    status, code, message = 409, "EVENT_CANCELLED", "the organizer cancelled this event: nothing more is sold"
+
+
+class RefundSuperseded(ApiError):
+    status, code = 409, "REFUND_SUPERSEDED"
+    message = "the event was cancelled: every booking is refunded in full, this request with it"
+
+
 class PromoCodeInvalid(ApiError):
     status, code, message = 400, "PROMO_CODE_INVALID", "no such promo code for this event"
 

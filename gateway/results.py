@@ -122,7 +122,13 @@ def raise_promo_refusal(result: dict[str, Any]) -> None:
 PAYMENT_SHOWN = frozenset(
     {"paying", "payment_exists", "refund_requested", "refund_exists", "refund_approved", "refund_refused"}
 )
-PAYMENT_RESULTS = PAYMENT_SHOWN | {"reservation_expired", "not_payable", "not_refundable", "tenant_suspended"}
+PAYMENT_RESULTS = PAYMENT_SHOWN | {
+    "reservation_expired",
+    "not_payable",
+    "not_refundable",
+    "tenant_suspended",
+    "event_cancelled",
+}
 
 
 def render_payment_result(result: dict[str, Any]) -> web.Response:
@@ -139,6 +145,8 @@ def render_payment_result(result: dict[str, Any]) -> web.Response:
         raise errors.RefundNotAllowed(f"not refundable: {result['current']}")
     if status == "tenant_suspended":  # a reserve or a payment applied after the suspension
         raise errors.TenantSuspended("this event's organisation is suspended: nothing is sold")
+    if status == "event_cancelled":  # a reserve or a payment applied after the cancellation
+        raise errors.EventCancelled()
     raise errors.NotFound("no such booking or payment")
 
 

@@ -11,7 +11,7 @@ KEYS[2]  payment         {ev:E}:payment:<payment id>  hash  booking_id, user_id,
                                                             created_at, updated_at, version
 KEYS[3]  expiry index    {ev:E}:expiry                zset  booking id -> deadline (ms); a paying
                                                             hold's deadline is paying_until
-KEYS[4]  event meta      {ev:E}:meta                  hash  suspended (lua/sale_state.lua)
+KEYS[4]  event meta      {ev:E}:meta                  hash  suspended, cancelled (lua/sale_state.lua)
 
 ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  requesting user id   ARGV[4]  method
 ARGV[5]  masked payment details (e.g. "card ****4242")   ARGV[6]  now (ms)
@@ -27,6 +27,7 @@ Returns {result_json}; result.status is one of:
 gateway checks its owner in PostgreSQL first.)
   not_found        no such hold, or not the requester's
   tenant_suspended the event's tenant is suspended: no payment begins (one begun settles)
+  event_cancelled  the event was cancelled (lua/sale_state.lua): no payment begins
 ]]
 
 --#include _hold
@@ -43,7 +44,11 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {cjson.encode({status = 'payment_exists', booking = record(KEYS[1]), payment = record(KEYS[2])})}
 end
-if redis.call('HGET', KEYS[4], 'suspended') == '1' then
+local sale = redis.call('HMGET', KEYS[4], 'suspended', 'cancelled')
+if sale[2] == '1' then
+  return {cjson.encode({status = 'event_cancelled', booking_id = ARGV[1]})}
+end
+if sale[1] == '1' then
   return {cjson.encode({status = 'tenant_suspended', booking_id = ARGV[1]})}
 end
 if status == 'expired' then

@@ -16,6 +16,7 @@ KEYS[6]  promo code uses  {ev:E}:promo_uses          hash  (lua/_pricing.lua): g
 
 ARGV[1]  booking id   ARGV[2]  now (ms)   ARGV[3]  requesting user id
 ARGV[4]  show id      ARGV[5]  zone id    (what the caller named KEYS[2..3] after)
+ARGV[6]  why, when the system cancels for the owner (event_cancelled); '' for the owner's own
 
 Returns {result_json}; result.status is one of:
   cancelled        booking_id, user_id, show_id, zone_id, quantity, cancelled_at, remaining
@@ -57,6 +58,9 @@ end
 local now = tonumber(ARGV[2])
 local remaining = release(KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(hold[5]), KEYS[1], KEYS[6])
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'cancelled_at', now, 'remaining_after', remaining)
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'cancel_reason', ARGV[6])
+end
 bump(KEYS[1])
 redis.call('ZADD', KEYS[5], now, ARGV[1])
 return cancelled(now, remaining)

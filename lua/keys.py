@@ -14,6 +14,9 @@ ROOM_CHANNEL = "rooms:broadcast"
 # Not a script key: rooms to tick at the next tick even if they were quiet (a join, a config
 # change); the admitter takes the whole set each tick.
 ROOMS_WAKE = "rooms:wake"
+# Not a script key: cancelled events whose bookings are still being settled
+# (workers/payments/cancellation.py takes each out when done; the sweeper resumes the rest).
+CANCELLATIONS = "sale:cancellations"
 
 
 def tag(event_id: str) -> str:
@@ -75,6 +78,16 @@ def promos(event_id: str) -> str:
 def promo_uses(event_id: str) -> str:
     """Uses of the event's promo codes: hash CODE -> uses, CODE|<user> -> that user's."""
     return f"{tag(event_id)}:promo_uses"
+
+
+def cancellation(event_id: str) -> str:
+    """A cancelled event's settlement (workers/payments/cancellation.py): hash of its progress."""
+    return f"{tag(event_id)}:cancellation"
+
+
+def cancellation_todo(event_id: str) -> str:
+    """The bookings a cancelled event still has to settle: set of booking ids."""
+    return f"{tag(event_id)}:cancellation:todo"
 
 
 def idempotency(event_id: str, user_id: str, scope: str) -> str:

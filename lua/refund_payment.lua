@@ -5,6 +5,14 @@ refund_payment.lua: a refund, one step at a time (spec §2.1.5: request -> appro
             share (percent, amount in cents) the gateway computed from the event's date
   approve   an organizer or admin approves a requested refund
   refuse    an organizer or admin refuses it, with a reason (final: it cannot be asked again)
+  cancel    the event was cancelled (workers/payments/cancellation.py): the whole amount goes
+            back. Not refunded yet (nothing asked, a request pending — superseded — or refused):
+            approved for 100 %. Refunded in part already (the buyer's earlier 50 %): a top-up,
+            a second refund record on the payment for the rest, so the two never come to more
+            than was paid. An earlier approval still at the provider: refund_in_flight (asked
+            again once it completed).
+  complete_topup  the provider refunded the top-up (the seats went back with the first refund:
+            nothing else moves)
   complete  the provider refunded it: payment refunded; a confirmed booking -> refunded, its
             seats back on sale and the user's count lowered, exactly once
 Each step done again answers as the first time (refund_exists for a second request).
@@ -18,11 +26,11 @@ KEYS[6]  promo code uses
 ARGV[1]  booking id   ARGV[2]  payment id   ARGV[3]  step: request | approve | complete
 ARGV[4]  now (ms)     ARGV[5]  requesting user id (request)
 ARGV[6]  refund percent (request)   ARGV[7]  refund amount in cents (request)
-ARGV[8]  provider's refund reference (complete)   ARGV[9]  the reason (refuse)
+ARGV[8]  provider's refund reference (complete, complete_topup)   ARGV[9]  the reason (refuse)
 
 Returns {result_json}; result.status: refund_requested | refund_approved | refund_refused |
-refunded | refund_exists | not_refundable (current: why) | not_found; with booking and payment
-(records).
+refunded | refund_exists | refund_in_flight | topup_approved | topped_up | not_refundable
+(current: why) | not_found; with booking and payment (records).
 ]]
 
 --#include _hold
@@ -82,6 +90,50 @@ if step == 'refuse' then
     return answer('refund_refused')
   end
   return answer('not_refundable', {current = refund and ('refund ' .. refund) or 'no refund requested'})
+end
+
+if step == 'cancel' then
+  local p = redis.call('HMGET', KEYS[2], 'amount_cents', 'refund_cents', 'topup_status', 'refund_reason')
+  local amount, refunded_cents = tonumber(p[1] or '0'), tonumber(p[2] or '0')
+  if payment[1] == 'refunded' then
+    if p[3] then
+      return answer(p[3] == 'refunded' and 'topped_up' or 'topup_approved')
+    end
+    if refunded_cents >= amount then
+      return answer('refunded')
+    end
+    redis.call('HSET', KEYS[2], 'topup_status', 'approved', 'topup_cents', amount - refunded_cents,
+      'topup_reason', 'event_cancelled', 'topup_approved_at', now, 'updated_at', now)
+    bump(KEYS[2])
+    return answer('topup_approved')
+  end
+  if payment[1] ~= 'success' then
+    return answer('not_refundable', {current = payment[1]})
+  end
+  if refund == 'approved' then
+    return answer(p[4] == 'event_cancelled' and 'refund_approved' or 'refund_in_flight')
+  end
+  if refund == 'requested' then
+    redis.call('HSET', KEYS[2], 'refund_superseded', '1')  -- the buyer's own request, replaced
+  end
+  redis.call('HSET', KEYS[2], 'refund_status', 'approved', 'refund_percent', 100, 'refund_cents', amount,
+    'refund_reason', 'event_cancelled', 'refund_approved_at', now, 'updated_at', now)
+  bump(KEYS[2])
+  return answer('refund_approved')
+end
+
+if step == 'complete_topup' then
+  local topup = redis.call('HGET', KEYS[2], 'topup_status')
+  if topup == 'refunded' then
+    return answer('topped_up')
+  end
+  if topup ~= 'approved' then
+    return answer('not_refundable', {current = 'no top-up approved'})
+  end
+  redis.call('HSET', KEYS[2], 'topup_status', 'refunded', 'topup_ref', ARGV[8], 'topup_refunded_at', now,
+    'updated_at', now)
+  bump(KEYS[2])
+  return answer('topped_up')
 end
 
 if step == 'complete' then

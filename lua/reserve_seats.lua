@@ -13,7 +13,7 @@ KEYS[4]  hold                {ev:E}:hold:<booking id>    hash  status, user_id, 
                                                          expires_at, request_id, scope, body_hash,
                                                          version (1 here; every transition adds 1)
 KEYS[5]  expiry index        {ev:E}:expiry               zset  booking id -> expires_at (ms)
-KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user, suspended
+KEYS[6]  event meta          {ev:E}:meta                 hash  max_per_user, suspended, cancelled
 KEYS[7]  room's admitted     {ev:E}:room:admitted        zset  user -> active until (ms); a hold
                                                          keeps an admitted user active until it
                                                          expires (only raised, only if present)
@@ -48,6 +48,7 @@ result.status is one of:
   max_per_user_exceeded  held, max_per_user
   unknown_zone           (the zone has no inventory in this Redis)
   tenant_suspended       (the event's tenant is suspended: lua/sale_state.lua)
+  event_cancelled        (its organizer cancelled the event: lua/sale_state.lua)
   promo_invalid, promo_expired, promo_not_applicable, promo_used_up, promo_user_limit
                          (lua/_pricing.lua; nothing taken, the refusal recorded like any other)
   idempotency_key_reused (same scope, different body; nothing stored)
@@ -111,7 +112,10 @@ if available == nil then
   return answer({status = 'unknown_zone'})
 end
 
-local meta = redis.call('HMGET', KEYS[6], 'max_per_user', 'suspended', 'bundles')
+local meta = redis.call('HMGET', KEYS[6], 'max_per_user', 'suspended', 'bundles', 'cancelled')
+if meta[4] == '1' then  -- its organizer cancelled it (lua/sale_state.lua)
+  return answer({status = 'event_cancelled'})
+end
 if meta[2] == '1' then  -- its tenant is suspended (lua/sale_state.lua)
   return answer({status = 'tenant_suspended'})
 end

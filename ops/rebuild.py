@@ -120,6 +120,13 @@ PAYMENT_FIELDS = (
     "refund_requested_at",
     "refund_approved_at",
     "refund_refused_at",
+    "refund_superseded",
+    "topup_status",
+    "topup_cents",
+    "topup_reason",
+    "topup_approved_at",
+    "topup_ref",
+    "topup_refunded_at",
     "refund_ref",
     "refunded_at",
 )
@@ -279,6 +286,8 @@ def _queue_event(pipe, state: EventState, settings: WorkerSettings, done: EventR
         pipe.hset(keys.event_meta(ev), "suspended", "1")
     else:
         pipe.hdel(keys.event_meta(ev), "suspended")
+    if state.cancelled:  # for good (events.status says so)
+        pipe.hset(keys.event_meta(ev), "cancelled", "1")
     if state.inventory_version is not None:
         pipe.hset(keys.event_meta(ev), "inventory_version", state.inventory_version)
     done.zones = len(zone_keys)

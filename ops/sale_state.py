@@ -115,6 +115,7 @@ class EventState:
     # What a booking's reserve answered as `remaining`, where its booking.created event told it.
     remaining: dict[str, int] = field(default_factory=dict)
     suspended: bool = False  # its tenant is: nothing is sold (lua/sale_state.lua)
+    cancelled: bool = False  # its organizer cancelled it: nothing is sold, ever
     # Pricing (lua/set_pricing.lua), each as its newest change left it: code -> definition,
     # (show, zone) -> early-bird rule, the bundle tiers; and the event's pricing version.
     promo_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -225,7 +226,8 @@ WHERE e.id = ANY($1::uuid[])
 """
 
 EVENTS = (
-    "SELECT e.id, e.max_tickets_per_user, t.status = 'suspended' AS suspended "
+    "SELECT e.id, e.max_tickets_per_user, t.status = 'suspended' AS suspended, "
+    "e.status = 'cancelled' AS cancelled "
     "FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.id = ANY($1::uuid[])"
 )
 
@@ -244,7 +246,7 @@ SELECT p.public_id, b.public_id AS booking_id, b.user_id, b.event_id,
        (p.amount * 100)::bigint AS amount_cents, p.method, p.masked, p.status, p.provider_ref,
        p.failure_reason, p.attempts, p.refund_status, p.refund_percent,
        (p.refund_amount * 100)::bigint AS refund_cents, p.refund_reason, p.version, p.created_at,
-       p.updated_at
+       p.updated_at, p.topup_status, (p.topup_amount * 100)::bigint AS topup_cents
 FROM payments p JOIN bookings b ON b.id = p.booking_id
 WHERE b.event_id = ANY($1::uuid[]) AND p.public_id IS NOT NULL
 """
@@ -315,6 +317,8 @@ def _payment_from_row(r: asyncpg.Record) -> dict[str, Any]:
         "refund_percent": r["refund_percent"],
         "refund_cents": r["refund_cents"],
         "refund_reason": r["refund_reason"],
+        "topup_status": r["topup_status"],
+        "topup_cents": r["topup_cents"],
         "version": r["version"],
         "created_at": ms(r["created_at"]),
         "updated_at": ms(r["updated_at"]),
@@ -326,6 +330,7 @@ def _payment_from_row(r: asyncpg.Record) -> dict[str, Any]:
 class _Snapshot:
     events: dict[str, int]  # event id -> max per user
     suspended: set[str]  # events whose tenant is suspended (lua/sale_state.lua)
+    cancelled: set[str]  # events their organizer cancelled
     zones: list[asyncpg.Record]
     bookings: list[asyncpg.Record]
     payments: list[asyncpg.Record]
@@ -342,6 +347,7 @@ async def _pg_snapshot(pool: asyncpg.Pool, event_ids: list[str]) -> _Snapshot:
         return _Snapshot(
             events=events,
             suspended={str(r["id"]) for r in rows if r["suspended"]},
+            cancelled={str(r["id"]) for r in rows if r["cancelled"]},
             zones=await conn.fetch(ZONES, event_ids),
             bookings=await conn.fetch(BOOKINGS, event_ids),
             payments=await conn.fetch(PAYMENTS, event_ids),
@@ -382,7 +388,13 @@ def _keep_newest(into: dict[str, dict[str, Any]], key: str, record: dict[str, An
 class _Merger:
     def __init__(self, snapshot: _Snapshot) -> None:
         self.states = {
-            e: EventState(e, max_per_user, snapshot.loads.get(e), suspended=e in snapshot.suspended)
+            e: EventState(
+                e,
+                max_per_user,
+                snapshot.loads.get(e),
+                suspended=e in snapshot.suspended,
+                cancelled=e in snapshot.cancelled,
+            )
             for e, max_per_user in snapshot.events.items()
         }
         for r in snapshot.zones:

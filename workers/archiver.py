@@ -222,6 +222,11 @@ class Archiver:
         records = await self._read(event_id)
         if not already_marked:
             done.waiting_for = self._unsettled(records)
+            settling = await self.redis.hget(keys.cancellation(event_id), "status")
+            if settling is not None and settling != b"done":  # its holds and payments are needed
+                done.waiting_for = ", ".join(
+                    filter(None, [done.waiting_for, "its cancellation being settled"])
+                )
             if done.waiting_for:
                 log.info("event %s is over but not archived yet: %s", event_id, done.waiting_for)
                 return done
@@ -263,7 +268,10 @@ class Archiver:
         """Why the event cannot be archived yet, or None."""
         live = sum(h.get("status") in LIVE_HOLD for h in records.holds.values())
         unsettled = sum(p.get("status") in PAYMENT_UNSETTLED for p in records.payments.values())
-        refunds = sum(p.get("refund_status") in REFUND_WAITING for p in records.payments.values())
+        refunds = sum(
+            p.get("refund_status") in REFUND_WAITING or p.get("topup_status") == "approved"
+            for p in records.payments.values()
+        )
         reasons = [
             f"{n} {what}"
             for n, what in (

@@ -56,7 +56,8 @@ def _expire(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]
 
 
 def _cancel(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
-    return _hold_keys(cmd), [cmd["booking_id"], now, cmd["user_id"], cmd["show_id"], cmd["zone_id"]]
+    args = [cmd["booking_id"], now, cmd["user_id"], cmd["show_id"], cmd["zone_id"], cmd.get("reason") or ""]
+    return _hold_keys(cmd), args
 
 
 def _begin_payment(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
@@ -125,7 +126,7 @@ def _adjust_zone(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], 
 
 def _sale_state(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
     ev = cmd["event_id"]
-    return [keys.event_meta(ev), keys.room(ev, "config")], [cmd["state"], cmd["reason"]]
+    return [keys.event_meta(ev), keys.room(ev, "config")], [cmd["state"], cmd["reason"], now]
 
 
 def _set_pricing(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:

@@ -139,6 +139,8 @@ class CommandProcessor:
                 pipe.sadd(keys.user_events(user_id), event_id)
             for event_id in done.loaded:
                 pipe.sadd(keys.LIVE_EVENTS, event_id)
+            for event_id in done.cancelled:  # the sweeper resumes a settlement a worker dropped
+                pipe.sadd(keys.CANCELLATIONS, event_id)
             for result_keys, values in by_event.values():
                 queue_script(
                     pipe, self.scripts.store_results, result_keys, [self.settings.result_ttl_s, *values]

@@ -31,7 +31,9 @@ KEYS_MISMATCH = -2  # the command named keys that are not its hold's: a caller's
 LATE_COMMAND_OUTPUT = [messages.encode({"status": "expired"}), 0]
 
 PAYMENT_COMMANDS = frozenset({messages.BEGIN_PAYMENT, messages.SETTLE_PAYMENT, messages.REFUND})
-NO_PAYMENT_RECORDS = frozenset({"not_found", "not_payable", "reservation_expired", "tenant_suspended"})
+NO_PAYMENT_RECORDS = frozenset(
+    {"not_found", "not_payable", "reservation_expired", "tenant_suspended", "event_cancelled"}
+)
 
 # A settled payment or refund step, and the mails it is told by (workers/payments/notifications.py).
 MAIL_AFTER = {
@@ -42,6 +44,9 @@ MAIL_AFTER = {
     "refund_refused": ("refund_refused",),
 }
 REFUND_AT_PROVIDER = frozenset({"late_success", "refund_approved"})
+# A cancelled event's refunds (lua/refund_payment.lua step cancel) say nothing by themselves: the
+# holder gets one mail when the booking is settled (workers/payments/cancellation.py).
+CANCELLED_EVENT = "event_cancelled"
 
 
 class Outcomes(NamedTuple):
@@ -50,11 +55,12 @@ class Outcomes(NamedTuple):
     follow_ups: list[tuple]  # (actor name, *args)
     booked: list[tuple[str, str]]  # (user id, event id) of each booking made
     loaded: list[str]  # event ids whose seats went on sale
+    cancelled: list[str]  # event ids whose cancellation applied: their bookings to settle
 
 
 def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
     """What each command's script answered leads to (the same again on a redelivery)."""
-    done = Outcomes([], [], [], [], [])
+    done = Outcomes([], [], [], [], [], [])
     events = done.events
     for cmd, out in zip(commands, outputs, strict=True):
         traced_from = len(events)
@@ -71,11 +77,11 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
             count_reservation(cmd["event_id"], status)
         if cmd["type"] in PAYMENT_COMMANDS:
             events += payment_events(cmd["event_id"], cmd["booking_id"], result)
-            done.follow_ups.extend(payment_follow_ups(cmd["event_id"], cmd["booking_id"], result))
+            done.follow_ups.extend(payment_follow_ups(cmd, result))
         elif status == "reserved":
             events.append(messages.booking_created_event(cmd, result))
             done.booked.append((result["user_id"], cmd["event_id"]))
-        elif status == "cancelled":  # again on a redelivery: the consumers are idempotent
+        elif status == "cancelled" and cmd["type"] == messages.CANCEL:  # again on a redelivery too
             events.append(messages.booking_cancelled_event(cmd, result))
         elif status == "adjusted":
             events.append(messages.zone_adjusted_event(cmd, result))
@@ -84,6 +90,9 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
             done.loaded.append(cmd["event_id"])
         elif cmd["type"] == messages.SET_SALE_STATE:
             events.append(messages.sale_state_changed_event(cmd, result))
+            if status == "cancelled":  # again on a redelivery: a round finds what is left
+                done.follow_ups.append((jobs.SETTLE_CANCELLATION, cmd["event_id"]))
+                done.cancelled.append(cmd["event_id"])
         elif cmd["type"] == messages.SET_PRICING and status == "pricing_set":
             events.append(messages.pricing_changed_event(cmd, result))
         if cmd.get("reply_to"):  # system commands (payment outcomes, refunds done) have none
@@ -113,12 +122,18 @@ def payment_events(event_id: str, booking_id: str, result: dict[str, Any]) -> li
     ]
 
 
-def payment_follow_ups(event_id: str, booking_id: str, result: dict[str, Any]) -> list[tuple]:
+def payment_follow_ups(cmd: dict[str, Any], result: dict[str, Any]) -> list[tuple]:
     """Money moved after the seats went back (late_success) or a refund approved: the provider
-    is asked to refund; a settled step: its mails."""
-    status = result["status"]
+    is asked to refund (a cancelled event's top-up too); a settled step: its mails."""
+    event_id, booking_id, status = cmd["event_id"], cmd["booking_id"], result["status"]
     follow: list[tuple] = []
     if status in REFUND_AT_PROVIDER:
         follow.append((jobs.PROCESS_REFUND, event_id, result["payment"]["payment_id"]))
-    follow += [(jobs.NOTIFY, kind, event_id, booking_id) for kind in MAIL_AFTER.get(status, ())]
+    if status == "topup_approved":
+        follow.append((jobs.PROCESS_TOPUP, event_id, result["payment"]["payment_id"]))
+    cancelled_event = (
+        cmd.get("step") == "cancel" or (result.get("payment") or {}).get("refund_reason") == CANCELLED_EVENT
+    )
+    if not cancelled_event:
+        follow += [(jobs.NOTIFY, kind, event_id, booking_id) for kind in MAIL_AFTER.get(status, ())]
     return follow

@@ -65,15 +65,17 @@ HOLDING = frozenset({"reserved", "paying", "confirmed"})  # statuses that keep s
 UPSERT_PAYMENTS = """
 INSERT INTO payments (id, public_id, booking_id, event_id, amount, method, masked, status,
                       provider_ref, failure_reason, attempts, refund_status, refund_percent,
-                      refund_amount, refund_reason, version, created_at)
+                      refund_amount, refund_reason, version, created_at, topup_status, topup_amount)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::text[],
-                     $13::int[], $14::numeric[], $15::text[], $16::int[], $17::timestamptz[])
+                     $13::int[], $14::numeric[], $15::text[], $16::int[], $17::timestamptz[],
+                     $18::text[], $19::numeric[])
 ON CONFLICT (id) DO UPDATE
     SET status = EXCLUDED.status, provider_ref = EXCLUDED.provider_ref,
         failure_reason = EXCLUDED.failure_reason, attempts = EXCLUDED.attempts,
         refund_status = EXCLUDED.refund_status, refund_percent = EXCLUDED.refund_percent,
         refund_amount = EXCLUDED.refund_amount, refund_reason = EXCLUDED.refund_reason,
+        topup_status = EXCLUDED.topup_status, topup_amount = EXCLUDED.topup_amount,
         version = EXCLUDED.version, updated_at = now()
     WHERE payments.version < EXCLUDED.version
 RETURNING public_id, booking_id, event_id, status, refund_status, version
@@ -228,6 +230,8 @@ async def _write_payments(conn: asyncpg.Connection, events: list[dict[str, Any]]
             e.get("refund_reason"),
             e.get("version", 1),
             _ts(e["created_at"]),
+            e.get("topup_status"),
+            _money(e.get("topup_cents")),
         )
         for e in _newest(events, "payment_id")
     ]

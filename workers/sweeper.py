@@ -126,6 +126,30 @@ class Sweeper:
         issued = await self.sweep_once()
         if issued:
             log.info("issued %d expire commands", issued)
+        await self.resume_cancellations()
+
+    async def resume_cancellations(self, as_of_ms: int | None = None) -> list[str]:
+        """A cancelled event whose settling has had no round for a reissue period (its payment
+        worker died holding the round, or no worker had started it): a round is sent again.
+        Rounds at once are harmless: each booking is counted and mailed once."""
+        events = [_s(e) for e in await self.redis.smembers(keys.CANCELLATIONS)]
+        if not events:
+            return []
+        as_of = now_ms() if as_of_ms is None else as_of_ms
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in events:
+                pipe.hmget(keys.cancellation(event_id), "round_at", "status", "started_at")
+            rounds = await pipe.execute()
+        resumed = []
+        for event_id, (round_at, status, started_at) in zip(events, rounds, strict=True):
+            last = int(round_at or started_at or 0)
+            if status != b"done" and as_of - last >= self.settings.sweep_reissue_ms:
+                await self.job_queue.send(jobs.SETTLE_CANCELLATION, event_id)
+                await self.redis.hset(keys.cancellation(event_id), "round_at", as_of)  # once a period
+                resumed.append(event_id)
+        if resumed:
+            log.info("resumed the settling of %d cancelled events", len(resumed))
+        return resumed
 
 
 def _s(value) -> str:

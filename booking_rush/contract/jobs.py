@@ -10,9 +10,17 @@ MAIL_QUEUE = "mail"
 PROCESS_PAYMENT = "process_payment"  # (event_id, payment_id, details): charge, then settle
 CHECK_PAYMENT = "check_payment"  # (event_id, payment_id): a paying hold's deadline passed
 PROCESS_REFUND = "process_refund"  # (event_id, payment_id): an approved refund, to the provider
+PROCESS_TOPUP = "process_topup"  # (event_id, payment_id): a cancelled event's top-up refund
+SETTLE_CANCELLATION = "settle_cancellation"  # (event_id,): one round of a cancelled event's settling
 NOTIFY = "notify"  # (kind, event_id, booking_id): one mail, sent once
 
-QUEUE_OF = {PROCESS_PAYMENT: PAYMENTS_QUEUE, CHECK_PAYMENT: PAYMENTS_QUEUE, PROCESS_REFUND: PAYMENTS_QUEUE}
+QUEUE_OF = {
+    PROCESS_PAYMENT: PAYMENTS_QUEUE,
+    CHECK_PAYMENT: PAYMENTS_QUEUE,
+    PROCESS_REFUND: PAYMENTS_QUEUE,
+    PROCESS_TOPUP: PAYMENTS_QUEUE,
+    SETTLE_CANCELLATION: PAYMENTS_QUEUE,
+}
 
 
 def namespace(topic_prefix: str) -> str:

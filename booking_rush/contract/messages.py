@@ -497,6 +497,9 @@ _INT_FIELDS = frozenset(
         "refund_requested_at",
         "refund_approved_at",
         "refund_refused_at",
+        "topup_cents",
+        "topup_approved_at",
+        "topup_refunded_at",
         "eb_seats",
     }
 )

@@ -29,6 +29,10 @@ class JobQueue:
         self.broker = broker(aux_redis_url, topic_prefix, middleware=[])
 
     async def send(self, actor_name: str, *args: Any) -> None:
+        await self.send_later(actor_name, 0, *args)
+
+    async def send_later(self, actor_name: str, delay_ms: int, *args: Any) -> None:
+        """The job, to run no sooner than `delay_ms` from now (0: at once)."""
         # The sender's trace goes on in the job (workers/payments/jobs.py continues it).
         carried = tracing.carrier()
         message = dramatiq.Message(
@@ -38,7 +42,7 @@ class JobQueue:
             kwargs={"trace": carried} if carried else {},
             options={},
         )
-        await asyncio.to_thread(self.broker.enqueue, message)
+        await asyncio.to_thread(self.broker.enqueue, message, delay=delay_ms or None)
 
     def close(self) -> None:
         self.broker.close()

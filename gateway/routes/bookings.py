@@ -110,9 +110,11 @@ async def _bookable_show(app: web.Application, principal, req: ReserveRequest, n
     show = shows.show(req.show_id)
     if show is None or show.event_status != "published":  # or published a moment ago
         show = await shows.show_after_reload(req.show_id, app[appkeys.PG_POOL])
-    if show is None or show.event_id != req.event_id or show.event_status != "published":
-        raise errors.NotFound("show not found for this event")
-    if show.tenant_id != principal.tenant_id:  # another storefront's event: not found for its buyers
+    if show is None or show.event_id != req.event_id or show.tenant_id != principal.tenant_id:
+        raise errors.NotFound("show not found for this event")  # another storefront's: not found
+    if show.event_status == "cancelled":
+        raise errors.EventCancelled()
+    if show.event_status != "published":
         raise errors.NotFound("show not found for this event")
     if req.zone_id not in show.zones:
         raise errors.NotFound("zone not found in this show")

@@ -208,10 +208,11 @@ async def update_event(request: web.Request) -> web.Response:
     status = event_input.status(body, row["status"])
     if status != row["status"] and status not in TRANSITIONS.get(row["status"], set()):
         raise errors.InvalidTransition(f"an event cannot go from {row['status']} to {status!r}")
-    if status == "published":
+    if status in ("published", "cancelled"):
         reply_channel_ready(request.app)
     edit = event_input.edited(body, row)
     loading: Sent | None = None
+    cancelling: Sent | None = None
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE events SET title = $2, description = $3, venue = $4, max_tickets_per_user = $5, "
@@ -229,6 +230,12 @@ async def update_event(request: web.Request) -> web.Response:
             # Seats go on sale (or prices and the limit change). The command is in Kafka before
             # the edit commits, so Kafka refusing it rolls the edit back (503, nothing changed).
             loading = await _send_inventory(request, conn, principal, str(row["id"]))
+        if status == "cancelled" and row["status"] == "published":
+            # Its sale ends in the sale Redis, in order with the reserves (lua/sale_state.lua);
+            # from there every booking is settled. In Kafka before the status commits.
+            cancelling = await _send_cancel(request, principal, str(row["id"]))
+    if cancelling is not None:
+        await answer_of(request.app, cancelling)  # once no reserve can succeed any more
     if loading is not None:
         # Answered once the seats are on sale. A late worker still applies the command (it has
         # no deadline); the answer stays the event, as the API document has it, and the event's
@@ -245,6 +252,20 @@ async def update_event(request: web.Request) -> web.Response:
         status_to=status,
     )
     return ok(await _detail(pool, str(row["id"])))
+
+
+async def _send_cancel(request: web.Request, principal: Principal, event_id: str) -> Sent:
+    command = messages.sale_state_command(
+        request_id=messages.new_request_id(event_id),
+        event_id=event_id,
+        user_id=principal.user_id,
+        state="cancelled",
+        reason="event_cancelled",
+        reply_to=request.app[appkeys.GATEWAY_ID],
+    )
+    sent = send(request.app, event_id, command)
+    await accepted(request.app, sent)
+    return sent
 
 
 async def _send_inventory(request: web.Request, conn, principal: Principal, event_id: str) -> Sent | None:
@@ -357,7 +378,44 @@ async def change_zone_seats(request: web.Request) -> web.Response:
     return render_result(reply["result"], created_status=200)
 
 
+async def _not_begun(redis, event_id: str) -> str:
+    """Cancelled, no settling round yet: waiting for a payment worker, or (never on sale, a
+    draft cancelled) nothing to settle."""
+    return (
+        "waiting" if await redis.hget(keys.event_meta(event_id), "cancelled") == b"1" else "nothing_to_settle"
+    )
+
+
+async def cancellation(request: web.Request) -> web.Response:
+    """GET /api/v1/admin/events/{id}/cancellation: how settling a cancelled event's bookings goes
+    (workers/payments/cancellation.py): counts by outcome, what is left, failures with reasons."""
+    principal = manager_of(request)
+    row = await _own_event(request, principal)
+    event_id = str(row["id"])
+    redis = request.app[appkeys.SALE_REDIS]
+    raw = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.cancellation(event_id))).items()}
+    if row["status"] != "cancelled":
+        raise errors.NotFound("this event is not cancelled")
+    return ok(
+        {
+            "event_id": event_id,
+            "status": raw.get("status") or await _not_begun(redis, event_id),
+            "bookings": int(raw.get("bookings", 0)),
+            "left": await redis.scard(keys.cancellation_todo(event_id)),
+            "outcomes": {k.split(":", 1)[1]: int(v) for k, v in raw.items() if k.startswith("outcome:")},
+            "failures": [
+                {"booking_id": k.split(":", 1)[1], "reason": v}
+                for k, v in raw.items()
+                if k.startswith("failure:")
+            ],
+        }
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get(
+        "/api/v1/admin/events/{event_id}/cancellation", cancellation, name="event_cancellation"
+    )
     app.router.add_get("/api/v1/events", list_events, name="list_events")
     app.router.add_get("/api/v1/events/{event_id}", get_event, name="get_event")
     app.router.add_get("/api/v1/events/{event_id}/shows", event_shows, name="event_shows")

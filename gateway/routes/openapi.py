@@ -1062,7 +1062,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "the room asks a new place for proof of work",
             STANDING,
             body=JOIN_BODY,
-            errors=(400, 403, 404),
+            errors=(400, 403, 404, 409),
         )
     },
     "/api/v1/queue/status": {
@@ -1266,6 +1266,33 @@ PATHS: dict[str, dict[str, Any]] = {
             auth=True,
             body=obj(["reason"], reason=name(500)),
             errors=(400, 403, 404, 409),
+        )
+    },
+    "/api/v1/admin/events/{event_id}/cancellation": {
+        "get": op(
+            "How settling a cancelled event's bookings goes (its organizers and admins)",
+            {
+                200: success(
+                    obj(
+                        ["event_id", "status", "bookings", "left", "outcomes", "failures"],
+                        event_id=UUID,
+                        status={"enum": ["waiting", "nothing_to_settle", "settling", "done"]},
+                        bookings={**INT, "description": "listed from the sale Redis when the cancel applied"},
+                        left=INT,
+                        outcomes={
+                            "type": "object",
+                            "additionalProperties": INT,
+                            "description": "released, refunded, topped_up, ended_before, failed",
+                        },
+                        failures={
+                            "type": "array",
+                            "items": obj(["booking_id", "reason"], booking_id=TEXT, reason=TEXT),
+                        },
+                    )
+                )
+            },
+            auth=True,
+            errors=(403, 404),
         )
     },
     "/api/v1/admin/events/{event_id}/refunds": {

@@ -220,6 +220,8 @@ async def approve_refund(request: web.Request) -> web.Response:
     payment, hold = await _records(app, event_id, payment_id)
     if not payment or not await may_approve(request, event_id):
         raise errors.NotFound("no such payment")
+    if await app[appkeys.SALE_REDIS].hget(keys.event_meta(event_id), "cancelled") == b"1":
+        raise errors.RefundSuperseded()  # the cancellation refunds it in full: nothing changes
     return await _refund_step(request, "approve", payment, hold)
 
 
@@ -232,6 +234,8 @@ async def refuse_refund(request: web.Request) -> web.Response:
     if not payment or not await may_approve(request, event_id):
         raise errors.NotFound("no such payment")
     reason = event_input.text_field(await read_json_object(request), "reason", required=True, limit=500)
+    if await app[appkeys.SALE_REDIS].hget(keys.event_meta(event_id), "cancelled") == b"1":
+        raise errors.RefundSuperseded()
     return await _refund_step(request, "refuse", payment, hold, reason=reason)
 
 

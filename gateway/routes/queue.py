@@ -43,12 +43,21 @@ async def published(request: web.Request, event_id: str) -> None:
         raise errors.NotFound("no such event on sale")
 
 
-async def on_sale_to(request: web.Request, principal: Principal, event_id: str) -> None:
+async def on_sale_to(
+    request: web.Request, principal: Principal, event_id: str, *, cancelled_ok=False
+) -> None:
     """The event is on sale at the principal's storefront (their tenant's), or 404: a buyer of
-    another tenant is told what anyone is told of an event that does not exist."""
-    app = request.app
-    if not await app[appkeys.SHOW_INDEX].on_sale_to(event_id, principal.tenant_id, app[appkeys.PG_POOL]):
-        raise errors.NotFound("no such event on sale")
+    another tenant is told what anyone is told of an event that does not exist. Its own buyers
+    are told 409 EVENT_CANCELLED for a cancelled one, but may still read where they stood in its
+    closed room (`cancelled_ok`: which says why) and leave it."""
+    index, pool = request.app[appkeys.SHOW_INDEX], request.app[appkeys.PG_POOL]
+    if await index.on_sale_to(event_id, principal.tenant_id, pool):
+        return
+    if index.events.get(event_id) == "cancelled" and index.tenants.get(event_id) == principal.tenant_id:
+        if cancelled_ok:
+            return
+        raise errors.EventCancelled()
+    raise errors.NotFound("no such event on sale")
 
 
 def _refresh_after_s(standing: Standing) -> int | None:
@@ -96,7 +105,7 @@ async def _enter(
     if verb == "join" and not principal.email_verified:
         raise errors.EmailNotVerified()
     event_id = uuid_value(raw_event_id, "event_id")
-    await on_sale_to(request, principal, event_id)
+    await on_sale_to(request, principal, event_id, cancelled_ok=verb != "join")
     now, secret = now_ms(), request.app[appkeys.SETTINGS].jwt_secret
     proof = check_proof(secret, pow_field, principal.user_id, event_id, now) if pow_field else NO_PROOF
     # A new place counts against the address it came from (the operators' dashboard shows the busiest).
@@ -135,7 +144,7 @@ async def leave(request: web.Request) -> web.Response:
     here now and on other gateway processes at their next correction."""
     principal = current_principal(request)
     event_id = uuid_value((await read_json_object(request)).get("event_id"), "event_id")
-    await on_sale_to(request, principal, event_id)
+    await on_sale_to(request, principal, event_id, cancelled_ok=True)
     app = request.app
     left = await app[appkeys.WAITING_ROOM].leave(event_id, principal.user_id)
     app[appkeys.STREAMS].user_left(event_id, principal.user_id)
@@ -194,7 +203,7 @@ async def notify(request: web.Request) -> web.Response:
 async def stop_notifying(request: web.Request) -> web.Response:
     principal = current_principal(request)
     event_id = uuid_value(request.query.get("event_id"), "event_id")
-    await on_sale_to(request, principal, event_id)
+    await on_sale_to(request, principal, event_id, cancelled_ok=True)
     removed = await request.app[appkeys.WAITING_ROOM].unsubscribe(event_id, principal.user_id)
     return ok({"event_id": event_id, "removed": removed})
 

@@ -29,10 +29,12 @@ from booking_rush.contract import jobs, messages, pricing
 from booking_rush.contract.messages import now_ms
 from booking_rush.services.clients import new_idempotent_producer, pg_pool, sale_redis, stop_producer
 from booking_rush.services.env import env_float, env_int
+from booking_rush.services.job_queue import JobQueue
 from booking_rush.services.mail import Mailer, MailError, MailSettings
 from booking_rush.telemetry import payment_metrics, tracing
 from lua import keys, load_scripts
 from workers.payments import notifications
+from workers.payments.cancellation import settle_cancellation
 from workers.payments.provider import (
     FakeProvider,
     FakeProviderSettings,
@@ -68,6 +70,8 @@ class PaymentSettings:
     # An async actor holds a Dramatiq thread while it waits on the provider, so the threads bound
     # how many payments are in flight at once; idle ones cost little.
     threads: int = 32
+    # Bookings a cancelled event's settling round moves on at most (workers/payments/cancellation.py).
+    cancellation_batch: int = 200
 
     @classmethod
     def from_env(cls) -> PaymentSettings:
@@ -78,6 +82,7 @@ class PaymentSettings:
             min_backoff_ms=env_int("BR_PAYMENT_MIN_BACKOFF_MS", d.min_backoff_ms),
             max_backoff_ms=env_int("BR_PAYMENT_MAX_BACKOFF_MS", d.max_backoff_ms),
             threads=env_int("BR_PAYMENT_THREADS", d.threads),
+            cancellation_batch=env_int("BR_CANCELLATION_BATCH", d.cancellation_batch),
         )
 
 
@@ -109,6 +114,12 @@ class PaymentRuntime:
             self.aux, jobs.namespace(s.topic_prefix), FakeProviderSettings.from_env()
         )
         self.mailer = Mailer(self.mail)
+        # Jobs this worker hands on (a question to the provider, a mail, the next round).
+        self.jobs = JobQueue(s.aux_redis_url, s.topic_prefix)
+        self._stack.callback(self.jobs.close)
+
+    async def later(self, actor_name: str, delay_ms: int, *args: Any) -> None:
+        await self.jobs.send_later(actor_name, delay_ms, *args)
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -242,6 +253,23 @@ async def process_refund(rt: PaymentRuntime, event_id: str, payment_id: str) -> 
     payment_metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
 
 
+async def process_topup(rt: PaymentRuntime, event_id: str, payment_id: str) -> None:
+    """A cancelled event's top-up: the rest of a payment refunded in part before (a refund of
+    its own at the provider, so the two never add up to more than was charged)."""
+    payment, hold = await rt.records(event_id, payment_id)
+    if payment.get("topup_status") != "approved":
+        return
+    outcome = await rt.ask(rt.provider.refund(payment_id, payment["topup_cents"], refund_id="topup"))
+    if outcome.status != "refunded":
+        log.error("top-up of %s refused by the provider: %s", payment_id, outcome.reason)
+        return
+    await rt.command(
+        messages.refund_command(
+            step="complete_topup", payment=payment, hold=hold, provider_ref=outcome.reference or ""
+        )
+    )
+
+
 MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long
 
 MAIL_CONTEXT = """
@@ -275,7 +303,12 @@ def _price_view(hold: dict) -> dict:
 
 async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: str) -> None:
     hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
-    payment = messages.redis_record(await rt.redis.hgetall(keys.payment(event_id, hold["payment_id"])))
+    payment_id = hold.get("payment_id") or ""  # a cancelled event's reservation had none
+    payment = (
+        messages.redis_record(await rt.redis.hgetall(keys.payment(event_id, payment_id)))
+        if payment_id
+        else {}
+    )
     row = await rt.pool.fetchrow(MAIL_CONTEXT, hold["user_id"], event_id, hold["show_id"], hold["zone_id"])
     if row is None:
         log.error("no mail for %s: user, event or zone gone", booking_id)
@@ -290,7 +323,7 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "zone_name": row["zone_name"],
             "quantity": hold["quantity"],
             "booking_id": booking_id,
-            "payment_id": hold["payment_id"],
+            "payment_id": payment_id,
             "method": payment.get("masked") or payment.get("method", ""),
             "ticket_code": hold.get("ticket_code", ""),
             "amount": notifications.money(payment.get("amount_cents")),
@@ -299,6 +332,7 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "refund_percent": payment.get("refund_percent", 0),
             "refund_reason": payment.get("refund_reason") or "",
             "breakdown": pricing.breakdown_text(_price_view(hold), hold["quantity"]),
+            "settlement": notifications.settlement(payment),
         },
     )
     try:
@@ -345,5 +379,7 @@ def declare_actors(broker: dramatiq.Broker, rt: PaymentRuntime) -> dict[str, dra
         jobs.PROCESS_PAYMENT: actor(process_payment, jobs.PROCESS_PAYMENT),
         jobs.CHECK_PAYMENT: actor(check_payment, jobs.CHECK_PAYMENT),
         jobs.PROCESS_REFUND: actor(process_refund, jobs.PROCESS_REFUND),
+        jobs.PROCESS_TOPUP: actor(process_topup, jobs.PROCESS_TOPUP),
+        jobs.SETTLE_CANCELLATION: actor(settle_cancellation, jobs.SETTLE_CANCELLATION),
         jobs.NOTIFY: actor(notify, jobs.NOTIFY),
     }

@@ -16,6 +16,7 @@ SUBJECTS = {
     "refunded": Template("Refund processed for $event_title"),
     "refund_approved": Template("Refund approved for $event_title"),
     "refund_refused": Template("Refund request refused for $event_title"),
+    "event_cancelled": Template("$event_title is cancelled"),
 }
 
 BODIES = {
@@ -92,6 +93,19 @@ Your tickets stay valid.
 Booking Rush
 """
     ),
+    "event_cancelled": Template(
+        """Hello $name,
+
+the organizer cancelled $event_title ($show_date). $settlement
+
+  Booking:   $booking_id
+  Tickets:   $quantity
+
+We are sorry.
+
+Booking Rush
+"""
+    ),
     "refunded": Template(
         """Hello $name,
 
@@ -120,6 +134,15 @@ def render(kind: str, to: str, context: dict[str, object]) -> Mail:
     """A mail of `kind` filled from `context` (a missing field is a bug: KeyError)."""
     values = {k: str(v) for k, v in context.items()}
     return Mail(to, SUBJECTS[kind].substitute(values), BODIES[kind].substitute(values))
+
+
+def settlement(payment: dict) -> str:
+    """What a cancelled event's booking came to, in a sentence (its payment, or none)."""
+    back = (payment.get("refund_cents") or 0) + (payment.get("topup_cents") or 0)
+    if payment.get("status") == "refunded" or back:
+        means = payment.get("masked") or payment.get("method") or "your payment"
+        return f"We refunded {money(back)} in all to {means}."
+    return "Your reservation was released; nothing was charged."
 
 
 def money(cents: int | None) -> str:

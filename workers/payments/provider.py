@@ -67,9 +67,10 @@ class PaymentProvider(Protocol):
         """The outcome of the charge with that key; "not_found" if there is none."""
         ...
 
-    async def refund(self, key: str, amount_cents: int) -> ProviderResult:
-        """Refund (part of) a successful charge, once per key: a second refund returns the first
-        one's result and refunds nothing more. A charge that did not succeed answers
+    async def refund(self, key: str, amount_cents: int, refund_id: str = "") -> ProviderResult:
+        """Refund (part of) a successful charge, once per (key, refund id): asking again returns
+        that refund's result and refunds nothing more; refunds of one charge never add up to more
+        than it ("amount_exceeds_charge"). A charge that did not succeed answers
         ProviderResult("failed", reason="not_refundable")."""
         ...
 
@@ -227,7 +228,7 @@ class FakeProvider:
             return ProviderResult("not_found")
         return self._visible_result(status, reference, reason, int(refunded or 0))
 
-    async def refund(self, key: str, amount_cents: int) -> ProviderResult:
+    async def refund(self, key: str, amount_cents: int, refund_id: str = "") -> ProviderResult:
         """Only a successful refund is remembered: a refund refused because the charge had not
         settled yet (0409) can be tried again once it has."""
         if amount_cents <= 0:
@@ -236,7 +237,7 @@ class FakeProvider:
         verdict, reference, refunded = map(
             _text,
             await self._refund_script(
-                keys=[self.charge_key(key)], args=[amount_cents, _now_ms(), RECORD_TTL_S]
+                keys=[self.charge_key(key)], args=[amount_cents, _now_ms(), RECORD_TTL_S, refund_id]
             ),
         )
         if verdict == "not_refundable":

@@ -1,0 +1,280 @@
+"""An event cancelled by its organizer (spec §2.2.3: 100 %): its sale ends at the moment the cancel
+is applied in the sale Redis, and every booking it holds is settled exactly once — reserved ones
+released, paid ones refunded in full, one refunded in part before topped up, a pending refund
+request superseded, a payment in progress settled first — while buyers keep reserving, and with a
+payment worker killed halfway (workers/payments/cancellation.py).
+
+A sale of its own: command/sweeper/persistence workers, two payment workers with the fake
+provider, a gateway and an SMTP sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest_asyncio
+
+from booking_rush.contract import jobs
+from lua import keys
+from ops.demo_pay import GOOD_CARD as CARD
+from ops.demo_pay import Mailbox
+from tests.support import (
+    WorkerProcess,
+    book,
+    call,
+    final_answer,
+    gateway_settings,
+    queue_call,
+    reserve_body,
+    running_gateway,
+    wait_until,
+    worker_env,
+)
+
+FLAKY = {**CARD, "card_number": "4000000000000119"}  # the provider errs once, then charges
+SEATS = 60
+
+
+@dataclass
+class Sale:
+    url: str
+    prefix: str
+    inbox: Mailbox
+    envs: dict[str, dict[str, str]]
+    payers: list[WorkerProcess] = field(default_factory=list)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sale(schema, new_topics, jwt_secret, smtp_sink):
+    inbox, smtp_port = smtp_sink
+    topics = await new_topics("cancel")
+    env = {
+        "BR_SWEEP_INTERVAL_SECONDS": "0.2",
+        "BR_SWEEP_REISSUE_SECONDS": "1",
+        "BR_SMTP_PORT": str(smtp_port),
+        "BR_FAKEPAY_LATENCY_MS": "20",
+        # A flaky card's second attempt comes long after the cancel: its payment is in progress then.
+        "BR_PAYMENT_MIN_BACKOFF_MS": "20000",
+        "BR_PAYMENT_MAX_BACKOFF_MS": "21000",
+        "BR_PAYMENT_MAX_RETRIES": "3",
+        # Small rounds, so a payment worker can be killed with most of the settling still ahead.
+        "BR_CANCELLATION_BATCH": "3",
+    }
+    workers = await WorkerProcess(worker_env(schema, topics, f"{topics.prefix}w", **env)).start()
+    envs = {f"p{i}": worker_env(schema, topics, f"{topics.prefix}p{i}", **env) for i in range(3)}
+    current = Sale("", topics.prefix, inbox, envs)
+    for name in ("p0", "p1"):
+        current.payers.append(await WorkerProcess(envs[name], module="workers.payment_worker").start())
+    settings = gateway_settings(schema, topics, jwt_secret, rate_limits="general=6000/1000,reserve=6000/1000")
+    try:
+        async with running_gateway(settings) as url:
+            current.url = url
+            yield current
+    finally:
+        for payer in current.payers:
+            await payer.stop()
+        await workers.stop()
+
+
+async def _answered(http, sale, token, method, url, body=None):
+    status, answer = await call(http, method, url, token, body)
+    return await final_answer(http, sale.url, token, status, answer, created=False)
+
+
+async def _payment(http, sale, token, payment_id) -> dict:
+    status, answer = await call(http, "GET", f"{sale.url}/api/v1/payments/{payment_id}", token)
+    assert status == 200, answer
+    return answer["data"]
+
+
+async def _paid(http, sale, token, booking_id, card=CARD) -> str:
+    status, paid = await _answered(
+        http,
+        sale,
+        token,
+        "POST",
+        f"{sale.url}/api/v1/payments",
+        {"booking_id": booking_id, "method": "card", "details": card},
+    )
+    assert status == 201, paid
+    return paid["data"]["payment_id"]
+
+
+async def _settles(http, sale, token, payment_id, wanted, what) -> dict:
+    seen = {}
+
+    async def there() -> bool:
+        seen.update(await _payment(http, sale, token, payment_id))
+        return wanted(seen)
+
+    await wait_until(there, 60, what)
+    return seen
+
+
+async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_reserving(
+    sale, http, make_event, make_users, token_for, tenant, pg, sale_redis, aux
+):
+    event = await make_event([("GA", SEATS)], shows=1, max_per_user=4)
+    ev = event.event_id
+    show = next(iter(event.shows))
+    zone_key = keys.zone(ev, show, event.shows[show]["GA"])
+    organizer = token_for(tenant["organizer_id"], role="organizer")
+    names = ["reserved_a", "reserved_b", "confirmed_a", "confirmed_b", "half_refunded", "asked", "paying"]
+    people = dict(zip(names, await make_users(len(names)), strict=True))
+    tokens = {name: token_for(user) for name, user in people.items()}
+    booking, payment = {}, {}
+    for name in names:
+        status, answer = await book(http, sale.url, tokens[name], reserve_body(event, quantity=1))
+        assert status == 201, answer
+        booking[name] = answer["data"]["booking_id"]
+    for name in ("confirmed_a", "confirmed_b", "half_refunded", "asked"):
+        payment[name] = await _paid(http, sale, tokens[name], booking[name])
+        await _settles(
+            http, sale, tokens[name], payment[name], lambda p: p["status"] == "success", f"{name} paid"
+        )
+
+    # 5 days before the show, a refund is half (spec §2.2.3): one asked and approved, one only asked.
+    await pg.execute("UPDATE shows SET show_date = now() + interval '5 days' WHERE id = $1", show)
+    for name in ("half_refunded", "asked"):
+        status, asked = await _answered(
+            http, sale, tokens[name], "POST", f"{sale.url}/api/v1/payments/{payment[name]}/refund"
+        )
+        assert asked["data"]["refund"]["percent"] == 50, asked
+    status, _ = await _answered(
+        http,
+        sale,
+        organizer,
+        "POST",
+        f"{sale.url}/api/v1/admin/payments/{payment['half_refunded']}/refund/approve",
+    )
+    assert status == 200
+    await _settles(
+        http,
+        sale,
+        tokens["half_refunded"],
+        payment["half_refunded"],
+        lambda p: p["status"] == "refunded",
+        "half refunded",
+    )
+    payment["paying"] = await _paid(http, sale, tokens["paying"], booking["paying"], FLAKY)  # in progress
+
+    # Buyers keep reserving while the organizer cancels.
+    racers = await make_users(40)
+    raced: list[tuple[str, int, dict]] = []
+    stop_racing = asyncio.Event()
+
+    async def race(user: str) -> None:
+        while not stop_racing.is_set():
+            status, answer = await book(http, sale.url, token_for(user), reserve_body(event, quantity=1))
+            raced.append((user, status, answer))
+            if status != 201:
+                return  # refused: the sale is over (or sold out, or the buyer at their limit)
+
+    racing = [asyncio.create_task(race(u)) for u in racers]
+    await asyncio.sleep(0)  # the racers' first requests are out: the cancel meets them in flight
+    status, cancelled = await call(
+        http, "PUT", f"{sale.url}/api/v1/events/{ev}", organizer, {"status": "cancelled"}
+    )
+    assert status == 200 and cancelled["data"]["status"] == "cancelled", cancelled
+    after = await book(http, sale.url, tokens["reserved_a"], reserve_body(event, quantity=1))
+    assert (after[0], after[1]["error"]["code"]) == (409, "EVENT_CANCELLED")  # applied after: refused
+    stop_racing.set()
+    await asyncio.gather(*racing)
+    answers = Counter(s if s == 201 else a["error"]["code"] for _, s, a in raced)
+    assert set(answers) <= {201, "EVENT_CANCELLED", "MAX_PER_USER_EXCEEDED", "INSUFFICIENT_STOCK"}, answers
+    raced_bookings = {a["data"]["booking_id"] for _, s, a in raced if s == 201}
+
+    # A payment worker dies halfway; the sweeper resumes what it held, the other goes on.
+    async def partly_settled() -> bool:
+        raw = await sale_redis.hgetall(keys.cancellation(ev))
+        done = sum(int(v) for k, v in raw.items() if k.startswith(b"outcome:"))
+        return done >= 6
+
+    await wait_until(partly_settled, 60, "the settling under way")
+    left_then = await sale_redis.scard(keys.cancellation_todo(ev))
+    assert left_then > 6  # most of it still ahead
+    sale.payers[0].proc.send_signal(signal.SIGKILL)
+    await sale.payers[0].wait_exit()
+    sale.payers[0] = await WorkerProcess(sale.envs["p2"], module="workers.payment_worker").start()
+
+    async def settled() -> dict:
+        status, answer = await call(
+            http, "GET", f"{sale.url}/api/v1/admin/events/{ev}/cancellation", organizer
+        )
+        assert status == 200, answer
+        return answer["data"] if answer["data"]["status"] == "done" else None
+
+    progress = await wait_until(settled, 120, "every booking settled")
+    held = len(booking) + len(raced_bookings)
+    assert progress["bookings"] == held and progress["left"] == 0 and progress["failures"] == []
+    assert progress["outcomes"] == {"released": 3 + len(raced_bookings), "refunded": 3, "topped_up": 1}, (
+        progress
+    )
+
+    # Each booking ended once, in full: seats back, money back, never more than was paid.
+    assert int(await sale_redis.hget(zone_key, "available")) == SEATS
+    for name in ("confirmed_a", "confirmed_b", "asked"):
+        p = await _payment(http, sale, tokens[name], payment[name])
+        assert (p["status"], p["refund"]["percent"], p["refund"]["amount"]) == ("refunded", 100, "100.00"), p
+    raw = await sale_redis.hgetall(keys.payment(ev, payment["asked"]))
+    assert raw[b"refund_superseded"] == b"1"
+    half = await sale_redis.hgetall(keys.payment(ev, payment["half_refunded"]))
+    assert (half[b"refund_cents"], half[b"topup_cents"], half[b"topup_status"]) == (
+        b"5000",
+        b"5000",
+        b"refunded",
+    )
+    for name in ("confirmed_a", "confirmed_b", "asked", "half_refunded"):
+        charged = await aux.hget(
+            f"fakepay:{jobs.namespace(sale.prefix)}:charge:{payment[name]}", "refunded_cents"
+        )
+        assert charged == b"10000", (name, charged)  # the provider refunded exactly what was paid
+    paying = await _payment(http, sale, tokens["paying"], payment["paying"])
+    assert paying["status"] == "failed"  # no money had moved: settled first, seats back
+    for name in ("reserved_a", "reserved_b", "paying"):
+        status, b = await call(http, "GET", f"{sale.url}/api/v1/bookings/{booking[name]}", tokens[name])
+        assert b["data"]["status"] == "cancelled"
+
+    # One mail to each holder, and none of the refund mails a buyer's own refund sends.
+    every = [*booking.values(), *raced_bookings]
+
+    def mailed(messages) -> bool:
+        return all(
+            any(b in m.get_payload() and "is cancelled" in m["Subject"] for m in messages) for b in every
+        )
+
+    assert await asyncio.to_thread(sale.inbox.wait_until, mailed, 60)
+    cancelled_mails = Counter(
+        b
+        for m in sale.inbox.messages
+        if "is cancelled" in m["Subject"]
+        for b in every
+        if b in m.get_payload()
+    )
+    assert set(cancelled_mails.values()) == {1}
+    refund_mails = [
+        m for m in sale.inbox.messages if "Refund" in m["Subject"] and booking["asked"] in m.get_payload()
+    ]
+    assert refund_mails == []
+
+    # After the cancel: the buyers' and organizers' routes say so.
+    status, answer = await call(
+        http, "POST", f"{sale.url}/api/v1/admin/payments/{payment['asked']}/refund/approve", organizer
+    )
+    assert (status, answer["error"]["code"]) == (409, "REFUND_SUPERSEDED")
+    status, answer = await queue_call(http, sale.url, tokens["reserved_a"], "join", ev)
+    assert (status, answer["error"]["code"]) == (409, "EVENT_CANCELLED")
+
+    async def persisted() -> bool:
+        rows = await pg.fetch("SELECT status FROM bookings WHERE event_id = $1", ev)
+        statuses = Counter(r["status"] for r in rows)
+        return statuses == Counter({"cancelled": 3 + len(raced_bookings), "refunded": 4})
+
+    await wait_until(persisted, 60, "PostgreSQL to follow")
+    topup = await pg.fetchrow(
+        "SELECT topup_status, topup_amount FROM payments WHERE public_id = $1", payment["half_refunded"]
+    )
+    assert (topup["topup_status"], str(topup["topup_amount"])) == ("refunded", "50.00")
