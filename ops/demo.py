@@ -297,6 +297,9 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
     oversold = max(0, sold - seats, checks["redis_sold"] - seats, -checks["redis_min_counter"])
     paying = await payments_act(cfg, args, base, seeded, tokens, booked, sold, mailbox)
     room = await waiting_room_act(cfg, args, base, tokens, seats)
+    say("the organizer cancels the first sale: every booking of it settled once (refunds, releases)")
+    (organizer,) = await log_in(base, seeded["tenant_slug"], ["organizer@demo.test"], DEMO_PASSWORD, 1)
+    cancelled = await demo_pay.cancellation_act(base, organizer, seeded["event_id"])
     return {
         "seats": seats,
         "sold": sold,
@@ -315,6 +318,7 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
         **checks,
         "payments": paying,
         "waiting_room": room,
+        "cancellation": cancelled,
         "tenant": seeded["tenant_slug"],
         "tenant_made": tenant_made,
         "first_buyer": seeded["buyer_emails"][0],
@@ -364,6 +368,13 @@ def print_summary(summary: dict) -> None:
     eta = room["eta_error"]
     if eta["shown"]:  # none when everyone let in was let in before any answer reached them
         print(f"    waits told {eta['shown']}: error median {eta['median']:.1%}, p90 {eta['p90']:.1%}")
+    cancelled = summary["cancellation"]
+    print("  the first sale cancelled:")
+    failures = len(cancelled.get("failures", []))
+    print(
+        f"    settled    {cancelled.get('bookings')} bookings in {cancelled['settle_s']} s: "
+        f"{cancelled.get('outcomes')} ({cancelled.get('status')}, {failures} failures)"
+    )
     print(f"  verdict    {'OK' if succeeded(summary) else 'FAILED'}")
     print("  stop everything with: .venv/bin/python -m ops.stack down")
     print(json.dumps(summary))
@@ -394,6 +405,9 @@ def succeeded(summary: dict) -> bool:
         and summary["payments"]["consistent"]
         and room["consistent"]
         and not room["oversold"]
+        and summary["cancellation"].get("status") == "done"
+        and not summary["cancellation"].get("failures")
+        and summary["cancellation"].get("left") == 0
     )
 
 

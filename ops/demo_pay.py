@@ -235,3 +235,24 @@ async def code_act(
         "charged_as_locked": all(locked == amount for locked, amount in charged),
         "example": example.get("quote"),
     }
+
+
+async def cancellation_act(base: str, organizer_token: str, event_id: str, timeout: float = 180) -> dict:
+    """The organizer cancels the first sale (PUT /api/v1/events/{id} {status: cancelled}): no
+    reserve succeeds after it, and the payment workers settle every booking once — paid ones
+    refunded in full, reservations released (GET /api/v1/admin/events/{id}/cancellation)."""
+    async with aiohttp.ClientSession() as session:
+        url = f"{base}/api/v1/events/{event_id}"
+        status, answer = await _call(session, "PUT", url, organizer_token, {"status": "cancelled"})
+        if status != 200:
+            raise RuntimeError(f"the cancel was refused: {status} {answer}")
+        started = time.monotonic()
+        while True:
+            status, answer = await _call(
+                session, "GET", f"{base}/api/v1/admin/events/{event_id}/cancellation", organizer_token
+            )
+            progress = answer.get("data") or {}
+            if progress.get("status") == "done" or time.monotonic() - started > timeout:
+                break
+            await asyncio.sleep(0.5)  # the organizer's page refreshing its progress
+    return {**progress, "settle_s": round(time.monotonic() - started, 1)}
