@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 
 from booking_rush.contract import jobs
+from booking_rush.contract.messages import now_ms
+from gateway.auth import issue_access_token
 from lua import keys
 from ops.demo_pay import GOOD_CARD as CARD
 from ops.demo_pay import Mailbox
+from ops.seed_data import ensure_users
 from tests.support import (
     WorkerProcess,
     book,
@@ -30,6 +33,8 @@ from tests.support import (
     queue_call,
     reserve_body,
     running_gateway,
+    tenant_with_event,
+    unique,
     wait_until,
     worker_env,
 )
@@ -191,11 +196,11 @@ async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_re
     async def partly_settled() -> bool:
         raw = await sale_redis.hgetall(keys.cancellation(ev))
         done = sum(int(v) for k, v in raw.items() if k.startswith(b"outcome:"))
-        return done >= 6
+        return done >= 1
 
     await wait_until(partly_settled, 60, "the settling under way")
     left_then = await sale_redis.scard(keys.cancellation_todo(ev))
-    assert left_then > 6  # most of it still ahead
+    assert left_then >= 3  # more than a round's worth still ahead
     sale.payers[0].proc.send_signal(signal.SIGKILL)
     await sale.payers[0].wait_exit()
     sale.payers[0] = await WorkerProcess(sale.envs["p2"], module="workers.payment_worker").start()
@@ -278,3 +283,40 @@ async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_re
         "SELECT topup_status, topup_amount FROM payments WHERE public_id = $1", payment["half_refunded"]
     )
     assert (topup["topup_status"], str(topup["topup_amount"])) == ("refunded", "50.00")
+
+
+async def test_the_line_of_a_cancelled_event_is_told_why_and_a_reactivation_does_not_reopen_it(
+    sale, http, pg, room, sale_redis, scripts, jwt_secret
+):
+    made = await tenant_with_event(pg, sale_redis, "cancel-line-")  # suspended below: a tenant of its own
+    ev, tenant_id = made["event"].event_id, made["tenant_id"]
+    async with pg.acquire() as conn:
+        buyers = await ensure_users(conn, tenant_id, [f"{unique('b')}@line.test" for _ in range(2)])
+    in_line, late = (issue_access_token(jwt_secret, user_id=b, tenant_id=tenant_id) for b in buyers)
+    await room.configure(ev, {"mode": "always"})
+    status, _ = await queue_call(http, sale.url, in_line, "join", ev)
+    assert status == 200
+    organizer = issue_access_token(
+        jwt_secret, user_id=made["organizer_id"], tenant_id=tenant_id, role="organizer"
+    )
+    status, answer = await call(
+        http, "PUT", f"{sale.url}/api/v1/events/{ev}", organizer, {"status": "cancelled"}
+    )
+    assert status == 200, answer
+
+    status, standing = await queue_call(http, sale.url, in_line, "status", ev)
+    assert (standing["data"]["state"], standing["data"]["closed_reason"]) == ("closed", "event_cancelled")
+    status, answer = await queue_call(http, sale.url, late, "join", ev)
+    assert (status, answer["error"]["code"]) == (409, "EVENT_CANCELLED")
+    status, left = await queue_call(http, sale.url, in_line, "leave", ev)
+    assert status == 200, left  # people in line may still leave
+
+    # Its tenant suspended and reactivated meanwhile (the commands lua/sale_state.lua gets then):
+    # the cancelled event's room stays closed, saying why.
+    for state in ("suspended", "active"):
+        await scripts.sale_state(
+            keys=[keys.event_meta(ev), keys.room(ev, "config")], args=[state, "tenant_suspended", now_ms()]
+        )
+    config = await sale_redis.hgetall(keys.room(ev, "config"))
+    assert (config[b"mode"], config[b"closed_reason"]) == (b"closed", b"event_cancelled")
+    assert await sale_redis.hget(keys.event_meta(ev), "cancelled") == b"1"

@@ -47,7 +47,9 @@ class Standing:
     opens_at_ms: int = 0
     pace: Pace = Pace(rate_per_min=0)
     pow_bits: int = 0  # the proof of work the room asks of a new place (0: none)
-    closed_reason: str = ""  # why the system closed the room (tenant_suspended), "" otherwise
+    closed_reason: str = (
+        ""  # why the system closed the room (tenant_suspended, event_cancelled), "" otherwise
+    )
 
     @property
     def position(self) -> int | None:

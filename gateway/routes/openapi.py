@@ -599,7 +599,7 @@ STANDING = obj(
     refresh_after_seconds=NULLABLE_INT,
     queue_ticket=TEXT,
     pass_expires_at=TIME,
-    closed_reason={"enum": ["tenant_suspended", None]},  # why the system closed the room
+    closed_reason={"enum": ["tenant_suspended", "event_cancelled", None]},  # why the system closed the room
     **{"pass": NULLABLE_TEXT},  # a Python keyword
 )
 LEFT_LINE = obj(

@@ -213,7 +213,10 @@ async def request_refund(request: web.Request) -> web.Response:
     return await _refund_step(request, "request", payment, hold, percent)
 
 
-async def approve_refund(request: web.Request) -> web.Response:
+async def _to_decide(request: web.Request) -> tuple[dict, dict]:
+    """The payment whose refund an organizer or admin of its event's tenant decides, and its
+    hold; after the event was cancelled there is nothing to decide (the cancellation refunds
+    it in full)."""
     app = request.app
     payment_id = request.match_info["payment_id"]
     event_id = messages.event_of(payment_id)
@@ -221,21 +224,19 @@ async def approve_refund(request: web.Request) -> web.Response:
     if not payment or not await may_approve(request, event_id):
         raise errors.NotFound("no such payment")
     if await app[appkeys.SALE_REDIS].hget(keys.event_meta(event_id), "cancelled") == b"1":
-        raise errors.RefundSuperseded()  # the cancellation refunds it in full: nothing changes
+        raise errors.RefundSuperseded()
+    return payment, hold
+
+
+async def approve_refund(request: web.Request) -> web.Response:
+    payment, hold = await _to_decide(request)
     return await _refund_step(request, "approve", payment, hold)
 
 
 async def refuse_refund(request: web.Request) -> web.Response:
     """`{reason}`: a requested refund refused; the buyer is mailed the reason (final)."""
-    app = request.app
-    payment_id = request.match_info["payment_id"]
-    event_id = messages.event_of(payment_id)
-    payment, hold = await _records(app, event_id, payment_id)
-    if not payment or not await may_approve(request, event_id):
-        raise errors.NotFound("no such payment")
     reason = event_input.text_field(await read_json_object(request), "reason", required=True, limit=500)
-    if await app[appkeys.SALE_REDIS].hget(keys.event_meta(event_id), "cancelled") == b"1":
-        raise errors.RefundSuperseded()
+    payment, hold = await _to_decide(request)
     return await _refund_step(request, "refuse", payment, hold, reason=reason)
 
 

@@ -47,6 +47,8 @@ const TEXTS = {
     "state.paused": "The sale is paused. Your place in line is kept.",
     "state.closed": "The waiting room is closed: nobody is being let in right now.",
     "state.closed_tenant_suspended": "This sale is stopped: the organiser's account is suspended.",
+    "state.closed_event_cancelled":
+      "The organiser cancelled this event: nothing more is sold, and every booking is refunded in full.",
     "state.sold_out": "Sold out: every seat is sold or held. If held seats come back, the line moves again.",
     "state.admitted": "It is your turn…",
     "state.other": "The line says: {state}",
@@ -115,6 +117,7 @@ const TEXTS = {
     "state.paused": "การขายหยุดชั่วคราว ที่ของคุณในคิวยังอยู่",
     "state.closed": "ห้องรอคิวปิดอยู่: ตอนนี้ยังไม่มีใครได้เข้า",
     "state.closed_tenant_suspended": "การขายนี้หยุดแล้ว: บัญชีของผู้จัดงานถูกระงับ",
+    "state.closed_event_cancelled": "ผู้จัดงานยกเลิกงานนี้แล้ว: ไม่มีการขายอีก และทุกการจองจะได้รับเงินคืนเต็มจำนวน",
     "state.sold_out": "ขายหมดแล้ว: ทุกที่นั่งถูกขายหรือถูกจองไว้ หากมีที่นั่งคืนมา คิวจะเดินต่อ",
     "state.admitted": "ถึงคิวของคุณแล้ว…",
     "state.other": "สถานะคิว: {state}",

@@ -238,36 +238,33 @@ async def check_payment(rt: PaymentRuntime, event_id: str, payment_id: str) -> N
 
 async def process_refund(rt: PaymentRuntime, event_id: str, payment_id: str) -> None:
     """An approved refund (by an organizer, or automatic for money that came too late)."""
-    payment, hold = await rt.records(event_id, payment_id)
-    if payment.get("refund_status") != "approved":
-        return
-    outcome = await rt.ask(rt.provider.refund(payment_id, payment["refund_cents"]))
-    if outcome.status != "refunded":
-        log.error("refund of %s refused by the provider: %s", payment_id, outcome.reason)
-        return
-    await rt.command(
-        messages.refund_command(
-            step="complete", payment=payment, hold=hold, provider_ref=outcome.reference or ""
-        )
-    )
-    payment_metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
+    if await _refund_at_provider(rt, event_id, payment_id, "refund", "complete"):
+        payment_metrics.PAYMENT_OUTCOMES.labels("refunded").inc()
 
 
 async def process_topup(rt: PaymentRuntime, event_id: str, payment_id: str) -> None:
     """A cancelled event's top-up: the rest of a payment refunded in part before (a refund of
     its own at the provider, so the two never add up to more than was charged)."""
+    await _refund_at_provider(rt, event_id, payment_id, "topup", "complete_topup")
+
+
+async def _refund_at_provider(
+    rt: PaymentRuntime, event_id: str, payment_id: str, record: str, step: str
+) -> bool:
+    """The payment's approved `record` (refund, topup: its <record>_status and <record>_cents)
+    refunded at the provider under its own refund id, then `step` sent; whether it was."""
     payment, hold = await rt.records(event_id, payment_id)
-    if payment.get("topup_status") != "approved":
-        return
-    outcome = await rt.ask(rt.provider.refund(payment_id, payment["topup_cents"], refund_id="topup"))
+    if payment.get(f"{record}_status") != "approved":
+        return False
+    refund_id = "" if record == "refund" else record  # the first refund keeps the provider's old key
+    outcome = await rt.ask(rt.provider.refund(payment_id, payment[f"{record}_cents"], refund_id=refund_id))
     if outcome.status != "refunded":
-        log.error("top-up of %s refused by the provider: %s", payment_id, outcome.reason)
-        return
+        log.error("%s of %s refused by the provider: %s", record, payment_id, outcome.reason)
+        return False
     await rt.command(
-        messages.refund_command(
-            step="complete_topup", payment=payment, hold=hold, provider_ref=outcome.reference or ""
-        )
+        messages.refund_command(step=step, payment=payment, hold=hold, provider_ref=outcome.reference or "")
     )
+    return True
 
 
 MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long
