@@ -148,6 +148,22 @@ class RefundSuperseded(ApiError):
     message = "the event was cancelled: every booking is refunded in full, this request with it"
 
 
+class VoucherNotFound(ApiError):
+    status, code, message = 404, "VOUCHER_NOT_FOUND", "no such voucher of yours"
+
+
+class VoucherUnavailable(ApiError):
+    status, code, message = 409, "VOUCHER_UNAVAILABLE", "this voucher is used, or held for another booking"
+
+
+class VoucherNotApplicable(ApiError):
+    status, code, message = (
+        409,
+        "VOUCHER_NOT_APPLICABLE",
+        "a voucher applies to a reservation not yet being paid for",
+    )
+
+
 class PromoCodeInvalid(ApiError):
     status, code, message = 400, "PROMO_CODE_INVALID", "no such promo code for this event"
 

@@ -46,6 +46,9 @@ class GatewaySettings:
     # A command must reach Kafka within this window, or the worker refuses it (see bookings.py).
     accept_timeout_s: float = 3.0
     command_deadline_s: float = 30.0
+    # How long a booking being paid for holds its seats (the workers' BR_PAYMENT_HOLD_SECONDS): a
+    # voucher claimed for a reservation is held until it could no longer be paid.
+    payment_hold_s: float = 900.0
     max_body_bytes: int = 16 * 1024
     token_cache_size: int = 100_000
     redis_max_connections: int = 64
@@ -114,6 +117,7 @@ class GatewaySettings:
             reply_timeout_s=env_float("BR_REPLY_TIMEOUT_SECONDS", 5.0),
             accept_timeout_s=env_float("BR_ACCEPT_TIMEOUT_SECONDS", 3.0),
             command_deadline_s=env_float("BR_COMMAND_DEADLINE_SECONDS", 30.0),
+            payment_hold_s=env_float("BR_PAYMENT_HOLD_SECONDS", 900.0),
             max_body_bytes=env_int("BR_MAX_BODY_BYTES", 16 * 1024),
             token_cache_size=env_int("BR_TOKEN_CACHE_SIZE", 100_000),
             redis_max_connections=env_int("BR_REDIS_MAX_CONNECTIONS", 64),

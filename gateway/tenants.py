@@ -127,6 +127,25 @@ async def get_tenant(pool: asyncpg.Pool, tenant_id: str) -> dict[str, Any]:
     return tenant_json(row)
 
 
+COMPENSATION = "cancellation_compensation_percent"  # tenants.settings: what a cancelled event adds
+
+
+async def compensation_percent(pool: asyncpg.Pool, tenant_id: str) -> int:
+    """The share of what was paid a cancelled event's buyer gets as a voucher (0: none)."""
+    value = await pool.fetchval("SELECT settings->>$2 FROM tenants WHERE id = $1", tenant_id, COMPENSATION)
+    return int(value or 0)
+
+
+async def set_compensation_percent(pool: asyncpg.Pool, tenant_id: str, percent: int) -> None:
+    await pool.execute(
+        "UPDATE tenants SET settings = settings || jsonb_build_object($2::text, $3::int), updated_at = now() "
+        "WHERE id = $1",
+        tenant_id,
+        COMPENSATION,
+        percent,
+    )
+
+
 async def set_status(pool: asyncpg.Pool, tenant_id: str, status: str) -> dict[str, Any]:
     row = await pool.fetchrow(
         f"UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING {TENANT_COLUMNS}",

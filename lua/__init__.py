@@ -48,6 +48,8 @@ class SaleScripts:
     queue_notify: AsyncScript
     sale_state: AsyncScript
     set_pricing: AsyncScript
+    voucher: AsyncScript
+    apply_voucher: AsyncScript
     quote_price: AsyncScript
 
 

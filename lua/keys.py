@@ -80,6 +80,12 @@ def promo_uses(event_id: str) -> str:
     return f"{tag(event_id)}:promo_uses"
 
 
+def voucher(tenant_id: str, code: str) -> str:
+    """A compensation voucher (lua/voucher.lua): in its tenant's slot, not an event's (it is
+    spent on the tenant's other events, and an event's scripts never read another slot)."""
+    return f"{{tn:{tenant_id}}}:voucher:{code}"
+
+
 def cancellation(event_id: str) -> str:
     """A cancelled event's settlement (workers/payments/cancellation.py): hash of its progress."""
     return f"{tag(event_id)}:cancellation"

@@ -22,9 +22,10 @@ from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
 from gateway.auth import issue_access_token
+from gateway.password_hasher import hash_password
 from lua import keys
 from ops.inventory import load_event_inventory
-from ops.seed_data import ZoneSpec, create_event
+from ops.seed_data import ZoneSpec, create_event, ensure_users
 from tests.browser import Shop, open_shop, page_problems, stored_session, submit_sign_in, wait
 from tests.support import (
     WorkerProcess,
@@ -34,6 +35,7 @@ from tests.support import (
     gateway_settings,
     running_gateway,
     unique,
+    wait_until,
     worker_env,
 )
 
@@ -622,4 +624,101 @@ async def test_a_promo_code_is_quoted_locked_charged_and_shown_to_the_ticket_and
     body = mail.get_payload()
     assert re.search(r"Code PAGE-CODE-10 \(10%\)\s+-18\.00", body), body
     assert re.search(r"Total\s+162\.00 THB", body), body
+    assert await asyncio.to_thread(page_problems, browser) == []
+
+
+# --- The refund requests reach an admin on the dashboard ----------------------------------------
+
+
+def _decide_on_the_dashboard(
+    driver, sale: Sale, admin_email: str, event: Event, approve: str, refuse: str
+) -> dict:
+    driver.get(f"{sale.url}/login")
+    driver.execute_script("localStorage.clear(); sessionStorage.clear();")
+    driver.get(f"{sale.url}/dashboard?event={event.event_id}")
+    wait(driver, seen.url_contains("/login?next="))
+    submit_sign_in(driver, sale.shop.slug, admin_email, PASSWORD)
+    row = "#refund-requests tr[data-payment-id='{}']"
+    wait(driver, seen.presence_of_element_located((By.CSS_SELECTOR, row.format(approve))), PAID_S)
+    wait(driver, seen.presence_of_element_located((By.CSS_SELECTOR, row.format(refuse))))
+    listed = _text(driver, "refunds-status")
+    shown = (
+        driver.find_element(By.CSS_SELECTOR, row.format(approve)).find_element(By.CLASS_NAME, "share").text
+    )
+    driver.find_element(By.CSS_SELECTOR, row.format(refuse)).find_element(By.CLASS_NAME, "refuse").click()
+    asked_why = _text(driver, "refunds-status")
+    driver.find_element(By.CSS_SELECTOR, row.format(approve)).find_element(By.CLASS_NAME, "approve").click()
+    wait(driver, lambda d: _text(d, "refunds-status").startswith("Approved"))
+    refused_row = driver.find_element(By.CSS_SELECTOR, row.format(refuse))
+    refused_row.find_element(By.CLASS_NAME, "reason").send_keys("Tickets are transferable instead.")
+    refused_row.find_element(By.CLASS_NAME, "refuse").click()
+    wait(driver, lambda d: _text(d, "refunds-status").startswith("Refused"))
+    left = len(driver.find_elements(By.CSS_SELECTOR, "#refund-requests tbody tr"))
+    return {"listed": listed, "share": shown, "asked_why": asked_why, "left": left}
+
+
+async def test_an_admin_approves_and_refuses_refund_requests_on_the_dashboard(
+    browser, sale, pg, sale_redis, http, smtp_sink
+):
+    inbox, _ = smtp_sink
+    event = await _event(pg, sale_redis, sale)
+    admin_email = f"{unique('admin')}@example.com"
+    async with pg.acquire() as conn:
+        await ensure_users(
+            conn, sale.shop.tenant_id, [admin_email], "admin", password_hash=await hash_password(PASSWORD, 4)
+        )
+    payments = []
+    for _ in range(2):
+        booking_id = await _reserved(http, sale, event, quantity=1)
+        status, paid = await call(
+            http,
+            "POST",
+            f"{sale.url}/api/v1/payments",
+            sale.token,
+            {
+                "booking_id": booking_id,
+                "method": "card",
+                "details": {"card_number": "4242424242424242", "expiry": EXPIRY, "cvc": "123"},
+            },
+        )
+        assert status == 201, paid
+        payment_id = paid["data"]["payment_id"]
+
+        async def succeeded(payment_id=payment_id) -> bool:
+            return (await call(http, "GET", f"{sale.url}/api/v1/payments/{payment_id}", sale.token))[1][
+                "data"
+            ]["status"] == "success"
+
+        await wait_until(succeeded, PAID_S, "the payment")
+        status, asked = await call(
+            http, "POST", f"{sale.url}/api/v1/payments/{payment_id}/refund", sale.token
+        )
+        assert asked["data"]["refund"]["status"] == "requested", asked
+        payments.append(payment_id)
+    approve, refuse = payments
+
+    decided = await asyncio.to_thread(
+        _decide_on_the_dashboard, browser, sale, admin_email, event, approve, refuse
+    )
+    assert decided == {
+        "listed": "2 waiting",
+        "share": "100.00 (100 % of 100.00)",
+        "asked_why": "Say why it is refused: the buyer is told.",
+        "left": 0,
+    }
+    refused = (await call(http, "GET", f"{sale.url}/api/v1/payments/{refuse}", sale.token))[1]["data"]
+    assert (refused["refund"]["status"], refused["refund"]["reason"]) == (
+        "refused",
+        "Tickets are transferable instead.",
+    )
+    approved = (await call(http, "GET", f"{sale.url}/api/v1/payments/{approve}", sale.token))[1]["data"]
+    assert approved["refund"]["status"] in ("approved", "refunded")
+
+    def told(messages) -> bool:
+        subjects = [m["Subject"] for m in messages if m["To"] == sale.shop.email]
+        return any("Refund approved" in s for s in subjects) and any(
+            "Refund request refused" in s for s in subjects
+        )
+
+    assert await asyncio.to_thread(inbox.wait_until, told, 30)
     assert await asyncio.to_thread(page_problems, browser) == []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest_asyncio
 
-from booking_rush.contract import jobs
+from booking_rush.contract import jobs, pricing
 from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
 from lua import keys
@@ -30,6 +30,7 @@ from tests.support import (
     call,
     final_answer,
     gateway_settings,
+    published_event,
     queue_call,
     reserve_body,
     running_gateway,
@@ -178,8 +179,7 @@ async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_re
             if status != 201:
                 return  # refused: the sale is over (or sold out, or the buyer at their limit)
 
-    racing = [asyncio.create_task(race(u)) for u in racers]
-    await asyncio.sleep(0)  # the racers' first requests are out: the cancel meets them in flight
+    racing = [asyncio.create_task(race(u)) for u in racers]  # in flight while the cancel is
     status, cancelled = await call(
         http, "PUT", f"{sale.url}/api/v1/events/{ev}", organizer, {"status": "cancelled"}
     )
@@ -320,3 +320,125 @@ async def test_the_line_of_a_cancelled_event_is_told_why_and_a_reactivation_does
     config = await sale_redis.hgetall(keys.room(ev, "config"))
     assert (config[b"mode"], config[b"closed_reason"]) == (b"closed", b"event_cancelled")
     assert await sale_redis.hget(keys.event_meta(ev), "cancelled") == b"1"
+
+
+async def test_a_cancellation_compensates_with_a_voucher_spent_once_on_the_tenants_next_event(
+    sale, http, pg, sale_redis, jwt_secret
+):
+    made = await tenant_with_event(pg, sale_redis, "voucher-", zones=[("GA", 20)])
+    tenant_id, cancelled_event = made["tenant_id"], made["event"]
+    async with pg.acquire() as conn:
+        admin, buyer, stranger = await ensure_users(
+            conn, tenant_id, [f"{unique(p)}@voucher.test" for p in ("a", "b", "s")]
+        )
+        await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", admin)
+    next_event = await published_event(pg, sale_redis, made, [("GA", 20)], shows=1)
+    token = {
+        who: issue_access_token(jwt_secret, user_id=user, tenant_id=tenant_id, role=role)
+        for who, user, role in (
+            ("admin", admin, "admin"),
+            ("buyer", buyer, "user"),
+            ("stranger", stranger, "user"),
+        )
+    }
+    token["organizer"] = issue_access_token(
+        jwt_secret, user_id=made["organizer_id"], tenant_id=tenant_id, role="organizer"
+    )
+    status, answer = await call(
+        http,
+        "PUT",
+        f"{sale.url}/api/v1/admin/tenant",
+        token["admin"],
+        {"cancellation_compensation_percent": 10},
+    )
+    assert (status, answer["data"]["cancellation_compensation_percent"]) == (200, 10)
+
+    # Two paid bookings (2 seats each, 200.00) of the event to be cancelled: two vouchers of 20.00.
+    paid = []
+    for _ in range(2):
+        status, booked = await book(http, sale.url, token["buyer"], reserve_body(cancelled_event, quantity=2))
+        assert status == 201, booked
+        payment_id = await _paid(http, sale, token["buyer"], booked["data"]["booking_id"])
+        await _settles(http, sale, token["buyer"], payment_id, lambda p: p["status"] == "success", "paid")
+        paid.append(booked["data"]["booking_id"])
+    status, _ = await call(
+        http,
+        "PUT",
+        f"{sale.url}/api/v1/events/{cancelled_event.event_id}",
+        token["organizer"],
+        {"status": "cancelled"},
+    )
+    assert status == 200
+    codes = [pricing.voucher_code(b) for b in paid]
+
+    def mailed(messages) -> bool:
+        return all(any(code in m.get_payload() for m in messages) for code in codes)
+
+    assert await asyncio.to_thread(sale.inbox.wait_until, mailed, 60)  # each in its cancellation mail
+    for code in codes:
+        voucher = await sale_redis.hgetall(keys.voucher(tenant_id, code))
+        assert (voucher[b"status"], voucher[b"amount_cents"], voucher[b"user_id"]) == (
+            b"issued",
+            b"2000",
+            buyer.encode(),
+        )
+
+    async def reserved(who="buyer") -> str:
+        status, booked = await book(http, sale.url, token[who], reserve_body(next_event, quantity=1))
+        assert status == 201, booked
+        return booked["data"]["booking_id"]
+
+    def apply(booking_id: str, code: str, who="buyer"):
+        url = f"{sale.url}/api/v1/bookings/{booking_id}/voucher"
+        return call(http, "POST", url, token[who], {"code": code.lower()})
+
+    # Spent on the tenant's next event: the reservation costs 20.00 less, the payment charges that.
+    first = await reserved()
+    status, applied = await apply(first, codes[0])
+    assert status == 200, applied
+    assert applied["data"]["total_price"] == "80.00"
+    assert applied["data"]["price"]["discounts"][-1] == {
+        "kind": "voucher",
+        "name": "Voucher",
+        "code": codes[0],
+        "amount": "20.00",
+    }
+    payment_id = await _paid(http, sale, token["buyer"], first)
+    charged = await _settles(
+        http, sale, token["buyer"], payment_id, lambda p: p["status"] == "success", "paid"
+    )
+    assert charged["amount"] == "80.00"
+
+    async def used() -> bool:
+        return await sale_redis.hget(keys.voucher(tenant_id, codes[0]), "status") == b"used"
+
+    await wait_until(used, 30, "the voucher used up by the payment")
+    status, answer = await apply(await reserved(), codes[0])
+    assert (status, answer["error"]["code"]) == (409, "VOUCHER_UNAVAILABLE")  # once
+    status, answer = await apply(await reserved("stranger"), codes[1], who="stranger")
+    assert (status, answer["error"]["code"]) == (404, "VOUCHER_NOT_FOUND")  # the buyer's alone
+
+    # A claim racing the start of payment loses, and the voucher is free again; a reservation that
+    # ends unpaid gives it back.
+    paying = await reserved()
+    await _paid(http, sale, token["buyer"], paying)
+    status, answer = await apply(paying, codes[1])
+    assert (status, answer["error"]["code"]) == (409, "VOUCHER_NOT_APPLICABLE")
+    assert await sale_redis.hget(keys.voucher(tenant_id, codes[1]), "status") == b"issued"
+    given_back = await reserved()
+    assert (await apply(given_back, codes[1]))[0] == 200
+    status, _ = await call(http, "POST", f"{sale.url}/api/v1/bookings/{given_back}/cancel", token["buyer"])
+    assert status == 200
+
+    async def released() -> bool:
+        return await sale_redis.hget(keys.voucher(tenant_id, codes[1]), "status") == b"issued"
+
+    await wait_until(released, 30, "the voucher given back")
+    status, applied = await apply(await reserved(), codes[1])
+    assert status == 200 and applied["data"]["total_price"] == "80.00"
+
+    async def recorded() -> bool:
+        rows = await pg.fetch("SELECT code, status FROM vouchers WHERE tenant_id = $1", tenant_id)
+        return {r["code"]: r["status"] for r in rows} == {codes[0]: "used", codes[1]: "claimed"}
+
+    await wait_until(recorded, 30, "the vouchers in PostgreSQL")

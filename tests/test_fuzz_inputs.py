@@ -251,6 +251,8 @@ def _base_bodies(ids: dict[str, str], slug: str) -> dict[tuple[str, str], dict]:
         },
         ("put", "/api/v1/events/{event_id}/bundles"): {"tiers": [{"min_quantity": 3, "percent": 5}]},
         ("post", "/api/v1/admin/payments/{payment_id}/refund/refuse"): {"reason": "no"},
+        ("post", "/api/v1/bookings/{booking_id}/voucher"): {"code": "V-ABCDEFGHJKLM"},
+        ("put", "/api/v1/admin/tenant"): {"cancellation_compensation_percent": 10},
         ("post", "/api/v1/payments"): {
             "booking_id": ids["booking_id"],
             "method": "bank_transfer",

@@ -122,6 +122,10 @@ def table(b: dict) -> dict[tuple[str, str], dict]:
         },
         ("GET", "/api/v1/admin/events/{event_id}/refunds"): {"path": {"event_id": event}},
         ("GET", "/api/v1/admin/events/{event_id}/cancellation"): {"path": {"event_id": event}},
+        ("POST", "/api/v1/bookings/{booking_id}/voucher"): {
+            "path": {"booking_id": b["booking_id"]},
+            "body": {"code": "V-ABCDEFGHJKLM"},
+        },
         ("POST", "/api/v1/system/tenants/{tenant_id}/suspend"): {"path": {"tenant_id": b["tenant_id"]}},
         ("POST", "/api/v1/system/tenants/{tenant_id}/reactivate"): {"path": {"tenant_id": b["tenant_id"]}},
     }

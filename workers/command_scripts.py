@@ -141,6 +141,29 @@ def _set_pricing(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], 
     ]
 
 
+def _voucher(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
+    return [keys.voucher(cmd["tenant_id"], cmd["code"])], [
+        cmd["op"],
+        now,
+        cmd["user_id"],
+        cmd["booking_id"],
+        cmd["amount_cents"] if cmd["op"] == "issue" else cmd["claim_until"],
+        cmd["currency"],
+        cmd["tenant_id"],
+    ]
+
+
+def _apply_voucher(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
+    return [keys.hold(cmd["event_id"], cmd["booking_id"])], [
+        cmd["booking_id"],
+        cmd["user_id"],
+        cmd["code"],
+        cmd["amount_cents"],
+        now,
+        cmd["tenant_id"],
+    ]
+
+
 def _load_inventory(cmd: Command, now: int, s: WorkerSettings) -> tuple[list[str], list]:
     return load_call(cmd, s.idempotency_ttl_s)
 
@@ -156,6 +179,8 @@ SCRIPT_OF: dict[str, ScriptCall] = {
     messages.LOAD_INVENTORY: ScriptCall("load_inventory", _load_inventory),
     messages.SET_SALE_STATE: ScriptCall("sale_state", _sale_state),
     messages.SET_PRICING: ScriptCall("set_pricing", _set_pricing),
+    messages.VOUCHER: ScriptCall("voucher", _voucher),
+    messages.APPLY_VOUCHER: ScriptCall("apply_voucher", _apply_voucher),
 }
 
 

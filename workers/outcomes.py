@@ -67,7 +67,11 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
         if cmd["type"] == messages.EXPIRE:
             code, raw = int(out[0]), out[1]
             if code in (EXPIRED_NOW, ALREADY_EXPIRED):
-                events.append(messages.booking_expired_event(cmd, messages.decode(raw)))
+                expired = messages.decode(raw)
+                events.append(messages.booking_expired_event(cmd, expired))
+                done.follow_ups.extend(
+                    voucher_follow_ups(cmd["event_id"], cmd["booking_id"], expired["booking"], "release")
+                )
             elif code == KEYS_MISMATCH:
                 log.error("expire command names keys that do not match its hold: %s", cmd)
             continue
@@ -83,6 +87,14 @@ def outcomes(commands: list[dict[str, Any]], outputs: list[Any]) -> Outcomes:
             done.booked.append((result["user_id"], cmd["event_id"]))
         elif status == "cancelled" and cmd["type"] == messages.CANCEL:  # again on a redelivery too
             events.append(messages.booking_cancelled_event(cmd, result))
+            done.follow_ups.extend(
+                voucher_follow_ups(cmd["event_id"], cmd["booking_id"], result["booking"], "release")
+            )
+        elif cmd["type"] == messages.VOUCHER:
+            if result.get("voucher"):
+                events.append(messages.voucher_changed_event(cmd, result))
+        elif cmd["type"] == messages.APPLY_VOUCHER and status == "voucher_applied":
+            events.append(messages.booking_event(cmd["event_id"], cmd["booking_id"], result["booking"]))
         elif status == "adjusted":
             events.append(messages.zone_adjusted_event(cmd, result))
         elif cmd["type"] == messages.LOAD_INVENTORY:
@@ -122,6 +134,14 @@ def payment_events(event_id: str, booking_id: str, result: dict[str, Any]) -> li
     ]
 
 
+def voucher_follow_ups(event_id: str, booking_id: str, booking: dict[str, Any], op: str) -> list[tuple]:
+    """A booking holding a voucher that ended unpaid gives it back; one paid, uses it up (a
+    command in the voucher's tenant slot, sent by a payment worker and retried until it applies)."""
+    if not booking or not booking.get("voucher_code"):
+        return []
+    return [(jobs.VOUCHER_STEP, op, event_id, booking_id)]
+
+
 def payment_follow_ups(cmd: dict[str, Any], result: dict[str, Any]) -> list[tuple]:
     """Money moved after the seats went back (late_success) or a refund approved: the provider
     is asked to refund (a cancelled event's top-up too); a settled step: its mails."""
@@ -131,6 +151,9 @@ def payment_follow_ups(cmd: dict[str, Any], result: dict[str, Any]) -> list[tupl
         follow.append((jobs.PROCESS_REFUND, event_id, result["payment"]["payment_id"]))
     if status == "topup_approved":
         follow.append((jobs.PROCESS_TOPUP, event_id, result["payment"]["payment_id"]))
+    voucher_step = {"confirmed": "use", "payment_failed": "release"}.get(status)
+    if voucher_step and result.get("booking"):
+        follow += voucher_follow_ups(event_id, booking_id, result["booking"], voucher_step)
     cancelled_event = (
         cmd.get("step") == "cancel" or (result.get("payment") or {}).get("refund_reason") == CANCELLED_EVENT
     )

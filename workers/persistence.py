@@ -55,6 +55,8 @@ ON CONFLICT (id) DO UPDATE
         expires_at = EXCLUDED.expires_at, payment_id = EXCLUDED.payment_id,
         cancel_reason = EXCLUDED.cancel_reason, confirmed_at = EXCLUDED.confirmed_at,
         ticket_code = EXCLUDED.ticket_code,
+        -- a voucher applied to a reservation lowers its total (lua/apply_voucher.lua)
+        total_price = EXCLUDED.total_price, price_breakdown = EXCLUDED.price_breakdown,
         updated_at = now()
     WHERE bookings.version < EXCLUDED.version
 RETURNING id, public_id, user_id, event_id, zone_id, show_id, quantity, status, version
@@ -88,6 +90,16 @@ ON CONFLICT (event_id, code) DO UPDATE
     SET definition = EXCLUDED.definition, status = EXCLUDED.status, version = EXCLUDED.version,
         updated_at = now()
     WHERE promo_codes.version < EXCLUDED.version
+"""
+
+UPSERT_VOUCHERS = """
+INSERT INTO vouchers (tenant_id, code, user_id, amount, currency, status, booking_id, from_booking, version)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::numeric[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::int[])
+ON CONFLICT (tenant_id, code) DO UPDATE
+    SET status = EXCLUDED.status, booking_id = EXCLUDED.booking_id, version = EXCLUDED.version,
+        updated_at = now()
+    WHERE vouchers.version < EXCLUDED.version
 """
 
 UPSERT_PRICING_RULES = """
@@ -238,6 +250,16 @@ async def _write_payments(conn: asyncpg.Connection, events: list[dict[str, Any]]
     return await conn.fetch(UPSERT_PAYMENTS, *zip(*rows, strict=True))
 
 
+def _newest_vouchers(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in events:
+        v = e["voucher"]
+        key = (v["tenant_id"], v["code"])
+        if key not in newest or newest[key]["version"] < v["version"]:
+            newest[key] = v
+    return list(newest.values())
+
+
 async def _write_pricing(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
     """Rules and codes as their newest change left them (an older event changes nothing)."""
     codes = {}
@@ -329,6 +351,20 @@ async def apply_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -
         if grown:
             await conn.execute(GROW_ZONES, [g["zone_id"] for g in grown], [g["delta"] for g in grown])
             await conn.execute(GROW_SHOWS, [g["show_id"] for g in grown], [g["delta"] for g in grown])
+    vouchers = _newest_vouchers([e for e in events if e["type"] == messages.VOUCHER_CHANGED])
+    if vouchers:
+        await conn.execute(
+            UPSERT_VOUCHERS,
+            [v["tenant_id"] for v in vouchers],
+            [v["code"] for v in vouchers],
+            [v["user_id"] for v in vouchers],
+            [_money(v["amount_cents"]) for v in vouchers],
+            [v["currency"] for v in vouchers],
+            [v["status"] for v in vouchers],
+            [v.get("booking_id") or None for v in vouchers],
+            [v["from_booking"] for v in vouchers],
+            [v["version"] for v in vouchers],
+        )
     pricing = [e for e in events if e["type"] == messages.PRICING_CHANGED]
     if pricing:
         await _write_pricing(conn, pricing)

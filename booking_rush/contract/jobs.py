@@ -12,6 +12,7 @@ CHECK_PAYMENT = "check_payment"  # (event_id, payment_id): a paying hold's deadl
 PROCESS_REFUND = "process_refund"  # (event_id, payment_id): an approved refund, to the provider
 PROCESS_TOPUP = "process_topup"  # (event_id, payment_id): a cancelled event's top-up refund
 SETTLE_CANCELLATION = "settle_cancellation"  # (event_id,): one round of a cancelled event's settling
+VOUCHER_STEP = "voucher_step"  # (op, event_id, booking_id): release or use the booking's voucher
 NOTIFY = "notify"  # (kind, event_id, booking_id): one mail, sent once
 
 QUEUE_OF = {
@@ -20,6 +21,7 @@ QUEUE_OF = {
     PROCESS_REFUND: PAYMENTS_QUEUE,
     PROCESS_TOPUP: PAYMENTS_QUEUE,
     SETTLE_CANCELLATION: PAYMENTS_QUEUE,
+    VOUCHER_STEP: PAYMENTS_QUEUE,
 }
 
 

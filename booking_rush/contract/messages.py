@@ -28,6 +28,9 @@ INVENTORY_LOADED = "inventory.loaded"
 SET_SALE_STATE = "set_sale_state"
 SALE_STATE_CHANGED = "sale.state_changed"
 SET_PRICING = "set_pricing"
+VOUCHER = "voucher"
+APPLY_VOUCHER = "apply_voucher"
+VOUCHER_CHANGED = "voucher.changed"
 PRICING_CHANGED = "pricing.changed"
 BEGIN_PAYMENT = "begin_payment"
 SETTLE_PAYMENT = "settle_payment"
@@ -395,6 +398,66 @@ def set_pricing_command(
     }
 
 
+def voucher_command(
+    *,
+    op: str,
+    event_id: str,
+    tenant_id: str,
+    code: str,
+    user_id: str,
+    booking_id: str,
+    request_id: str | None = None,
+    reply_to: str = "",
+    claim_until: int = 0,
+    amount_cents: int = 0,
+    currency: str = "",
+) -> dict[str, Any]:
+    """A step of a compensation voucher (lua/voucher.lua: issue, claim, release, use), applied in
+    its tenant's slot; `event_id`: the booking's event (its answer is kept under its tag)."""
+    return {
+        "type": VOUCHER,
+        "op": op,
+        "request_id": request_id or new_request_id(event_id),
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "code": code,
+        "user_id": user_id,
+        "booking_id": booking_id,
+        "claim_until": claim_until,
+        "amount_cents": amount_cents,
+        "currency": currency,
+        "reply_to": reply_to,
+    }
+
+
+def apply_voucher_command(
+    *, request_id: str, booking_id: str, hold: dict[str, Any], voucher: dict[str, Any], reply_to: str
+) -> dict[str, Any]:
+    """A claimed voucher taken off a reservation (lua/apply_voucher.lua, the event's slot)."""
+    return {
+        "type": APPLY_VOUCHER,
+        "request_id": request_id,
+        "event_id": event_of(booking_id),
+        "booking_id": booking_id,
+        "user_id": hold["user_id"],
+        "show_id": hold["show_id"],
+        "zone_id": hold["zone_id"],
+        "code": voucher["code"],
+        "amount_cents": int(voucher["amount_cents"]),
+        "tenant_id": voucher["tenant_id"],
+        "reply_to": reply_to,
+    }
+
+
+def voucher_changed_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The durable record of a voucher after a step (newest version wins)."""
+    return {
+        "type": VOUCHER_CHANGED,
+        "event_id": command["event_id"],
+        "voucher": typed_record(result["voucher"]),
+    }
+
+
 def pricing_changed_event(command: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """The durable record of a pricing change as applied in the sale Redis (newest version wins)."""
     return {
@@ -500,6 +563,8 @@ _INT_FIELDS = frozenset(
         "topup_cents",
         "topup_approved_at",
         "topup_refunded_at",
+        "voucher_cents",
+        "claim_until",
         "eb_seats",
     }
 )

@@ -7,6 +7,7 @@ Money is kept in integer minor units everywhere and written as the API has alway
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from typing import Any
@@ -61,6 +62,15 @@ def promo_definition(
         "min_quantity": min_quantity,
         "status": status,
     }
+
+
+def voucher_code(booking_id: str) -> str:
+    """The compensation voucher a cancelled event's refunded booking gets: derived from the
+    booking id (so issuing it again names the same voucher), unguessable without it (the id
+    carries 128 random bits)."""
+    digest = hashlib.sha256(b"voucher:" + booking_id.encode()).digest()
+    raw = int.from_bytes(digest[:8], "big")
+    return "V-" + "".join(_ALPHABET[(raw >> (5 * i)) & 31] for i in range(12))
 
 
 def money(cents: int) -> str:
@@ -119,6 +129,8 @@ def discount_label(discount: dict[str, Any], lines: list[dict[str, Any]]) -> str
     if discount["kind"] == "early_bird":
         early = next((line for line in lines if line["kind"] == "early_bird"), None)
         return f"Early bird ({early['quantity']} at {early['unit_price']})" if early else "Early bird"
+    if discount["kind"] == "voucher":
+        return f"Voucher {discount.get('code', '')}"
     if discount["kind"] == "promo":
         percent = f" ({discount['percent']}%)" if discount.get("percent") is not None else ""
         return f"Code {discount.get('code', '')}{percent}"

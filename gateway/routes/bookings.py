@@ -30,11 +30,11 @@ from gateway.access import may_manage
 from gateway.auth import current_principal
 from gateway.event_store import iso, iso_ms
 from gateway.params import PUBLIC_ID, parse_uuid, whole_number
-from gateway.payloads import json_object
+from gateway.payloads import json_object, read_json_object
 from gateway.queue_pass import admit_reserve
 from gateway.responses import ok, price_text
 from gateway.results import render_result
-from gateway.roundtrip.dispatch import dispatch, pending_answer, reply_channel_ready
+from gateway.roundtrip.dispatch import accepted, dispatch, pending_answer, reply_channel_ready, send
 from gateway.show_index import Show
 from lua import keys
 
@@ -424,6 +424,66 @@ async def cancel(request: web.Request) -> web.Response:
     return render_result(reply["result"], created_status=200)
 
 
+VOUCHER_CODE = re.compile(r"V-[A-Z0-9]{12}")
+
+
+async def apply_voucher(request: web.Request) -> web.Response:
+    """POST /api/v1/bookings/{id}/voucher {code}: a compensation voucher of the buyer's taken off
+    a reservation of theirs. Two commands: the voucher claimed in its tenant's slot
+    (lua/voucher.lua), then taken off the hold in the event's (lua/apply_voucher.lua: only while
+    it is `reserved`, so a claim racing the start of payment loses). If the second refuses, the
+    claim is released; one left by a gateway gone in between frees itself when the booking could
+    no longer be paid (its claim_until)."""
+    app = request.app
+    principal = current_principal(request)
+    booking_id = request.match_info["booking_id"]
+    event_id = messages.event_of(booking_id)
+    raw_code = (await read_json_object(request)).get("code")
+    code = raw_code.strip().upper() if isinstance(raw_code, str) else ""
+    if not VOUCHER_CODE.fullmatch(code):
+        raise errors.ValidationError("invalid voucher code", details={"code": "V- and 12 letters or digits"})
+    hold = messages.redis_record(await app[appkeys.SALE_REDIS].hgetall(keys.hold(event_id, booking_id)))
+    if hold.get("user_id") != principal.user_id:
+        raise errors.NotFound("no such booking")
+    if hold["status"] != "reserved":
+        raise errors.VoucherNotApplicable(details={"current": hold["status"]})
+    tenant_id = principal.tenant_id  # a buyer's bookings are their storefront's (the voucher's too)
+    reply_channel_ready(app)
+    claim_until = hold["expires_at"] + int(app[appkeys.SETTINGS].payment_hold_s * 1000)
+    claim = messages.voucher_command(
+        op="claim",
+        event_id=event_id,
+        tenant_id=tenant_id,
+        code=code,
+        user_id=principal.user_id,
+        booking_id=booking_id,
+        claim_until=claim_until,
+        reply_to=app[appkeys.GATEWAY_ID],
+    )
+    claimed = await dispatch(app, tenant_id, claim)
+    if claimed is None:
+        raise errors.ServiceUnavailable("no answer in time; try again")  # an unused claim frees itself
+    result = claimed["result"]
+    if result["status"] == "not_found":
+        raise errors.VoucherNotFound()
+    if result["status"] != "claimed":
+        raise errors.VoucherUnavailable(details={"reason": result.get("reason")})
+    apply = messages.apply_voucher_command(
+        request_id=messages.new_request_id(event_id),
+        booking_id=booking_id,
+        hold=hold,
+        voucher=result["voucher"],
+        reply_to=app[appkeys.GATEWAY_ID],
+    )
+    applied = await dispatch(app, hold["show_id"], apply)
+    if applied is None or applied["result"]["status"] != "voucher_applied":
+        release = {**claim, "op": "release", "request_id": messages.new_request_id(event_id), "reply_to": ""}
+        await accepted(app, send(app, tenant_id, release))
+        current = applied["result"].get("current") if applied else "no answer in time"
+        raise errors.VoucherNotApplicable(details={"current": current})
+    return ok(await find_booking(request, booking_id))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/bookings/reserve", reserve, name="reserve")
     app.router.add_post("/api/v1/bookings/quote", quote, name="quote")
@@ -436,3 +496,6 @@ def add_routes(app: web.Application) -> None:
         f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}/confirm", confirm_booking, name="confirm_booking"
     )
     app.router.add_post(f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}/cancel", cancel, name="cancel_booking")
+    app.router.add_post(
+        f"/api/v1/bookings/{{booking_id:{PUBLIC_ID}}}/voucher", apply_voucher, name="apply_voucher"
+    )

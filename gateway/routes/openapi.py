@@ -141,7 +141,7 @@ PRICE_BREAKDOWN = obj(
         "type": "array",
         "items": obj(
             ["kind", "name", "amount"],
-            kind={"enum": ["early_bird", "bundle", "promo"]},
+            kind={"enum": ["early_bird", "bundle", "promo", "voucher"]},
             name=TEXT,
             code=TEXT,
             percent=INT,
@@ -530,6 +530,9 @@ PRICING = obj(
             held=GIVEN,
         ),
     },
+)
+TENANT_SETTINGS = obj(
+    ["tenant_id", "cancellation_compensation_percent"], tenant_id=UUID, cancellation_compensation_percent=INT
 )
 PRICING_SET = obj(["what", "rule", "version"], what=TEXT, rule={"type": "object"}, version=INT)
 REFRESH_BODY = obj(["refresh_token"], refresh_token=TOKEN)
@@ -1267,6 +1270,34 @@ PATHS: dict[str, dict[str, Any]] = {
             body=obj(["reason"], reason=name(500)),
             errors=(400, 403, 404, 409),
         )
+    },
+    "/api/v1/bookings/{booking_id}/voucher": {
+        "post": op(
+            "Take a compensation voucher of mine off my reservation (while it is not being paid for); "
+            "it applies last in the pricing order, never below zero",
+            {200: success(BOOKING)},
+            auth=True,
+            body=obj(["code"], code={"type": "string", "pattern": "^ *[Vv]-[A-Za-z0-9]{12} *$"}),
+            errors=(400, 404, 409),
+        )
+    },
+    "/api/v1/admin/tenant": {
+        "get": op(
+            "My tenant's settings (admins)",
+            {200: success(TENANT_SETTINGS)},
+            auth=True,
+            errors=(403,),
+        ),
+        "put": op(
+            "Change my tenant's settings (admins): the compensation a cancelled event's buyers get, as a "
+            "percentage of what they paid, issued as a voucher for the tenant's events",
+            {200: success(TENANT_SETTINGS)},
+            auth=True,
+            body=obj(
+                ["cancellation_compensation_percent"], cancellation_compensation_percent=integer(0, 100)
+            ),
+            errors=(400, 403),
+        ),
     },
     "/api/v1/admin/events/{event_id}/cancellation": {
         "get": op(

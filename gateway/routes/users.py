@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import appkeys, errors
+from gateway import appkeys, errors, event_input, tenants
 from gateway.access import admin_of
 from gateway.audit_trail import audit
 from gateway.event_store import iso
@@ -86,6 +86,28 @@ async def update_user(request: web.Request) -> web.Response:
     return ok(_user_json(row))
 
 
+async def tenant_settings(request: web.Request) -> web.Response:
+    """GET /api/v1/admin/tenant: the admin's own tenant's settings (the compensation a cancelled
+    event's buyers get, as a percentage of what they paid, issued as a voucher)."""
+    admin = admin_of(request)
+    percent = await tenants.compensation_percent(request.app[appkeys.PG_POOL], admin.tenant_id)
+    return ok({"tenant_id": admin.tenant_id, tenants.COMPENSATION: percent})
+
+
+async def change_tenant_settings(request: web.Request) -> web.Response:
+    """PUT /api/v1/admin/tenant {cancellation_compensation_percent: 0..100}."""
+    admin = admin_of(request)
+    body = await read_json_object(request)
+    percent = event_input.int_field(body, tenants.COMPENSATION, 0, 100, hint="a whole percentage, 0..100")
+    await tenants.set_compensation_percent(request.app[appkeys.PG_POOL], admin.tenant_id, percent)
+    await audit(
+        request, "tenant.settings_changed", "tenant", admin.tenant_id, **{tenants.COMPENSATION: percent}
+    )
+    return ok({"tenant_id": admin.tenant_id, tenants.COMPENSATION: percent})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/admin/tenant", tenant_settings, name="admin_tenant_settings")
+    app.router.add_put("/api/v1/admin/tenant", change_tenant_settings, name="admin_change_tenant_settings")
     app.router.add_get("/api/v1/admin/users", list_users, name="admin_list_users")
     app.router.add_put("/api/v1/admin/users/{user_id}", update_user, name="admin_update_user")

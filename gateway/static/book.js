@@ -177,6 +177,27 @@ form.addEventListener("submit", async (submitted) => {
   }
 });
 
+// A compensation voucher taken off the reservation just made (before paying for it).
+document.getElementById("voucher-form").addEventListener("submit", async (submitted) => {
+  submitted.preventDefault();
+  const status = document.getElementById("voucher-status");
+  const bookingId = document.getElementById("booking-id").textContent;
+  const code = document.getElementById("voucher-code").value.trim();
+  if (!code) return;
+  status.textContent = "Applying…";
+  try {
+    const { data } = await api(`/api/v1/bookings/${encodeURIComponent(bookingId)}/voucher`, {
+      method: "POST",
+      body: { code },
+    });
+    document.getElementById("booking-total").textContent = `${data.total_price} ${data.currency || ""}`;
+    renderBreakdown(document.getElementById("booking-price"), data.price, data.quantity);
+    status.textContent = "Voucher applied.";
+  } catch (failure) {
+    status.textContent = failure.message || "The voucher could not be applied.";
+  }
+});
+
 showSelect.addEventListener("change", () => {
   renderZones();
   quote();

@@ -8,6 +8,7 @@ import { api, currentSession, requireSignIn, signOut } from "/static/session.js"
 const REFRESH_MS = 3000; // two requests per refresh: well inside the general rate limit
 // The signs of bots cost a database look-up over the people in line: every 30 s is enough.
 const PATTERNS_MS = 30000;
+const REFUNDS_MS = 10000; // the refund requests waiting for a decision, asked this often
 const CHART_WINDOW_MS = 10 * 60 * 1000; // the chart shows at most the last 10 minutes ...
 const MIN_SPAN_MS = 30 * 1000; // ... and at least the last 30 s, so the first samples spread out
 const PER_PAGE = 100; // the most /events hands out at once
@@ -36,6 +37,7 @@ let samples = []; // {t, depth, rate} of the watched event's room, oldest first
 let formBase = null; // the room config the form was filled from
 let adminsOnly = false;
 let patternsAt = 0; // when the signs of bots were last asked for
+let refundsAt = 0; // when the refund requests were last asked for
 
 function number(value) {
   return value === null || value === undefined ? "–" : Number(value).toLocaleString("en-US").replace(/,/g, " ");
@@ -151,6 +153,7 @@ function watch(event) {
   samples = [];
   formBase = null;
   patternsAt = 0;
+  refundsAt = 0;
   clearTimeout(refreshTimer);
   const query = new URLSearchParams(location.search);
   query.set("event", event.id);
@@ -165,6 +168,8 @@ function watch(event) {
   }
   document.getElementById("shows").replaceChildren();
   document.querySelector("#busiest-addresses tbody").replaceChildren();
+  document.querySelector("#refund-requests tbody").replaceChildren();
+  text("refunds-status", "–");
   text("refreshed", "");
   formStatus.textContent = "";
   showFieldErrors({});
@@ -346,6 +351,76 @@ function scheduleRefresh(ms = REFRESH_MS) {
   if (!adminsOnly) refreshTimer = setTimeout(refresh, ms);
 }
 
+// ---- refund requests: approve, or refuse with a reason (the buyer is mailed either way) ----
+
+function refundRow(refund, id, generation) {
+  const row = document.createElement("tr");
+  row.dataset.paymentId = refund.payment_id;
+  const decide = document.createElement("td");
+  decide.className = "decide";
+  const approve = document.createElement("button");
+  approve.type = "button";
+  approve.className = "approve";
+  approve.textContent = "Approve";
+  const reason = document.createElement("input");
+  reason.className = "reason";
+  reason.maxLength = 500;
+  reason.placeholder = "Reason to refuse";
+  reason.setAttribute("aria-label", `Reason to refuse the refund of ${refund.buyer.email}`);
+  const refuse = document.createElement("button");
+  refuse.type = "button";
+  refuse.className = "refuse";
+  refuse.textContent = "Refuse";
+  const decided = async (verb, body) => {
+    approve.disabled = refuse.disabled = true;
+    try {
+      const url = `/api/v1/admin/payments/${encodeURIComponent(refund.payment_id)}/refund/${verb}`;
+      await api(url, { method: "POST", body });
+      text("refunds-status", `${verb === "approve" ? "Approved" : "Refused"}: ${refund.buyer.email}. They are mailed.`);
+      row.remove();
+    } catch (failure) {
+      if (handledEverywhere(failure)) return;
+      text("refunds-status", failure.message || "That did not go through; try again.");
+      approve.disabled = refuse.disabled = false;
+    }
+  };
+  approve.addEventListener("click", () => decided("approve"));
+  refuse.addEventListener("click", () => {
+    if (!reason.value.trim()) {
+      text("refunds-status", "Say why it is refused: the buyer is told.");
+      reason.focus();
+      return;
+    }
+    decided("refuse", { reason: reason.value.trim() });
+  });
+  decide.append(approve, reason, refuse);
+  const share = `${refund.refund.amount} (${refund.refund.percent} % of ${refund.amount})`;
+  row.append(cell("buyer", refund.buyer.email), cell("tickets", number(refund.quantity)), cell("share", share), decide);
+  return row;
+}
+
+async function refreshRefunds(id, generation) {
+  if (Date.now() - refundsAt < REFUNDS_MS) return;
+  refundsAt = Date.now();
+  try {
+    const { data, meta } = await api(`/api/v1/admin/events/${id}/refunds?status=requested&per_page=50`);
+    if (generation !== watchGeneration) return;
+    const body = document.querySelector("#refund-requests tbody");
+    const open = new Set([...body.querySelectorAll("input.reason")].filter((i) => i.value).map((i) => i.closest("tr").dataset.paymentId));
+    // A row someone is typing a reason into stays as it is.
+    body.replaceChildren(
+      ...data.map((refund) =>
+        open.has(refund.payment_id)
+          ? body.querySelector(`tr[data-payment-id="${refund.payment_id}"]`) || refundRow(refund, id, generation)
+          : refundRow(refund, id, generation),
+      ),
+    );
+    text("refunds-status", meta.total ? `${number(meta.total)} waiting` : "None waiting.");
+  } catch {
+    refundsAt = 0; // ask again at the next refresh
+  }
+}
+
 async function refresh() {
   if (!watched || adminsOnly || inFlight === watchGeneration) return;
   if (document.visibilityState === "hidden") {
@@ -369,6 +444,7 @@ async function refresh() {
     drawChart();
     if (seats.status === "fulfilled") showShows(seats.value.data);
     refreshPatterns(id, generation);
+    refreshRefunds(id, generation);
     panelError.hidden = true;
     if (seats.status === "rejected") {
       panelError.textContent = `Seats per zone unavailable right now (${seats.reason.message}).`;

@@ -7,6 +7,7 @@ function discountLabel(discount, lines) {
     const early = lines.find((line) => line.kind === "early_bird");
     return early ? `Early bird (${early.quantity} at ${early.unit_price})` : "Early bird";
   }
+  if (discount.kind === "voucher") return `Voucher ${discount.code || ""}`;
   if (discount.kind === "promo") {
     const percent = discount.percent == null ? "" : ` (${discount.percent}%)`;
     return `Code ${discount.code || ""}${percent}`;

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from booking_rush.contract import jobs, messages
+from booking_rush.contract import jobs, messages, pricing
 from booking_rush.contract.messages import now_ms
 from lua import keys
 
@@ -37,6 +37,41 @@ log = logging.getLogger("workers.payments.cancellation")
 NEXT_ROUND_MS = 500
 MAX_ROUNDS_PER_BOOKING = 120  # at NEXT_ROUND_MS apart and more: minutes of the provider's time
 ENDED = frozenset({"expired", "cancelled"})
+REFUNDED = frozenset({"refunded", "topped_up"})  # money went back: a compensation voucher too
+
+COMPENSATION = """
+SELECT e.tenant_id::text AS tenant_id,
+       coalesce((t.settings->>'cancellation_compensation_percent')::int, 0) AS percent
+FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.id = $1
+"""
+
+
+async def _compensation(rt, event_id: str) -> tuple[str, int]:
+    """(the event's tenant, its compensation percentage: 0 for none)."""
+    row = await rt.pool.fetchrow(COMPENSATION, event_id)
+    return (row["tenant_id"], row["percent"]) if row else ("", 0)
+
+
+async def _issue_voucher(rt, event_id: str, booking_id: str, tenant_id: str, percent: int) -> None:
+    """The buyer's compensation: `percent` of what they paid, a voucher for the tenant's future
+    events (lua/voucher.lua, in the tenant's slot; issuing it again changes nothing)."""
+    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
+    payment, _ = await rt.records(event_id, hold.get("payment_id") or "")
+    amount = payment.get("amount_cents", 0) * percent // 100
+    if amount <= 0:
+        return
+    await rt.command(
+        messages.voucher_command(
+            op="issue",
+            event_id=event_id,
+            tenant_id=tenant_id,
+            code=pricing.voucher_code(booking_id),
+            user_id=hold["user_id"],
+            booking_id=booking_id,
+            amount_cents=amount,
+            currency=hold.get("currency") or "THB",
+        )
+    )
 
 
 async def settle_cancellation(rt, event_id: str) -> None:
@@ -49,6 +84,7 @@ async def settle_cancellation(rt, event_id: str) -> None:
         await _list(rt, event_id)
     batch = [b.decode() for b in await rt.redis.srandmember(todo, rt.payment.cancellation_batch)]
     cancelled_at = int(await rt.redis.hget(keys.event_meta(event_id), "cancelled_at") or 0)
+    tenant_id, percent = await _compensation(rt, event_id)
     for booking_id in batch:
         outcome = await _settle_one(rt, event_id, booking_id, cancelled_at)
         if outcome is None:
@@ -57,11 +93,15 @@ async def settle_cancellation(rt, event_id: str) -> None:
                 continue
             outcome = "failed"
             await rt.redis.hset(progress, f"failure:{booking_id}", await _where(rt, event_id, booking_id))
-        if await rt.redis.srem(todo, booking_id):  # once, whoever gets here first
+        # Before the booking leaves the list, so a round redone after a crash does it again:
+        # the voucher is issued once (its code is the booking's), the mail sent once (per booking).
+        if outcome in REFUNDED and percent:
+            await _issue_voucher(rt, event_id, booking_id, tenant_id, percent)
+        if outcome not in ("ended_before", "failed"):
+            await rt.jobs.send(jobs.NOTIFY, "event_cancelled", event_id, booking_id)
+        if await rt.redis.srem(todo, booking_id):  # counted once, whoever gets here first
             await rt.redis.hincrby(progress, f"outcome:{outcome}", 1)
             await rt.redis.hdel(progress, f"rounds:{booking_id}")
-            if outcome not in ("ended_before", "failed"):
-                await rt.jobs.send(jobs.NOTIFY, "event_cancelled", event_id, booking_id)
     if await rt.redis.scard(todo):
         await rt.redis.hset(progress, "round_at", now_ms())  # alive: the sweeper leaves it be
         await rt.later(jobs.SETTLE_CANCELLATION, NEXT_ROUND_MS, event_id)

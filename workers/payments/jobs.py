@@ -144,7 +144,9 @@ class PaymentRuntime:
     async def command(self, command: dict[str, Any]) -> None:
         """Hand a system command to the command consumers (acknowledged: it will apply)."""
         await self.producer.send_and_wait(
-            self.settings.topics.reservations, messages.encode(command), key=command["show_id"].encode()
+            self.settings.topics.reservations,
+            messages.encode(command),
+            key=(command.get("show_id") or command["tenant_id"]).encode(),  # a voucher's: its tenant
         )
 
     async def attempt_begins(self, event_id: str, payment: dict, hold: dict) -> None:
@@ -267,11 +269,30 @@ async def _refund_at_provider(
     return True
 
 
+async def voucher_step(rt: PaymentRuntime, op: str, event_id: str, booking_id: str) -> None:
+    """The booking's voucher released (it ended unpaid) or used (it was paid)."""
+    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
+    if not hold.get("voucher_code"):
+        return
+    await rt.command(
+        messages.voucher_command(
+            op=op,
+            event_id=event_id,
+            tenant_id=hold["voucher_tenant"],
+            code=hold["voucher_code"],
+            user_id=hold["user_id"],
+            booking_id=booking_id,
+        )
+    )
+
+
 MAIL_CLAIM_S = 300  # a sender that died mid-send frees its claim after this long
 
 MAIL_CONTEXT = """
-SELECT u.email, u.full_name, e.title, s.show_date, z.name AS zone_name
-FROM users u, events e, shows s, seat_zones z
+SELECT u.email, u.full_name, e.title, s.show_date, z.name AS zone_name, e.tenant_id::text AS tenant_id,
+       t.name AS tenant_name,
+       coalesce((t.settings->>'cancellation_compensation_percent')::int, 0) AS compensation
+FROM users u, events e JOIN tenants t ON t.id = e.tenant_id, shows s, seat_zones z
 WHERE u.id = $1 AND e.id = $2 AND s.id = $3 AND z.id = $4
 """
 
@@ -310,6 +331,12 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
     if row is None:
         log.error("no mail for %s: user, event or zone gone", booking_id)
         return
+    voucher: dict = {}
+    if kind == "event_cancelled" and row["compensation"] and notifications.money_back(payment):
+        code = pricing.voucher_code(booking_id)
+        voucher = messages.redis_record(await rt.redis.hgetall(keys.voucher(row["tenant_id"], code)))
+        if not voucher:
+            raise NotBegunYet(f"voucher {code}")  # its issue command is on its way: the mail waits
     mail = notifications.render(
         kind,
         row["email"],
@@ -329,7 +356,7 @@ async def _send_mail(rt: PaymentRuntime, kind: str, event_id: str, booking_id: s
             "refund_percent": payment.get("refund_percent", 0),
             "refund_reason": payment.get("refund_reason") or "",
             "breakdown": pricing.breakdown_text(_price_view(hold), hold["quantity"]),
-            "settlement": notifications.settlement(payment),
+            "settlement": notifications.settlement(payment, voucher, row["tenant_name"]),
         },
     )
     try:
@@ -378,5 +405,6 @@ def declare_actors(broker: dramatiq.Broker, rt: PaymentRuntime) -> dict[str, dra
         jobs.PROCESS_REFUND: actor(process_refund, jobs.PROCESS_REFUND),
         jobs.PROCESS_TOPUP: actor(process_topup, jobs.PROCESS_TOPUP),
         jobs.SETTLE_CANCELLATION: actor(settle_cancellation, jobs.SETTLE_CANCELLATION),
+        jobs.VOUCHER_STEP: actor(voucher_step, jobs.VOUCHER_STEP),
         jobs.NOTIFY: actor(notify, jobs.NOTIFY),
     }

@@ -136,13 +136,25 @@ def render(kind: str, to: str, context: dict[str, object]) -> Mail:
     return Mail(to, SUBJECTS[kind].substitute(values), BODIES[kind].substitute(values))
 
 
-def settlement(payment: dict) -> str:
-    """What a cancelled event's booking came to, in a sentence (its payment, or none)."""
-    back = (payment.get("refund_cents") or 0) + (payment.get("topup_cents") or 0)
-    if payment.get("status") == "refunded" or back:
-        means = payment.get("masked") or payment.get("method") or "your payment"
-        return f"We refunded {money(back)} in all to {means}."
-    return "Your reservation was released; nothing was charged."
+def money_back(payment: dict) -> int:
+    """What went back of a payment: its refund and a cancelled event's top-up."""
+    return (payment.get("refund_cents") or 0) + (payment.get("topup_cents") or 0)
+
+
+def settlement(payment: dict, voucher: dict, tenant_name: str) -> str:
+    """What a cancelled event's booking came to: its payment refunded (and the compensation
+    voucher, when the organiser gives one), or a reservation released."""
+    back = money_back(payment)
+    if not (payment.get("status") == "refunded" or back):
+        return "Your reservation was released; nothing was charged."
+    means = payment.get("masked") or payment.get("method") or "your payment"
+    said = f"We refunded {money(back)} in all to {means}."
+    if voucher:
+        said += (
+            f"\n\nWith our apologies, a voucher: {voucher['code']}, {money(voucher['amount_cents'])} "
+            f"{voucher.get('currency', '')} off a booking of your choice at {tenant_name} (once, yours only)."
+        )
+    return said
 
 
 def money(cents: int | None) -> str:
