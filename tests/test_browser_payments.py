@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select
 
+from booking_rush.contract.messages import now_ms
 from gateway.auth import issue_access_token
 from gateway.password_hasher import hash_password
 from lua import keys
@@ -654,6 +655,7 @@ def _decide_on_the_dashboard(
     refused_row.find_element(By.CLASS_NAME, "refuse").click()
     wait(driver, lambda d: _text(d, "refunds-status").startswith("Refused"))
     left = len(driver.find_elements(By.CSS_SELECTOR, "#refund-requests tbody tr"))
+    driver.execute_script("localStorage.clear(); sessionStorage.clear();")  # the buyer's browser again
     return {"listed": listed, "share": shown, "asked_why": asked_why, "left": left}
 
 
@@ -721,4 +723,46 @@ async def test_an_admin_approves_and_refuses_refund_requests_on_the_dashboard(
         )
 
     assert await asyncio.to_thread(inbox.wait_until, told, 30)
+    assert await asyncio.to_thread(page_problems, browser) == []
+
+
+# --- A compensation voucher on the booking page ----------------------------------------------------
+
+
+def _book_and_apply_a_voucher(driver, sale: Sale, event: Event, code: str) -> dict:
+    _signed_in(driver, sale)
+    driver.get(f"{sale.url}/book/{event.event_id}")
+    wait(driver, seen.visibility_of_element_located((By.ID, "reserve-form")))
+    Select(driver.find_element(By.ID, "zone")).select_by_value(event.zone_id)
+    Select(driver.find_element(By.ID, "quantity")).select_by_value("2")
+    driver.find_element(By.ID, "reserve").click()
+    wait(driver, seen.element_to_be_clickable((By.ID, "pay-now")))
+    driver.find_element(By.ID, "voucher-code").send_keys(code.lower())
+    driver.find_element(By.ID, "apply-voucher").click()
+    wait(driver, lambda d: _text(d, "voucher-status") == "Voucher applied.")
+    return {
+        "booking_id": _text(driver, "booking-id"),
+        "total": _text(driver, "booking-total"),
+        "price": _breakdown(driver, "booking-price"),
+    }
+
+
+async def test_a_voucher_is_applied_on_the_booking_page(browser, sale, pg, sale_redis, http, scripts):
+    event = await _event(pg, sale_redis, sale)
+    buyer = await pg.fetchval("SELECT id::text FROM users WHERE email = $1", sale.shop.email)
+    code = "V-BROWSERPAGE2"
+    await scripts.voucher(  # as a cancellation of an earlier event of the shop would have issued it
+        keys=[keys.voucher(sale.shop.tenant_id, code)],
+        args=["issue", now_ms(), buyer, "earlier-booking", 3000, "THB", sale.shop.tenant_id],
+    )
+    shown = await asyncio.to_thread(_book_and_apply_a_voucher, browser, sale, event, code)
+    assert shown["total"] == "170.00 THB"
+    assert shown["price"] == [
+        ("2 × 100.00 (list price)", "200.00"),
+        ("Voucher V-BROWSERPAGE2", "−30.00"),
+        ("Total", "170.00 THB"),
+    ]
+    booking = await _booking(http, sale, shown["booking_id"])
+    assert booking["total_price"] == "170.00"
+    assert await sale_redis.hget(keys.voucher(sale.shop.tenant_id, code), "status") == b"claimed"
     assert await asyncio.to_thread(page_problems, browser) == []
