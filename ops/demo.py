@@ -298,8 +298,10 @@ async def run_demo(cfg: StackConfig, args: argparse.Namespace, procs: list, mail
     paying = await payments_act(cfg, args, base, seeded, tokens, booked, sold, mailbox)
     room = await waiting_room_act(cfg, args, base, tokens, seats)
     say("the organizer cancels the first sale: every booking of it settled once (refunds, releases)")
-    (organizer,) = await log_in(base, seeded["tenant_slug"], ["organizer@demo.test"], DEMO_PASSWORD, 1)
-    cancelled = await demo_pay.cancellation_act(base, organizer, seeded["event_id"])
+    organizer, admin = await log_in(
+        base, seeded["tenant_slug"], ["organizer@demo.test", "admin@demo.test"], DEMO_PASSWORD, 2
+    )
+    cancelled = await demo_pay.cancellation_act(base, admin, organizer, seeded["event_id"], cfg.database_url)
     return {
         "seats": seats,
         "sold": sold,
@@ -373,7 +375,8 @@ def print_summary(summary: dict) -> None:
     failures = len(cancelled.get("failures", []))
     print(
         f"    settled    {cancelled.get('bookings')} bookings in {cancelled['settle_s']} s: "
-        f"{cancelled.get('outcomes')} ({cancelled.get('status')}, {failures} failures)"
+        f"{cancelled.get('outcomes')} ({cancelled.get('status')}, {failures} failures); "
+        f"{cancelled.get('vouchers')} compensation vouchers ({demo_pay.COMPENSATION_PERCENT} %)"
     )
     print(f"  verdict    {'OK' if succeeded(summary) else 'FAILED'}")
     print("  stop everything with: .venv/bin/python -m ops.stack down")
@@ -408,6 +411,8 @@ def succeeded(summary: dict) -> bool:
         and summary["cancellation"].get("status") == "done"
         and not summary["cancellation"].get("failures")
         and summary["cancellation"].get("left") == 0
+        and summary["cancellation"].get("vouchers")
+        == summary["cancellation"].get("outcomes", {}).get("refunded")
     )
 
 

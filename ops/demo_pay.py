@@ -13,6 +13,7 @@ import asyncio
 import email
 import threading
 import time
+import uuid
 from collections import Counter
 
 import aiohttp
@@ -237,11 +238,21 @@ async def code_act(
     }
 
 
-async def cancellation_act(base: str, organizer_token: str, event_id: str, timeout: float = 180) -> dict:
+COMPENSATION_PERCENT = 10  # the demo tenant's: a cancelled event's buyers get a voucher of 10 %
+
+
+async def cancellation_act(
+    base: str, admin_token: str, organizer_token: str, event_id: str, database_url: str, timeout: float = 180
+) -> dict:
     """The organizer cancels the first sale (PUT /api/v1/events/{id} {status: cancelled}): no
     reserve succeeds after it, and the payment workers settle every booking once — paid ones
-    refunded in full, reservations released (GET /api/v1/admin/events/{id}/cancellation)."""
+    refunded in full with a compensation voucher (the tenant's admin set 10 %), reservations
+    released (GET /api/v1/admin/events/{id}/cancellation)."""
     async with aiohttp.ClientSession() as session:
+        compensation = {"cancellation_compensation_percent": COMPENSATION_PERCENT}
+        status, answer = await _call(session, "PUT", f"{base}/api/v1/admin/tenant", admin_token, compensation)
+        if status != 200:
+            raise RuntimeError(f"the compensation setting was refused: {status} {answer}")
         url = f"{base}/api/v1/events/{event_id}"
         status, answer = await _call(session, "PUT", url, organizer_token, {"status": "cancelled"})
         if status != 200:
@@ -255,4 +266,19 @@ async def cancellation_act(base: str, organizer_token: str, event_id: str, timeo
             if progress.get("status") == "done" or time.monotonic() - started > timeout:
                 break
             await asyncio.sleep(0.5)  # the organizer's page refreshing its progress
-    return {**progress, "settle_s": round(time.monotonic() - started, 1)}
+    settle_s = round(time.monotonic() - started, 1)
+    conn = await asyncpg.connect(database_url)
+    try:  # PostgreSQL follows the vouchers' events a moment later
+        deadline = time.monotonic() + 30
+        while True:
+            vouchers = await conn.fetchval(
+                "SELECT count(*) FROM vouchers v JOIN bookings b ON b.public_id = v.from_booking "
+                "WHERE b.event_id = $1",
+                uuid.UUID(event_id),
+            )
+            if vouchers >= progress.get("outcomes", {}).get("refunded", 0) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    return {**progress, "settle_s": settle_s, "vouchers": vouchers}
