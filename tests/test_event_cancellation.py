@@ -120,8 +120,17 @@ async def _settles(http, sale, token, payment_id, wanted, what) -> dict:
     return seen
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def compensating(pg, tenant):
+    """The session's tenant gives 10 % of what was paid as a voucher, for one test."""
+    update = "UPDATE tenants SET settings = settings || jsonb_build_object($2::text, $3::int) WHERE id = $1"
+    await pg.execute(update, tenant["tenant_id"], "cancellation_compensation_percent", 10)
+    yield
+    await pg.execute(update, tenant["tenant_id"], "cancellation_compensation_percent", 0)
+
+
 async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_reserving(
-    sale, http, make_event, make_users, token_for, tenant, pg, sale_redis, aux
+    sale, http, make_event, make_users, token_for, tenant, pg, sale_redis, aux, compensating
 ):
     event = await make_event([("GA", SEATS)], shows=1, max_per_user=4)
     ev = event.event_id
@@ -279,6 +288,23 @@ async def test_a_cancelled_event_settles_every_booking_once_while_buyers_keep_re
         return statuses == Counter({"cancelled": 3 + len(raced_bookings), "refunded": 4})
 
     await wait_until(persisted, 60, "PostgreSQL to follow")
+    # A voucher for each booking refunded, one each (its code is the booking's), none for the rest.
+    for name in names:
+        voucher = await sale_redis.hgetall(
+            keys.voucher(tenant["tenant_id"], pricing.voucher_code(booking[name]))
+        )
+        refunded = name in ("confirmed_a", "confirmed_b", "asked", "half_refunded")
+        assert (voucher.get(b"amount_cents"), voucher.get(b"status")) == (
+            (b"1000", b"issued") if refunded else (None, None)
+        )
+
+    async def vouchers_persisted() -> bool:
+        count = await pg.fetchval(
+            "SELECT count(*) FROM vouchers WHERE from_booking = ANY($1::text[])", list(booking.values())
+        )
+        return count == 4
+
+    await wait_until(vouchers_persisted, 30, "the vouchers in PostgreSQL")
     topup = await pg.fetchrow(
         "SELECT topup_status, topup_amount FROM payments WHERE public_id = $1", payment["half_refunded"]
     )
