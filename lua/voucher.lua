@@ -26,17 +26,10 @@ used) | not_claimed (release or use of a claim it does not hold: nothing changes
 (the record) when there is one. Each op done again answers the same.
 ]]
 
-local function record()
-  local flat = redis.call('HGETALL', KEYS[1])
-  local out = {}
-  for i = 1, #flat, 2 do
-    out[flat[i]] = flat[i + 1]
-  end
-  return out
-end
+--#include _hold
 
 local function answer(status)
-  local voucher = record()
+  local voucher = record(KEYS[1])
   return {cjson.encode({status = status, voucher = next(voucher) and voucher or nil})}
 end
 
