@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from booking_rush.contract import pricing
+
 
 def _json(body: dict[str, Any], status: int) -> web.Response:
     # Bytes straight from orjson: json_response would encode a str once more.
@@ -29,6 +31,5 @@ def error(status: int, code: str, message: str, details: Any = None) -> web.Resp
         return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
 
 
-def price_text(cents: int) -> str:
-    """A price as the API writes it: "123.45"."""
-    return f"{cents / 100:.2f}"
+# A price as the API writes it, "123.45": one writer for the API, the pages' breakdowns and the mails.
+price_text = pricing.money

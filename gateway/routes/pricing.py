@@ -175,8 +175,8 @@ async def change_promo_code(request: web.Request) -> web.Response:
     result = await _apply(request, event_id, event_id, "promo_status", {"code": code, "status": status})
     if isinstance(result, web.Response):
         return result
-    codes, uses = await _live_codes(request, event_id)
-    return ok(_code_view(result["rule"], uses.get(code, 0), event["currency"]))
+    uses = await request.app[appkeys.SALE_REDIS].hget(keys.promo_uses(event_id), code)
+    return ok(_code_view(result["rule"], int(uses or 0), event["currency"]))
 
 
 async def _zone_of(request: web.Request, event_id: str) -> dict[str, Any]:

@@ -52,11 +52,17 @@ async def _compensation(rt, event_id: str) -> tuple[str, int]:
     return (row["tenant_id"], row["percent"]) if row else ("", 0)
 
 
-async def _issue_voucher(rt, event_id: str, booking_id: str, tenant_id: str, percent: int) -> None:
+async def _issue_voucher(
+    rt,
+    event_id: str,
+    booking_id: str,
+    hold: dict[str, Any],
+    payment: dict[str, Any],
+    tenant_id: str,
+    percent: int,
+) -> None:
     """The buyer's compensation: `percent` of what they paid, a voucher for the tenant's future
     events (lua/voucher.lua, in the tenant's slot; issuing it again changes nothing)."""
-    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
-    payment, _ = await rt.records(event_id, hold.get("payment_id") or "")
     amount = payment.get("amount_cents", 0) * percent // 100
     if amount <= 0:
         return
@@ -86,17 +92,19 @@ async def settle_cancellation(rt, event_id: str) -> None:
     cancelled_at = int(await rt.redis.hget(keys.event_meta(event_id), "cancelled_at") or 0)
     tenant_id, percent = await _compensation(rt, event_id)
     for booking_id in batch:
-        outcome = await _settle_one(rt, event_id, booking_id, cancelled_at)
+        hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
+        payment = (await rt.records(event_id, hold["payment_id"]))[0] if hold.get("payment_id") else {}
+        outcome = await _settle_one(rt, event_id, booking_id, hold, payment, cancelled_at)
         if outcome is None:
             rounds = await rt.redis.hincrby(progress, f"rounds:{booking_id}", 1)
             if rounds < MAX_ROUNDS_PER_BOOKING:
                 continue
             outcome = "failed"
-            await rt.redis.hset(progress, f"failure:{booking_id}", await _where(rt, event_id, booking_id))
+            await rt.redis.hset(progress, f"failure:{booking_id}", _where(hold, payment))
         # Before the booking leaves the list, so a round redone after a crash does it again:
         # the voucher is issued once (its code is the booking's), the mail sent once (per booking).
         if outcome in REFUNDED and percent:
-            await _issue_voucher(rt, event_id, booking_id, tenant_id, percent)
+            await _issue_voucher(rt, event_id, booking_id, hold, payment, tenant_id, percent)
         if outcome not in ("ended_before", "failed"):
             await rt.jobs.send(jobs.NOTIFY, "event_cancelled", event_id, booking_id)
         if await rt.redis.srem(todo, booking_id):  # counted once, whoever gets here first
@@ -126,11 +134,8 @@ async def _list(rt, event_id: str) -> None:
     log.info("event %s cancelled: %d bookings to settle", event_id, len(found))
 
 
-async def _where(rt, event_id: str, booking_id: str) -> str:
-    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
-    payment = hold.get("payment_id") and messages.redis_record(
-        await rt.redis.hgetall(keys.payment(event_id, hold["payment_id"]))
-    )
+def _where(hold: dict[str, Any], payment: dict[str, Any]) -> str:
+    """Where a booking the settling could not finish stands (as last read)."""
     where = f"booking {hold.get('status')}"
     if payment:
         where += f", payment {payment.get('status')}, refund {payment.get('refund_status')}"
@@ -138,9 +143,10 @@ async def _where(rt, event_id: str, booking_id: str) -> str:
     return where
 
 
-async def _settle_one(rt, event_id: str, booking_id: str, cancelled_at: int) -> str | None:
+async def _settle_one(
+    rt, event_id: str, booking_id: str, hold: dict[str, Any], payment: dict[str, Any], cancelled_at: int
+) -> str | None:
     """The booking's final outcome if it has one, else the next step sent (None)."""
-    hold = messages.redis_record(await rt.redis.hgetall(keys.hold(event_id, booking_id)))
     status = hold.get("status")
     if not hold.get("user_id"):  # gone, or a tombstone: it ended unpaid long ago
         return "ended_before"
@@ -149,7 +155,6 @@ async def _settle_one(rt, event_id: str, booking_id: str, cancelled_at: int) -> 
         return None
     if status in ENDED and not hold.get("payment_id"):
         return "released" if hold.get("cancel_reason") == "event_cancelled" else "ended_before"
-    payment, _ = await rt.records(event_id, hold.get("payment_id") or "")
     if status == "paying" or payment.get("status") in ("pending", "processing"):
         await rt.jobs.send(jobs.CHECK_PAYMENT, event_id, payment["payment_id"])
         return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from string import Template
 
+from booking_rush.contract import pricing
+
 SUBJECTS = {
     "payment_success": Template("Payment received for $event_title"),
     "booking_confirmed": Template("Your tickets for $event_title: $ticket_code"),
@@ -158,4 +160,4 @@ def settlement(payment: dict, voucher: dict, tenant_name: str) -> str:
 
 
 def money(cents: int | None) -> str:
-    return f"{(cents or 0) / 100:.2f}"
+    return pricing.money(cents or 0)
